@@ -186,8 +186,10 @@ func assignShortNames(children []*node) error {
 	return nil
 }
 
+func utf16Units(s string) []uint16 { return utf16.Encode([]rune(s)) }
+
 // longNameEntries returns the number of 32-byte long-name entries name needs.
 func longNameEntries(name string) int {
-	n := len(utf16.Encode([]rune(name)))
+	n := len(utf16Units(name))
 	return (n + lfnChars - 1) / lfnChars
 }

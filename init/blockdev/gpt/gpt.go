@@ -240,8 +240,9 @@ func (t *Table) MarshalHeader() []byte {
 	return sec
 }
 
-// Write writes the entry array and then the header (so a crash in between leaves the old header's
-// CRC failing rather than a valid header over stale entries). The caller syncs.
+// Write writes the entry array and then the header. In that order a crash in between leaves a header
+// whose entry CRC no longer matches, which readers (the kernel included) reject in favour of the
+// other copy, rather than a valid header describing entries that were never written. The caller syncs.
 func (t *Table) Write(w io.WriterAt) error {
 	ss := int64(t.SectorSize)
 	arr := make([]byte, int(t.EntrySectors())*t.SectorSize)

@@ -1,0 +1,143 @@
+// Package kmod resolves kernel module dependencies at build time. Debian's kernel package ships no
+// modules.dep (depmod runs in its maintainer script), so the builder reads each module's .modinfo
+// "depends=" field itself and writes modules.dep for exactly the modules it includes.
+package kmod
+
+import (
+	"bytes"
+	"debug/elf"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// Module is one kernel module of a kernel tree.
+type Module struct {
+	Name    string   // canonical name: dashes turned into underscores, as the kernel names it
+	Path    string   // relative to /lib/modules/<kver>, e.g. kernel/drivers/md/dm-verity.ko
+	Depends []string // canonical names from .modinfo depends=
+}
+
+// Canonical returns the kernel's name for a module: "dm-verity" and "dm_verity" are one module.
+func Canonical(name string) string {
+	return strings.ReplaceAll(strings.TrimSuffix(name, ".ko"), "-", "_")
+}
+
+// ReadModinfo returns the key=value pairs of a module's .modinfo section.
+func ReadModinfo(r io.ReaderAt) (map[string][]string, error) {
+	f, err := elf.NewFile(r)
+	if err != nil {
+		return nil, fmt.Errorf("not an ELF module: %w", err)
+	}
+	defer f.Close()
+	s := f.Section(".modinfo")
+	if s == nil {
+		return nil, fmt.Errorf("no .modinfo section")
+	}
+	data, err := s.Data()
+	if err != nil {
+		return nil, fmt.Errorf(".modinfo: %w", err)
+	}
+	info := map[string][]string{}
+	for _, kv := range bytes.Split(data, []byte{0}) {
+		k, v, ok := strings.Cut(string(kv), "=")
+		if ok {
+			info[k] = append(info[k], v)
+		}
+	}
+	return info, nil
+}
+
+// Index maps canonical names to the modules of one kernel tree.
+type Index map[string]Module
+
+// Add registers a module from its relative path and .modinfo content.
+func (ix Index) Add(path string, r io.ReaderAt) error {
+	info, err := ReadModinfo(r)
+	if err != nil {
+		return fmt.Errorf("kmod: %s: %w", path, err)
+	}
+	base := path[strings.LastIndex(path, "/")+1:]
+	m := Module{Name: Canonical(base), Path: path}
+	if n := info["name"]; len(n) > 0 && n[0] != "" {
+		m.Name = Canonical(n[0])
+	}
+	for _, d := range info["depends"] {
+		for _, dep := range strings.Split(d, ",") {
+			if dep = strings.TrimSpace(dep); dep != "" {
+				m.Depends = append(m.Depends, Canonical(dep))
+			}
+		}
+	}
+	ix[m.Name] = m
+	return nil
+}
+
+// Closure returns the wanted modules and all they depend on, in a load order (dependencies first).
+// Errors name the wanted module and the missing dependency.
+func (ix Index) Closure(wanted []string) ([]Module, error) {
+	var order []Module
+	state := map[string]int{} // 1 visiting, 2 done
+	var visit func(name, via string) error
+	visit = func(name, via string) error {
+		switch state[name] {
+		case 2:
+			return nil
+		case 1:
+			return fmt.Errorf("kmod: dependency cycle through %s", name)
+		}
+		m, ok := ix[name]
+		if !ok {
+			if via == "" {
+				return fmt.Errorf("kmod: module %s not found in the kernel package", name)
+			}
+			return fmt.Errorf("kmod: module %s (needed by %s) not found in the kernel package", name, via)
+		}
+		state[name] = 1
+		deps := slices.Clone(m.Depends)
+		sort.Strings(deps)
+		for _, d := range deps {
+			if err := visit(d, name); err != nil {
+				return err
+			}
+		}
+		state[name] = 2
+		order = append(order, m)
+		return nil
+	}
+	names := make([]string, len(wanted))
+	for i, w := range wanted {
+		names[i] = Canonical(w)
+	}
+	for _, n := range names {
+		if err := visit(n, ""); err != nil {
+			return nil, err
+		}
+	}
+	return order, nil
+}
+
+// ModulesDep renders modules.dep for mods (as returned by Closure): one line per module, its whole
+// dependency closure listed so that loading from the end of the list backwards is a valid order, as
+// depmod does.
+func (ix Index) ModulesDep(mods []Module) ([]byte, error) {
+	var b bytes.Buffer
+	sorted := slices.Clone(mods)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Path < sorted[j].Path })
+	for _, m := range sorted {
+		deps, err := ix.Closure([]string{m.Name})
+		if err != nil {
+			return nil, err
+		}
+		deps = deps[:len(deps)-1] // the module itself is last
+		slices.Reverse(deps)
+		b.WriteString(m.Path + ":")
+		for _, d := range deps {
+			b.WriteString(" " + d.Path)
+		}
+		b.WriteByte('\n')
+	}
+	return b.Bytes(), nil
+}

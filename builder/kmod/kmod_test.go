@@ -1,0 +1,115 @@
+package kmod
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func testIndex() Index {
+	ix := Index{}
+	for _, m := range []Module{
+		{Name: "dm_verity", Path: "kernel/drivers/md/dm-verity.ko", Depends: []string{"dm_mod", "dm_bufio"}},
+		{Name: "dm_bufio", Path: "kernel/drivers/md/dm-bufio.ko"},
+		{Name: "dm_mod", Path: "kernel/drivers/md/dm-mod.ko"},
+		{Name: "virtio_blk", Path: "kernel/drivers/block/virtio_blk.ko", Depends: []string{"virtio", "virtio_ring"}},
+		{Name: "virtio_ring", Path: "kernel/drivers/virtio/virtio_ring.ko"},
+		{Name: "virtio", Path: "kernel/drivers/virtio/virtio.ko", Depends: []string{"virtio_ring"}},
+		{Name: "broken", Path: "kernel/broken.ko", Depends: []string{"absent"}},
+		{Name: "loop_a", Path: "kernel/a.ko", Depends: []string{"loop_b"}},
+		{Name: "loop_b", Path: "kernel/b.ko", Depends: []string{"loop_a"}},
+	} {
+		ix[m.Name] = m
+	}
+	return ix
+}
+
+func names(ms []Module) []string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.Name)
+	}
+	return out
+}
+
+func TestClosure(t *testing.T) {
+	ix := testIndex()
+	cases := []struct {
+		wanted []string
+		order  []string
+		err    string
+	}{
+		{[]string{"dm-verity"}, []string{"dm_bufio", "dm_mod", "dm_verity"}, ""},
+		{[]string{"virtio_blk", "dm_mod"}, []string{"virtio_ring", "virtio", "virtio_blk", "dm_mod"}, ""},
+		{[]string{"virtio_ring", "virtio_ring"}, []string{"virtio_ring"}, ""},
+		{[]string{"nope"}, nil, "module nope not found"},
+		{[]string{"broken"}, nil, "module absent (needed by broken) not found"},
+		{[]string{"loop_a"}, nil, "dependency cycle"},
+	}
+	for _, c := range cases {
+		got, err := ix.Closure(c.wanted)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("Closure(%v): err %v, want %q", c.wanted, err, c.err)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(names(got), c.order) {
+			t.Errorf("Closure(%v) = %v, %v; want %v", c.wanted, names(got), err, c.order)
+		}
+	}
+}
+
+func TestModulesDep(t *testing.T) {
+	ix := testIndex()
+	mods, err := ix.Closure([]string{"dm-verity", "virtio_blk"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dep, err := ix.ModulesDep(mods)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
+kernel/drivers/md/dm-bufio.ko:
+kernel/drivers/md/dm-mod.ko:
+kernel/drivers/md/dm-verity.ko: kernel/drivers/md/dm-mod.ko kernel/drivers/md/dm-bufio.ko
+kernel/drivers/virtio/virtio.ko: kernel/drivers/virtio/virtio_ring.ko
+kernel/drivers/virtio/virtio_ring.ko:
+`
+	if string(dep) != want {
+		t.Fatalf("modules.dep:\n%s\nwant:\n%s", dep, want)
+	}
+}
+
+// TestReadModinfo builds a real ELF object with a .modinfo section, as the kernel build does.
+func TestReadModinfo(t *testing.T) {
+	cc, err := exec.LookPath("cc")
+	if err != nil {
+		t.Skip("needs a C compiler (Debian package gcc) to make an ELF fixture")
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "m.c")
+	os.WriteFile(src, []byte(`__attribute__((section(".modinfo"), used)) static const char info[] =
+		"license=GPL\0depends=dm-mod,dm_bufio\0name=dm_verity\0vermagic=6.1.0 SMP mod_unload\0";`), 0o644)
+	obj := filepath.Join(dir, "dm-verity.ko")
+	if out, err := exec.Command(cc, "-c", "-o", obj, src).CombinedOutput(); err != nil {
+		t.Fatalf("cc: %v\n%s", err, out)
+	}
+	f, _ := os.Open(obj)
+	defer f.Close()
+	ix := Index{}
+	if err := ix.Add("kernel/drivers/md/dm-verity.ko", f); err != nil {
+		t.Fatal(err)
+	}
+	m := ix["dm_verity"]
+	if !reflect.DeepEqual(m.Depends, []string{"dm_mod", "dm_bufio"}) {
+		t.Fatalf("depends %v", m.Depends)
+	}
+	if err := ix.Add("x.ko", strings.NewReader("not elf")); err == nil || !strings.Contains(err.Error(), "x.ko") {
+		t.Fatalf("bad module: %v", err)
+	}
+}
