@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -116,3 +117,17 @@ func Load(root string, names ...string) error {
 	}
 	return l.Load(names...)
 }
+
+// LoadAll loads every module listed in modules.dep — what the initramfs does, since the builder
+// put exactly the boot modules there.
+func (l *Loader) LoadAll() error {
+	names := make([]string, 0, len(l.deps))
+	for n := range l.deps {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return l.Load(names...)
+}
+
+// Count returns how many module files were inserted (or found loaded) so far.
+func (l *Loader) Count() int { return len(l.done) }

@@ -70,6 +70,7 @@ const (
 )
 
 func TestReadSgdiskImage(t *testing.T) {
+	t.Parallel() // sgdisk sleeps a second after every write
 	img := sgdiskImage(t, "64M",
 		"-n1:2048:+8M", "-t1:"+espType, "-u1:"+espID, "-c1:esp",
 		"-n2:0:+16M", "-t2:"+rootType, "-u2:"+rootID, "-c2:root-a",
@@ -118,6 +119,7 @@ func TestReadSgdiskImage(t *testing.T) {
 // TestMarshalMatchesDisk checks that re-serialising what was read reproduces sgdisk's bytes exactly,
 // for the primary header and for the backup derived from it.
 func TestMarshalMatchesDisk(t *testing.T) {
+	t.Parallel() // sgdisk sleeps a second after every write
 	img := sgdiskImage(t, "32M", "-n1:0:+4M", "-n2:0:0")
 	data, err := os.ReadFile(img)
 	if err != nil {
@@ -142,6 +144,7 @@ func TestMarshalMatchesDisk(t *testing.T) {
 }
 
 func TestReadRejectsDamage(t *testing.T) {
+	t.Parallel() // sgdisk sleeps a second after every write
 	img := sgdiskImage(t, "16M", "-n1:0:0")
 	clean, err := os.ReadFile(img)
 	if err != nil {
@@ -177,6 +180,7 @@ func fixHeaderCRC(h []byte) {
 }
 
 func TestSetLastLBA(t *testing.T) {
+	t.Parallel() // sgdisk sleeps a second after every write
 	img := sgdiskImage(t, "16M", "-n1:0:+4M", "-n2:0:+4M")
 	f, err := os.OpenFile(img, os.O_RDWR, 0)
 	if err != nil {

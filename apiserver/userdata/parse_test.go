@@ -1,0 +1,125 @@
+package userdata
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/ballast-os/ballast/apiserver/settings"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+func gz(t *testing.T, s string) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	w := gzip.NewWriter(&b)
+	if _, err := w.Write([]byte(s)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name     string
+		data     []byte
+		want     settings.Settings
+		wantErr  string // substring of Error(); "" for success
+		wantLine int
+		wantKey  string
+	}{
+		{name: "empty", data: nil, want: settings.Settings{}},
+		{name: "no settings table", data: []byte("# nothing\n"), want: settings.Settings{}},
+		{name: "motd and hostname",
+			data: []byte("[settings]\nmotd = \"hello\"\n\n[settings.network]\nhostname = \"node-1\"\n"),
+			want: settings.Settings{Motd: ptr("hello"), Network: &settings.Network{Hostname: ptr("node-1")}}},
+		{name: "dotted keys",
+			data: []byte("settings.network.hostname = \"h\"\n"),
+			want: settings.Settings{Network: &settings.Network{Hostname: ptr("h")}}},
+		{name: "multi-line motd",
+			data: []byte("[settings]\nmotd = \"\"\"\nline 1\nline 2\n\"\"\"\n"),
+			want: settings.Settings{Motd: ptr("line 1\nline 2\n")}},
+		{name: "gzip",
+			data: gz(t, "[settings]\nmotd = \"zipped\"\n"),
+			want: settings.Settings{Motd: ptr("zipped")}},
+		{name: "syntax error",
+			data:    []byte("[settings]\nmotd = \"hello\"\nhostname = \n"),
+			wantErr: "ud: line 3: key settings.hostname: ", wantLine: 3, wantKey: "settings.hostname"},
+		{name: "unclosed table",
+			data:    []byte("\n\n[settings\nmotd = 1\n"),
+			wantErr: "ud: line 3", wantLine: 3},
+		{name: "unknown key",
+			data:    []byte("[settings]\nmotd = \"x\"\n\n[settings.network]\nhostnme = \"x\"\n"),
+			wantErr: "ud: line 5: key settings.network.hostnme: unknown key", wantLine: 5, wantKey: "settings.network.hostnme"},
+		{name: "unknown key differing in case only",
+			data:    []byte("[settings]\nMOTD = \"x\"\n"),
+			wantErr: "unknown key", wantLine: 2, wantKey: "settings.MOTD"},
+		{name: "unknown top-level table",
+			data:    []byte("[settings]\nmotd = \"x\"\n[kubernetes]\nx = 1\n"),
+			wantErr: "ud: line 3: key kubernetes: unknown key", wantLine: 3, wantKey: "kubernetes"},
+		{name: "wrong type",
+			data:    []byte("[settings]\n\nmotd = 42\n"),
+			wantErr: "ud: line 3: key settings.motd: expected string, got integer", wantLine: 3, wantKey: "settings.motd"},
+		{name: "table where a value belongs",
+			data:    []byte("[settings.motd]\nx = 1\n"),
+			wantErr: "expected string, got table", wantLine: 1, wantKey: "settings.motd"},
+		{name: "settings not a table",
+			data:    []byte("settings = \"x\"\n"),
+			wantErr: "ud: line 1: key settings: expected a table", wantLine: 1, wantKey: "settings"},
+		{name: "invalid hostname",
+			data:    []byte("[settings.network]\n# comment\nhostname = \"-bad\"\n"),
+			wantErr: "ud: line 3: key settings.network.hostname: ", wantLine: 3, wantKey: "settings.network.hostname"},
+		{name: "inline table",
+			data:    []byte("[settings]\nnetwork = { hostname = 7 }\n"),
+			wantErr: "key settings.network.hostname: expected string", wantKey: "settings.network.hostname"},
+		{name: "too large",
+			data:    []byte("[settings]\nmotd = \"x\"\n" + strings.Repeat("#", MaxSize)),
+			wantErr: "ud: 65560 bytes is more than the 65536 allowed"},
+		{name: "too large after gzip",
+			data:    gz(t, "[settings]\n"+strings.Repeat("#", MaxSize)),
+			wantErr: "ud: more than the 65536 bytes allowed after decompression"},
+		{name: "torn gzip",
+			data:    gz(t, "[settings]\nmotd = \"zipped\"\n")[:15],
+			wantErr: "ud: gzip: "},
+		{name: "motd too long",
+			data:    []byte("[settings]\nmotd = \"" + strings.Repeat("a", settings.MaxMotdBytes+1) + "\"\n"),
+			wantErr: "ud: line 2: key settings.motd: 4097 bytes", wantLine: 2, wantKey: "settings.motd"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Parse("ud", tt.data)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Parse: %v", err)
+				}
+				if !reflect.DeepEqual(got, tt.want) {
+					t.Fatalf("Parse = %+v, want %+v", got, tt.want)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Parse error = %v, want it to contain %q", err, tt.wantErr)
+			}
+			var ue *Error
+			if !errors.As(err, &ue) {
+				t.Fatalf("Parse error %T is not *Error", err)
+			}
+			if ue.Line != tt.wantLine && tt.wantLine != 0 {
+				t.Errorf("Line = %d, want %d", ue.Line, tt.wantLine)
+			}
+			if ue.Key != tt.wantKey && tt.wantKey != "" {
+				t.Errorf("Key = %q, want %q", ue.Key, tt.wantKey)
+			}
+			if !got.IsEmpty() {
+				t.Errorf("Parse returned settings %+v with an error", got)
+			}
+		})
+	}
+}

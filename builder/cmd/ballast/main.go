@@ -1,0 +1,52 @@
+// Command ballast builds Ballast images: `ballast build --variant qemu`.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+
+	"github.com/ballast-os/ballast/builder/build"
+)
+
+func usage() {
+	fmt.Fprintf(os.Stderr, `usage: ballast build [--variant NAME] [--out DIR] [--mirror URL] [--repo DIR]
+
+Builds variants/NAME.toml into DIR (default build/NAME): disk.raw and manifest.json.
+The Debian mirror defaults to $BALLAST_DEBIAN_MIRROR or %s;
+downloads are cached in $BALLAST_CACHE (default ~/.cache/ballast).
+`, "http://deb.debian.org/debian")
+}
+
+func main() {
+	if len(os.Args) < 2 || os.Args[1] != "build" {
+		usage()
+		os.Exit(2)
+	}
+	fs := flag.NewFlagSet("build", flag.ExitOnError)
+	fs.Usage = usage
+	v := fs.String("variant", "qemu", "variant name")
+	out := fs.String("out", "", "output directory")
+	mirror := fs.String("mirror", os.Getenv("BALLAST_DEBIAN_MIRROR"), "Debian mirror URL")
+	repo := fs.String("repo", ".", "repository root")
+	fs.Parse(os.Args[2:])
+
+	root, err := filepath.Abs(*repo)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ballast:", err)
+		os.Exit(1)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	_, err = build.Build(ctx, build.Options{
+		Repo: root, Variant: *v, Out: *out, Mirror: *mirror,
+		Log: func(format string, args ...any) { fmt.Fprintf(os.Stderr, "ballast: "+format+"\n", args...) },
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ballast: build failed:", err)
+		os.Exit(1)
+	}
+}
