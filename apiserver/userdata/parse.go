@@ -65,7 +65,7 @@ func Parse(source string, data []byte) (settings.Settings, error) {
 	if _, err := toml.Decode(string(data), &tree); err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return fail(pe.Position.Line, pe.LastKey, errors.New(pe.Message))
+			return fail(errorLine(data, pe.Position), pe.LastKey, errors.New(pe.Message))
 		}
 		return fail(0, "", err)
 	}
@@ -92,6 +92,15 @@ func Parse(source string, data []byte) (settings.Settings, error) {
 		return fail(0, "", err)
 	}
 	return s, nil
+}
+
+// errorLine is the line of a TOML error. The decoder counts an error at a newline (an unclosed
+// "[table") as being on the next line; the byte offset says which line the user has to fix.
+func errorLine(data []byte, p toml.Position) int {
+	if p.Start < 0 || p.Start > len(data) || p.Start == 0 && p.Line > 1 {
+		return p.Line
+	}
+	return 1 + bytes.Count(data[:p.Start], []byte("\n"))
 }
 
 func gunzip(data []byte) ([]byte, error) {

@@ -81,7 +81,7 @@ func TestParse(t *testing.T) {
 			wantErr: "key settings.network.hostname: expected string", wantKey: "settings.network.hostname"},
 		{name: "too large",
 			data:    []byte("[settings]\nmotd = \"x\"\n" + strings.Repeat("#", MaxSize)),
-			wantErr: "ud: 65560 bytes is more than the 65536 allowed"},
+			wantErr: "ud: 65558 bytes is more than the 65536 allowed"},
 		{name: "too large after gzip",
 			data:    gz(t, "[settings]\n"+strings.Repeat("#", MaxSize)),
 			wantErr: "ud: more than the 65536 bytes allowed after decompression"},

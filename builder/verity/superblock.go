@@ -1,9 +1,6 @@
 package verity
 
-import (
-	"encoding/binary"
-	"fmt"
-)
+import "encoding/binary"
 
 // The on-disk superblock, as cryptsetup defines it (all integers little-endian):
 //
@@ -28,11 +25,8 @@ const (
 )
 
 // marshalSuperblock returns the superblock padded with zeros to one hash block, which is where
-// veritysetup starts the tree.
-func marshalSuperblock(p Params, dataBlocks uint64) ([]byte, error) {
-	if len(p.Salt) > MaxSaltSize {
-		return nil, fmt.Errorf("verity: superblock: salt of %d bytes exceeds %d", len(p.Salt), MaxSaltSize)
-	}
+// veritysetup starts the tree. p has been validated: the salt fits.
+func marshalSuperblock(p Params, dataBlocks uint64) []byte {
 	b := make([]byte, treeOffset(p.HashBlockSize))
 	le := binary.LittleEndian
 	copy(b[0:8], signature)
@@ -45,7 +39,7 @@ func marshalSuperblock(p Params, dataBlocks uint64) ([]byte, error) {
 	le.PutUint64(b[72:], dataBlocks)
 	le.PutUint16(b[80:], uint16(len(p.Salt)))
 	copy(b[88:88+MaxSaltSize], p.Salt)
-	return b, nil
+	return b
 }
 
 // treeOffset is where the first hash block goes: the superblock rounded up to a hash block.

@@ -16,7 +16,7 @@ const (
 	// veritysetup's default and the page size the kernel requires on x86-64.
 	DefaultBlockSize = 4096
 
-	// Salts longer than this do not fit the superblock.
+	// MaxSaltSize is the largest salt the superblock holds.
 	MaxSaltSize = 256
 
 	// SaltSize is what NewSalt returns, the same length as the digest, as veritysetup picks.
@@ -71,7 +71,8 @@ func HashSize(dataSize int64, p Params) (int64, error) {
 
 // Build hashes dataSize bytes of data and writes the superblock and the tree to hash, starting
 // at offset 0. Every byte up to Result.HashSize is written, padding included, so stale contents
-// of a reused device cannot leak into the tree. The bottom level is hashed on all CPUs.
+// of a reused device cannot leak into the tree. The bottom level is hashed on all CPUs and kept
+// in memory until written, about dataSize/128 bytes with the default block sizes.
 func Build(data io.ReaderAt, dataSize int64, hash io.WriterAt, p Params) (Result, error) {
 	p, err := p.withDefaults()
 	if err != nil {
@@ -81,11 +82,7 @@ func Build(data io.ReaderAt, dataSize int64, hash io.WriterAt, p Params) (Result
 	if err != nil {
 		return Result{}, err
 	}
-	sb, err := marshalSuperblock(p, l.dataBlocks)
-	if err != nil {
-		return Result{}, err
-	}
-	if _, err := hash.WriteAt(sb, 0); err != nil {
+	if _, err := hash.WriteAt(marshalSuperblock(p, l.dataBlocks), 0); err != nil {
 		return Result{}, fmt.Errorf("verity: write superblock: %w", err)
 	}
 	root, err := l.build(data, hash, p.Salt)

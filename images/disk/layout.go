@@ -63,10 +63,21 @@ type Layout struct {
 	Size       int64 // bytes: 1 MiB head, the partitions, 1 MiB tail for the backup GPT
 }
 
-// Plan places the partitions back to back after a 1 MiB head, in the order
-// esp, root-a, verity-a, root-b, verity-b, data. The data partition comes last
-// so the initramfs can grow it into whatever space the real disk has.
-func Plan(sizes Sizes, ids UUIDs) (Layout, error) {
+// Plan lays out an image whose root-a file system has the given verity root
+// hash, with every UUID derived from it (see UUIDsFor).
+func Plan(sizes Sizes, rootHash []byte) (Layout, error) {
+	ids, err := UUIDsFor(rootHash)
+	if err != nil {
+		return Layout{}, err
+	}
+	return PlanUUIDs(sizes, ids)
+}
+
+// PlanUUIDs places the partitions back to back after a 1 MiB head, in the
+// order esp, root-a, verity-a, root-b, verity-b, data, with the given UUIDs.
+// The data partition comes last so the initramfs can grow it into whatever
+// space the real disk has.
+func PlanUUIDs(sizes Sizes, ids UUIDs) (Layout, error) {
 	specs := []struct {
 		name, typ, uuid string
 		size            int64
@@ -131,6 +142,12 @@ func (l Layout) Partition(name string) (Partition, bool) {
 		}
 	}
 	return Partition{}, false
+}
+
+// UUID returns the named partition's UUID, or "" if there is no such partition.
+func (l Layout) UUID(name string) string {
+	p, _ := l.Partition(name)
+	return p.UUID
 }
 
 // validate checks a layout that may not have come from Plan: sector-aligned,

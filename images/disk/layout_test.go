@@ -3,6 +3,7 @@ package disk
 import (
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -73,12 +74,10 @@ func TestDeriveUUID(t *testing.T) {
 			t.Errorf("DeriveUUID(%s) not stable: %s then %s", name, u, again)
 		}
 	}
-	// Pinned: changing the derivation changes every image's UUIDs.
-	if got, want := DeriveUUID("disk", hash), "51b4e3d6-c9d4-4b1a-8a2b-b9e3a3c8b9b1"; got != want {
-		t.Logf("DeriveUUID(disk) = %s (pin it if this is the first run)", got)
-		if want != "" && got != want {
-			t.Errorf("DeriveUUID(disk) = %s, want %s", got, want)
-		}
+	// Pinned (checked with: printf 'ballast:disk:<hex>' | sha256sum, then the
+	// version nibble set to 4): changing the derivation changes every image's UUIDs.
+	if got, want := DeriveUUID("disk", hash), "73fe21a9-eb71-487c-9b64-e1cf92ff6cbe"; got != want {
+		t.Errorf("DeriveUUID(disk) = %s, want %s", got, want)
 	}
 }
 
@@ -93,7 +92,7 @@ func testUUIDs(t *testing.T) UUIDs {
 
 func TestPlan(t *testing.T) {
 	ids := testUUIDs(t)
-	l, err := Plan(Sizes{ESP: 64 * mib, Root: 256 * mib, Verity: 8 * mib, Data: 32 * mib}, ids)
+	l, err := PlanUUIDs(Sizes{ESP: 64 * mib, Root: 256 * mib, Verity: 8 * mib, Data: 32 * mib}, ids)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,6 +124,24 @@ func TestPlan(t *testing.T) {
 	if err := l.validate(); err != nil {
 		t.Errorf("planned layout does not validate: %v", err)
 	}
+	if got := l.UUID(NameVerityA); got != want[2].UUID {
+		t.Errorf("UUID(verity-a) = %q, want %q", got, want[2].UUID)
+	}
+	if got := l.UUID("swap"); got != "" {
+		t.Errorf("UUID(swap) = %q, want empty", got)
+	}
+	// Plan from the root hash gives the same layout.
+	fromHash, err := Plan(Sizes{ESP: 64 * mib, Root: 256 * mib, Verity: 8 * mib, Data: 32 * mib},
+		mustHex(t, "0123456789abcdef0123456789abcdeffedcba9876543210fedcba9876543210"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(fromHash) != fmt.Sprint(l) {
+		t.Errorf("Plan(rootHash) = %+v\nwant %+v", fromHash, l)
+	}
+	if _, err := Plan(Sizes{ESP: mib, Root: mib, Verity: mib, Data: mib}, []byte{1, 2, 3}); err == nil {
+		t.Error("Plan accepted a 3-byte root hash")
+	}
 }
 
 func TestPlanErrors(t *testing.T) {
@@ -149,7 +166,7 @@ func TestPlanErrors(t *testing.T) {
 			if tt.ids != nil {
 				u = tt.ids(u)
 			}
-			_, err := Plan(tt.sizes, u)
+			_, err := PlanUUIDs(tt.sizes, u)
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("Plan error = %v, want one containing %q", err, tt.wantErr)
 			}
@@ -158,7 +175,7 @@ func TestPlanErrors(t *testing.T) {
 }
 
 func TestManifestJSON(t *testing.T) {
-	l, err := Plan(Sizes{ESP: 64 * mib, Root: 64 * mib, Verity: mib, Data: mib}, testUUIDs(t))
+	l, err := PlanUUIDs(Sizes{ESP: 64 * mib, Root: 64 * mib, Verity: mib, Data: mib}, testUUIDs(t))
 	if err != nil {
 		t.Fatal(err)
 	}

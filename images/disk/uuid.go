@@ -37,13 +37,14 @@ func UUIDsFor(rootHash []byte) (UUIDs, error) {
 // both partitions.
 //
 // The bytes are used as they are, with no UUID version or variant bits
-// forced: the specification says "the first 128 bit of the root hash", and
-// systemd-repart copies the hash bytes straight into the UUIDs (see
-// partition_format_verity_hash in src/repart/repart.c), as does
-// systemd-dissect when it matches them. Forcing v4 bits would change 6 bits of
-// each UUID and break that match. The string is the hash's hex in order with
-// dashes, which is how blkid and /dev/disk/by-partuuid show it; on disk GPT
-// stores the first three fields little-endian, which the table writer handles.
+// forced: the specification says "the first 128 bit of the root hash";
+// systemd-repart copies the hash bytes straight into the UUIDs
+// (partition_format_verity_hash), and systemd-veritysetup-generator and
+// systemd-dissect copy them back out the same way to find
+// /dev/disk/by-partuuid/<uuid>. Forcing v4 bits would change 6 bits of each
+// UUID and break that lookup. The string is the hash's hex in order with
+// dashes, as blkid and by-partuuid show it; GPT stores the first three fields
+// little-endian on disk, which the table writer handles.
 func RootUUIDs(rootHash []byte) (root, verity string, err error) {
 	if len(rootHash) < 32 {
 		return "", "", fmt.Errorf("root hash is %d bytes; need at least 32 for two disjoint 128-bit UUIDs", len(rootHash))

@@ -9,65 +9,51 @@ import (
 	"github.com/diskfs/go-diskfs/partition/gpt"
 )
 
-// Source fills one partition. It writes through r, which covers exactly the
-// partition's bytes and starts out zeroed; what it leaves unwritten stays a
-// hole in the sparse image.
-type Source func(r *Region) error
+// Content fills one partition. It writes through w at offsets relative to
+// the partition start; size is the partition's size, and writes past it fail
+// rather than spill into the next partition. The partition starts out zeroed,
+// and what Content leaves unwritten stays a hole in the sparse image.
+type Content func(w io.WriterAt, size int64) error
 
-// Region is an io.WriterAt over one partition of the image being written.
-// Offsets are relative to the partition start; writes past its end fail
-// rather than spill into the next partition.
-type Region struct {
+// region is the io.WriterAt a Content gets: one partition of the image.
+type region struct {
 	w      io.WriterAt
-	name   string
 	offset int64
 	size   int64
 }
 
-// Name is the partition's name.
-func (r *Region) Name() string { return r.name }
-
-// Size is the partition's size in bytes.
-func (r *Region) Size() int64 { return r.size }
-
-// WriteAt writes p at off bytes into the partition.
-func (r *Region) WriteAt(p []byte, off int64) (int, error) {
+func (r *region) WriteAt(p []byte, off int64) (int, error) {
 	if off < 0 || off > r.size || int64(len(p)) > r.size-off {
-		return 0, fmt.Errorf("partition %s: write of %d bytes at offset %d exceeds its %d bytes", r.name, len(p), off, r.size)
+		return 0, fmt.Errorf("write of %d bytes at offset %d exceeds the partition's %d bytes", len(p), off, r.size)
 	}
-	n, err := r.w.WriteAt(p, r.offset+off)
-	if err != nil {
-		return n, fmt.Errorf("partition %s: %w", r.name, err)
-	}
-	return n, nil
+	return r.w.WriteAt(p, r.offset+off)
 }
 
 // FromReader copies src to the start of the partition. Content shorter than
 // the partition is fine; longer is an error giving both sizes. All-zero
-// blocks are skipped, since the region starts zeroed, so images of mostly
+// blocks are skipped, since the partition starts zeroed, so images of mostly
 // empty file systems stay sparse.
-func FromReader(src io.Reader) Source {
-	return func(r *Region) error {
+func FromReader(src io.Reader) Content {
+	return func(w io.WriterAt, size int64) error {
 		const block = 4096
 		buf := make([]byte, 1<<20)
 		var off int64
 		for {
 			n, err := io.ReadFull(src, buf)
 			if n > 0 {
-				if int64(n) > r.size-off {
+				if int64(n) > size-off {
 					rest, cerr := io.Copy(io.Discard, src)
 					if cerr != nil {
-						return fmt.Errorf("partition %s: read content: %w", r.name, cerr)
+						return fmt.Errorf("read content: %w", cerr)
 					}
-					return fmt.Errorf("partition %s: content is %d bytes but the partition holds %d",
-						r.name, off+int64(n)+rest, r.size)
+					return fmt.Errorf("content is %d bytes but the partition holds %d", off+int64(n)+rest, size)
 				}
 				for i := 0; i < n; i += block {
 					chunk := buf[i:min(i+block, n)]
 					if allZero(chunk) {
 						continue
 					}
-					if _, werr := r.WriteAt(chunk, off+int64(i)); werr != nil {
+					if _, werr := w.WriteAt(chunk, off+int64(i)); werr != nil {
 						return werr
 					}
 				}
@@ -77,21 +63,27 @@ func FromReader(src io.Reader) Source {
 			case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 				return nil
 			case err != nil:
-				return fmt.Errorf("partition %s: read content: %w", r.name, err)
+				return fmt.Errorf("read content: %w", err)
 			}
 		}
 	}
 }
 
 // FromFile copies the file at path to the start of the partition, like FromReader.
-func FromFile(path string) Source {
-	return func(r *Region) error {
+func FromFile(path string) Content {
+	return func(w io.WriterAt, size int64) error {
 		f, err := os.Open(path)
 		if err != nil {
-			return fmt.Errorf("partition %s: %w", r.name, err)
+			return err
 		}
 		defer f.Close()
-		return FromReader(f)(r)
+		if st, err := f.Stat(); err == nil && st.Size() > size {
+			return fmt.Errorf("%s is %d bytes but the partition holds %d", path, st.Size(), size)
+		}
+		if err := FromReader(f)(w, size); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		return nil
 	}
 }
 
@@ -106,9 +98,9 @@ func allZero(b []byte) bool {
 
 // Write creates the disk image at path: a sparse file of l.Size bytes with a
 // protective MBR, the primary and backup GPT, and each partition named in
-// contents filled by its Source. Partitions without a source stay empty. On
+// contents filled by its Content. Partitions without content stay zero. On
 // error the partial file is removed.
-func Write(path string, l Layout, contents map[string]Source) (err error) {
+func Write(path string, l Layout, contents map[string]Content) (err error) {
 	if err := l.validate(); err != nil {
 		return fmt.Errorf("disk %s: %w", path, err)
 	}
@@ -140,12 +132,12 @@ func Write(path string, l Layout, contents map[string]Source) (err error) {
 	}
 	// Table order, not map order, so a failing run always fails the same way.
 	for _, p := range l.Partitions {
-		src, ok := contents[p.Name]
-		if !ok || src == nil {
+		fill, ok := contents[p.Name]
+		if !ok || fill == nil {
 			continue
 		}
-		if err := src(&Region{w: f, name: p.Name, offset: p.Offset, size: p.Size}); err != nil {
-			return fmt.Errorf("disk %s: %w", path, err)
+		if err := fill(&region{w: f, offset: p.Offset, size: p.Size}, p.Size); err != nil {
+			return fmt.Errorf("disk %s: partition %s: %w", path, p.Name, err)
 		}
 	}
 	return nil
@@ -173,6 +165,18 @@ func writeTable(f *os.File, l Layout) error {
 	}
 	if err := table.Write(f, l.Size); err != nil {
 		return fmt.Errorf("write GPT: %w", err)
+	}
+	// go-diskfs leaves the protective entry's CHS fields zero; the UEFI
+	// specification asks for start 0x000200 (LBA 1) and end 0xFFFFFF (not
+	// representable), which is also what sgdisk and fdisk write.
+	chs := []struct {
+		off int64
+		val []byte
+	}{{447, []byte{0x00, 0x02, 0x00}}, {451, []byte{0xFF, 0xFF, 0xFF}}}
+	for _, c := range chs {
+		if _, err := f.WriteAt(c.val, c.off); err != nil {
+			return fmt.Errorf("write protective MBR: %w", err)
+		}
 	}
 	return nil
 }

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs the Debian/Ubuntu packages that building, running and testing Ballast need, or, when it
+# cannot (not root, no apt-get), says exactly which are missing and how to install them.
+set -euo pipefail
+
+# command → package that provides it
+declare -A need=(
+  [qemu-system-x86_64]=qemu-system-x86
+  [qemu-img]=qemu-utils
+  [veritysetup]=cryptsetup-bin
+  [mkfs.erofs]=erofs-utils
+  [mkfs.ext4]=e2fsprogs
+  [mkfs.fat]=dosfstools
+  [fsck.fat]=dosfstools
+  [mcopy]=mtools
+  [sgdisk]=gdisk
+  [objdump]=binutils
+  [cpio]=cpio
+  [gcc]=gcc
+)
+files=(/usr/share/OVMF/OVMF_CODE_4M.fd:ovmf /usr/share/OVMF/OVMF_VARS_4M.fd:ovmf)
+
+missing=()
+for cmd in "${!need[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || [ -x "/sbin/$cmd" ] || missing+=("${need[$cmd]}")
+done
+for f in "${files[@]}"; do
+  [ -e "${f%%:*}" ] || missing+=("${f##*:}")
+done
+if ! command -v go >/dev/null 2>&1; then
+  echo "host-deps: Go is missing: install Go 1.26 (https://go.dev/dl) and put it on PATH" >&2
+  exit 1
+fi
+[ ${#missing[@]} -eq 0 ] && exit 0
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "host-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  exit 0
+fi
+echo "host-deps: missing Debian packages: ${missing[*]}" >&2
+echo "host-deps: install them with: sudo apt-get install ${missing[*]}" >&2
+exit 1

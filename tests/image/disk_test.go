@@ -1,0 +1,89 @@
+package image
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func tool(t *testing.T, name, pkg string) string {
+	t.Helper()
+	for _, p := range []string{name, "/usr/sbin/" + name, "/sbin/" + name} {
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	t.Fatalf("%s is missing: install the Debian package %s (make deps does)", name, pkg)
+	return ""
+}
+
+func TestManifest(t *testing.T) {
+	m := loadManifest(t)
+	if m.Variant != "qemu" || m.Version == "" || len(m.RootHash) != 64 || m.Salt == "" {
+		t.Fatalf("manifest: %+v", m)
+	}
+	var names []string
+	prevEnd := int64(0)
+	for _, p := range m.Partitions {
+		names = append(names, p.Name)
+		if p.Offset%(1<<20) != 0 || p.Offset < prevEnd || p.Size <= 0 || p.UUID == "" || p.TypeGUID == "" {
+			t.Errorf("partition %+v: misaligned, overlapping or incomplete", p)
+		}
+		prevEnd = p.Offset + p.Size
+	}
+	if got := strings.Join(names, ","); got != "esp,root-a,verity-a,root-b,verity-b,data" {
+		t.Errorf("partitions %s", got)
+	}
+	if !strings.Contains(m.Cmdline, "roothash="+m.RootHash) {
+		t.Errorf("cmdline %q lacks the root hash", m.Cmdline)
+	}
+}
+
+func TestGPTIsValid(t *testing.T) {
+	out, err := exec.Command(tool(t, "sgdisk", "gdisk"), "-v", filepath.Join(buildDir, "disk.raw")).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "No problems found") {
+		t.Fatalf("sgdisk -v: %v\n%s", err, out)
+	}
+}
+
+func TestESPIsCleanFAT32WithUKI(t *testing.T) {
+	m := loadManifest(t)
+	off, size := partition(t, m, "esp")
+	esp := extract(t, filepath.Join(buildDir, "disk.raw"), off, size)
+	if out, err := exec.Command(tool(t, "fsck.fat", "dosfstools"), "-n", esp).CombinedOutput(); err != nil {
+		t.Fatalf("fsck.fat -n: %v\n%s", err, out)
+	}
+	got := filepath.Join(t.TempDir(), "BOOTX64.EFI")
+	if out, err := exec.Command(tool(t, "mcopy", "mtools"), "-i", esp, "::/EFI/BOOT/BOOTX64.EFI", got).CombinedOutput(); err != nil {
+		t.Fatalf("mcopy: %v\n%s", err, out)
+	}
+	b, _ := os.ReadFile(got)
+	if int64(len(b)) != m.Files["uki"].Size {
+		t.Fatalf("BOOTX64.EFI on the ESP is %d bytes, the built UKI %d", len(b), m.Files["uki"].Size)
+	}
+	out, err := exec.Command(tool(t, "objdump", "binutils"), "-h", got).CombinedOutput()
+	if err != nil {
+		t.Fatalf("objdump: %v\n%s", err, out)
+	}
+	for _, s := range []string{".osrel", ".cmdline", ".linux", ".initrd"} {
+		if !strings.Contains(string(out), s) {
+			t.Errorf("UKI lacks section %s:\n%s", s, out)
+		}
+	}
+}
+
+func TestVerityMatchesVeritysetup(t *testing.T) {
+	m := loadManifest(t)
+	disk := filepath.Join(buildDir, "disk.raw")
+	ro, rs := partition(t, m, "root-a")
+	vo, vs := partition(t, m, "verity-a")
+	root := extract(t, disk, ro, int64(m.DataBlocks)*4096)
+	hash := extract(t, disk, vo, vs)
+	_ = rs
+	out, err := exec.Command(tool(t, "veritysetup", "cryptsetup-bin"), "verify", root, hash, m.RootHash).CombinedOutput()
+	if err != nil {
+		t.Fatalf("veritysetup verify: %v\n%s", err, out)
+	}
+}

@@ -1,0 +1,22 @@
+// Package qemu boots a Ballast disk image under QEMU with OVMF (UEFI) firmware and
+// talks to it over the serial console and QMP, for image tests and `make run`.
+//
+// The guest console is normalized before matching: OVMF and the kernel write
+// "\r\n" line ends, ANSI colour and cursor sequences and, under TCG, often one
+// byte per write, so Expect works on clean text lines rather than raw bytes.
+//
+// Tests typically do:
+//
+//	if err := qemu.Available(); err != nil {
+//		t.Skip(err)
+//	}
+//	vm, err := qemu.Start(ctx, qemu.Config{Disk: copyOfImage, LogFile: logPath})
+//	...
+//	defer vm.Kill()
+//	if _, err := vm.Expect(regexp.MustCompile(`ballast: ready`), 0); err != nil {
+//		t.Fatal(err) // the error carries the last console lines and the log path
+//	}
+//
+// Only x86-64 guests on Linux hosts are supported: the firmware paths and
+// device names are those of Debian's qemu-system-x86 and ovmf packages.
+package qemu
