@@ -195,8 +195,10 @@ func jsonMuxErrors(mux *http.ServeMux) http.Handler {
 		}
 		rec := &statusRecorder{header: http.Header{}}
 		mux.ServeHTTP(rec, r)
-		if allow := rec.header.Get("Allow"); allow != "" {
-			w.Header().Set("Allow", allow)
+		for _, k := range []string{"Allow", "Location"} {
+			if v := rec.header.Get(k); v != "" {
+				w.Header().Set(k, v)
+			}
 		}
 		msg := fmt.Sprintf("%s %s: %s", r.Method, r.URL.Path, http.StatusText(rec.status))
 		writeJSON(w, rec.status, apitypes.Error{Error: msg})

@@ -31,8 +31,8 @@ func ListenUnix(path string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", path, err)
 	}
-	// bind(2) applies the umask, which is 022 at best: the socket is never group- or
-	// world-writable (and so not connectable) before this narrows it to 0600.
+	// bind(2) creates the socket through the umask, which cmd/apiserver sets to 077; the chmod
+	// makes the mode exact whatever the caller's umask was.
 	if err := os.Chmod(path, 0o600); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("listen %s: %w", path, err)

@@ -368,7 +368,7 @@ func (b *builder) buildUKI(k *kernelTree, stubDeb string, initrd []byte, cmdline
 	}
 	var out bytes.Buffer
 	err = uki.Build(&out, stub, uki.Sections{
-		Linux: linux, Initrd: initrd, Cmdline: []byte(cmdline),
+		Linux: linux, Initrd: initrd, Cmdline: cmdline,
 		OSRelease: osRelease(b.v.Name, b.version, b.buildID()), Uname: k.Version,
 	})
 	if err != nil {
@@ -406,9 +406,9 @@ func (b *builder) writeDisk(path string, l disk.Layout, ukiBytes []byte, rootImg
 			return fat.Write(w, size, fat.Options{Label: "ESP", VolumeID: uint32(id[0])<<24 | uint32(id[1])<<16 | uint32(id[2])<<8 | uint32(id[3]), Time: fsTime},
 				[]fat.File{{Path: "EFI/BOOT/BOOTX64.EFI", Data: ukiBytes, ModTime: fsTime}})
 		},
-		"root-a":   fileContent(rootImg),
-		"verity-a": fileContent(hashImg),
-		"data":     fileContent(dataImg),
+		"root-a":   disk.FromFile(rootImg),
+		"verity-a": disk.FromFile(hashImg),
+		"data":     disk.FromFile(dataImg),
 	}
 	return disk.Write(path, l, contents)
 }
@@ -465,37 +465,4 @@ func fileSHA256(p string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// fileContent copies a host file into a partition region.
-func fileContent(p string) disk.Content {
-	return func(w io.WriterAt, size int64) error {
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		st, _ := f.Stat()
-		if st.Size() > size {
-			return fmt.Errorf("%s is %d bytes, the partition %d", p, st.Size(), size)
-		}
-		buf := make([]byte, 1<<20)
-		zero := make([]byte, 1<<20)
-		for off := int64(0); ; {
-			n, err := f.ReadAt(buf, off)
-			// Skip all-zero chunks so the disk file stays sparse.
-			if n > 0 && !bytes.Equal(buf[:n], zero[:n]) {
-				if _, werr := w.WriteAt(buf[:n], off); werr != nil {
-					return werr
-				}
-			}
-			off += int64(n)
-			if err == io.EOF {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-		}
-	}
 }

@@ -1,0 +1,278 @@
+package qemu
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults applied to zero Config fields.
+const (
+	DefaultQEMU             = "qemu-system-x86_64"
+	DefaultOVMFCode         = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+	DefaultOVMFVarsTemplate = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+	DefaultMemoryMB         = 1024
+	DefaultCPUs             = 2
+	// DefaultTimeout caps a VM's whole life, so a test that forgets Kill
+	// cannot leave a TCG guest burning a core.
+	DefaultTimeout = 15 * time.Minute
+	// DefaultExpectTimeout is generous because under TCG (no KVM) OVMF alone
+	// takes ~5 s and OVMF + kernel to /init ~9 s on a fast host.
+	DefaultExpectTimeout = 90 * time.Second
+)
+
+// Config describes one VM. The zero value of every field except Disk is usable.
+type Config struct {
+	// Disk is the image booted as the first virtio disk, as given: the guest
+	// writes to it, so callers boot a copy (or set Snapshot). Files ending in
+	// .qcow2 are attached as qcow2, everything else as raw.
+	Disk string
+	// Snapshot discards the guest's writes to Disk (QEMU keeps them in a
+	// temporary overlay).
+	Snapshot bool
+	// ExtraDisks are attached read-only, in order, after Disk; e.g. a cidata
+	// FAT or ISO9660 volume.
+	ExtraDisks []string
+
+	MemoryMB int // default DefaultMemoryMB
+	CPUs     int // default DefaultCPUs
+	// Accel is the -accel value. Default: "kvm" when /dev/kvm can be opened,
+	// otherwise "tcg,thread=multi".
+	Accel string
+	// QEMU is the emulator binary, default DefaultQEMU (looked up in PATH).
+	QEMU string
+
+	// OVMFCode is the read-only firmware image, default DefaultOVMFCode.
+	OVMFCode string
+	// OVMFVars is the writable UEFI variable store, used as given. Set it to a
+	// file you own to keep variables across VMs (like a real machine's NVRAM).
+	// Empty: Start copies OVMFVarsTemplate into the VM's private temp dir;
+	// Args alone attaches the template with snapshot=on so it is never written.
+	OVMFVars string
+	// OVMFVarsTemplate is the pristine variable store, default DefaultOVMFVarsTemplate.
+	OVMFVarsTemplate string
+
+	// AllowReboot lets a guest reboot in place. By default QEMU runs with
+	// -no-reboot, so a guest reboot (including the initramfs's reboot after a
+	// failure) makes QEMU exit and a test fails fast instead of looping.
+	AllowReboot bool
+
+	// NoNetwork leaves out the NIC.
+	NoNetwork bool
+	// HostFwd are user-networking hostfwd rules, e.g.
+	// "tcp:127.0.0.1:50443-:50443". The network is always restrict=on: the
+	// guest reaches nothing but what these rules and GuestFwd open.
+	HostFwd []string
+	// GuestFwd are user-networking guestfwd rules, e.g.
+	// "tcp:10.0.2.100:80-tcp:127.0.0.1:8080".
+	GuestFwd []string
+
+	// QMPSocket is the path of QEMU's QMP unix socket. Start defaults it to a
+	// path in the VM's temp dir; Args leaves QMP out when it is empty.
+	QMPSocket string
+
+	// Interactive puts the serial console and the QEMU monitor on the
+	// terminal (-serial mon:stdio: Ctrl-A X quits, Ctrl-A C toggles the
+	// monitor). For cmd/bootvm; Start refuses it.
+	Interactive bool
+
+	// LogFile, if set, receives every console line (normalized) and QEMU's
+	// stderr, appended, so a failed test can point at it.
+	LogFile string
+	// Verbose copies the normalized console lines to os.Stdout as well.
+	Verbose bool
+	// Timeout caps the VM's life: Start's VM is killed when it expires.
+	// Default DefaultTimeout.
+	Timeout time.Duration
+
+	// ExtraArgs are appended to the command line verbatim.
+	ExtraArgs []string
+}
+
+// withDefaults returns c with every zero field that has a default filled in.
+func (c Config) withDefaults() Config {
+	if c.MemoryMB <= 0 {
+		c.MemoryMB = DefaultMemoryMB
+	}
+	if c.CPUs <= 0 {
+		c.CPUs = DefaultCPUs
+	}
+	if c.Accel == "" {
+		c.Accel = defaultAccel()
+	}
+	if c.QEMU == "" {
+		c.QEMU = DefaultQEMU
+	}
+	if c.OVMFCode == "" {
+		c.OVMFCode = DefaultOVMFCode
+	}
+	if c.OVMFVarsTemplate == "" {
+		c.OVMFVarsTemplate = DefaultOVMFVarsTemplate
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultTimeout
+	}
+	return c
+}
+
+// defaultAccel prefers KVM but only when it would actually work, because
+// QEMU's own fallback (-accel kvm -accel tcg) prints warnings on every run.
+func defaultAccel() string {
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err != nil {
+		return "tcg,thread=multi"
+	}
+	_ = f.Close()
+	return "kvm"
+}
+
+// validate reports the first problem that would make QEMU fail to start,
+// naming the offending field and file.
+func (c Config) validate() error {
+	if c.Disk == "" {
+		return errors.New("qemu: config: Disk is empty")
+	}
+	files := []struct{ what, path string }{
+		{"Disk", c.Disk},
+		{"OVMFCode", c.OVMFCode},
+	}
+	if c.OVMFVars != "" {
+		files = append(files, struct{ what, path string }{"OVMFVars", c.OVMFVars})
+	} else {
+		files = append(files, struct{ what, path string }{"OVMFVarsTemplate", c.OVMFVarsTemplate})
+	}
+	for i, d := range c.ExtraDisks {
+		files = append(files, struct{ what, path string }{fmt.Sprintf("ExtraDisks[%d]", i), d})
+	}
+	for _, f := range files {
+		fi, err := os.Stat(f.path)
+		if err != nil {
+			return fmt.Errorf("qemu: config: %s: %w", f.what, err)
+		}
+		if fi.IsDir() {
+			return fmt.Errorf("qemu: config: %s: %s is a directory", f.what, f.path)
+		}
+	}
+	for _, r := range append(append([]string(nil), c.HostFwd...), c.GuestFwd...) {
+		if r == "" || strings.ContainsAny(r, ", \t\n") {
+			return fmt.Errorf("qemu: config: forwarding rule %q: must be non-empty without commas or spaces", r)
+		}
+	}
+	return nil
+}
+
+// Args returns the qemu-system-x86_64 arguments (without the program name)
+// for c, with defaults applied. Start and cmd/bootvm both use it, so what a
+// test boots and what `make run` boots are the same machine.
+func (c Config) Args() []string {
+	c = c.withDefaults()
+	cpu := "max" // TCG: every feature it emulates, notably RDRAND so the guest CRNG is ready at once
+	if strings.HasPrefix(c.Accel, "kvm") {
+		cpu = "host"
+	}
+	args := []string{
+		// No default VGA, CD-ROM, NIC or monitor: each of them adds a boot
+		// option or a console that OVMF would otherwise try first.
+		"-nodefaults",
+		"-machine", "q35",
+		"-accel", c.Accel,
+		"-cpu", cpu,
+		"-smp", strconv.Itoa(c.CPUs),
+		"-m", strconv.Itoa(c.MemoryMB),
+		"-display", "none",
+		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + escape(c.OVMFCode),
+	}
+	if c.OVMFVars != "" {
+		args = append(args, "-drive", "if=pflash,format=raw,unit=1,file="+escape(c.OVMFVars))
+	} else {
+		args = append(args, "-drive", "if=pflash,format=raw,unit=1,snapshot=on,file="+escape(c.OVMFVarsTemplate))
+	}
+
+	disk := "if=none,id=disk0,format=" + diskFormat(c.Disk) + ",file=" + escape(c.Disk)
+	if c.Snapshot {
+		disk += ",snapshot=on"
+	}
+	// bootindex makes OVMF try the disk before anything else.
+	args = append(args, "-drive", disk, "-device", "virtio-blk-pci,drive=disk0,bootindex=0")
+	for i, d := range c.ExtraDisks {
+		id := "disk" + strconv.Itoa(i+1)
+		args = append(args,
+			"-drive", "if=none,id="+id+",format="+diskFormat(d)+",readonly=on,file="+escape(d),
+			"-device", "virtio-blk-pci,drive="+id)
+	}
+
+	if !c.NoNetwork {
+		netdev := "user,id=net0,restrict=on"
+		for _, r := range c.HostFwd {
+			netdev += ",hostfwd=" + escape(r)
+		}
+		for _, r := range c.GuestFwd {
+			netdev += ",guestfwd=" + escape(r)
+		}
+		args = append(args,
+			"-netdev", netdev,
+			// romfile= drops iPXE; the fw_cfg knobs drop OVMF's own PXE
+			// boot options, which otherwise cost ~2 min of DHCP timeouts
+			// under TCG whenever the disk does not boot.
+			"-device", "virtio-net-pci,netdev=net0,romfile=",
+			"-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=n",
+			"-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=n",
+		)
+	}
+
+	args = append(args,
+		"-device", "virtio-rng-pci",
+		// A guest with the pvpanic-pci driver reports panics, and QEMU then
+		// exits non-zero instead of leaving a test to time out.
+		"-device", "pvpanic-pci",
+		"-action", "panic=exit-failure",
+	)
+	if c.Interactive {
+		args = append(args, "-serial", "mon:stdio")
+	} else {
+		args = append(args, "-serial", "stdio")
+	}
+	if c.QMPSocket != "" {
+		args = append(args, "-qmp", "unix:"+escape(c.QMPSocket)+",server=on,wait=off")
+	}
+	if !c.AllowReboot {
+		args = append(args, "-no-reboot")
+	}
+	return append(args, c.ExtraArgs...)
+}
+
+// CommandLine returns the program and Args as one shell-readable line, for logs.
+func (c Config) CommandLine() string {
+	c = c.withDefaults()
+	words := append([]string{c.QEMU}, c.Args()...)
+	for i, w := range words {
+		words[i] = shellQuote(w)
+	}
+	return strings.Join(words, " ")
+}
+
+// escape doubles commas, QEMU's quoting inside option values, so any file
+// name is passed through intact.
+func escape(s string) string {
+	return strings.ReplaceAll(s, ",", ",,")
+}
+
+func diskFormat(path string) string {
+	if strings.EqualFold(filepath.Ext(path), ".qcow2") {
+		return "qcow2"
+	}
+	return "raw"
+}
+
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,+@%", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
