@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/ballast-os/ballast/apiserver/api"
@@ -85,9 +84,8 @@ func Run(ctx context.Context, o Options) error {
 	})
 	srv := api.NewServer(h, o.Log)
 
-	var wg sync.WaitGroup
 	serveErr := make(chan error, 1)
-	wg.Go(func() { serveErr <- srv.Serve(ln) })
+	go func() { serveErr <- srv.Serve(ln) }()
 	o.Log.Info("listening", "socket", o.Socket, "datastore", o.Datastore, "first_boot", created)
 	if o.OnListen != nil {
 		o.OnListen()
@@ -103,7 +101,6 @@ func Run(ctx context.Context, o Options) error {
 			err = serr
 		}
 	}
-	wg.Wait()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
@@ -152,6 +149,10 @@ func commit(store *datastore.Store, s settings.Settings) error {
 	if err := store.Stage(userDataTx, s); err != nil {
 		return err
 	}
-	_, _, err := store.Commit(userDataTx)
-	return err
+	if _, _, err := store.Commit(userDataTx); err != nil {
+		// Leave nothing staged to be committed later by accident; the error is what matters.
+		store.Discard(userDataTx)
+		return err
+	}
+	return nil
 }

@@ -1,0 +1,267 @@
+package qemu
+
+import (
+	"bytes"
+	"io"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// quietPeriod is how long a partial line must stay unchanged before a match
+// that runs to its end is trusted: under TCG a line such as
+// "ballast: ready version=1.2.3" can arrive a few bytes at a time, and
+// matching it early would truncate the submatches. Prompts ("Shell> ", "# ")
+// never get a newline, so they are matched once the output pauses.
+const quietPeriod = 300 * time.Millisecond
+
+// Escape-sequence parser states.
+const (
+	stText    = iota
+	stEsc     // after ESC
+	stCSI     // after ESC [
+	stOSC     // after ESC ], until BEL or ESC \
+	stOSCEsc  // ESC seen inside an OSC
+	stCharset // after ESC ( and friends: one more byte follows
+)
+
+// normalizer turns a raw terminal byte stream into plain text lines. It keeps
+// state between writes because escape sequences are split across reads.
+type normalizer struct {
+	state int
+}
+
+// append normalizes p onto text and returns the result. lineStart is the
+// offset in text where the current (unterminated) line begins; backspaces
+// never reach past it.
+func (n *normalizer) append(text []byte, lineStart int, p []byte) []byte {
+	for _, b := range p {
+		switch n.state {
+		case stEsc:
+			switch b {
+			case '[':
+				n.state = stCSI
+			case ']':
+				n.state = stOSC
+			case '(', ')', '*', '+', '-', '.', '/', '#', '%':
+				n.state = stCharset
+			default:
+				n.state = stText
+			}
+			continue
+		case stCSI:
+			if b >= 0x40 && b <= 0x7e {
+				n.state = stText
+				// Cursor moves and screen clears are how OVMF starts a
+				// new row (e.g. "Shell> " at row 8); keep them as line breaks.
+				if (b == 'H' || b == 'f' || b == 'J') && len(text) > lineStart {
+					text = append(text, '\n')
+				}
+			} else if b < 0x20 || b > 0x7e {
+				n.state = stText // malformed: resync on the next byte
+			}
+			continue
+		case stOSC:
+			switch b {
+			case 0x07:
+				n.state = stText
+			case 0x1b:
+				n.state = stOSCEsc
+			}
+			continue
+		case stOSCEsc:
+			n.state = stOSC
+			if b == '\\' {
+				n.state = stText
+			}
+			continue
+		case stCharset:
+			n.state = stText
+			continue
+		}
+		switch b {
+		case 0x1b:
+			n.state = stEsc
+		case '\n':
+			text = append(text, '\n')
+			lineStart = len(text)
+		case '\t':
+			text = append(text, b)
+		case '\b':
+			if len(text) > lineStart {
+				_, size := utf8.DecodeLastRune(text[lineStart:])
+				text = text[:len(text)-size]
+			}
+		default:
+			if b >= 0x20 && b != 0x7f {
+				text = append(text, b)
+			}
+			// Other control bytes (\r, NUL, BEL, ...) carry nothing to match.
+		}
+	}
+	return text
+}
+
+// console collects a VM's serial output, normalized, and wakes waiters when
+// it grows. Complete lines are copied to the sinks (log file, stdout).
+type console struct {
+	mu        sync.Mutex
+	norm      normalizer
+	text      []byte
+	lineStart int // start of the unterminated last line in text
+	flushed   int // text[:flushed] has gone to the sinks
+	consumed  int // Expect has matched up to here
+	lastWrite time.Time
+	eof       bool
+	changed   chan struct{} // closed and replaced on every change
+	sinks     []io.Writer
+	sinkErr   error
+}
+
+func newConsole(sinks ...io.Writer) *console {
+	return &console{changed: make(chan struct{}), sinks: sinks}
+}
+
+// Write implements io.Writer for QEMU's stdout.
+func (c *console) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.text = c.norm.append(c.text, c.lineStart, p)
+	if i := bytes.LastIndexByte(c.text[c.lineStart:], '\n'); i >= 0 {
+		c.lineStart += i + 1
+	}
+	c.lastWrite = time.Now()
+	c.flush(c.lineStart)
+	c.broadcast()
+	// Sink errors (a full disk for the log) must not stop the console: the
+	// test would hang on a blocked QEMU instead of failing.
+	return len(p), nil
+}
+
+// close marks the end of output and flushes the unterminated last line.
+func (c *console) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.eof {
+		return
+	}
+	if c.lineStart < len(c.text) {
+		c.text = append(c.text, '\n')
+		c.lineStart = len(c.text)
+	}
+	c.flush(len(c.text))
+	c.eof = true
+	c.broadcast()
+}
+
+func (c *console) flush(upto int) {
+	if upto <= c.flushed {
+		return
+	}
+	for _, w := range c.sinks {
+		if _, err := w.Write(c.text[c.flushed:upto]); err != nil && c.sinkErr == nil {
+			c.sinkErr = err
+		}
+	}
+	c.flushed = upto
+}
+
+func (c *console) broadcast() {
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// String returns everything so far.
+func (c *console) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return string(c.text)
+}
+
+// tail returns the last n lines, the unterminated one included.
+func (c *console) tail(n int) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return tailLines(string(c.text), n)
+}
+
+func tailLines(s string, n int) string {
+	s = strings.TrimRight(s, "\n")
+	i := len(s)
+	for ; n > 0 && i > 0; n-- {
+		i = strings.LastIndexByte(s[:i], '\n')
+		if i < 0 {
+			return s
+		}
+	}
+	return s[i+1:]
+}
+
+// matchResult is one look at the console for a pattern.
+type matchResult struct {
+	sub     []string
+	found   bool
+	eof     bool
+	changed <-chan struct{} // closed when there is more to look at
+	recheck time.Duration   // >0: look again after this long even without new output
+}
+
+// scanner remembers how far one wait has looked, so each new byte costs a
+// look at the unterminated line only, not at the whole boot log again.
+type scanner struct {
+	re      *regexp.Regexp
+	consume bool // advance the console's consumed offset on a match (Expect)
+	checked int  // complete lines before this offset did not match
+	started bool
+}
+
+// look matches s.re against the unconsumed console text line by line. A
+// match in the unterminated last line counts when it ends before the line
+// does, when the output has been quiet for quietPeriod, or at EOF.
+func (c *console) look(s *scanner, now time.Time) matchResult {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !s.started || s.checked < c.consumed {
+		s.checked, s.started = c.consumed, true
+	}
+	res := matchResult{eof: c.eof, changed: c.changed}
+	for s.checked < c.lineStart {
+		nl := bytes.IndexByte(c.text[s.checked:c.lineStart], '\n')
+		line := c.text[s.checked : s.checked+nl]
+		if loc := s.re.FindSubmatchIndex(line); loc != nil {
+			res.sub, res.found = submatches(line, loc), true
+			if s.consume {
+				c.consumed = s.checked + nl + 1
+			}
+			return res
+		}
+		s.checked += nl + 1
+	}
+	line := c.text[s.checked:]
+	loc := s.re.FindSubmatchIndex(line)
+	if loc == nil {
+		return res
+	}
+	quiet := now.Sub(c.lastWrite)
+	if loc[1] < len(line) || quiet >= quietPeriod || c.eof {
+		res.sub, res.found = submatches(line, loc), true
+		if s.consume {
+			c.consumed = s.checked + loc[1]
+		}
+		return res
+	}
+	res.recheck = quietPeriod - quiet
+	return res
+}
+
+func submatches(line []byte, loc []int) []string {
+	sub := make([]string, len(loc)/2)
+	for i := range sub {
+		if loc[2*i] >= 0 {
+			sub[i] = string(line[loc[2*i]:loc[2*i+1]])
+		}
+	}
+	return sub
+}
