@@ -17,6 +17,9 @@ declare -A need=(
   [objdump]=binutils
   [cpio]=cpio
   [gcc]=gcc
+  [genisoimage]=genisoimage
+  [xorriso]=xorriso
+  [losetup]=mount
 )
 files=(/usr/share/OVMF/OVMF_CODE_4M.fd:ovmf /usr/share/OVMF/OVMF_VARS_4M.fd:ovmf)
 

@@ -4,8 +4,10 @@
 // The steps are separate so the caller can report each and so the GPT part can be tested on image
 // files: GrowGPT rewrites the table, NotifyKernel tells the kernel the partition's new size with
 // BLKPG (BLKRRPART would fail while any partition of the disk is in use, and the root partitions
-// are by then), ResizeExt4 grows the mounted filesystem. Every step is idempotent, so a crash
-// between them is repaired by the next boot.
+// are by then), ResizeExt4 grows the mounted filesystem. Every step is idempotent and cheap when
+// there is nothing to do, so callers should run ResizeExt4 on every boot, not only when Grow
+// reports a change: then a crash between the GPT and the filesystem step is repaired by the next
+// boot.
 package growpart
 
 import (
@@ -31,13 +33,11 @@ type Result struct {
 	OldSize     int64  // the partition's size in bytes before
 	NewSize     int64  // the partition's size in bytes after
 	BackupMoved bool   // the backup GPT was moved to the disk's end
+	Changed     bool   // the GPT was rewritten (partition grown or backup moved)
 }
 
 // Grown reports whether the partition became larger.
 func (r Result) Grown() bool { return r.NewSize > r.OldSize }
-
-// Changed reports whether anything on the disk was rewritten.
-func (r Result) Changed() bool { return r.Grown() || r.BackupMoved }
 
 // Grow runs GrowGPT on the whole-disk device and, when the partition grew, NotifyKernel.
 func Grow(diskPath, partUUID string) (Result, error) {
@@ -100,6 +100,7 @@ func GrowGPT(f *os.File, partUUID string) (Result, error) {
 		return res, fmt.Errorf("growpart: %s: %w", f.Name(), err)
 	}
 	res.BackupMoved = plan.moveBackup
+	res.Changed = true
 	res.NewSize = int64(plan.lastLBA-p.FirstLBA+1) * int64(ss)
 	return res, nil
 }

@@ -196,8 +196,9 @@ func (c Config) Args() []string {
 	if c.Snapshot {
 		disk += ",snapshot=on"
 	}
-	// bootindex makes OVMF try the disk before anything else.
-	args = append(args, "-drive", disk, "-device", "virtio-blk-pci,drive=disk0,bootindex=0")
+	// bootindex makes OVMF try the disk before the extra disks and the
+	// shell. It is 1, not 0, because -kernel (via ExtraArgs) claims 0.
+	args = append(args, "-drive", disk, "-device", "virtio-blk-pci,drive=disk0,bootindex=1")
 	for i, d := range c.ExtraDisks {
 		id := "disk" + strconv.Itoa(i+1)
 		args = append(args,

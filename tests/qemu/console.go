@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -30,7 +31,9 @@ const (
 // normalizer turns a raw terminal byte stream into plain text lines. It keeps
 // state between writes because escape sequences are split across reads.
 type normalizer struct {
-	state int
+	state  int
+	params []byte // parameter bytes of the CSI sequence being read
+	row    int    // terminal row of the current line as far as known, 0 if not
 }
 
 // append normalizes p onto text and returns the result. lineStart is the
@@ -43,6 +46,7 @@ func (n *normalizer) append(text []byte, lineStart int, p []byte) []byte {
 			switch b {
 			case '[':
 				n.state = stCSI
+				n.params = n.params[:0]
 			case ']':
 				n.state = stOSC
 			case '(', ')', '*', '+', '-', '.', '/', '#', '%':
@@ -52,15 +56,14 @@ func (n *normalizer) append(text []byte, lineStart int, p []byte) []byte {
 			}
 			continue
 		case stCSI:
-			if b >= 0x40 && b <= 0x7e {
+			switch {
+			case b >= 0x40 && b <= 0x7e:
 				n.state = stText
-				// Cursor moves and screen clears are how OVMF starts a
-				// new row (e.g. "Shell> " at row 8); keep them as line breaks.
-				if (b == 'H' || b == 'f' || b == 'J') && len(text) > lineStart {
-					text = append(text, '\n')
-				}
-			} else if b < 0x20 || b > 0x7e {
+				text = n.csi(text, lineStart, b)
+			case b < 0x20 || b > 0x7e:
 				n.state = stText // malformed: resync on the next byte
+			default:
+				n.params = append(n.params, b)
 			}
 			continue
 		case stOSC:
@@ -87,6 +90,9 @@ func (n *normalizer) append(text []byte, lineStart int, p []byte) []byte {
 		case '\n':
 			text = append(text, '\n')
 			lineStart = len(text)
+			if n.row > 0 {
+				n.row++
+			}
 		case '\t':
 			text = append(text, b)
 		case '\b':
@@ -100,6 +106,47 @@ func (n *normalizer) append(text []byte, lineStart int, p []byte) []byte {
 			}
 			// Other control bytes (\r, NUL, BEL, ...) carry nothing to match.
 		}
+	}
+	return text
+}
+
+// csi applies a finished CSI sequence with the given final byte. OVMF draws
+// its screen with cursor positioning: "\x1b[8;1H" starts the prompt's row,
+// "\x1b[8;9H" follows every echoed key on that row, "\x1b[7;1H" rewrites a
+// countdown in place. Moves to another row or back along the row end the
+// current line; a move to where the cursor already is (or to the right) does
+// not, so typed commands stay one line. Everything else (colours, erasing)
+// carries nothing to match.
+func (n *normalizer) csi(text []byte, lineStart int, final byte) []byte {
+	breakLine := func() []byte {
+		if len(text) > lineStart {
+			text = append(text, '\n')
+		}
+		return text
+	}
+	switch final {
+	case 'H', 'f':
+		row, col := 1, 1
+		parts := strings.SplitN(string(n.params), ";", 2)
+		if v, err := strconv.Atoi(parts[0]); err == nil && v > 0 {
+			row = v
+		}
+		if len(parts) == 2 {
+			if v, err := strconv.Atoi(parts[1]); err == nil && v > 0 {
+				col = v
+			}
+		}
+		cur := 1 + utf8.RuneCount(text[lineStart:])
+		switch {
+		case row == n.row && col == cur:
+		case row == n.row && col > cur:
+			text = append(text, bytes.Repeat([]byte{' '}, col-cur)...)
+		default:
+			text = breakLine()
+		}
+		n.row = row
+	case 'J':
+		text = breakLine()
 	}
 	return text
 }
@@ -213,6 +260,7 @@ type matchResult struct {
 type scanner struct {
 	re      *regexp.Regexp
 	consume bool // advance the console's consumed offset on a match (Expect)
+	eager   bool // accept a match in the unterminated line at once (ExpectNot)
 	checked int  // complete lines before this offset did not match
 	started bool
 }
@@ -245,7 +293,7 @@ func (c *console) look(s *scanner, now time.Time) matchResult {
 		return res
 	}
 	quiet := now.Sub(c.lastWrite)
-	if loc[1] < len(line) || quiet >= quietPeriod || c.eof {
+	if s.eager || loc[1] < len(line) || quiet >= quietPeriod || c.eof {
 		res.sub, res.found = submatches(line, loc), true
 		if s.consume {
 			c.consumed = s.checked + loc[1]

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ballast-os/ballast/apiserver/daemon"
+	"github.com/ballast-os/ballast/apiserver/osinfo"
+)
+
+// TestCommands drives the command against a real server in temp directories.
+func TestCommands(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "s")
+	rel := filepath.Join(dir, "os-release")
+	os.WriteFile(rel, []byte("VERSION_ID=9\nVARIANT_ID=dev\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "cmdline"), []byte("ballast.slot=a\n"), 0o644)
+	os.Mkdir(filepath.Join(dir, "etc"), 0o755)
+	ctx, cancel := context.WithCancel(context.Background())
+	listening, done := make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- daemon.Run(ctx, daemon.Options{
+			Socket: sock, Datastore: filepath.Join(dir, "ds"), EtcDir: filepath.Join(dir, "etc"),
+			OS:       osinfo.Sources{OSRelease: rel, Cmdline: filepath.Join(dir, "cmdline")},
+			OnListen: func() { close(listening) },
+		})
+	}()
+	select {
+	case <-listening:
+	case err := <-done:
+		t.Fatalf("server: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("server did not start")
+	}
+	defer func() { cancel(); <-done }()
+
+	tests := []struct {
+		args      []string
+		wantOut   string // substring
+		wantErr   string // substring; "" for success
+		wantUsage bool
+	}{
+		{args: []string{"get", "os"}, wantOut: `"variant": "dev"`},
+		{args: []string{"set", "motd=hello", "network.hostname=box"}},
+		{args: []string{"get", "settings.motd"}, wantOut: "{\n  \"settings\": {\n    \"motd\": \"hello\"\n  }\n}\n"},
+		{args: []string{"set", "--json", `{"motd":"json"}`}},
+		{args: []string{"get", "settings"}, wantOut: `"motd": "json"`},
+		{args: []string{"get"}, wantOut: `"os": {`},
+		{args: []string{"get", "nothing.here"}, wantOut: "{}\n"},
+		{args: []string{"set", "network.hostnme=x"}, wantErr: "settings.network.hostnme: unknown key"},
+		{args: []string{"set", "network.hostname=-x"}, wantErr: "settings.network.hostname: "},
+		{args: []string{"raw", "-m", "GET", "-u", "/settings"}, wantOut: `"hostname":"box"`},
+		{args: []string{"raw", "-m", "PATCH", "-u", "/settings", "-d", `{"motd":1}`}, wantErr: "settings.motd: expected string, got integer"},
+		{args: []string{"raw", "-u", "/nope"}, wantErr: "GET /nope: Not Found"},
+		{args: []string{}, wantUsage: true},
+		{args: []string{"frob"}, wantUsage: true},
+		{args: []string{"set"}, wantUsage: true},
+		{args: []string{"raw", "-m", "GET"}, wantUsage: true},
+		{args: []string{"get", "a", "b"}, wantUsage: true},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var out bytes.Buffer
+			err := run(context.Background(), append([]string{"--socket", sock}, tt.args...), &out)
+			switch {
+			case tt.wantUsage:
+				if !errors.Is(err, errUsage) {
+					t.Fatalf("err = %v, want a usage error", err)
+				}
+			case tt.wantErr != "":
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+			default:
+				if err != nil {
+					t.Fatalf("err = %v", err)
+				}
+				if !strings.Contains(out.String(), tt.wantOut) {
+					t.Fatalf("output %q, want it to contain %q", out.String(), tt.wantOut)
+				}
+			}
+		})
+	}
+	// No server: a clear error naming the socket.
+	err := run(context.Background(), []string{"--socket", filepath.Join(dir, "none"), "get"}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "none")) {
+		t.Fatalf("without a server: %v", err)
+	}
+}
