@@ -223,57 +223,74 @@ func TestWaitHonoursCancel(t *testing.T) {
 	}
 }
 
-// TestLoopDevice runs the real sysfs scan against a loop device, with nodes created by mknod in a
-// private directory (as when devtmpfs has not made them) and with the real /dev.
+// TestLoopDevice runs the real sysfs scan against loop devices with 512- and 4096-byte logical
+// sectors, with nodes created by mknod in a private directory (as when devtmpfs has not made them)
+// and with the real /dev.
 func TestLoopDevice(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for loop devices")
 	}
-	img := filepath.Join(t.TempDir(), "disk.img")
-	makeImage(t, img, verityUUID, rootUUID, dataUUID)
-	loop := attachLoop(t, img)
-
-	for _, devDir := range []string{"/dev", t.TempDir()} {
-		t.Run(devDir, func(t *testing.T) {
-			s := Scanner{DevDir: devDir}
-			got, err := s.Wait(context.Background(), map[string]string{"root": rootUUID, "data": dataUUID}, 5*time.Second)
-			if err != nil {
-				t.Fatal(err)
+	if _, err := exec.LookPath("sgdisk"); err != nil {
+		t.Skip("sgdisk not installed")
+	}
+	for _, sector := range []int{512, 4096} {
+		t.Run(fmt.Sprintf("%d-byte sectors", sector), func(t *testing.T) {
+			img := filepath.Join(t.TempDir(), "disk.img")
+			run(t, "truncate", "-s", "32M", img)
+			loop := attachLoop(t, img, sector)
+			// Partitioned through the loop device so sgdisk uses its sector size.
+			run(t, "sgdisk", "-n1:0:+4M", "-u1:"+verityUUID, "-n2:0:+4M", "-u2:"+rootUUID, "-c2:root-a", "-n3:0:+4M", "-u3:"+dataUUID, loop)
+			if _, err := os.Stat(loop + "p1"); errors.Is(err, os.ErrNotExist) {
+				// Kernels without the GPT parser ignore sgdisk's re-read; partx adds via BLKPG.
+				run(t, "partx", "-a", loop)
 			}
-			base := filepath.Base(loop)
-			for role, n := range map[string]int{"root": 2, "data": 3} {
-				p := got[role]
-				wantDev := filepath.Join(devDir, fmt.Sprintf("%sp%d", base, n))
-				if p.Dev != wantDev || p.Disk != filepath.Join(devDir, base) || p.Number != n {
-					t.Errorf("%s: %+v, want Dev %s", role, p, wantDev)
-				}
-				sysDev, err := os.ReadFile(fmt.Sprintf("/sys/class/block/%sp%d/dev", base, n))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if strings.TrimSpace(string(sysDev)) != fmt.Sprintf("%d:%d", p.Major, p.Minor) {
-					t.Errorf("%s: %d:%d, sysfs says %s", role, p.Major, p.Minor, sysDev)
-				}
-				// The node must lead to the partition itself: its first bytes are the partition's.
-				fd, err := os.Open(p.Dev)
-				if err != nil {
-					t.Fatal(err)
-				}
-				fi, _ := fd.Seek(0, 2)
-				fd.Close()
-				if fi != p.Size {
-					t.Errorf("%s: node %s has %d bytes, want %d", role, p.Dev, fi, p.Size)
-				}
+			for _, devDir := range []string{"/dev", t.TempDir()} {
+				checkLoopScan(t, loop, devDir)
 			}
 		})
 	}
 }
 
-// attachLoop attaches img to a free loop device with partition scanning. Kernels built without the
-// GPT parser (like some CI hosts) do not create the partitions, so partx adds them via BLKPG.
-func attachLoop(t *testing.T, img string) string {
+func checkLoopScan(t *testing.T, loop, devDir string) {
 	t.Helper()
-	out, err := exec.Command("losetup", "-fP", "--show", img).CombinedOutput()
+	got, err := Scanner{DevDir: devDir}.Wait(context.Background(), map[string]string{"root": rootUUID, "data": dataUUID}, 5*time.Second)
+	if err != nil {
+		t.Fatalf("DevDir %s: %v", devDir, err)
+	}
+	base := filepath.Base(loop)
+	for role, n := range map[string]int{"root": 2, "data": 3} {
+		p := got[role]
+		wantDev := filepath.Join(devDir, fmt.Sprintf("%sp%d", base, n))
+		if p.Dev != wantDev || p.Disk != filepath.Join(devDir, base) || p.Number != n || p.Size != 4<<20 || p.Start != int64(1+4*(n-1))<<20 {
+			t.Errorf("%s: %+v, want Dev %s, 4 MiB at %d MiB", role, p, wantDev, 1+4*(n-1))
+		}
+		if role == "root" && p.Name != "root-a" {
+			t.Errorf("root: name %q", p.Name)
+		}
+		sysDev, err := os.ReadFile(fmt.Sprintf("/sys/class/block/%sp%d/dev", base, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.TrimSpace(string(sysDev)) != fmt.Sprintf("%d:%d", p.Major, p.Minor) {
+			t.Errorf("%s: %d:%d, sysfs says %s", role, p.Major, p.Minor, sysDev)
+		}
+		// The node must lead to the partition itself.
+		fd, err := os.Open(p.Dev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		size, _ := fd.Seek(0, 2)
+		fd.Close()
+		if size != p.Size {
+			t.Errorf("%s: node %s has %d bytes, want %d", role, p.Dev, size, p.Size)
+		}
+	}
+}
+
+// attachLoop attaches img to a free loop device with the given logical sector size.
+func attachLoop(t *testing.T, img string, sectorSize int) string {
+	t.Helper()
+	out, err := exec.Command("losetup", "-fP", "--show", "--sector-size", fmt.Sprint(sectorSize), img).CombinedOutput()
 	if err != nil {
 		t.Skipf("loop devices unavailable: losetup: %v: %s", err, out)
 	}
@@ -282,8 +299,5 @@ func attachLoop(t *testing.T, img string) string {
 		exec.Command("partx", "-d", loop).Run()
 		exec.Command("losetup", "-d", loop).Run()
 	})
-	if _, err := os.Stat(fmt.Sprintf("/sys/class/block/%sp1", filepath.Base(loop))); errors.Is(err, os.ErrNotExist) {
-		run(t, "partx", "-a", loop)
-	}
 	return loop
 }

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/ballast-os/ballast/init/internal/vmtest"
 	"golang.org/x/sys/unix"
@@ -240,11 +241,14 @@ func TestGuestFailedLoadCleansUp(t *testing.T) {
 			t.Errorf("%s: half-made device left behind (remove: %v)", tc.name, err)
 		}
 	}
-	// Whether dm-verity insists on a read-only table is the kernel's call; record it.
+	// dm-verity refuses a writable table ("Device must be readonly"), hence readOnly in Create.
 	tg, _ := guestVerity(t, "/dev/vda", "/dev/vdb", false).Target()
-	_, err := CreateDevice("rw", "", false, []Target{tg})
-	t.Logf("verity table without DM_READONLY_FLAG: %v", err)
-	RemoveDevice("rw")
+	if _, err := CreateDevice("rw", "", false, []Target{tg}); !errors.Is(err, unix.EINVAL) {
+		t.Errorf("verity table without DM_READONLY_FLAG: err = %v, want EINVAL", err)
+	}
+	if err := RemoveDevice("rw"); !errors.Is(err, unix.ENXIO) {
+		t.Errorf("half-made device rw left behind (remove: %v)", err)
+	}
 }
 
 func TestGuestBufferFullRetry(t *testing.T) {
@@ -262,7 +266,20 @@ func TestGuestBufferFullRetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.bufSize = headerSize + 16 // far too small for the table line: the kernel sets DM_BUFFER_FULL_FLAG
+	// First show that a small buffer really makes the kernel set DM_BUFFER_FULL_FLAG...
+	small := headerSize + 16
+	buf, err := marshalRequest(request{name: "small", flags: unix.DM_STATUS_TABLE_FLAG}, small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, c.f.Fd(), unix.DM_TABLE_STATUS, uintptr(unsafe.Pointer(&buf[0]))); errno != 0 {
+		t.Fatal(errno)
+	}
+	if r, _ := unmarshalReply(buf); r.flags&unix.DM_BUFFER_FULL_FLAG == 0 {
+		t.Fatalf("kernel did not set DM_BUFFER_FULL_FLAG for a %d-byte buffer", small)
+	}
+	// ...then that Table retries until the line fits.
+	c.bufSize = small
 	tbl, err := c.Table("small")
 	if err != nil || len(tbl) != 1 || !strings.HasSuffix(tbl[0].Params, "1 restart_on_corruption") {
 		t.Fatalf("Table with a tiny first buffer = %+v, %v", tbl, err)

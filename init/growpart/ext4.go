@@ -21,27 +21,25 @@ const (
 	ext4SuperBlockSize = 1024
 )
 
-// FSResult describes what ResizeExt4 did, in filesystem blocks.
-type FSResult struct {
-	BlockSize int64
-	OldBlocks uint64
-	NewBlocks uint64
+// fsResult describes what resizeExt4 did, in filesystem blocks.
+type fsResult struct {
+	blockSize int64
+	oldBlocks uint64
+	newBlocks uint64
 }
-
-// Grown reports whether the filesystem became larger.
-func (r FSResult) Grown() bool { return r.NewBlocks > r.OldBlocks }
-
-// OldSize and NewSize are the filesystem sizes in bytes.
-func (r FSResult) OldSize() int64 { return int64(r.OldBlocks) * r.BlockSize }
-func (r FSResult) NewSize() int64 { return int64(r.NewBlocks) * r.BlockSize }
 
 // ResizeExt4 grows the ext4 filesystem mounted at mountpoint to newSizeBytes (in whole blocks) with
 // EXT4_IOC_RESIZE_FS. It compares against the block count in the superblock, not statfs (which
 // leaves out metadata overhead), so a filesystem that already fills its partition is left alone
-// and no resize is logged on every boot. The kernel may stop short of the requested size when the
-// last block group would be too small for its metadata; the result reports what it really did.
-func ResizeExt4(mountpoint string, newSizeBytes int64) (FSResult, error) {
-	var res FSResult
+// and nothing is logged: calling it on every boot is cheap. The kernel may stop a little short of
+// the requested size when the last block group would be too small for its metadata.
+func ResizeExt4(mountpoint string, newSizeBytes int64) error {
+	_, err := resizeExt4(mountpoint, newSizeBytes)
+	return err
+}
+
+func resizeExt4(mountpoint string, newSizeBytes int64) (fsResult, error) {
+	var res fsResult
 	var sfs unix.Statfs_t
 	if err := unix.Statfs(mountpoint, &sfs); err != nil {
 		return res, fmt.Errorf("resize ext4 at %s: %w", mountpoint, err)
@@ -57,7 +55,7 @@ func ResizeExt4(mountpoint string, newSizeBytes int64) (FSResult, error) {
 	if err != nil {
 		return res, fmt.Errorf("resize ext4 at %s: %w", mountpoint, err)
 	}
-	res = FSResult{BlockSize: bs, OldBlocks: blocks, NewBlocks: blocks}
+	res = fsResult{blockSize: bs, oldBlocks: blocks, newBlocks: blocks}
 	target := uint64(newSizeBytes / bs)
 	if target < blocks {
 		return res, fmt.Errorf("resize ext4 at %s (%s): filesystem has %d blocks of %d bytes, more than the %d bytes asked for", mountpoint, dev, blocks, bs, newSizeBytes)
@@ -74,7 +72,7 @@ func ResizeExt4(mountpoint string, newSizeBytes int64) (FSResult, error) {
 	if errno != 0 {
 		return res, fmt.Errorf("resize ext4 at %s (%s) from %d to %d blocks: EXT4_IOC_RESIZE_FS: %w", mountpoint, dev, blocks, target, errno)
 	}
-	if _, res.NewBlocks, err = readExt4Super(dev); err != nil {
+	if _, res.newBlocks, err = readExt4Super(dev); err != nil {
 		return res, fmt.Errorf("resize ext4 at %s: after resize: %w", mountpoint, err)
 	}
 	return res, nil

@@ -144,15 +144,18 @@ func mountData(con *console.Writer, data blockdev.Partition) error {
 	if err := unix.Mount(data.Dev, mnt, "ext4", dataMountFlags, ""); err != nil {
 		return fmt.Errorf("data: mount %s (PARTUUID=%s) on /local: %w", data.Dev, data.PartUUID, err)
 	}
-	if res.Changed {
-		if err := growpart.ResizeExt4(mnt, res.NewSize); err != nil {
-			con.Errorf("data: resize ext4 on %s to %d bytes: %v", data.Dev, res.NewSize, err)
-		} else {
-			con.Milestone("data", "grown from %d MiB to %d MiB", res.OldSize>>20, res.NewSize>>20)
-			return nil
-		}
+	// Resize on every boot, not only when the table changed: a power cut between the table rewrite
+	// and the resize would otherwise leave the filesystem small for good. With nothing to do it only
+	// reads the superblock.
+	size := max(res.NewSize, data.Size)
+	if err := growpart.ResizeExt4(mnt, size); err != nil {
+		con.Errorf("data: resize ext4 on %s to %d bytes: %v", data.Dev, size, err)
 	}
-	con.Milestone("data", "partition kept at %d MiB", max(res.NewSize, data.Size)>>20)
+	if res.Changed {
+		con.Milestone("data", "grown from %d MiB to %d MiB", res.OldSize>>20, res.NewSize>>20)
+	} else {
+		con.Milestone("data", "partition kept at %d MiB", size>>20)
+	}
 	return nil
 }
 

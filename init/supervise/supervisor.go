@@ -447,14 +447,12 @@ func (s *Supervisor) probe(ctx context.Context, e *entry, inst Instance) {
 	}
 	s.mu.Lock()
 	// The instance may have exited, or Stop begun, while the last check ran.
-	ok := e.inst == inst && e.state == StateRunning && ctx.Err() == nil && !isDone(inst)
-	if ok {
+	if e.inst == inst && e.state == StateRunning && ctx.Err() == nil && !isDone(inst) {
+		// Printed before dependents and WaitReady callers wake, so the console keeps the order.
+		s.opts.Console.Milestone("service", "%s ready", id)
 		s.setLocked(e, StateReady, Event{Pid: inst.Pid()})
 	}
 	s.mu.Unlock()
-	if ok {
-		s.opts.Console.Milestone("service", "%s ready", id)
-	}
 }
 
 // terminate stops one instance once everything that depends on its service has stopped.

@@ -368,9 +368,16 @@ func TestStopInReverseDependencyOrder(t *testing.T) {
 }
 
 func TestStopKillsAfterTimeout(t *testing.T) {
+	flag := filepath.Join(t.TempDir(), "trapped")
 	h := newHarness(t, Options{StopTimeout: 100 * time.Millisecond},
-		// The ignored SIGTERM is inherited by sleep, so only SIGKILL ends them.
-		sh("stubborn", "trap '' TERM; sleep 30; echo survived", RestartAlways))
+		// The ignored SIGTERM is inherited by sleep, so only SIGKILL ends them. Ready once the
+		// trap is set, or SIGTERM could come first.
+		with(sh("stubborn", "trap '' TERM; touch "+flag+"; sleep 30; echo survived", RestartAlways), func(s *Service) {
+			s.Ready = func(context.Context) error {
+				_, err := os.Stat(flag)
+				return err
+			}
+		}))
 	h.rec.waitEvents(t, 1, is("stubborn", StateReady))
 	begin := time.Now()
 	if err := h.sup.Stop(context.Background()); err != nil {

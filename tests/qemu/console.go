@@ -18,6 +18,10 @@ import (
 // never get a newline, so they are matched once the output pauses.
 const quietPeriod = 300 * time.Millisecond
 
+// maxPad bounds the spaces a rightward cursor jump becomes, so a garbled
+// sequence cannot blow up the console buffer.
+const maxPad = 256
+
 // Escape-sequence parser states.
 const (
 	stText    = iota
@@ -59,7 +63,7 @@ func (n *normalizer) append(text []byte, lineStart int, p []byte) []byte {
 			switch {
 			case b >= 0x40 && b <= 0x7e:
 				n.state = stText
-				text = n.csi(text, lineStart, b)
+				text, lineStart = n.csi(text, lineStart, b)
 			case b < 0x20 || b > 0x7e:
 				n.state = stText // malformed: resync on the next byte
 			default:
@@ -117,12 +121,12 @@ func (n *normalizer) append(text []byte, lineStart int, p []byte) []byte {
 // current line; a move to where the cursor already is (or to the right) does
 // not, so typed commands stay one line. Everything else (colours, erasing)
 // carries nothing to match.
-func (n *normalizer) csi(text []byte, lineStart int, final byte) []byte {
-	breakLine := func() []byte {
+func (n *normalizer) csi(text []byte, lineStart int, final byte) ([]byte, int) {
+	breakLine := func() {
 		if len(text) > lineStart {
 			text = append(text, '\n')
+			lineStart = len(text)
 		}
-		return text
 	}
 	switch final {
 	case 'H', 'f':
@@ -139,16 +143,16 @@ func (n *normalizer) csi(text []byte, lineStart int, final byte) []byte {
 		cur := 1 + utf8.RuneCount(text[lineStart:])
 		switch {
 		case row == n.row && col == cur:
-		case row == n.row && col > cur:
+		case row == n.row && col > cur && col-cur <= maxPad:
 			text = append(text, bytes.Repeat([]byte{' '}, col-cur)...)
 		default:
-			text = breakLine()
+			breakLine()
 		}
 		n.row = row
 	case 'J':
-		text = breakLine()
+		breakLine()
 	}
-	return text
+	return text, lineStart
 }
 
 // console collects a VM's serial output, normalized, and wakes waiters when
@@ -235,15 +239,11 @@ func (c *console) tail(n int) string {
 }
 
 func tailLines(s string, n int) string {
-	s = strings.TrimRight(s, "\n")
-	i := len(s)
-	for ; n > 0 && i > 0; n-- {
-		i = strings.LastIndexByte(s[:i], '\n')
-		if i < 0 {
-			return s
-		}
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
 	}
-	return s[i+1:]
+	return strings.Join(lines, "\n")
 }
 
 // matchResult is one look at the console for a pattern.

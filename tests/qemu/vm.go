@@ -279,7 +279,10 @@ func (v *VM) ExpectNot(re *regexp.Regexp, d time.Duration) error {
 	}
 }
 
-// Send writes s to the serial console, as typed keys; "\r" is Enter.
+// Send writes s to the serial console, as typed keys; "\r" is Enter. QEMU
+// feeds the guest UART only as fast as the guest drains it, so a whole line
+// at once is safe; Send blocks if the guest stops reading and more than a
+// pipe's worth (64 KiB) is pending.
 func (v *VM) Send(s string) error {
 	v.sendMu.Lock()
 	defer v.sendMu.Unlock()
@@ -290,8 +293,10 @@ func (v *VM) Send(s string) error {
 }
 
 // Powerdown presses the ACPI power button (QMP system_powerdown). It only
-// asks: firmware ignores it, and a guest shuts down only if something in it
-// handles the button. Follow it with WaitExit.
+// asks: OVMF ignores it, and a Linux guest shuts down only if userspace acts
+// on the button's KEY_POWER input event (Debian kernels need the button and
+// evdev modules loaded for that event to exist). Follow it with WaitExit;
+// ShutdownReason is then "guest-shutdown".
 func (v *VM) Powerdown() error {
 	return v.decorate(v.qmp.execute("system_powerdown", false))
 }

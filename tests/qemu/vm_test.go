@@ -126,3 +126,72 @@ func TestBootUEFIShell(t *testing.T) {
 		}
 	}
 }
+
+// TestStop ends a freshly started VM each way a test can and checks what
+// WaitExit and ShutdownReason then say.
+func TestStop(t *testing.T) {
+	bootPrereqs(t)
+	disk := emptyDisk(t)
+	tests := []struct {
+		name       string
+		timeout    time.Duration // Config.Timeout
+		stop       func(*VM) error
+		wantErr    string // substring of WaitExit's error; empty: clean exit
+		wantReason string
+	}{
+		{name: "quit", stop: (*VM).Quit, wantReason: "host-qmp-quit"},
+		{name: "kill", stop: (*VM).Kill, wantErr: "signal: killed"},
+		{name: "timeout", timeout: 2 * time.Second, wantErr: "VM timeout 2s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			begin := time.Now()
+			vm := startVM(t, Config{Disk: disk, Snapshot: true, NoNetwork: true, Timeout: tt.timeout})
+			if tt.stop != nil {
+				if err := tt.stop(vm); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err := vm.WaitExit(30 * time.Second)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("WaitExit() = %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("WaitExit() = %v, want an error containing %q", err, tt.wantErr)
+			}
+			if got := vm.ShutdownReason(); got != tt.wantReason {
+				t.Errorf("ShutdownReason() = %q, want %q", got, tt.wantReason)
+			}
+			if err := vm.Send("x"); err == nil {
+				t.Error("Send to an exited VM succeeded")
+			}
+			t.Logf("stopped after %s", time.Since(begin).Round(time.Millisecond))
+		})
+	}
+}
+
+func TestStartErrors(t *testing.T) {
+	bootPrereqs(t)
+	disk := emptyDisk(t)
+	tests := []struct {
+		name    string
+		cfg     Config
+		wantErr string
+	}{
+		{"interactive", Config{Disk: disk, Interactive: true}, "Interactive"},
+		{"missing disk", Config{Disk: disk + ".missing"}, "Disk: stat"},
+		{"bad option", Config{Disk: disk, NoNetwork: true, ExtraArgs: []string{"-no-such-option"}}, "qemu stderr"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vm, err := Start(t.Context(), tt.cfg)
+			if err == nil {
+				_ = vm.Kill()
+				t.Fatal("Start succeeded")
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Start() = %v, want an error containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
