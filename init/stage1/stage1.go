@@ -110,7 +110,7 @@ func setupVerity(p Params, root, hash blockdev.Partition) error {
 	if need := int64(p.Blocks) * 4096; root.Size < need {
 		return fmt.Errorf("verity: root partition %s (PARTUUID=%s) holds %d bytes, the command line covers %d", root.Dev, p.RootUUID, root.Size, need)
 	}
-	params := dm.VerityParams(dm.Verity{
+	target, err := dm.Verity{
 		DataDev:          fmt.Sprintf("%d:%d", root.Major, root.Minor),
 		HashDev:          fmt.Sprintf("%d:%d", hash.Major, hash.Minor),
 		DataBlockSize:    4096,
@@ -121,10 +121,11 @@ func setupVerity(p Params, root, hash blockdev.Partition) error {
 		RootHash:         p.RootHash,
 		Salt:             p.Salt,
 		RestartOnCorrupt: true,
-	})
-	dev, err := dm.CreateDevice(verityDevName, "BALLAST-VERITY-"+p.RootHash[:32], true, []dm.Target{{
-		Start: 0, Length: p.Blocks * 8, Type: "verity", Params: params,
-	}})
+	}.Target()
+	if err != nil {
+		return fmt.Errorf("verity: %w", err)
+	}
+	dev, err := dm.CreateDevice(verityDevName, "BALLAST-VERITY-"+p.RootHash[:32], true, []dm.Target{target})
 	if err != nil {
 		return fmt.Errorf("verity: create device over %s and %s: %w", root.Dev, hash.Dev, err)
 	}

@@ -31,7 +31,10 @@ type Service struct {
 	Ready func(ctx context.Context) error
 	// Restart says whether an exited instance is started again.
 	Restart RestartPolicy
-	// StopTimeout is how long Stop waits after SIGTERM before SIGKILL; zero takes the
+	// StopSignal asks the service to stop [SIGTERM]. An interactive shell ignores SIGTERM and
+	// wants SIGHUP, as if its terminal hung up.
+	StopSignal syscall.Signal
+	// StopTimeout is how long Stop waits after StopSignal before SIGKILL; zero takes the
 	// supervisor's default.
 	StopTimeout time.Duration
 }
@@ -99,7 +102,7 @@ const (
 	StateRunning               // started, not ready yet
 	StateReady                 // started and its readiness check passed
 	StateBackoff               // exited; waiting to be restarted
-	StateStopping              // Stop sent it SIGTERM (or waits for its dependents first)
+	StateStopping              // Stop sent its stop signal (or waits for its dependents first)
 	StateStopped               // stopped by Stop
 	StateFinished              // exited with status 0 and the policy does not restart it
 	StateFailed                // failed and the policy does not restart it, or could not start

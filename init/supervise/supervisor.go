@@ -180,8 +180,8 @@ func (s *Supervisor) Start() error {
 	return nil
 }
 
-// Stop stops all services, each only after the services that depend on it: SIGTERM, then
-// SIGKILL after the stop timeout. It returns when all are stopped or ctx is done.
+// Stop stops all services, each only after the services that depend on it: its stop signal
+// (SIGTERM), then SIGKILL after the stop timeout. It returns when all are stopped or ctx is done.
 func (s *Supervisor) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	s.stopping = true
@@ -477,7 +477,11 @@ func (s *Supervisor) terminate(e *entry, inst Instance) {
 	if timeout <= 0 {
 		timeout = s.opts.StopTimeout
 	}
-	if err := inst.Signal(syscall.SIGTERM); err != nil {
+	sig := e.svc.StopSignal
+	if sig == 0 {
+		sig = syscall.SIGTERM
+	}
+	if err := inst.Signal(sig); err != nil {
 		s.opts.Console.Errorf("service %s: stop: %v", id, err)
 	}
 	t := time.NewTimer(timeout)

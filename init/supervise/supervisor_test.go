@@ -395,6 +395,31 @@ func TestStopKillsAfterTimeout(t *testing.T) {
 	}
 }
 
+func TestStopSignal(t *testing.T) {
+	flag := filepath.Join(t.TempDir(), "trapped")
+	h := newHarness(t, Options{StopTimeout: 5 * time.Second},
+		// Like an interactive shell: deaf to SIGTERM, gone on SIGHUP.
+		with(sh("shell", "trap '' TERM; trap 'exit 0' HUP; touch "+flag+"; while :; do sleep 0.05; done", RestartAlways), func(s *Service) {
+			s.StopSignal = syscall.SIGHUP
+			s.Ready = func(context.Context) error {
+				_, err := os.Stat(flag)
+				return err
+			}
+		}))
+	h.rec.waitEvents(t, 1, is("shell", StateReady))
+	begin := time.Now()
+	if err := h.sup.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(begin); d > 2*time.Second {
+		t.Errorf("Stop took %v: the stop signal was not used", d)
+	}
+	e := h.rec.waitEvents(t, 1, is("shell", StateStopped))[0]
+	if !e.Exited || !e.Status.Exited() || e.Status.ExitStatus() != 0 {
+		t.Errorf("stopped with %s, want exit status 0 from the HUP trap", reap.Describe(e.Status))
+	}
+}
+
 func TestStopDuringBackoffAndWaiting(t *testing.T) {
 	h := newHarness(t, Options{Backoff: Backoff{Initial: time.Hour, Max: time.Hour}},
 		sh("crash", "exit 1", RestartAlways),

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 
 	"github.com/ballast-os/ballast/init/supervise"
 )
@@ -85,7 +86,8 @@ func (i *Init) consoleShell() (supervise.Service, error) {
 			Dir:    home,
 			TTY:    i.consoleTTY(),
 		},
-		Restart: supervise.RestartAlways,
+		Restart:    supervise.RestartAlways,
+		StopSignal: syscall.SIGHUP, // an interactive ash ignores SIGTERM
 	}, nil
 }
 

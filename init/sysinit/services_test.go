@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/ballast-os/ballast/init/supervise"
@@ -97,6 +98,9 @@ func TestConsoleShellService(t *testing.T) {
 			x := svc.Runner.(*supervise.Exec)
 			if x.TTY != tt.want || x.Path != "/usr/bin/sh" || x.Dir != "/local/root" {
 				t.Errorf("runner = %+v, want TTY %s", x, tt.want)
+			}
+			if svc.StopSignal != syscall.SIGHUP || svc.Restart != supervise.RestartAlways {
+				t.Errorf("service = %+v", svc)
 			}
 			if !slices.Contains(x.Env, "PATH=/usr/bin:/usr/sbin") || !slices.Contains(x.Env, "HOME=/local/root") {
 				t.Errorf("env = %q", x.Env)

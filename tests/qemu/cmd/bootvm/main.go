@@ -32,7 +32,7 @@ func (l *listFlag) Set(s string) error {
 }
 
 func main() {
-	code, err := run(os.Args[1:], os.Stderr)
+	code, err := run(os.Args[1:], os.Stdout, os.Stderr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bootvm:", err)
 	}
@@ -40,7 +40,7 @@ func main() {
 }
 
 // run returns QEMU's exit code, or 2 with an error when QEMU could not run.
-func run(args []string, stderr io.Writer) (int, error) {
+func run(args []string, stdout, stderr io.Writer) (int, error) {
 	fs := flag.NewFlagSet("bootvm", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
@@ -57,7 +57,7 @@ func run(args []string, stderr io.Writer) (int, error) {
 	fs.BoolVar(&cfg.NoNetwork, "no-network", false, "no NIC")
 	noReboot := fs.Bool("no-reboot", false, "exit instead of rebooting the guest")
 	fs.StringVar(&cfg.OVMFCode, "ovmf-code", qemu.DefaultOVMFCode, "OVMF firmware code")
-	fs.StringVar(&cfg.OVMFVars, "ovmf-vars", "", "persistent UEFI variable store to use (default: a fresh copy of the template per run)")
+	fs.StringVar(&cfg.OVMFVars, "ovmf-vars", "", "persistent UEFI variable store, created from the template if missing (default: a fresh copy per run)")
 	fs.StringVar(&cfg.OVMFVarsTemplate, "ovmf-vars-template", qemu.DefaultOVMFVarsTemplate, "pristine UEFI variable store copied for each run")
 	fs.BoolVar(&printOnly, "print", false, "print the QEMU command line and exit (it names the vars template where a run uses a fresh copy)")
 	if err := fs.Parse(args); err != nil {
@@ -72,13 +72,20 @@ func run(args []string, stderr io.Writer) (int, error) {
 	cfg.Interactive = true
 
 	if printOnly {
-		fmt.Println(cfg.CommandLine())
+		fmt.Fprintln(stdout, cfg.CommandLine())
 		return 0, nil
 	}
 	if err := qemu.Available(); err != nil {
 		return 2, err
 	}
-	if cfg.OVMFVars == "" {
+	if cfg.OVMFVars != "" {
+		// A persistent store starts as the template, like a new machine.
+		if _, err := os.Stat(cfg.OVMFVars); errors.Is(err, os.ErrNotExist) {
+			if err := copyFile(cfg.OVMFVars, cfg.OVMFVarsTemplate); err != nil {
+				return 2, err
+			}
+		}
+	} else {
 		// A private copy, so the run can write variables without touching
 		// the template, and the next run starts from a clean NVRAM.
 		dir, err := os.MkdirTemp("", "bootvm-")

@@ -1,0 +1,57 @@
+// Command fakeapiserver stands in for the apiserver in the system init's namespace test: it
+// takes the real flags, answers GET /os and GET /settings on the socket, and leaves an orphan
+// behind for PID 1 to reap.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+)
+
+func main() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "orphan":
+			time.Sleep(200 * time.Millisecond)
+			return
+		case "spawn":
+			// Start the orphan and leave it: its parent is gone at once, so it goes to PID 1.
+			if _, err := os.StartProcess("/proc/self/exe", []string{"fakeapiserver", "orphan"}, &os.ProcAttr{}); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			return
+		}
+	}
+	sock := flag.String("socket", "", "")
+	flag.String("datastore", "", "")
+	flag.String("etc", "", "")
+	flag.String("os-release", "", "")
+	flag.Parse()
+
+	p, err := os.StartProcess("/proc/self/exe", []string{"fakeapiserver", "spawn"}, &os.ProcAttr{})
+	if err == nil {
+		_, err = p.Wait()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+
+	time.Sleep(300 * time.Millisecond) // not ready at once
+	os.Remove(*sock)
+	l, err := net.Listen("unix", *sock)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	http.HandleFunc("GET /os", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `{"id":"ballast"}`) })
+	http.HandleFunc("GET /settings", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"motd":"Welcome to the namespace test"}`)
+	})
+	fmt.Fprintln(os.Stderr, http.Serve(l, nil))
+	os.Exit(1)
+}

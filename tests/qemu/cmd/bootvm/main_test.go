@@ -1,0 +1,49 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestRunPrint(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		want     []string // substrings of the printed command line
+	}{
+		{
+			name: "defaults",
+			args: []string{"--print", "--disk", "build/run.raw"},
+			want: []string{"-m 1024 ", "file=build/run.raw ", "-serial mon:stdio", "user,id=net0,restrict=on "},
+		},
+		{
+			name: "flags",
+			args: []string{"--print", "--disk", "d.raw", "--extra-disk", "cidata.iso", "--hostfwd", "tcp:127.0.0.1:50443-:50443",
+				"--hostfwd", "tcp:127.0.0.1:2222-:22", "--mem", "2048", "--no-reboot"},
+			want: []string{"-m 2048 ", "readonly=on,file=cidata.iso ", "hostfwd=tcp:127.0.0.1:50443-:50443,hostfwd=tcp:127.0.0.1:2222-:22 ", "-no-reboot"},
+		},
+		{name: "no disk", args: []string{"--print"}, wantCode: 2},
+		{name: "stray argument", args: []string{"--disk", "d", "extra"}, wantCode: 2},
+		{name: "bad flag", args: []string{"--nope"}, wantCode: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			code, err := run(tt.args, &out, io.Discard)
+			if code != tt.wantCode || (err != nil) != (tt.wantCode != 0) {
+				t.Fatalf("run() = %d, %v; want code %d", code, err, tt.wantCode)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("printed %q\nwant it to contain %q", out.String(), w)
+				}
+			}
+			if strings.Contains(out.String(), "-no-reboot") && !strings.Contains(strings.Join(tt.args, " "), "--no-reboot") {
+				t.Errorf("interactive runs must allow reboots: %s", out.String())
+			}
+		})
+	}
+}
