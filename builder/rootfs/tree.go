@@ -71,6 +71,16 @@ func (t *Tree) Mkdir(p string, mode fs.FileMode, origin string) error {
 		return nil
 	}
 	if e, ok := t.entries[p]; ok {
+		if e.Kind == Symlink {
+			// A package's /bin is our /bin -> usr/bin: the directory it means already exists.
+			target := e.Target
+			if !strings.HasPrefix(target, "/") {
+				target = path.Join(path.Dir(p), target)
+			}
+			if te, ok := t.entries[t.resolve(target)]; ok && te.Kind == Dir {
+				return nil
+			}
+		}
 		if e.Kind != Dir {
 			return fmt.Errorf("rootfs: %s (from %s): exists and is not a directory (from %s)", p, origin, e.Origin)
 		}

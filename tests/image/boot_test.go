@@ -1,0 +1,170 @@
+package image
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ballast-os/ballast/tests/qemu"
+)
+
+var readyRE = regexp.MustCompile(`ballast: ready version=(\S+) variant=(\S+) slot=(\S+) roothash=([0-9a-f]{64})`)
+
+// makeCidata writes a NoCloud seed volume: FAT labelled CIDATA holding user-data, as cloud-localds does.
+func makeCidata(t *testing.T, userData string) string {
+	t.Helper()
+	dir := t.TempDir()
+	img := filepath.Join(dir, "cidata.img")
+	ud := filepath.Join(dir, "user-data")
+	os.WriteFile(ud, []byte(userData), 0o644)
+	if out, err := exec.Command(tool(t, "mkfs.fat", "dosfstools"), "-C", "-n", "CIDATA", img, "2048").CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.fat: %v %s", err, out)
+	}
+	if out, err := exec.Command(tool(t, "mcopy", "mtools"), "-i", img, ud, "::user-data").CombinedOutput(); err != nil {
+		t.Fatalf("mcopy: %v %s", err, out)
+	}
+	return img
+}
+
+func boot(t *testing.T, disk string, extra ...string) *qemu.VM {
+	t.Helper()
+	if err := qemu.Available(); err != nil {
+		t.Fatalf("QEMU is needed for image tests: %v", err)
+	}
+	log := filepath.Join(t.TempDir(), "console.log")
+	vm, err := qemu.Start(t.Context(), qemu.Config{Disk: disk, ExtraDisks: extra, LogFile: log, Timeout: 5 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		vm.Kill()
+		if t.Failed() {
+			b, _ := os.ReadFile(log)
+			t.Logf("console log %s:\n%s", log, b)
+		}
+	})
+	return vm
+}
+
+func expect(t *testing.T, vm *qemu.VM, re string) []string {
+	t.Helper()
+	m, err := vm.Expect(regexp.MustCompile(re), 0)
+	if err != nil {
+		t.Fatalf("waiting for %q: %v", re, err)
+	}
+	return m
+}
+
+// shell runs a command on the dev console shell and returns what it printed after a marker, so the
+// echo of the typed command never matches.
+func shell(t *testing.T, vm *qemu.VM, n int, cmd string) string {
+	t.Helper()
+	vm.Send(fmt.Sprintf("echo OUT%d-$(%s 2>&1 | tr '\\n' ' ')-END\r", n, cmd))
+	m := expect(t, vm, fmt.Sprintf(`^OUT%d-(.*)-END$`, n))
+	return strings.TrimSpace(m[1])
+}
+
+func powerdown(t *testing.T, vm *qemu.VM) {
+	t.Helper()
+	if err := vm.Powerdown(); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, vm, `ballast: power off`)
+	if err := vm.WaitExit(60 * time.Second); err != nil {
+		t.Fatalf("after power off: %v", err)
+	}
+	if r := vm.ShutdownReason(); r != "guest-shutdown" {
+		t.Fatalf("QEMU stopped for %q, want guest-shutdown", r)
+	}
+}
+
+// TestBootUserDataAndPersistence boots the image twice: the first boot grows the data partition,
+// applies user data and changes settings through the API socket; the second shows they survived.
+func TestBootUserDataAndPersistence(t *testing.T) {
+	m := loadManifest(t)
+	disk := copyDisk(t, 2<<30)
+	cidata := makeCidata(t, "[settings]\nmotd = \"hello from user data\"\n")
+
+	start := time.Now()
+	vm := boot(t, disk, cidata)
+	grown := expect(t, vm, `ballast: data grown from (\d+) MiB to (\d+) MiB`)
+	if grown[2] <= grown[1] && len(grown[2]) <= len(grown[1]) {
+		t.Errorf("data partition not grown: %v", grown)
+	}
+	r := expect(t, vm, readyRE.String())
+	t.Logf("first boot: QEMU start → ready line in %.1fs", time.Since(start).Seconds())
+	if r[1] != m.Version || r[2] != "qemu" || r[3] != "a" || r[4] != m.RootHash {
+		t.Errorf("ready line %q does not match the manifest (version %s, roothash %s)", r[0], m.Version, m.RootHash)
+	}
+	expect(t, vm, `^hello from user data$`)
+
+	expect(t, vm, `# $`)
+	if out := shell(t, vm, 1, "apiclient set motd=set-through-the-api network.hostname=ballast-test && echo ok"); !strings.HasSuffix(out, "ok") {
+		t.Fatalf("apiclient set: %s", out)
+	}
+	if out := shell(t, vm, 2, "hostname"); out != "ballast-test" {
+		t.Errorf("hostname after set: %q", out)
+	}
+	if out := shell(t, vm, 3, "mount | grep -c ' / type erofs (ro'"); out != "1" {
+		t.Errorf("root is not a read-only EROFS mount: %q", out)
+	}
+	powerdown(t, vm)
+
+	vm = boot(t, disk, cidata)
+	expect(t, vm, `ballast: data partition kept at \d+ MiB`)
+	expect(t, vm, readyRE.String())
+	// First-boot user data must not override what was set through the API afterwards.
+	expect(t, vm, `^set-through-the-api$`)
+	expect(t, vm, `# $`)
+	if out := shell(t, vm, 4, "hostname"); out != "ballast-test" {
+		t.Errorf("hostname after reboot: %q", out)
+	}
+	powerdown(t, vm)
+}
+
+// TestTamperedRootFailsClosed flips one byte of a file's data in root-a; dm-verity must stop the
+// boot before the system is up.
+func TestTamperedRootFailsClosed(t *testing.T) {
+	m := loadManifest(t)
+	disk := copyDisk(t, 0)
+	// /usr/lib/os-release is read by the system init on every boot, so its block is always verified.
+	// Small files are stored uncompressed in EROFS, so their bytes can be found in the image.
+	want, err := os.ReadFile(filepath.Join(buildDir, "work", "rootfs", "usr", "lib", "os-release"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootOff, _ := partition(t, m, "root-a")
+	root, err := os.ReadFile(filepath.Join(buildDir, "work", "root.erofs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := bytes.Index(root, want)
+	if at < 0 || bytes.Count(root, want) != 1 {
+		t.Fatalf("os-release found %d times in root.erofs; the test needs exactly one plain copy", bytes.Count(root, want))
+	}
+	f, err := os.OpenFile(disk, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pos := rootOff + int64(at) + int64(len(want)/2)
+	b := make([]byte, 1)
+	f.ReadAt(b, pos)
+	b[0] ^= 0x01
+	f.WriteAt(b, pos)
+	f.Close()
+
+	vm := boot(t, disk)
+	expect(t, vm, `device-mapper: verity: .*(data|metadata) block \d+ is corrupted`)
+	if err := vm.WaitExit(90 * time.Second); err != nil {
+		t.Fatalf("a corrupted root must reboot the machine (QEMU exits with -no-reboot): %v", err)
+	}
+	if readyRE.MatchString(vm.Console()) {
+		t.Fatal("the tampered image reached the ready line")
+	}
+}
