@@ -160,7 +160,8 @@ func TestTamperedRootFailsClosed(t *testing.T) {
 	f.Close()
 
 	vm := boot(t, disk)
-	expect(t, vm, `device-mapper: verity: .*(data|metadata) block \d+ is corrupted`)
+	hit := expect(t, vm, `device-mapper: verity: .*(data|metadata) block \d+ is corrupted`)
+	t.Logf("console: %s", hit[0])
 	if err := vm.WaitExit(90 * time.Second); err != nil {
 		t.Fatalf("a corrupted root must reboot the machine (QEMU exits with -no-reboot): %v", err)
 	}
