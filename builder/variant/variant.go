@@ -140,7 +140,6 @@ func Parse(path string, data []byte) (*Variant, error) {
 			msg = fmt.Sprintf("key %q: %s", pe.LastKey, msg)
 		}
 		return nil, fmt.Errorf("%s:%d: %s", path, pe.Position.Line, msg)
-		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if u := md.Undecoded(); len(u) > 0 {
 		k := u[0].String()

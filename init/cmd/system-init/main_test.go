@@ -154,18 +154,25 @@ func TestBootAsPID1InNamespaces(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := &lockedBuffer{}
-	cmd := exec.Command("unshare", "--pid", "--fork", "--mount", "--uts", "--ipc", "--cgroup",
+	cmd := exec.Command("unshare", "--pid", "--fork", "--kill-child", "--mount", "--uts", "--ipc", "--cgroup",
 		"--propagation", "private", "/bin/sh", script, root)
 	cmd.Stdout, cmd.Stderr = out, out
+	cmd.WaitDelay = 10 * time.Second
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	// done is closed once the namespace has ended; waitErr is then how.
+	done := make(chan struct{})
+	var waitErr error
+	go func() {
+		waitErr = cmd.Wait()
+		close(done)
+	}()
 	t.Cleanup(func() {
 		select {
 		case <-done:
 		default:
+			// --kill-child takes the namespace's init down with unshare.
 			cmd.Process.Kill()
 			<-done
 		}
@@ -211,7 +218,8 @@ func TestBootAsPID1InNamespaces(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case err = <-done:
+	case <-done:
+		err = waitErr
 	case <-time.After(30 * time.Second):
 		t.Fatalf("no power off:\n%s", out)
 	}
