@@ -17,6 +17,7 @@ declare -A need=(
   [objdump]=binutils
   [cpio]=cpio
   [gcc]=gcc
+  [faketime]=faketime
   [genisoimage]=genisoimage
   [xorriso]=xorriso
   [losetup]=mount

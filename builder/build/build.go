@@ -377,20 +377,26 @@ func (b *builder) buildUKI(k *kernelTree, stubDeb string, initrd []byte, cmdline
 	return out.Bytes(), nil
 }
 
-// mkfsData formats the data partition as ext4 into a file, rootless, with a fixed UUID, hash seed and
-// time so the image is reproducible.
+// mkfsData formats the data partition as ext4 into a file, rootless, with a fixed UUID and hash seed.
+// Bookworm's mke2fs (1.47.0) stamps inodes and superblocks with the wall clock and knows no
+// SOURCE_DATE_EPOCH, so it runs under libfaketime with the clock frozen at the build's epoch.
 func (b *builder) mkfsData(path string, l disk.Layout) error {
 	bin, err := exec.LookPath("mkfs.ext4")
 	if err != nil {
 		return fmt.Errorf("data: mkfs.ext4 not found: install the Debian package e2fsprogs")
 	}
+	faketime, err := exec.LookPath("faketime")
+	if err != nil {
+		return fmt.Errorf("data: faketime not found (needed for a reproducible ext4): install the Debian package faketime")
+	}
 	os.Remove(path)
 	uuid := l.UUID("data")
 	size := int64(b.v.Partitions.Data)
-	cmd := exec.Command(bin, "-q", "-F", "-L", "BALLAST-DATA", "-U", uuid,
+	frozen := time.Unix(b.epoch, 0).UTC().Format("2006-01-02 15:04:05")
+	cmd := exec.Command(faketime, "-f", frozen, bin, "-q", "-F", "-L", "BALLAST-DATA", "-U", uuid,
 		"-E", "root_owner=0:0,hash_seed="+uuid+",lazy_itable_init=1,lazy_journal_init=1",
-		"-O", "^metadata_csum_seed", path, strconv.FormatInt(size>>10, 10)+"k")
-	cmd.Env = append(os.Environ(), "E2FSPROGS_FAKE_TIME="+strconv.FormatInt(b.epoch, 10), "MKE2FS_DEVICE_SECTSIZE=512")
+		path, strconv.FormatInt(size>>10, 10)+"k")
+	cmd.Env = append(os.Environ(), "TZ=UTC", "MKE2FS_DEVICE_SECTSIZE=512")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("data: mkfs.ext4: %w\n%s", err, out)
 	}
