@@ -19,13 +19,15 @@ import (
 
 func main() {
 	var (
-		socket      = flag.String("socket", "/run/api.sock", "Unix socket to serve the API on")
-		store       = flag.String("datastore", "/local/var/lib/ballast/datastore", "datastore directory")
-		etc         = flag.String("etc", "/etc", "directory settings are applied to")
-		osRelease   = flag.String("os-release", "/usr/lib/os-release", "os-release file GET /os reads")
-		cmdline     = flag.String("cmdline", "/proc/cmdline", "kernel command line GET /os reads")
-		userData    = flag.String("user-data", "", "read first-boot user data from this file instead of a cidata volume")
-		udWait      = flag.Duration("user-data-wait", 3*time.Second, "how long to wait for a cidata volume to appear on first boot")
+		socket    = flag.String("socket", "/run/api.sock", "Unix socket to serve the API on")
+		store     = flag.String("datastore", "/local/var/lib/ballast/datastore", "datastore directory")
+		etc       = flag.String("etc", "/etc", "directory settings are applied to")
+		osRelease = flag.String("os-release", "/usr/lib/os-release", "os-release file GET /os reads")
+		cmdline   = flag.String("cmdline", "/proc/cmdline", "kernel command line GET /os reads")
+		userData  = flag.String("user-data", "", "read first-boot user data from this file instead of a cidata volume")
+		// Disks present at boot were probed in the initramfs before the root was mounted, so the wait
+		// only covers late devices; every second of it delays a first boot without a seed volume.
+		udWait      = flag.Duration("user-data-wait", 500*time.Millisecond, "how long to wait for a cidata volume to appear on first boot")
 		runDir      = flag.String("run", "/run", "where the cidata volume is mounted while it is read")
 		setHostname = flag.Bool("sethostname", true, "set the kernel host name (only done when running as root)")
 	)
