@@ -116,9 +116,11 @@ func TestBootUserDataAndPersistence(t *testing.T) {
 	}
 	powerdown(t, vm)
 
+	start = time.Now()
 	vm = boot(t, disk, cidata)
 	expect(t, vm, `ballast: data partition kept at \d+ MiB`)
 	expect(t, vm, readyRE.String())
+	t.Logf("second boot: QEMU start → ready line in %.1fs", time.Since(start).Seconds())
 	// First-boot user data must not override what was set through the API afterwards.
 	expect(t, vm, `^set-through-the-api$`)
 	expect(t, vm, `# $`)
