@@ -255,6 +255,8 @@ func (b *builder) buildRoot(k *kernelTree, bin string, debs map[string]string) (
 		if err := addDevShell(t); err != nil {
 			return "", fmt.Errorf("%s: %w", b.v.Path, err)
 		}
+	} else if err := t.CheckNoInterpreters(); err != nil {
+		return "", fmt.Errorf("variant %s (production): %w", b.v.Path, err)
 	}
 	mods, dep, err := k.modules("kernel.modules", b.v.Kernel.Modules)
 	if err != nil {

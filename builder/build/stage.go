@@ -27,9 +27,6 @@ type ImageInfo struct {
 	Kernel   string   `json:"kernel"`
 }
 
-// Paths dropped from Debian packages: a container host needs no documentation or translations.
-var droppedPrefixes = []string{"/usr/share/doc", "/usr/share/man", "/usr/share/info", "/usr/share/locale", "/usr/share/lintian", "/usr/share/bug"}
-
 // Applets linked to busybox in dev images: enough to look around and to test.
 var devApplets = []string{"sh", "ash", "ls", "cat", "echo", "ps", "mount", "umount", "dmesg", "df", "free", "ip",
 	"grep", "sed", "awk", "vi", "less", "head", "tail", "find", "stat", "uname", "hostname", "sleep", "poweroff",
@@ -93,10 +90,8 @@ func addDeb(t *rootfs.Tree, pkg, debPath string) error {
 	defer f.Close()
 	return deb.Walk(f, func(h *tar.Header, body io.Reader) error {
 		p := "/" + strings.TrimPrefix(path.Clean("/"+h.Name), "/")
-		for _, d := range droppedPrefixes {
-			if p == d || strings.HasPrefix(p, d+"/") {
-				return nil
-			}
+		if rootfs.Dropped(p) {
+			return nil
 		}
 		mode := fs.FileMode(h.Mode) & fs.ModePerm
 		switch h.Typeflag {

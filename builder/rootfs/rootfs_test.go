@@ -95,3 +95,31 @@ func TestErofsLabels(t *testing.T) {
 		t.Errorf("apiserver mode: %v %v", st, err)
 	}
 }
+
+func TestCheckNoInterpreters(t *testing.T) {
+	cases := []struct {
+		name, path, origin string
+		bad                bool
+	}{
+		{"apiserver", "/usr/bin/apiserver", "ballast", false},
+		{"dash", "/usr/bin/dash", "dash", true},
+		{"sh link", "/usr/bin/sh", "dash", true},
+		{"busybox", "/usr/bin/busybox", "busybox-static", true},
+		{"python3.11", "/usr/bin/python3.11", "python3.11-minimal", true},
+		{"perl", "/usr/bin/perl", "perl-base", true},
+		{"mawk", "/usr/bin/mawk", "mawk", true},
+		{"shell-ish name", "/usr/sbin/shutdown", "ballast", false},
+		{"library", "/usr/lib/x86_64-linux-gnu/libperl.so.5.36", "libperl5.36", false},
+	}
+	for _, c := range cases {
+		tr := New()
+		must(t, tr.AddFile(c.path, []byte("x"), 0o755, c.origin))
+		err := tr.CheckNoInterpreters()
+		if c.bad != (err != nil) {
+			t.Errorf("%s: err = %v", c.name, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), c.origin) {
+			t.Errorf("%s: error does not name the package: %v", c.name, err)
+		}
+	}
+}
