@@ -36,6 +36,7 @@ type Options struct {
 	CacheDir string // download cache; default debian.CacheDir()
 	Mirror   string // Debian mirror; default debian.DefaultMirror
 	Log      func(format string, args ...any)
+	Force    bool // build even when the outputs match the inputs
 }
 
 // Manifest is build/<variant>/manifest.json.
@@ -48,7 +49,9 @@ type Manifest struct {
 	DataBlocks uint64                   `json:"data_blocks"`
 	Cmdline    string                   `json:"cmdline"`
 	Partitions []disk.ManifestPartition `json:"partitions"`
-	Files      map[string]FileInfo      `json:"files"`
+	Files      map[string]FileInfo      `json:"files"`   // intermediate artifacts under work/
+	Outputs    map[string]FileInfo      `json:"outputs"` // files in the output directory
+	Inputs     string                   `json:"inputs"`  // digest of everything the build read
 	Packages   []debian.Package         `json:"packages"`
 }
 
@@ -109,6 +112,14 @@ func (b *builder) run(ctx context.Context) (*Manifest, error) {
 	b.version = strings.TrimSpace(string(ver))
 	b.epoch = sourceDateEpoch(b.Repo)
 	b.fetch = &debian.Fetcher{Mirror: b.Mirror, CacheDir: b.CacheDir}
+	inputs, err := b.inputsHash()
+	if err != nil {
+		return nil, err
+	}
+	if m, ok := b.upToDate(inputs); ok && !b.Force {
+		b.step("up to date: %s (roothash %s)", filepath.Join(b.Out, "disk.raw"), m.RootHash)
+		return m, nil
+	}
 
 	// 1. Packages.
 	b.step("fetch: kernel %s, systemd-boot-efi, %s", b.v.Kernel.Package, strings.Join(b.v.Packages.Debian, ", "))
@@ -216,14 +227,15 @@ func (b *builder) run(ctx context.Context) (*Manifest, error) {
 		Variant: b.v.Name, Version: b.version, Kernel: k.Version,
 		RootHash: rootHash, Salt: hex.EncodeToString(salt), DataBlocks: vres.DataBlocks,
 		Cmdline: cmdline, Partitions: layout.Manifest(), Packages: pinned,
-		Files: map[string]FileInfo{},
+		Files: map[string]FileInfo{}, Outputs: map[string]FileInfo{}, Inputs: inputs,
 	}
-	for name, p := range map[string]string{"disk.raw": diskPath, "root.erofs": rootImg, "uki": filepath.Join(b.work, "BOOTX64.EFI"), "initramfs": filepath.Join(b.work, "initramfs.cpio.zst")} {
-		sum, err := fileSHA256(p)
-		if err != nil {
+	for name, p := range map[string]string{"root.erofs": rootImg, "uki": filepath.Join(b.work, "BOOTX64.EFI"), "initramfs": filepath.Join(b.work, "initramfs.cpio.zst")} {
+		if m.Files[name], err = fileInfo(p); err != nil {
 			return nil, err
 		}
-		m.Files[name] = FileInfo{Size: fileSize(p), SHA256: sum}
+	}
+	if m.Outputs["disk.raw"], err = fileInfo(diskPath); err != nil {
+		return nil, err
 	}
 	mj, _ := json.MarshalIndent(m, "", "  ")
 	if err := os.WriteFile(filepath.Join(b.Out, "manifest.json"), append(mj, '\n'), 0o644); err != nil {
@@ -460,6 +472,11 @@ func fileSize(p string) int64 {
 		return 0
 	}
 	return st.Size()
+}
+
+func fileInfo(p string) (FileInfo, error) {
+	sum, err := fileSHA256(p)
+	return FileInfo{Size: fileSize(p), SHA256: sum}, err
 }
 
 func fileSHA256(p string) (string, error) {

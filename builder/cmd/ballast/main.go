@@ -32,6 +32,7 @@ func main() {
 	out := fs.String("out", "", "output directory")
 	mirror := fs.String("mirror", os.Getenv("BALLAST_DEBIAN_MIRROR"), "Debian mirror URL")
 	repo := fs.String("repo", ".", "repository root")
+	force := fs.Bool("force", false, "rebuild even if the outputs are up to date")
 	fs.Parse(os.Args[2:])
 
 	root, err := filepath.Abs(*repo)
@@ -42,7 +43,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	_, err = build.Build(ctx, build.Options{
-		Repo: root, Variant: *v, Out: *out, Mirror: *mirror,
+		Repo: root, Variant: *v, Out: *out, Mirror: *mirror, Force: *force,
 		Log: func(format string, args ...any) { fmt.Fprintf(os.Stderr, "ballast: "+format+"\n", args...) },
 	})
 	if err != nil {
