@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ballast-os/ballast/builder/initramfs"
+	"github.com/ballast-os/ballast/builder/progress"
 	"github.com/ballast-os/ballast/builder/rootfs"
 	"github.com/ballast-os/ballast/builder/uki"
 	"github.com/ballast-os/ballast/builder/variant"
@@ -36,6 +37,7 @@ type Options struct {
 	CacheDir string // download cache; default debian.CacheDir()
 	Mirror   string // Debian mirror; default debian.DefaultMirror
 	Log      func(format string, args ...any)
+	Progress *progress.Reporter // when set, used instead of Log, with download byte counts
 	Force    bool // build even when the outputs match the inputs
 }
 
@@ -94,6 +96,10 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 }
 
 func (b *builder) step(format string, args ...any) {
+	if b.Progress != nil {
+		b.Progress.Step(format, args...)
+		return
+	}
 	b.Log("[%6.1fs] %s", time.Since(b.start).Seconds(), fmt.Sprintf(format, args...))
 }
 
@@ -112,6 +118,9 @@ func (b *builder) run(ctx context.Context) (*Manifest, error) {
 	b.version = strings.TrimSpace(string(ver))
 	b.epoch = sourceDateEpoch(b.Repo)
 	b.fetch = &debian.Fetcher{Mirror: b.Mirror, CacheDir: b.CacheDir}
+	if b.Progress != nil {
+		b.fetch.Progress = b.Progress.Bytes
+	}
 	inputs, err := b.inputsHash()
 	if err != nil {
 		return nil, err

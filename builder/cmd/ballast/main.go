@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/ballast-os/ballast/builder/build"
+	"github.com/ballast-os/ballast/builder/progress"
 )
 
 func usage() {
@@ -44,7 +45,7 @@ func main() {
 	defer stop()
 	_, err = build.Build(ctx, build.Options{
 		Repo: root, Variant: *v, Out: *out, Mirror: *mirror, Force: *force,
-		Log: func(format string, args ...any) { fmt.Fprintf(os.Stderr, "ballast: "+format+"\n", args...) },
+		Progress: progress.ForStderr(),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ballast: build failed:", err)
