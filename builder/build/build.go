@@ -38,7 +38,7 @@ type Options struct {
 	Mirror   string // Debian mirror; default debian.DefaultMirror
 	Log      func(format string, args ...any)
 	Progress *progress.Reporter // when set, used instead of Log, with download byte counts
-	Force    bool // build even when the outputs match the inputs
+	Force    bool               // build even when the outputs match the inputs
 }
 
 // Manifest is build/<variant>/manifest.json.
