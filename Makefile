@@ -5,7 +5,7 @@ DISK    := $(BUILD)/disk.raw
 GO      ?= go
 export PATH := $(PATH):/usr/sbin:/sbin
 
-.PHONY: all deps image run test unit image-test vet clean repro
+.PHONY: all deps image run test unit image-test vet clean repro bench
 
 all: image
 
@@ -45,3 +45,7 @@ test: unit image-test repro
 
 clean:
 	rm -rf build
+
+# Build and boot figures: prints a table and writes build/bench.json.
+bench: deps
+	$(GO) run ./tests/cmd/bench --variant $(VARIANT)

@@ -17,6 +17,7 @@ declare -A need=(
   [objdump]=binutils
   [cpio]=cpio
   [gcc]=gcc
+  [zstd]=zstd
   [faketime]=faketime
   [genisoimage]=genisoimage
   [xorriso]=xorriso
