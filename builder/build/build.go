@@ -21,6 +21,7 @@ import (
 	"github.com/ballast-os/ballast/builder/initramfs"
 	"github.com/ballast-os/ballast/builder/progress"
 	"github.com/ballast-os/ballast/builder/rootfs"
+	"github.com/ballast-os/ballast/builder/sbom"
 	"github.com/ballast-os/ballast/builder/uki"
 	"github.com/ballast-os/ballast/builder/variant"
 	"github.com/ballast-os/ballast/builder/verity"
@@ -74,11 +75,13 @@ type builder struct {
 	version string
 	epoch   int64
 	start   time.Time
+	// licenses maps Debian package names to SPDX expressions, for the SBOM.
+	licenses map[string]string
 }
 
 // Build runs the whole pipeline and returns the manifest it wrote.
 func Build(ctx context.Context, o Options) (*Manifest, error) {
-	b := &builder{Options: o, start: time.Now()}
+	b := &builder{Options: o, start: time.Now(), licenses: map[string]string{}}
 	if b.Log == nil {
 		b.Log = func(string, ...any) {}
 	}
@@ -246,6 +249,13 @@ func (b *builder) run(ctx context.Context) (*Manifest, error) {
 	if m.Outputs["disk.raw"], err = fileInfo(diskPath); err != nil {
 		return nil, err
 	}
+	b.step("sbom: %d Debian packages, %d Go binaries", len(pinned), len(progs))
+	if err := b.writeSBOM(m, k, kdir, pinned, bin, progs); err != nil {
+		return nil, err
+	}
+	if m.Outputs["sbom.spdx.json"], err = fileInfo(filepath.Join(b.Out, "sbom.spdx.json")); err != nil {
+		return nil, err
+	}
 	mj, _ := json.MarshalIndent(m, "", "  ")
 	if err := os.WriteFile(filepath.Join(b.Out, "manifest.json"), append(mj, '\n'), 0o644); err != nil {
 		return nil, err
@@ -268,9 +278,11 @@ func (b *builder) buildRoot(k *kernelTree, bin string, debs map[string]string) (
 		}
 	}
 	for _, n := range b.v.Packages.Debian {
-		if err := addDeb(t, n, debs[n]); err != nil {
+		c, err := addDeb(t, n, debs[n])
+		if err != nil {
 			return "", fmt.Errorf("package %s: %w", n, err)
 		}
+		b.licenses[n] = sbom.DebianLicense(c)
 	}
 	if b.v.Dev {
 		if err := addDevShell(t); err != nil {
@@ -440,6 +452,49 @@ func (b *builder) writeDisk(path string, l disk.Layout, ukiBytes []byte, rootImg
 		"data":     disk.FromFile(dataImg),
 	}
 	return disk.Write(path, l, contents)
+}
+
+// writeSBOM writes sbom.spdx.json: every Debian package, the kernel, and the Go modules linked into
+// every Go binary of the image, read back from the binaries themselves.
+func (b *builder) writeSBOM(m *Manifest, k *kernelTree, kdir string, pinned []debian.Package, bin string, progs []string) error {
+	in := sbom.Input{
+		Image:        sbom.Image{Variant: m.Variant, Version: m.Version, FileName: "disk.raw", SHA256: m.Outputs["disk.raw"].SHA256},
+		Created:      time.Unix(b.epoch, 0).UTC(),
+		DebianMirror: b.fetch.Mirror,
+		Kernel:       sbom.Kernel{Package: b.v.Kernel.Package, Release: k.Version},
+	}
+	if in.DebianMirror == "" {
+		in.DebianMirror = debian.DefaultMirror
+	}
+	for _, p := range pinned {
+		lic, ok := b.licenses[p.Name]
+		if !ok { // build inputs (kernel, UKI stub) are unpacked in the cache, not into the root
+			dir := kdir
+			if p.Name != b.v.Kernel.Package {
+				dir = filepath.Join(b.CacheDir, "unpacked", p.SHA256)
+			}
+			c, _ := os.ReadFile(filepath.Join(dir, "usr/share/doc", p.Name, "copyright"))
+			lic = sbom.DebianLicense(c)
+		}
+		in.Debian = append(in.Debian, sbom.DebianPackage{Name: p.Name, Version: p.Version, SHA256: p.SHA256, Filename: p.Filename, License: lic})
+	}
+	install := map[string]string{"initramfs-init": "/init (initramfs)", "system-init": "/usr/sbin/init"}
+	for _, p := range progs {
+		path, ok := install[p]
+		if !ok {
+			path = "/usr/bin/" + p
+		}
+		in.Go = append(in.Go, sbom.GoBinary{Path: path, HostPath: filepath.Join(bin, p), DevelVersion: b.version})
+	}
+	f, err := os.Create(filepath.Join(b.Out, "sbom.spdx.json"))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := sbom.Write(f, in); err != nil {
+		return fmt.Errorf("sbom: %w", err)
+	}
+	return f.Close()
 }
 
 func (b *builder) buildID() string {

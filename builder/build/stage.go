@@ -81,15 +81,20 @@ func addModules(t *rootfs.Tree, k *kernelTree, dest string, mods []kmod.Module, 
 }
 
 // addDeb unpacks a Debian package's files into the tree (merged /usr via the tree's symlinks),
-// dropping documentation. Maintainer scripts are not run.
-func addDeb(t *rootfs.Tree, pkg, debPath string) error {
+// dropping documentation. Maintainer scripts are not run. It returns the package's copyright file,
+// read before the docs are dropped, for the SBOM's license field.
+func addDeb(t *rootfs.Tree, pkg, debPath string) (copyright []byte, err error) {
 	f, err := os.Open(debPath)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer f.Close()
-	return deb.Walk(f, func(h *tar.Header, body io.Reader) error {
+	err = deb.Walk(f, func(h *tar.Header, body io.Reader) error {
 		p := "/" + strings.TrimPrefix(path.Clean("/"+h.Name), "/")
+		if p == "/usr/share/doc/"+pkg+"/copyright" && h.Typeflag == tar.TypeReg {
+			copyright, err = io.ReadAll(io.LimitReader(body, 1<<20))
+			return err
+		}
 		if rootfs.Dropped(p) {
 			return nil
 		}
@@ -108,6 +113,7 @@ func addDeb(t *rootfs.Tree, pkg, debPath string) error {
 		}
 		return nil
 	})
+	return copyright, err
 }
 
 func addDevShell(t *rootfs.Tree) error {

@@ -1,11 +1,14 @@
 package image
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ballast-os/ballast/builder/sbom"
 )
 
 func tool(t *testing.T, name, pkg string) string {
@@ -85,5 +88,43 @@ func TestVerityMatchesVeritysetup(t *testing.T) {
 	out, err := exec.Command(tool(t, "veritysetup", "cryptsetup-bin"), "verify", root, hash, m.RootHash).CombinedOutput()
 	if err != nil {
 		t.Fatalf("veritysetup verify: %v\n%s", err, out)
+	}
+}
+
+func TestSBOM(t *testing.T) {
+	m := loadManifest(t)
+	raw, err := os.ReadFile(filepath.Join(buildDir, "sbom.spdx.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc sbom.Document
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatalf("sbom.spdx.json: %v", err)
+	}
+	if err := doc.Check(); err != nil {
+		t.Fatalf("sbom.spdx.json: %v", err)
+	}
+	if doc.SPDXVersion != "SPDX-2.3" {
+		t.Errorf("spdxVersion %q", doc.SPDXVersion)
+	}
+	want := map[string]bool{"linux-image-6.1.0-50-cloud-amd64": false, "busybox-static": false, "github.com/BurntSushi/toml": false, "/usr/bin/apiserver": false, "/usr/sbin/init": false}
+	imageSum := false
+	for _, p := range doc.Packages {
+		if _, ok := want[p.Name]; ok {
+			want[p.Name] = true
+		}
+		for _, c := range p.Checksums {
+			if c.Value == m.Outputs["disk.raw"].SHA256 {
+				imageSum = true
+			}
+		}
+	}
+	for name, seen := range want {
+		if !seen {
+			t.Errorf("SBOM lacks %s", name)
+		}
+	}
+	if !imageSum {
+		t.Error("SBOM does not carry the image's sha256")
 	}
 }
