@@ -120,7 +120,7 @@ func (b *builder) run(ctx context.Context) (*Manifest, error) {
 	}
 	b.version = strings.TrimSpace(string(ver))
 	b.epoch = sourceDateEpoch(b.Repo)
-	b.fetch = &debian.Fetcher{Mirror: b.Mirror, CacheDir: b.CacheDir}
+	b.fetch = &debian.Fetcher{Mirror: b.Mirror, Sources: b.lock.Sources, CacheDir: b.CacheDir}
 	if b.Progress != nil {
 		b.fetch.Progress = b.Progress.Bytes
 	}
@@ -133,22 +133,29 @@ func (b *builder) run(ctx context.Context) (*Manifest, error) {
 		return m, nil
 	}
 
-	// 1. Packages.
-	b.step("fetch: kernel %s, systemd-boot-efi, %s", b.v.Kernel.Package, strings.Join(b.v.Packages.Debian, ", "))
-	pkgNames := append([]string{b.v.Kernel.Package, "systemd-boot-efi"}, b.v.Packages.Debian...)
-	debs := map[string]string{}
+	// 1. Packages: the kernel and the UKI stub are build inputs (only their files are used, so their
+	// dependencies are not); the variant's packages go into the root with their whole closure.
+	rootPkgs, err := b.lock.Closure(b.v.Packages.Debian)
+	if err != nil {
+		return nil, fmt.Errorf("variant %s: %w (run `make lock`)", b.v.Path, err)
+	}
 	var pinned []debian.Package
-	for _, n := range pkgNames {
+	for _, n := range []string{b.v.Kernel.Package, "systemd-boot-efi"} {
 		p, err := b.lock.Find(n)
 		if err != nil {
-			return nil, fmt.Errorf("variant %s: %w", b.v.Path, err)
+			return nil, fmt.Errorf("variant %s: %w (run `make lock`)", b.v.Path, err)
 		}
+		pinned = append(pinned, p)
+	}
+	pinned = append(pinned, rootPkgs...)
+	b.step("fetch: %d Debian packages (kernel %s, systemd-boot-efi, %d for the root)", len(pinned), b.v.Kernel.Package, len(rootPkgs))
+	debs := map[string]string{}
+	for _, p := range pinned {
 		path, err := b.fetch.Path(ctx, p)
 		if err != nil {
 			return nil, err
 		}
-		debs[n] = path
-		pinned = append(pinned, p)
+		debs[p.Name] = path
 	}
 	kp, _ := b.lock.Find(b.v.Kernel.Package)
 	kdir, err := unpackCached(b.CacheDir, debs[kp.Name], kp.SHA256)
@@ -170,7 +177,7 @@ func (b *builder) run(ctx context.Context) (*Manifest, error) {
 
 	// 3. Root tree and EROFS.
 	b.step("rootfs: stage tree")
-	rootImg, err := b.buildRoot(k, bin, debs)
+	rootImg, err := b.buildRoot(k, bin, debs, rootPkgs)
 	if err != nil {
 		return nil, err
 	}
@@ -264,7 +271,7 @@ func (b *builder) run(ctx context.Context) (*Manifest, error) {
 	return m, nil
 }
 
-func (b *builder) buildRoot(k *kernelTree, bin string, debs map[string]string) (string, error) {
+func (b *builder) buildRoot(k *kernelTree, bin string, debs map[string]string, pkgs []debian.Package) (string, error) {
 	t, err := baseTree()
 	if err != nil {
 		return "", err
@@ -277,12 +284,15 @@ func (b *builder) buildRoot(k *kernelTree, bin string, debs map[string]string) (
 			return "", err
 		}
 	}
-	for _, n := range b.v.Packages.Debian {
-		c, err := addDeb(t, n, debs[n])
+	for _, p := range pkgs {
+		c, err := addDeb(t, p.Name, debs[p.Name])
 		if err != nil {
-			return "", fmt.Errorf("package %s: %w", n, err)
+			return "", fmt.Errorf("package %s: %w", p.Name, err)
 		}
-		b.licenses[n] = sbom.DebianLicense(c)
+		b.licenses[p.Name] = sbom.DebianLicense(c)
+	}
+	if err := maintainerWork(t); err != nil {
+		return "", err
 	}
 	if b.v.Dev {
 		if err := addDevShell(t); err != nil {
@@ -458,13 +468,9 @@ func (b *builder) writeDisk(path string, l disk.Layout, ukiBytes []byte, rootImg
 // every Go binary of the image, read back from the binaries themselves.
 func (b *builder) writeSBOM(m *Manifest, k *kernelTree, kdir string, pinned []debian.Package, bin string, progs []string) error {
 	in := sbom.Input{
-		Image:        sbom.Image{Variant: m.Variant, Version: m.Version, FileName: "disk.raw", SHA256: m.Outputs["disk.raw"].SHA256},
-		Created:      time.Unix(b.epoch, 0).UTC(),
-		DebianMirror: b.fetch.Mirror,
-		Kernel:       sbom.Kernel{Package: b.v.Kernel.Package, Release: k.Version},
-	}
-	if in.DebianMirror == "" {
-		in.DebianMirror = debian.DefaultMirror
+		Image:   sbom.Image{Variant: m.Variant, Version: m.Version, FileName: "disk.raw", SHA256: m.Outputs["disk.raw"].SHA256},
+		Created: time.Unix(b.epoch, 0).UTC(),
+		Kernel:  sbom.Kernel{Package: b.v.Kernel.Package, Release: k.Version},
 	}
 	for _, p := range pinned {
 		lic, ok := b.licenses[p.Name]
@@ -476,7 +482,8 @@ func (b *builder) writeSBOM(m *Manifest, k *kernelTree, kdir string, pinned []de
 			c, _ := os.ReadFile(filepath.Join(dir, "usr/share/doc", p.Name, "copyright"))
 			lic = sbom.DebianLicense(c)
 		}
-		in.Debian = append(in.Debian, sbom.DebianPackage{Name: p.Name, Version: p.Version, SHA256: p.SHA256, Filename: p.Filename, License: lic})
+		mirror, _ := b.fetch.BaseURL(p)
+		in.Debian = append(in.Debian, sbom.DebianPackage{Name: p.Name, Version: p.Version, SHA256: p.SHA256, Filename: p.Filename, License: lic, Mirror: mirror})
 	}
 	install := map[string]string{"initramfs-init": "/init (initramfs)", "system-init": "/usr/sbin/init"}
 	for _, p := range progs {

@@ -34,12 +34,12 @@ var devApplets = []string{"sh", "ash", "ls", "cat", "echo", "ps", "mount", "umou
 
 func baseTree() (*rootfs.Tree, error) {
 	t := rootfs.New()
-	for _, l := range [][2]string{{"/bin", "usr/bin"}, {"/sbin", "usr/sbin"}, {"/lib", "usr/lib"}} {
+	for _, l := range [][2]string{{"/bin", "usr/bin"}, {"/sbin", "usr/sbin"}, {"/lib", "usr/lib"}, {"/lib64", "usr/lib64"}} {
 		if err := t.AddSymlink(l[0], l[1], "ballast"); err != nil {
 			return nil, err
 		}
 	}
-	for _, d := range []string{"/usr/bin", "/usr/sbin", "/usr/lib/ballast", "/usr/share/factory/etc",
+	for _, d := range []string{"/usr/bin", "/usr/sbin", "/usr/lib64", "/usr/lib/ballast", "/usr/share/factory/etc",
 		"/etc", "/local", "/run", "/proc", "/sys", "/dev", "/var", "/root"} {
 		if err := t.Mkdir(d, 0o755, "ballast"); err != nil {
 			return nil, err

@@ -54,6 +54,9 @@ func debPackage(mirror string, d DebianPackage) (Package, error) {
 		CopyrightText:    noAssertion,
 		ExternalRefs:     []ExternalRef{{Category: categoryPackageManager, Type: "purl", Locator: debPurl(d.Name, d.Version, arch)}},
 	}
+	if d.Mirror != "" {
+		mirror = d.Mirror
+	}
 	if mirror != "" {
 		p.DownloadLocation = strings.TrimRight(mirror, "/") + "/" + strings.TrimLeft(d.Filename, "/")
 	}

@@ -31,6 +31,9 @@ type DebianPackage struct {
 	Filename string // pool path below the mirror root, e.g. pool/main/b/busybox/busybox-static_..._amd64.deb
 	Source   string // source package name, "" if it equals Name or is unknown
 	License  string // SPDX license expression (see DebianLicense), "" if unknown
+	// Mirror is the archive root this package came from; it overrides Input.DebianMirror, since one
+	// image mixes packages from the main and the security archives.
+	Mirror string
 }
 
 // Kernel is the Linux kernel in the image's UKI.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -16,10 +17,19 @@ import (
 // DefaultMirror is used unless the caller (variant, flag or BALLAST_DEBIAN_MIRROR) says otherwise.
 const DefaultMirror = "http://deb.debian.org/debian"
 
+// DefaultSecurityMirror serves the security suites, which deb.debian.org keeps apart from the
+// main archive.
+const DefaultSecurityMirror = "http://deb.debian.org/debian-security"
+
 // Fetcher downloads pinned packages into a cache directory keyed by sha256, so a cached file is
 // re-verified by name and never trusted by its URL.
 type Fetcher struct {
-	Mirror   string
+	// Mirror replaces DefaultMirror: it serves packages of sources whose URL is DefaultMirror and
+	// of lock files without sources. Other sources (the security archive) keep their own URL.
+	Mirror string
+	// Sources are the lock's [[source]] tables (Lock.Sources); a package naming a source is
+	// fetched from that source's URL.
+	Sources  []Source
 	CacheDir string
 	Client   *http.Client
 	// Progress, when set, is told about each download.
@@ -53,11 +63,11 @@ func (f *Fetcher) Path(ctx context.Context, p Package) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("debian: cache %s: %w", dir, err)
 	}
-	mirror := f.Mirror
-	if mirror == "" {
-		mirror = DefaultMirror
+	base, err := f.BaseURL(p)
+	if err != nil {
+		return "", err
 	}
-	url := strings.TrimSuffix(mirror, "/") + "/" + p.Filename
+	url := strings.TrimSuffix(base, "/") + "/" + p.Filename
 	tmp, err := os.CreateTemp(dir, ".fetch-*")
 	if err != nil {
 		return "", fmt.Errorf("debian: %s: %w", p.Name, err)
@@ -84,6 +94,22 @@ func (f *Fetcher) Path(ctx context.Context, p Package) (string, error) {
 		return "", fmt.Errorf("debian: %s: %w", p.Name, err)
 	}
 	return dst, nil
+}
+
+// BaseURL is the archive root p is downloaded from: its source's URL, or Mirror for the main archive.
+func (f *Fetcher) BaseURL(p Package) (string, error) {
+	base := DefaultMirror
+	if p.Source != "" {
+		i := slices.IndexFunc(f.Sources, func(s Source) bool { return s.Name == p.Source })
+		if i < 0 {
+			return "", fmt.Errorf("debian: package %s: source %q unknown to the fetcher (set Fetcher.Sources from the lock)", p.Name, p.Source)
+		}
+		base = f.Sources[i].URL
+	}
+	if f.Mirror != "" && strings.TrimSuffix(base, "/") == DefaultMirror {
+		base = f.Mirror
+	}
+	return base, nil
 }
 
 func (f *Fetcher) download(ctx context.Context, url string, p Package, w io.Writer) error {

@@ -59,56 +59,44 @@ func TestFetchVerifiesAndCaches(t *testing.T) {
 	}
 }
 
-func TestLoadLock(t *testing.T) {
-	good := `suite = "bookworm"
-[[package]]
-name = "a"
-version = "1"
-filename = "pool/a.deb"
-size = 3
-sha256 = "` + strings.Repeat("ab", 32) + `"
-`
+func TestFetchFromSource(t *testing.T) {
+	body := []byte("security fix")
+	sum := sha256.Sum256(body)
+	var paths []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		paths = append(paths, r.URL.Path)
+		w.Write(body)
+	}))
+	defer srv.Close()
+	sources := []Source{
+		{Name: "bookworm", URL: DefaultMirror, Suite: "bookworm", Component: "main"},
+		{Name: "bookworm-security", URL: srv.URL + "/debian-security", Suite: "bookworm-security", Component: "main"},
+	}
+	p := Package{Name: "libc6", Version: "2", Source: "bookworm-security", Filename: "pool/libc6.deb", Size: int64(len(body)), SHA256: hex.EncodeToString(sum[:])}
 	cases := []struct {
-		name, text, want string
+		name, mirror, source, want string
 	}{
-		{"ok", good, ""},
-		{"unknown key", good + "colour = \"red\"\n", `unknown key "package.colour"`},
-		{"bad hash", strings.Replace(good, strings.Repeat("ab", 32), "xyz", 1), "package a: sha256"},
-		{"twice", good + strings.SplitN(good, "\n", 2)[1], "package a listed twice"},
-		{"syntax", "suite = \n", "line 1"},
+		// The mirror override is for the main archive; the security source keeps its URL.
+		{"security", srv.URL + "/mirror", "bookworm-security", "/debian-security/pool/libc6.deb"},
+		{"main via mirror", srv.URL + "/mirror", "bookworm", "/mirror/pool/libc6.deb"},
+		{"legacy lock via mirror", srv.URL + "/mirror", "", "/mirror/pool/libc6.deb"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "x.lock")
-			os.WriteFile(path, []byte(c.text), 0o644)
-			l, err := LoadLock(path)
-			if c.want == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := l.Find("a"); err != nil {
-					t.Fatal(err)
-				}
-				if _, err := l.Find("nope"); err == nil || !strings.Contains(err.Error(), "nope is not pinned") {
-					t.Fatalf("Find(nope) = %v", err)
-				}
-				return
+			paths = nil
+			f := &Fetcher{Mirror: c.mirror, Sources: sources, CacheDir: t.TempDir()}
+			q := p
+			q.Source = c.source
+			if _, err := f.Path(context.Background(), q); err != nil {
+				t.Fatal(err)
 			}
-			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), path) {
-				t.Fatalf("got %v, want error with %q and the file name", err, c.want)
+			if len(paths) != 1 || paths[0] != c.want {
+				t.Fatalf("fetched %v, want %s", paths, c.want)
 			}
 		})
 	}
-}
-
-func TestRealLockFileParses(t *testing.T) {
-	l, err := LoadLock("../debian.lock")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range []string{"systemd-boot-efi", "busybox-static"} {
-		if _, err := l.Find(n); err != nil {
-			t.Error(err)
-		}
+	f := &Fetcher{CacheDir: t.TempDir()}
+	if _, err := f.Path(context.Background(), p); err == nil || !strings.Contains(err.Error(), `source "bookworm-security" unknown`) {
+		t.Fatalf("fetcher without sources: %v", err)
 	}
 }

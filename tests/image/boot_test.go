@@ -114,6 +114,18 @@ func TestBootUserDataAndPersistence(t *testing.T) {
 	if out := shell(t, vm, 3, "mount | grep -c ' / type erofs (ro'"); out != "1" {
 		t.Errorf("root is not a read-only EROFS mount: %q", out)
 	}
+	// Debian packages from the lock run in the image (dynamic linking, merged /usr, maintainer work).
+	for i, c := range []struct{ cmd, want string }{
+		{"nft --version", "nftables v1.0.6"},
+		{"iptables --version", "iptables v1.8.9 (nf_tables)"},
+		{"/usr/sbin/mke2fs -V", "mke2fs 1.47.0"},
+		{"grep -c BEGIN /etc/ssl/certs/ca-certificates.crt", ""},
+	} {
+		out := shell(t, vm, 10+i, c.cmd)
+		if !strings.Contains(out, c.want) || strings.Contains(out, "not found") || out == "0" {
+			t.Errorf("%s: %q, want %q", c.cmd, out, c.want)
+		}
+	}
 	powerdown(t, vm)
 
 	start = time.Now()

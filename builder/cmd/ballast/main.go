@@ -14,7 +14,11 @@ import (
 )
 
 func usage() {
-	fmt.Fprintf(os.Stderr, `usage: ballast build [--variant NAME] [--out DIR] [--mirror URL] [--repo DIR]
+	fmt.Fprintf(os.Stderr, `usage: ballast build [--variant NAME] [--out DIR] [--mirror URL] [--repo DIR] [--force]
+       ballast lock [--repo DIR]
+
+lock refreshes packages/debian.lock from Debian's signed archive index (keys in packages/keys) for
+every variant: its kernel, the UKI stub and its Debian packages with all their dependencies.
 
 Builds variants/NAME.toml into DIR (default build/NAME): disk.raw and manifest.json.
 The Debian mirror defaults to $BALLAST_DEBIAN_MIRROR or %s;
@@ -23,6 +27,10 @@ downloads are cached in $BALLAST_CACHE (default ~/.cache/ballast).
 }
 
 func main() {
+	if len(os.Args) >= 2 && os.Args[1] == "lock" {
+		lockMain(os.Args[2:])
+		return
+	}
 	if len(os.Args) < 2 || os.Args[1] != "build" {
 		usage()
 		os.Exit(2)
@@ -49,6 +57,23 @@ func main() {
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ballast: build failed:", err)
+		os.Exit(1)
+	}
+}
+
+func lockMain(args []string) {
+	fs := flag.NewFlagSet("lock", flag.ExitOnError)
+	fs.Usage = usage
+	repo := fs.String("repo", ".", "repository root")
+	fs.Parse(args)
+	root, err := filepath.Abs(*repo)
+	if err == nil {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+		defer stop()
+		err = build.Lock(ctx, root, func(format string, a ...any) { fmt.Fprintf(os.Stderr, "ballast: "+format+"\n", a...) })
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ballast: lock failed:", err)
 		os.Exit(1)
 	}
 }
