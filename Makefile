@@ -5,7 +5,7 @@ DISK    := $(BUILD)/disk.raw
 GO      ?= go
 export PATH := $(PATH):/usr/sbin:/sbin
 
-.PHONY: all deps image run test unit image-test vet clean repro bench
+.PHONY: all deps image run test unit image-test vet clean repro bench lock
 
 all: image
 
@@ -49,3 +49,7 @@ clean:
 # Build and boot figures: prints a table and writes build/bench.json.
 bench: deps
 	$(GO) run ./tests/cmd/bench --variant $(VARIANT)
+
+# Refresh packages/debian.lock from Debian's signed archive index (keys in packages/keys).
+lock:
+	$(GO) run ./builder/cmd/ballast lock
