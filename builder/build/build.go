@@ -27,6 +27,7 @@ import (
 	"github.com/ballast-os/ballast/builder/verity"
 	"github.com/ballast-os/ballast/images/disk"
 	"github.com/ballast-os/ballast/images/fat"
+	"github.com/ballast-os/ballast/images/format"
 	"github.com/ballast-os/ballast/packages/debian"
 )
 
@@ -40,6 +41,7 @@ type Options struct {
 	Log      func(format string, args ...any)
 	Progress *progress.Reporter // when set, used instead of Log, with download byte counts
 	Force    bool               // build even when the outputs match the inputs
+	Formats  []string           // disk formats to write; empty means the variant's output.formats
 }
 
 // Manifest is build/<variant>/manifest.json.
@@ -254,6 +256,9 @@ func (b *builder) run(ctx context.Context) (*Manifest, error) {
 		}
 	}
 	if m.Outputs["disk.raw"], err = fileInfo(diskPath); err != nil {
+		return nil, err
+	}
+	if err := b.convert(ctx, diskPath, m); err != nil {
 		return nil, err
 	}
 	b.step("sbom: %d Debian packages, %d Go binaries", len(pinned), len(progs))
@@ -502,6 +507,48 @@ func (b *builder) writeSBOM(m *Manifest, k *kernelTree, kdir string, pinned []de
 		return fmt.Errorf("sbom: %w", err)
 	}
 	return f.Close()
+}
+
+// formats returns the requested disk formats, checked against the known ones.
+func (b *builder) formats() ([]format.Format, error) {
+	names := b.Formats
+	if len(names) == 0 {
+		names = b.v.Output.Formats
+	}
+	var out []format.Format
+	for _, n := range names {
+		f, err := format.Parse(n)
+		if err != nil {
+			return nil, fmt.Errorf("--format: %w", err)
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// convert writes disk.<ext> for every requested format besides raw (which disk.raw already is).
+func (b *builder) convert(ctx context.Context, diskPath string, m *Manifest) error {
+	fs, err := b.formats()
+	if err != nil {
+		return err
+	}
+	var id [16]byte
+	copy(id[:], derive("disk-format-uuid", m.RootHash))
+	for _, f := range fs {
+		if f == format.Raw {
+			continue
+		}
+		name := "disk" + format.Ext(f)
+		b.step("format: %s", name)
+		out := filepath.Join(b.Out, name)
+		if err := format.Convert(ctx, diskPath, out, f, format.Options{Time: time.Unix(b.epoch, 0).UTC(), UUID: id}); err != nil {
+			return err
+		}
+		if m.Outputs[name], err = fileInfo(out); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (b *builder) buildID() string {

@@ -27,7 +27,7 @@ var (
 // inputsHash digests the repository's inputs, the epoch and the tool versions.
 func (b *builder) inputsHash() (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "epoch=%d\ngo=%s\nvariant=%s\n", b.epoch, runtime.Version(), b.Variant)
+	fmt.Fprintf(h, "epoch=%d\ngo=%s\nvariant=%s\nformats=%v\n", b.epoch, runtime.Version(), b.Variant, b.Formats)
 	var files []string
 	for _, d := range inputDirs {
 		err := filepath.WalkDir(filepath.Join(b.Repo, d), func(p string, e fs.DirEntry, err error) error {

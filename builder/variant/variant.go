@@ -100,7 +100,7 @@ func (s *Size) UnmarshalText(b []byte) error {
 var (
 	KnownPrograms = []string{"apiserver", "apiclient"}
 	KnownServices = []string{"apiserver", "console-shell"}
-	KnownFormats  = []string{"raw"}
+	KnownFormats  = []string{"raw", "qcow2", "vmdk", "vhd", "gce"}
 )
 
 var (

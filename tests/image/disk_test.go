@@ -2,6 +2,7 @@ package image
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -127,4 +128,51 @@ func TestSBOM(t *testing.T) {
 	if !imageSum {
 		t.Error("SBOM does not carry the image's sha256")
 	}
+}
+
+// TestFormats cross-checks every converted disk against disk.raw with qemu-img.
+func TestFormats(t *testing.T) {
+	qimg := tool(t, "qemu-img", "qemu-utils")
+	raw := filepath.Join(buildDir, "disk.raw")
+	cases := []struct {
+		file, format string
+		check        bool
+	}{
+		{"disk.qcow2", "qcow2", true},
+		{"disk.vmdk", "vmdk", true},
+		{"disk.vhd", "vpc", false},
+	}
+	for _, c := range cases {
+		t.Run(c.format, func(t *testing.T) {
+			p := filepath.Join(buildDir, c.file)
+			if c.check {
+				if out, err := exec.Command(qimg, "check", "-f", c.format, p).CombinedOutput(); err != nil {
+					t.Fatalf("qemu-img check: %v\n%s", err, out)
+				}
+			}
+			args := []string{"compare", "-f", "raw", "-F", c.format, raw, p}
+			if c.format == "vpc" {
+				// qemu trusts a VHD footer's size only from creators it knows; ask it to use it.
+				args = []string{"compare", "--image-opts", "driver=raw,file.filename=" + raw,
+					"driver=vpc,force_size_calc=current_size,file.filename=" + p}
+				info, err := exec.Command(qimg, "info", "--output=json", "--image-opts", "driver=vpc,force_size_calc=current_size,file.filename="+p).CombinedOutput()
+				st, _ := os.Stat(raw)
+				if err != nil || !strings.Contains(string(info), fmt.Sprintf(`"virtual-size": %d`, st.Size())) {
+					t.Errorf("qemu-img info on the VHD: %v\n%s", err, info)
+				}
+			}
+			if out, err := exec.Command(qimg, args...).CombinedOutput(); err != nil || !strings.Contains(string(out), "Images are identical") {
+				t.Fatalf("qemu-img compare: %v\n%s", err, out)
+			}
+		})
+	}
+	t.Run("gce", func(t *testing.T) {
+		dir := t.TempDir()
+		if out, err := exec.Command("tar", "-xzf", filepath.Join(buildDir, "disk.tar.gz"), "-C", dir).CombinedOutput(); err != nil {
+			t.Fatalf("tar: %v %s", err, out)
+		}
+		if out, err := exec.Command("cmp", raw, filepath.Join(dir, "disk.raw")).CombinedOutput(); err != nil {
+			t.Fatalf("disk.raw in disk.tar.gz differs: %v %s", err, out)
+		}
+	})
 }

@@ -8,13 +8,14 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 
 	"github.com/ballast-os/ballast/builder/build"
 	"github.com/ballast-os/ballast/builder/progress"
 )
 
 func usage() {
-	fmt.Fprintf(os.Stderr, `usage: ballast build [--variant NAME] [--out DIR] [--mirror URL] [--repo DIR] [--force]
+	fmt.Fprintf(os.Stderr, `usage: ballast build [--variant NAME] [--format raw,qcow2,vmdk,vhd,gce] [--out DIR] [--mirror URL] [--repo DIR] [--force]
        ballast lock [--repo DIR]
 
 lock refreshes packages/debian.lock from Debian's signed archive index (keys in packages/keys) for
@@ -42,6 +43,7 @@ func main() {
 	mirror := fs.String("mirror", os.Getenv("BALLAST_DEBIAN_MIRROR"), "Debian mirror URL")
 	repo := fs.String("repo", ".", "repository root")
 	force := fs.Bool("force", false, "rebuild even if the outputs are up to date")
+	formats := fs.String("format", "", "comma-separated disk formats (raw, qcow2, vmdk, vhd, gce); default: the variant's")
 	fs.Parse(os.Args[2:])
 
 	root, err := filepath.Abs(*repo)
@@ -52,7 +54,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	_, err = build.Build(ctx, build.Options{
-		Repo: root, Variant: *v, Out: *out, Mirror: *mirror, Force: *force,
+		Repo: root, Variant: *v, Out: *out, Mirror: *mirror, Force: *force, Formats: splitList(*formats),
 		Progress: progress.ForStderr(),
 	})
 	if err != nil {
@@ -76,4 +78,14 @@ func lockMain(args []string) {
 		fmt.Fprintln(os.Stderr, "ballast: lock failed:", err)
 		os.Exit(1)
 	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }

@@ -1,0 +1,65 @@
+// Package format converts a raw disk image into the formats clouds and
+// hypervisors import: QCOW2, streamOptimized VMDK, fixed VHD and the GCE
+// tarball. Every converter streams the input, skips its all-zero blocks and
+// writes the same bytes for the same input and Options, so two builds of the
+// same disk give identical artifacts.
+package format
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Format names an output format.
+type Format string
+
+const (
+	// Raw is the input itself: a sparse copy of the disk.
+	Raw Format = "raw"
+	// QCOW2 is a version 3 QCOW2 image with 64 KiB clusters.
+	QCOW2 Format = "qcow2"
+	// VMDK is a streamOptimized VMDK, the variant VMware OVF/OVA and AWS VM
+	// Import take.
+	VMDK Format = "vmdk"
+	// VHD is a fixed VHD, the variant Azure takes.
+	VHD Format = "vhd"
+	// GCE is disk.raw in a gzip-compressed tar, the file GCE image import takes.
+	GCE Format = "gce"
+)
+
+// Formats lists every known format in a fixed order.
+func Formats() []Format {
+	return []Format{Raw, QCOW2, VMDK, VHD, GCE}
+}
+
+// Parse returns the format with the given name.
+func Parse(name string) (Format, error) {
+	for _, f := range Formats() {
+		if string(f) == name {
+			return f, nil
+		}
+	}
+	names := make([]string, 0, len(Formats()))
+	for _, f := range Formats() {
+		names = append(names, string(f))
+	}
+	return "", fmt.Errorf("unknown disk format %q (known: %s)", name, strings.Join(names, ", "))
+}
+
+// Ext returns the file name extension of the format, with its dot, or ""
+// for an unknown format.
+func Ext(f Format) string {
+	switch f {
+	case Raw:
+		return ".raw"
+	case QCOW2:
+		return ".qcow2"
+	case VMDK:
+		return ".vmdk"
+	case VHD:
+		return ".vhd"
+	case GCE:
+		return ".tar.gz"
+	}
+	return ""
+}
