@@ -48,7 +48,10 @@ func run(repoArg, variant string, boots int) error {
 	}
 	ctx := context.Background()
 	var res []result
-	add := func(r result) { res = append(res, r); fmt.Fprintf(os.Stderr, "bench: %s = %.3g %s\n", r.Name, r.Value, r.Unit) }
+	add := func(r result) {
+		res = append(res, r)
+		fmt.Fprintf(os.Stderr, "bench: %s = %.3g %s\n", r.Name, r.Value, r.Unit)
+	}
 	quiet := func(string, ...any) {}
 
 	// Cold: empty build directory, warm download cache.
