@@ -1,0 +1,41 @@
+package image
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ballast-os/ballast/builder/build"
+)
+
+// TestProductionVariantRefusesShell builds a production variant that asks for busybox: the build must
+// fail naming the package the shell came from.
+func TestProductionVariantRefusesShell(t *testing.T) {
+	repo, _ := filepath.Abs("../..")
+	tmp := t.TempDir()
+	for _, e := range []string{"builder", "init", "apiserver", "packages", "images", "selinux", "go.mod", "go.sum", "VERSION"} {
+		if err := os.Symlink(filepath.Join(repo, e), filepath.Join(tmp, e)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Mkdir(filepath.Join(tmp, "variants"), 0o755)
+	v, err := os.ReadFile(filepath.Join(repo, "variants", "qemu-prod.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(v), `name = "qemu-prod"`, `name = "shelly"`, 1)
+	text = strings.Replace(text, `debian = ["ca-certificates"`, `debian = ["busybox-static", "ca-certificates"`, 1)
+	os.WriteFile(filepath.Join(tmp, "variants", "shelly.toml"), []byte(text), 0o644)
+
+	_, err = build.Build(context.Background(), build.Options{Repo: tmp, Variant: "shelly", Out: filepath.Join(tmp, "out")})
+	if err == nil {
+		t.Fatal("a production variant with busybox built")
+	}
+	for _, want := range []string{"/usr/bin/busybox (from busybox-static)", "must not contain shells", "shelly.toml"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}
