@@ -17,13 +17,17 @@ declare -A need=(
   [objdump]=binutils
   [cpio]=cpio
   [gcc]=gcc
+  [pkg-config]=pkg-config
   [zstd]=zstd
   [faketime]=faketime
   [genisoimage]=genisoimage
   [xorriso]=xorriso
   [losetup]=mount
 )
-files=(/usr/share/OVMF/OVMF_CODE_4M.fd:ovmf /usr/share/OVMF/OVMF_VARS_4M.fd:ovmf)
+# runc is linked statically against libseccomp and glibc (packages/go-components.toml)
+files=(/usr/share/OVMF/OVMF_CODE_4M.fd:ovmf /usr/share/OVMF/OVMF_VARS_4M.fd:ovmf
+  /usr/include/seccomp.h:libseccomp-dev /usr/lib/x86_64-linux-gnu/libseccomp.a:libseccomp-dev
+  /usr/include/stdio.h:libc6-dev /usr/lib/x86_64-linux-gnu/libc.a:libc6-dev)
 
 missing=()
 for cmd in "${!need[@]}"; do

@@ -29,6 +29,7 @@ import (
 	"github.com/ballast-os/ballast/images/fat"
 	"github.com/ballast-os/ballast/images/format"
 	"github.com/ballast-os/ballast/packages/debian"
+	"github.com/ballast-os/ballast/packages/gocomponents"
 )
 
 // Options say what to build and where.
@@ -177,9 +178,15 @@ func (b *builder) run(ctx context.Context) (*Manifest, error) {
 		return nil, err
 	}
 
-	// 3. Root tree and EROFS.
+	// 3. Go components from pinned sources (cached by a hash of their inputs).
+	comps, err := b.buildComponents(ctx)
+	if err != nil {
+		return nil, err
+	}
+
+	// 4. Root tree and EROFS.
 	b.step("rootfs: stage tree")
-	rootImg, err := b.buildRoot(k, bin, debs, rootPkgs)
+	rootImg, err := b.buildRoot(k, bin, debs, rootPkgs, comps)
 	if err != nil {
 		return nil, err
 	}
@@ -261,8 +268,8 @@ func (b *builder) run(ctx context.Context) (*Manifest, error) {
 	if err := b.convert(ctx, diskPath, m); err != nil {
 		return nil, err
 	}
-	b.step("sbom: %d Debian packages, %d Go binaries", len(pinned), len(progs))
-	if err := b.writeSBOM(m, k, kdir, pinned, bin, progs); err != nil {
+	b.step("sbom: %d Debian packages, %d Ballast programs, %d Go components", len(pinned), len(progs), len(comps))
+	if err := b.writeSBOM(m, k, kdir, pinned, bin, progs, comps); err != nil {
 		return nil, err
 	}
 	if m.Outputs["sbom.spdx.json"], err = fileInfo(filepath.Join(b.Out, "sbom.spdx.json")); err != nil {
@@ -276,7 +283,7 @@ func (b *builder) run(ctx context.Context) (*Manifest, error) {
 	return m, nil
 }
 
-func (b *builder) buildRoot(k *kernelTree, bin string, debs map[string]string, pkgs []debian.Package) (string, error) {
+func (b *builder) buildRoot(k *kernelTree, bin string, debs map[string]string, pkgs []debian.Package, comps []gocomponents.Built) (string, error) {
 	t, err := baseTree()
 	if err != nil {
 		return "", err
@@ -298,6 +305,13 @@ func (b *builder) buildRoot(k *kernelTree, bin string, debs map[string]string, p
 	}
 	if err := maintainerWork(t); err != nil {
 		return "", err
+	}
+	for _, c := range comps {
+		for _, bin := range c.Binaries {
+			if err := t.AddHostFile(bin.InstallPath, bin.HostPath, 0o755, c.Component.Name+" "+c.Component.Version); err != nil {
+				return "", err
+			}
+		}
 	}
 	if b.v.Dev {
 		if err := addDevShell(t); err != nil {
@@ -471,7 +485,7 @@ func (b *builder) writeDisk(path string, l disk.Layout, ukiBytes []byte, rootImg
 
 // writeSBOM writes sbom.spdx.json: every Debian package, the kernel, and the Go modules linked into
 // every Go binary of the image, read back from the binaries themselves.
-func (b *builder) writeSBOM(m *Manifest, k *kernelTree, kdir string, pinned []debian.Package, bin string, progs []string) error {
+func (b *builder) writeSBOM(m *Manifest, k *kernelTree, kdir string, pinned []debian.Package, bin string, progs []string, comps []gocomponents.Built) error {
 	in := sbom.Input{
 		Image:   sbom.Image{Variant: m.Variant, Version: m.Version, FileName: "disk.raw", SHA256: m.Outputs["disk.raw"].SHA256},
 		Created: time.Unix(b.epoch, 0).UTC(),
@@ -498,6 +512,12 @@ func (b *builder) writeSBOM(m *Manifest, k *kernelTree, kdir string, pinned []de
 		}
 		in.Go = append(in.Go, sbom.GoBinary{Path: path, HostPath: filepath.Join(bin, p), DevelVersion: b.version})
 	}
+	for _, c := range comps {
+		for _, cb := range c.Binaries {
+			// Built from the module directory, so the binary records its main module as (devel).
+			in.Go = append(in.Go, sbom.GoBinary{Path: cb.InstallPath, HostPath: cb.HostPath, DevelVersion: c.Component.Version})
+		}
+	}
 	f, err := os.Create(filepath.Join(b.Out, "sbom.spdx.json"))
 	if err != nil {
 		return err
@@ -507,6 +527,31 @@ func (b *builder) writeSBOM(m *Manifest, k *kernelTree, kdir string, pinned []de
 		return fmt.Errorf("sbom: %w", err)
 	}
 	return f.Close()
+}
+
+// buildComponents builds (or takes from the cache) the variant's pinned Go components.
+func (b *builder) buildComponents(ctx context.Context) ([]gocomponents.Built, error) {
+	if len(b.v.Packages.Go) == 0 {
+		return nil, nil
+	}
+	pins, err := gocomponents.Load(filepath.Join(b.Repo, "packages", "go-components.toml"))
+	if err != nil {
+		return nil, err
+	}
+	var out []gocomponents.Built
+	for _, name := range b.v.Packages.Go {
+		c, err := pins.Find(name)
+		if err != nil {
+			return nil, fmt.Errorf("variant %s: packages.go: %w", b.v.Path, err)
+		}
+		b.step("go component: %s %s", c.Name, c.Version)
+		built, err := gocomponents.Build(ctx, c, gocomponents.Options{CacheDir: b.CacheDir, Log: b.step})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, built)
+	}
+	return out, nil
 }
 
 // formats returns the requested disk formats, checked against the known ones.

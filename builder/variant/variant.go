@@ -43,9 +43,11 @@ type Kernel struct {
 	Cmdline []string `toml:"cmdline"`
 }
 
-// Packages lists extra Debian packages whose files are unpacked into the root.
+// Packages lists what else goes into the root: Debian packages (with their dependencies, from
+// packages/debian.lock) and Go components built from pinned sources (packages/go-components.toml).
 type Packages struct {
 	Debian []string `toml:"debian"`
+	Go     []string `toml:"go"`
 }
 
 // Programs lists Ballast's own programs installed into /usr/bin (and the services that run them).
@@ -196,6 +198,9 @@ func (v *Variant) validate() error {
 		}
 	}
 	if err := checkList("packages.debian", v.Packages.Debian, debRE, nil); err != nil {
+		return err
+	}
+	if err := checkList("packages.go", v.Packages.Go, debRE, nil); err != nil {
 		return err
 	}
 	if err := checkList("programs.include", v.Programs.Include, nil, KnownPrograms); err != nil {

@@ -120,6 +120,10 @@ func TestBootUserDataAndPersistence(t *testing.T) {
 		{"iptables --version", "iptables v1.8.9 (nf_tables)"},
 		{"/usr/sbin/mke2fs -V", "mke2fs 1.47.0"},
 		{"grep -c BEGIN /etc/ssl/certs/ca-certificates.crt", ""},
+		// The runtime built from pinned sources: static binaries, seccomp linked into runc.
+		{"runc --version", "libseccomp: 2.5.4"},
+		{"containerd --version", "v2.4.2"},
+		{"/usr/libexec/cni/bridge --version", "v1.10.0"},
 	} {
 		out := shell(t, vm, 10+i, c.cmd)
 		if !strings.Contains(out, c.want) || strings.Contains(out, "not found") || out == "0" {

@@ -1,0 +1,126 @@
+package gocomponents
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+func keyFixture() (Component, toolchain) {
+	c := Component{
+		Name:        "runc",
+		Module:      "github.com/opencontainers/runc",
+		Version:     "v1.5.2",
+		Sum:         "h1:eUUowc2WJCnFYzI87C1WqRcu356Dk/wsoi90y+2wEfE=",
+		CGO:         true,
+		Tags:        []string{"seccomp", "netgo"},
+		VersionVars: []string{"main.version"},
+		PkgConfig:   []string{"libseccomp"},
+		Binaries:    []BinarySpec{{Name: "runc", Package: ".", Install: "/usr/sbin/runc"}},
+	}
+	tc := toolchain{
+		GoVersion: "go1.26.8",
+		CC:        "gcc (Debian 12.2.0-14+deb12u1) 12.2.0",
+		LibC:      strings.Repeat("a", 64),
+		CLibs:     []cLib{{Name: "libseccomp", Version: "2.5.4", Archives: map[string]string{"libseccomp.a": strings.Repeat("b", 64)}}},
+	}
+	return c, tc
+}
+
+func TestCacheKeyChangesWithEveryInput(t *testing.T) {
+	base, baseTC := keyFixture()
+	baseKey := cacheKey(base, "amd64", baseTC)
+	tests := []struct {
+		name   string
+		change func(c *Component, tc *toolchain, goarch *string)
+	}{
+		{"module", func(c *Component, _ *toolchain, _ *string) { c.Module += "/v2" }},
+		{"version", func(c *Component, _ *toolchain, _ *string) { c.Version = "v1.5.3" }},
+		{"sum", func(c *Component, _ *toolchain, _ *string) { c.Sum = "h1:" + strings.Repeat("A", 43) + "=" }},
+		{"cgo", func(c *Component, _ *toolchain, _ *string) { c.CGO = false }},
+		{"component tag", func(c *Component, _ *toolchain, _ *string) { c.Tags = append(c.Tags, "osusergo") }},
+		{"binary tag", func(c *Component, _ *toolchain, _ *string) { c.Binaries[0].Tags = []string{"no_grpc"} }},
+		{"version var", func(c *Component, _ *toolchain, _ *string) { c.VersionVars = nil }},
+		{"pkg-config library", func(c *Component, _ *toolchain, _ *string) { c.PkgConfig = append(c.PkgConfig, "libcap") }},
+		{"binary name", func(c *Component, _ *toolchain, _ *string) { c.Binaries[0].Name = "runc2" }},
+		{"binary package", func(c *Component, _ *toolchain, _ *string) { c.Binaries[0].Package = "./cmd/runc" }},
+		{"another binary", func(c *Component, _ *toolchain, _ *string) {
+			c.Binaries = append(c.Binaries, BinarySpec{Name: "x", Package: "./x", Install: "/x"})
+		}},
+		{"go version", func(_ *Component, tc *toolchain, _ *string) { tc.GoVersion = "go1.26.9" }},
+		{"C compiler", func(_ *Component, tc *toolchain, _ *string) { tc.CC = "gcc (Debian 12.2.0-15) 12.2.0" }},
+		{"libc", func(_ *Component, tc *toolchain, _ *string) { tc.LibC = strings.Repeat("c", 64) }},
+		{"libseccomp version", func(_ *Component, tc *toolchain, _ *string) { tc.CLibs[0].Version = "2.5.5" }},
+		{"libseccomp archive", func(_ *Component, tc *toolchain, _ *string) {
+			tc.CLibs[0].Archives = map[string]string{"libseccomp.a": strings.Repeat("d", 64)}
+		}},
+		{"GOARCH", func(_ *Component, _ *toolchain, goarch *string) { *goarch = "arm64" }},
+	}
+	seen := map[string]string{baseKey: "base"}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, tc := keyFixture()
+			goarch := "amd64"
+			tt.change(&c, &tc, &goarch)
+			k := cacheKey(c, goarch, tc)
+			if prev, dup := seen[k]; dup {
+				t.Fatalf("key %s is the same as for %s", k[:12], prev)
+			}
+			seen[k] = tt.name
+		})
+	}
+}
+
+// Inputs that cannot change the binaries must not force a rebuild.
+func TestCacheKeyIgnoresNonInputs(t *testing.T) {
+	base, tc := keyFixture()
+	baseKey := cacheKey(base, "amd64", tc)
+	tests := []struct {
+		name   string
+		change func(c *Component)
+	}{
+		{"install path", func(c *Component) { c.Binaries[0].Install = "/usr/bin/runc" }},
+		{"tag order", func(c *Component) { slices.Reverse(c.Tags) }},
+		{"repeated tag", func(c *Component) { c.Binaries[0].Tags = []string{"seccomp"} }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _ := keyFixture()
+			tt.change(&c)
+			if k := cacheKey(c, "amd64", tc); k != baseKey {
+				t.Fatalf("key changed: %s, want %s", k[:12], baseKey[:12])
+			}
+		})
+	}
+}
+
+func TestPlan(t *testing.T) {
+	c, _ := keyFixture()
+	c.Binaries = append(c.Binaries, BinarySpec{Name: "shim", Package: "./cmd/shim", Install: "/usr/bin/shim", Tags: []string{"no_grpc"}})
+	steps := plan(c, "amd64")
+	if len(steps) != 2 {
+		t.Fatalf("got %d steps, want 2", len(steps))
+	}
+	tests := []struct {
+		step int
+		want []string // each must appear in the step's command line
+	}{
+		{0, []string{"CGO_ENABLED=1", "GOARCH=amd64", "GOTOOLCHAIN=local", "GOFLAGS=-mod=readonly", "-trimpath", "-buildvcs=false",
+			"-buildmode=pie", "-tags=netgo,seccomp -ldflags", "-buildid=", "-X main.version=v1.5.2", "-extldflags=-static-pie", " ."}},
+		{1, []string{"-tags=netgo,no_grpc,seccomp -ldflags", " ./cmd/shim"}},
+	}
+	for _, tt := range tests {
+		line := steps[tt.step].String()
+		for _, w := range tt.want {
+			if !strings.Contains(line, w) {
+				t.Errorf("step %d: %q lacks %q", tt.step, line, w)
+			}
+		}
+	}
+	c.CGO = false
+	for _, s := range plan(c, "amd64") {
+		if line := s.String(); !strings.Contains(line, "CGO_ENABLED=0") || strings.Contains(line, "static-pie") || strings.Contains(line, "CC=") {
+			t.Errorf("pure-Go step %q", line)
+		}
+	}
+}

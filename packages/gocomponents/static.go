@@ -1,0 +1,29 @@
+package gocomponents
+
+import (
+	"debug/elf"
+	"fmt"
+)
+
+// checkStatic fails unless the ELF file needs no dynamic loader and no shared library: Ballast's
+// root has no C library, so a dynamic binary would only fail at run time on the target.
+func checkStatic(name string) error {
+	f, err := elf.Open(name)
+	if err != nil {
+		return fmt.Errorf("%s: reading ELF: %w", name, err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return fmt.Errorf("%s is dynamically linked (it asks for a program interpreter)", name)
+		}
+	}
+	libs, err := f.ImportedLibraries()
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if len(libs) > 0 {
+		return fmt.Errorf("%s is dynamically linked against %v", name, libs)
+	}
+	return nil
+}
