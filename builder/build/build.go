@@ -586,7 +586,9 @@ func (b *builder) convert(ctx context.Context, diskPath string, m *Manifest) err
 		name := "disk" + format.Ext(f)
 		b.step("format: %s", name)
 		out := filepath.Join(b.Out, name)
-		if err := format.Convert(ctx, diskPath, out, f, format.Options{Time: time.Unix(b.epoch, 0).UTC(), UUID: id}); err != nil {
+		// VHD footers count from 2000; a tree without history builds at epoch 0.
+		stamp := time.Unix(max(b.epoch, 946684800), 0).UTC()
+		if err := format.Convert(ctx, diskPath, out, f, format.Options{Time: stamp, UUID: id}); err != nil {
 			return err
 		}
 		if m.Outputs[name], err = fileInfo(out); err != nil {
