@@ -1,25 +1,55 @@
 package api
 
 import (
+	"bufio"
+	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/ballast-os/ballast/apiserver/apitypes"
 	"github.com/ballast-os/ballast/apiserver/datastore"
+	"github.com/ballast-os/ballast/apiserver/initclient"
 	"github.com/ballast-os/ballast/apiserver/osinfo"
+	"github.com/ballast-os/ballast/apiserver/render"
 	"github.com/ballast-os/ballast/apiserver/settings"
 )
+
+// testInit stands in for the system init behind the real socket protocol.
+type testInit struct {
+	mu      sync.Mutex
+	reboots int
+}
+
+func (i *testInit) Services(context.Context) ([]apitypes.Service, error) {
+	return []apitypes.Service{{ID: "apiserver", State: "ready", Pid: 7}}, nil
+}
+func (i *testInit) Restart(context.Context, ...string) error { return nil }
+func (i *testInit) Reboot(context.Context) error {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.reboots++
+	return nil
+}
 
 type fixture struct {
 	h       http.Handler
 	store   *datastore.Store
-	applied []settings.Settings
+	init    *testInit
+	logDir  string
+	mu      sync.Mutex
+	applied [][]string // changed keys of each apply
 	applyFn func(settings.Settings) error
 }
 
@@ -34,17 +64,35 @@ func newFixture(t *testing.T) *fixture {
 	rel, cmd := filepath.Join(dir, "os-release"), filepath.Join(dir, "cmdline")
 	os.WriteFile(rel, []byte("VERSION_ID=1.2.3\nVARIANT_ID=qemu\nBUILD_ID=abc\n"), 0o644)
 	os.WriteFile(cmd, []byte("roothash=00ff ballast.slot=b\n"), 0o644)
-	f := &fixture{store: store}
+
+	f := &fixture{store: store, init: &testInit{}, logDir: filepath.Join(dir, "logs")}
+	os.Mkdir(f.logDir, 0o755)
+	sock := filepath.Join(dir, "init.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { initclient.Serve(ctx, ln, f.init); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	ic := initclient.New(sock, f.logDir)
+	ic.Poll = 10 * time.Millisecond
+
 	f.h = NewHandler(Config{
 		Store: store,
-		Apply: func(s settings.Settings) error {
-			f.applied = append(f.applied, s)
+		Apply: func(_ context.Context, s settings.Settings, changed []string) (render.Result, error) {
+			f.mu.Lock()
+			f.applied = append(f.applied, changed)
+			f.mu.Unlock()
 			if f.applyFn != nil {
-				return f.applyFn(s)
+				return render.Result{}, f.applyFn(s)
 			}
-			return nil
+			return render.Result{Files: []string{"/etc/motd"}}, nil
 		},
-		OS: osinfo.Sources{OSRelease: rel, Cmdline: cmd, Kernel: func() (string, error) { return "6.1.0", nil }},
+		Mapping: (&render.Renderer{}).Mapping,
+		Init:    ic,
+		OS:      osinfo.Sources{OSRelease: rel, Cmdline: cmd, Kernel: func() (string, error) { return "6.1.0", nil }},
 	})
 	return f
 }
@@ -59,7 +107,7 @@ func (f *fixture) do(t *testing.T, method, path, body string) *httptest.Response
 	}
 	rec := httptest.NewRecorder()
 	f.h.ServeHTTP(rec, req)
-	if ct := rec.Header().Get("Content-Type"); rec.Code != http.StatusNoContent && ct != "application/json" {
+	if ct := rec.Header().Get("Content-Type"); rec.Code != http.StatusNoContent && ct != "application/json" && !strings.HasPrefix(path, "/logs?service") {
 		t.Errorf("%s %s: Content-Type %q", method, path, ct)
 	}
 	return rec
@@ -78,14 +126,29 @@ func TestRequests(t *testing.T) {
 		{"os", "GET", "/os", "", 200, `{"version":"1.2.3","variant":"qemu","slot":"b","roothash":"00ff","kernel":"6.1.0","build_id":"abc"}`, ""},
 		{"empty settings", "GET", "/settings", "", 200, `{}`, ""},
 		{"patch", "PATCH", "/settings", `{"motd":"hi"}`, 204, "", ""},
+		{"patch named tx", "PATCH", "/settings?tx=batch-1", `{"motd":"hi"}`, 204, "", ""},
+		{"patch bad tx", "PATCH", "/settings?tx=../x", `{"motd":"hi"}`, 400, `transaction name \"../x\"`, ""},
 		{"unknown key", "PATCH", "/settings", `{"network":{"hostnme":"x"}}`, 400, `"error":"settings.network.hostnme: unknown key"`, "settings.network.hostnme"},
 		{"wrong type", "PATCH", "/settings", `{"motd":1}`, 400, "expected string", "settings.motd"},
 		{"bad hostname", "PATCH", "/settings", `{"network":{"hostname":"a_b"}}`, 400, "only letters", "settings.network.hostname"},
+		{"bad sysctl key", "PATCH", "/settings", `{"kernel":{"sysctl":{"a b":"1"}}}`, 400, "not a sysctl name", `settings.kernel.sysctl."a b"`},
 		{"bad json", "PATCH", "/settings", `{"motd"`, 400, "invalid JSON", ""},
 		{"too large", "PATCH", "/settings", `{"motd":"` + strings.Repeat("a", MaxBodyBytes) + `"}`, 413, "larger than 1048576 bytes", ""},
+		{"keys filter unknown", "GET", "/settings?keys=motto", "", 400, "keys: settings.motto: unknown key", "settings.motto"},
 		{"pending empty", "GET", "/tx", "", 200, `{}`, ""},
+		{"tx list", "GET", "/tx/list", "", 200, `{"transactions":[]}`, ""},
 		{"commit nothing", "POST", "/tx/commit_and_apply", "", 200, `{"changed":[]}`, ""},
-		{"userdata default", "GET", "/userdata", "", 200, `{"state":"not-checked"}`, ""},
+		{"commit only nothing", "POST", "/tx/commit", "", 200, `{"changed":[]}`, ""},
+		{"apply bad key", "POST", "/tx/apply?keys=nope", "", 400, "unknown key", "settings.nope"},
+		{"userdata default", "GET", "/userdata", "", 200, `{"state":"not-checked","sources":[]}`, ""},
+		{"services", "GET", "/services", "", 200, `{"services":[{"id":"apiserver","state":"ready","pid":7,"restarts":0,"last_exit":"","error":""}]}`, ""},
+		{"configuration files", "GET", "/configuration-files", "", 200, `{"path":"/etc/ballast/proxy.env","keys":["settings.network.https-proxy","settings.network.no-proxy"],"services":["containerd"]}`, ""},
+		{"reboot", "POST", "/actions/reboot", "", 202, `{"status":"rebooting"}`, ""},
+		{"reboot by GET", "GET", "/actions/reboot", "", 405, "Method Not Allowed", ""},
+		{"logs list", "GET", "/logs", "", 200, `{"services":[]}`, ""},
+		{"logs of nothing", "GET", "/logs?service=none", "", 404, "service none: no log", ""},
+		{"logs bad name", "GET", "/logs?service=../x", "", 400, "not a service name", ""},
+		{"logs bad follow", "GET", "/logs?service=x&follow=maybe", "", 400, "follow", ""},
 		{"not found", "GET", "/nope", "", 404, `"error":"GET /nope: Not Found"`, ""},
 		{"method not allowed", "DELETE", "/settings", "", 405, "Method Not Allowed", ""},
 	}
@@ -112,34 +175,66 @@ func TestRequests(t *testing.T) {
 	}
 }
 
-func TestTransaction(t *testing.T) {
-	f := newFixture(t)
-	steps := []struct {
-		method, path, body string
-		wantStatus         int
-		wantBody           string
-	}{
-		{"PATCH", "/settings", `{"motd":"one"}`, 204, ""},
-		{"PATCH", "/settings", `{"network":{"hostname":"h"}}`, 204, ""},
-		{"PATCH", "/settings", `{"motd":1}`, 400, ""}, // a bad patch leaves the staged ones alone
-		{"GET", "/tx", "", 200, `{"motd":"one","network":{"hostname":"h"}}`},
-		{"GET", "/settings", "", 200, `{}`},
-		{"POST", "/tx/commit_and_apply", "", 200, `{"changed":["settings.motd","settings.network.hostname"]}`},
-		{"GET", "/settings", "", 200, `{"motd":"one","network":{"hostname":"h"}}`},
-		{"GET", "/tx", "", 200, `{}`},
-		{"PATCH", "/settings", `{"motd":"two"}`, 204, ""},
-		{"DELETE", "/tx", "", 204, ""},
-		{"POST", "/tx/commit_and_apply", "", 200, `{"changed":[]}`},
-		{"GET", "/settings", "", 200, `{"motd":"one","network":{"hostname":"h"}}`},
-	}
+type step struct {
+	method, path, body string
+	wantStatus         int
+	wantBody           string // exact, trimmed; "" to skip
+}
+
+func runSteps(t *testing.T, f *fixture, steps []step) {
+	t.Helper()
 	for i, s := range steps {
 		rec := f.do(t, s.method, s.path, s.body)
 		if rec.Code != s.wantStatus || s.wantBody != "" && strings.TrimSpace(rec.Body.String()) != s.wantBody {
 			t.Fatalf("step %d %s %s: %d %s; want %d %s", i, s.method, s.path, rec.Code, rec.Body, s.wantStatus, s.wantBody)
 		}
 	}
-	if len(f.applied) != 1 || *f.applied[0].Motd != "one" {
-		t.Fatalf("applied %+v; want one apply of the committed settings", f.applied)
+}
+
+func TestTransactions(t *testing.T) {
+	f := newFixture(t)
+	runSteps(t, f, []step{
+		{"PATCH", "/settings", `{"motd":"one"}`, 204, ""},
+		{"PATCH", "/settings", `{"network":{"hostname":"h"}}`, 204, ""},
+		{"PATCH", "/settings", `{"motd":1}`, 400, ""}, // a bad patch leaves the staged ones alone
+		{"PATCH", "/settings?tx=other", `{"kernel":{"sysctl":{"vm.swappiness":"10"}}}`, 204, ""},
+		{"GET", "/tx", "", 200, `{"motd":"one","network":{"hostname":"h"}}`},
+		{"GET", "/tx?tx=other", "", 200, `{"kernel":{"sysctl":{"vm.swappiness":"10"}}}`},
+		{"GET", "/tx/list", "", 200, `{"transactions":["default","other"]}`},
+		{"GET", "/settings", "", 200, `{}`},
+		{"POST", "/tx/commit_and_apply", "", 200, `{"changed":["settings.motd","settings.network.hostname"],"files":["/etc/motd"]}`},
+		{"GET", "/settings", "", 200, `{"motd":"one","network":{"hostname":"h"}}`},
+		{"GET", "/tx", "", 200, `{}`},
+		// Commit without apply, then apply those keys.
+		{"POST", "/tx/commit?tx=other", "", 200, `{"changed":["settings.kernel.sysctl.\"vm.swappiness\""]}`},
+		{"GET", "/tx/list", "", 200, `{"transactions":[]}`},
+		{"POST", "/tx/apply?keys=kernel.sysctl.vm.swappiness", "", 200, `{"changed":["settings.kernel.sysctl.\"vm.swappiness\""],"files":["/etc/motd"]}`},
+		// Filters.
+		{"GET", "/settings?keys=motd", "", 200, `{"motd":"one"}`},
+		{"GET", "/settings?keys=settings.motd,network.hostname", "", 200, `{"motd":"one","network":{"hostname":"h"}}`},
+		{"GET", "/settings?prefix=kernel", "", 200, `{"kernel":{"sysctl":{"vm.swappiness":"10"}}}`},
+		{"GET", "/settings?prefix=settings.dns", "", 200, `{}`},
+		// Setting what is already live changes nothing and applies nothing.
+		{"PATCH", "/settings", `{"motd":"one"}`, 204, ""},
+		{"POST", "/tx/commit_and_apply", "", 200, `{"changed":[]}`},
+		{"PATCH", "/settings", `{"motd":"two"}`, 204, ""},
+		{"DELETE", "/tx", "", 204, ""},
+		{"POST", "/tx/commit_and_apply", "", 200, `{"changed":[]}`},
+		{"GET", "/settings?keys=motd", "", 200, `{"motd":"one"}`},
+		// A commit breaking a rule across keys is refused with the key, and stays pending.
+		{"PATCH", "/settings", `{"host-containers":{"admin":{"enabled":true}}}`, 204, ""},
+		{"POST", "/tx/commit_and_apply", "", 400, ""},
+		{"GET", "/tx", "", 200, `{"host-containers":{"admin":{"enabled":true}}}`},
+	})
+	want := [][]string{{"settings.motd", "settings.network.hostname"}, {`settings.kernel.sysctl."vm.swappiness"`}}
+	if fmt.Sprint(f.applied) != fmt.Sprint(want) {
+		t.Fatalf("applied %q; want %q", f.applied, want)
+	}
+	rec := f.do(t, "POST", "/tx/commit_and_apply", "")
+	var e apitypes.Error
+	json.Unmarshal(rec.Body.Bytes(), &e)
+	if e.Key != "settings.host-containers.admin.source" {
+		t.Fatalf("refused commit: %s", rec.Body)
 	}
 }
 
@@ -156,17 +251,73 @@ func TestApplyFailureKeepsCommit(t *testing.T) {
 	}
 }
 
-func TestOSMissingRelease(t *testing.T) {
+func TestWithoutInit(t *testing.T) {
 	store, _, err := datastore.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer store.Close()
 	h := NewHandler(Config{Store: store, OS: osinfo.Sources{OSRelease: "/nonexistent/os-release"}})
+	for _, r := range []struct{ method, path string }{{"GET", "/services"}, {"POST", "/actions/reboot"}, {"GET", "/logs?service=x"}} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(r.method, r.path, nil))
+		if rec.Code != 503 || !strings.Contains(rec.Body.String(), "system init is not reachable") {
+			t.Errorf("%s %s without an init = %d %s", r.method, r.path, rec.Code, rec.Body)
+		}
+	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/os", nil))
 	if rec.Code != 500 || !strings.Contains(rec.Body.String(), "os-release") {
 		t.Fatalf("GET /os = %d %s", rec.Code, rec.Body)
+	}
+	// An init whose socket is missing is unavailable too.
+	h = NewHandler(Config{Store: store, Init: initclient.New(filepath.Join(t.TempDir(), "none"), "")})
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/services", nil))
+	if rec.Code != 503 {
+		t.Fatalf("GET /services with a missing init socket = %d %s", rec.Code, rec.Body)
+	}
+}
+
+func TestRebootAndLogs(t *testing.T) {
+	f := newFixture(t)
+	if rec := f.do(t, "POST", "/actions/reboot", ""); rec.Code != 202 || f.init.reboots != 1 {
+		t.Fatalf("reboot = %d %s, reboots %d", rec.Code, rec.Body, f.init.reboots)
+	}
+	logPath := filepath.Join(f.logDir, "containerd.log")
+	os.WriteFile(logPath, []byte("started\n"), 0o644)
+	rec := f.do(t, "GET", "/logs?service=containerd", "")
+	if rec.Code != 200 || rec.Body.String() != "started\n" || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/plain") {
+		t.Fatalf("logs = %d %q %v", rec.Code, rec.Body, rec.Header())
+	}
+	if rec := f.do(t, "GET", "/logs", ""); rec.Body.String() != "{\"services\":[\"containerd\"]}\n" {
+		t.Fatalf("log list = %s", rec.Body)
+	}
+
+	// Following over a real connection: appended lines arrive; closing the client ends it.
+	srv := httptest.NewServer(f.h)
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/logs?service=containerd&follow=true", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	if l, _ := br.ReadString('\n'); l != "started\n" {
+		t.Fatalf("first line %q", l)
+	}
+	fh, _ := os.OpenFile(logPath, os.O_APPEND|os.O_WRONLY, 0)
+	fh.WriteString("more\n")
+	fh.Close()
+	if l, err := br.ReadString('\n'); l != "more\n" {
+		t.Fatalf("followed line %q, %v", l, err)
+	}
+	cancel()
+	if _, err := io.ReadAll(br); err == nil {
+		t.Log("stream ended cleanly after cancel")
 	}
 }
 
@@ -200,5 +351,124 @@ func TestListenUnix(t *testing.T) {
 	os.WriteFile(regular, nil, 0o600)
 	if _, err := ListenUnix(regular); err == nil || !strings.Contains(err.Error(), "not a socket") {
 		t.Fatalf("listen over a regular file: %v", err)
+	}
+}
+
+// TestPeerCredentials serves the Unix socket with uid checks: the test's own uid is let in or
+// turned away by the allow function, as root and non-root callers are on a host.
+func TestPeerCredentials(t *testing.T) {
+	f := newFixture(t)
+	me := uint32(os.Getuid())
+	tests := []struct {
+		name    string
+		allowed func(uint32) bool
+		want    int
+	}{
+		{"allowed", func(uid uint32) bool { return uid == me }, 200},
+		{"refused", func(uid uint32) bool { return uid != me }, 403},
+		{"root only", nil, map[bool]int{true: 200, false: 403}[me == 0]},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sock := filepath.Join(t.TempDir(), "s")
+			ln, err := ListenUnix(sock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := UnixServer(f.h, tt.allowed, nil)
+			go srv.Serve(ln)
+			defer srv.Close()
+			c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+			}}}
+			resp, err := c.Get("http://x/settings")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Fatalf("status %d %s, want %d", resp.StatusCode, body, tt.want)
+			}
+			if tt.want == 403 && !strings.Contains(string(body), fmt.Sprintf("uid %d may not use the API", me)) {
+				t.Fatalf("403 body %s", body)
+			}
+		})
+	}
+}
+
+// TestMutualTLS serves the API on TCP with the remote API's TLS configuration and checks who
+// gets in: only TLS 1.3 clients with a certificate from the configured CA.
+func TestMutualTLS(t *testing.T) {
+	f := newFixture(t)
+	ca, srvCert, srvKey := testCA(t, "127.0.0.1")
+	other, _, _ := testCA(t, "127.0.0.1")
+	cfg, err := TLSConfig(srvCert, srvKey, ca.CertPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := ListenTLS("127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(f.h, nil)
+	go srv.Serve(ln)
+	defer srv.Close()
+	url := "https://" + ln.Addr().String() + "/os"
+
+	goodCert, goodKey, _ := ca.Client("admin")
+	otherCert, otherKey, _ := other.Client("intruder")
+	clientTLS := func(certPEM, keyPEM []byte, max uint16) *tls.Config {
+		c := &tls.Config{RootCAs: poolOf(t, ca.CertPEM), MaxVersion: max}
+		if certPEM != nil {
+			pair, err := tls.X509KeyPair(certPEM, keyPEM)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Certificates = []tls.Certificate{pair}
+		}
+		return c
+	}
+	tests := []struct {
+		name    string
+		cfg     *tls.Config
+		wantErr string // "" for a 200
+	}{
+		{"client of the CA", clientTLS(goodCert, goodKey, 0), ""},
+		{"no client certificate", clientTLS(nil, nil, 0), "certificate required"},
+		{"certificate of another CA", clientTLS(otherCert, otherKey, 0), "unknown certificate authority"},
+		{"TLS 1.2 only", clientTLS(goodCert, goodKey, tls.VersionTLS12), "protocol version"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &http.Client{Transport: &http.Transport{TLSClientConfig: tt.cfg}, Timeout: 10 * time.Second}
+			resp, err := c.Get(url)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 200 || resp.TLS.Version != tls.VersionTLS13 {
+					t.Fatalf("status %d, TLS %x", resp.StatusCode, resp.TLS.Version)
+				}
+				return
+			}
+			if err == nil {
+				resp.Body.Close()
+				t.Fatalf("request succeeded with status %d; want it refused", resp.StatusCode)
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+	// Plain HTTP on the TLS port is never served: at most Go's TLS stack says it wants TLS.
+	resp, err := http.Get("http://" + ln.Addr().String() + "/os")
+	if err == nil {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || strings.Contains(string(body), "version") {
+			t.Fatalf("plain HTTP answered %d %s", resp.StatusCode, body)
+		}
 	}
 }

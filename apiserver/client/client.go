@@ -1,15 +1,18 @@
-// Package client talks to the host API over its Unix socket. apiclient is a thin command around it,
-// and tests and other programs (the system init, waiting for the API) use it directly.
+// Package client talks to the host API, over its Unix socket or, with mutual TLS, over TCP.
+// apiclient is a thin command around it, and tests and other programs use it directly.
 package client
 
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -24,13 +27,18 @@ const DefaultSocket = "/run/api.sock"
 // maxResponse bounds what the client reads from the server.
 const maxResponse = 16 << 20
 
+// requestTimeout bounds a request, including a commit_and_apply waiting for restarts. Streams
+// (followed logs) have no bound but their context.
+const requestTimeout = 3 * time.Minute
+
 // Client is an API client. It is safe for concurrent use.
 type Client struct {
-	socket string
-	http   *http.Client
+	base  string // URL the request paths are appended to
+	where string // what errors name: the socket or the endpoint
+	http  *http.Client
 }
 
-// New returns a client for the API at socket ("" for DefaultSocket).
+// New returns a client for the API on the Unix socket ("" for DefaultSocket).
 func New(socket string) *Client {
 	if socket == "" {
 		socket = DefaultSocket
@@ -43,7 +51,25 @@ func New(socket string) *Client {
 		MaxIdleConns:    2,
 		IdleConnTimeout: 30 * time.Second,
 	}
-	return &Client{socket: socket, http: &http.Client{Transport: tr, Timeout: 2 * time.Minute}}
+	return &Client{base: "http://localhost", where: socket, http: &http.Client{Transport: tr}}
+}
+
+// NewRemote returns a client for the remote API at endpoint (https://host:port) with the TLS
+// configuration cfg, which carries the client certificate (see pki.ClientTLSConfig).
+func NewRemote(endpoint string, cfg *tls.Config) (*Client, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.Path != "" && u.Path != "/" {
+		return nil, fmt.Errorf("endpoint %q: want https://host:port", endpoint)
+	}
+	cfg = cfg.Clone()
+	cfg.MinVersion = tls.VersionTLS13
+	tr := &http.Transport{
+		TLSClientConfig:     cfg,
+		TLSHandshakeTimeout: 10 * time.Second,
+		MaxIdleConns:        2,
+		IdleConnTimeout:     30 * time.Second,
+	}
+	return &Client{base: "https://" + u.Host, where: u.Host, http: &http.Client{Transport: tr}}, nil
 }
 
 // Close drops idle connections.
@@ -61,6 +87,39 @@ func (e *Error) Error() string { return e.Message }
 // Do sends a request with an optional JSON body and returns the response body. A status of 300 or
 // more is an *Error carrying the server's message.
 func (c *Client) Do(ctx context.Context, method, uri string, body []byte) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	resp, err := c.send(ctx, method, uri, body)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: read response: %w", method, uri, err)
+	}
+	if resp.StatusCode >= 300 {
+		return b, errorFrom(resp.StatusCode, b)
+	}
+	return b, nil
+}
+
+// Stream sends a GET and returns the response body as it arrives, for followed logs. The stream
+// ends when ctx is done or the body is closed.
+func (c *Client) Stream(ctx context.Context, uri string) (io.ReadCloser, error) {
+	resp, err := c.send(ctx, http.MethodGet, uri, nil)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+		return nil, errorFrom(resp.StatusCode, b)
+	}
+	return resp.Body, nil
+}
+
+func (c *Client) send(ctx context.Context, method, uri string, body []byte) (*http.Response, error) {
 	if !strings.HasPrefix(uri, "/") {
 		uri = "/" + uri
 	}
@@ -68,7 +127,7 @@ func (c *Client) Do(ctx context.Context, method, uri string, body []byte) ([]byt
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://localhost"+uri, rd)
+	req, err := http.NewRequestWithContext(ctx, method, c.base+uri, rd)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, uri, err)
 	}
@@ -77,21 +136,17 @@ func (c *Client) Do(ctx context.Context, method, uri string, body []byte) ([]byt
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%s %s via %s: %w", method, uri, c.socket, err)
+		return nil, fmt.Errorf("%s %s via %s: %w", method, uri, c.where, err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: read response: %w", method, uri, err)
+	return resp, nil
+}
+
+func errorFrom(status int, b []byte) error {
+	var e apitypes.Error
+	if json.Unmarshal(b, &e) != nil || e.Error == "" {
+		e.Error = strings.TrimSpace(string(b))
 	}
-	if resp.StatusCode >= 300 {
-		var e apitypes.Error
-		if json.Unmarshal(b, &e) != nil || e.Error == "" {
-			e.Error = strings.TrimSpace(string(b))
-		}
-		return b, &Error{Status: resp.StatusCode, Message: e.Error, Key: e.Key}
-	}
-	return b, nil
+	return &Error{Status: status, Message: e.Error, Key: e.Key}
 }
 
 func (c *Client) getJSON(ctx context.Context, uri string, v any) error {
@@ -124,7 +179,7 @@ func (c *Client) Settings(ctx context.Context) (settings.Settings, error) {
 	return s, nil
 }
 
-// Pending returns the patch staged in the current transaction.
+// Pending returns the patch staged in the default transaction.
 func (c *Client) Pending(ctx context.Context) (settings.Settings, error) {
 	b, err := c.Do(ctx, http.MethodGet, "/tx", nil)
 	if err != nil {
@@ -139,26 +194,67 @@ func (c *Client) UserData(ctx context.Context) (apitypes.UserData, error) {
 	return v, c.getJSON(ctx, "/userdata", &v)
 }
 
-// Patch stages a settings patch, given as a JSON object of settings keys.
-func (c *Client) Patch(ctx context.Context, patch []byte) error {
-	_, err := c.Do(ctx, http.MethodPatch, "/settings", patch)
+// Services lists the services the system init supervises.
+func (c *Client) Services(ctx context.Context) ([]apitypes.Service, error) {
+	var v apitypes.Services
+	return v.Services, c.getJSON(ctx, "/services", &v)
+}
+
+// Reboot asks the host to reboot.
+func (c *Client) Reboot(ctx context.Context) error {
+	_, err := c.Do(ctx, http.MethodPost, "/actions/reboot", nil)
 	return err
 }
 
-// CommitAndApply commits the staged patch and applies the result; it returns the keys committed.
-func (c *Client) CommitAndApply(ctx context.Context) ([]string, error) {
-	b, err := c.Do(ctx, http.MethodPost, "/tx/commit_and_apply", nil)
-	if err != nil {
-		return nil, err
+// Logs returns a service's log; with follow, the stream stays open for what the service writes.
+func (c *Client) Logs(ctx context.Context, service string, follow bool) (io.ReadCloser, error) {
+	q := url.Values{"service": {service}}
+	if follow {
+		q.Set("follow", "true")
 	}
-	var v apitypes.Commit
-	if err := json.Unmarshal(b, &v); err != nil {
-		return nil, fmt.Errorf("POST /tx/commit_and_apply: decode response: %w", err)
-	}
-	return v.Changed, nil
+	return c.Stream(ctx, "/logs?"+q.Encode())
 }
 
-// Set stages the dotted key=value pairs (see PatchFromPairs) and commits and applies them.
+// Patch stages a settings patch, given as a JSON object of settings keys, in the default
+// transaction.
+func (c *Client) Patch(ctx context.Context, patch []byte) error {
+	return c.PatchTx(ctx, "", patch)
+}
+
+// PatchTx stages a patch in transaction tx ("" for the default one).
+func (c *Client) PatchTx(ctx context.Context, tx string, patch []byte) error {
+	_, err := c.Do(ctx, http.MethodPatch, "/settings"+txQuery(tx), patch)
+	return err
+}
+
+// CommitAndApply commits the default transaction and applies the result; it returns the keys
+// whose values changed.
+func (c *Client) CommitAndApply(ctx context.Context) ([]string, error) {
+	v, err := c.CommitAndApplyTx(ctx, "")
+	return v.Changed, err
+}
+
+// CommitAndApplyTx commits transaction tx ("" for the default one) and applies the result.
+func (c *Client) CommitAndApplyTx(ctx context.Context, tx string) (apitypes.Commit, error) {
+	var v apitypes.Commit
+	b, err := c.Do(ctx, http.MethodPost, "/tx/commit_and_apply"+txQuery(tx), nil)
+	if err != nil {
+		return v, err
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return v, fmt.Errorf("POST /tx/commit_and_apply: decode response: %w", err)
+	}
+	return v, nil
+}
+
+func txQuery(tx string) string {
+	if tx == "" {
+		return ""
+	}
+	return "?tx=" + url.QueryEscape(tx)
+}
+
+// Set stages the key=value pairs (see PatchFromPairs) and commits and applies them.
 func (c *Client) Set(ctx context.Context, pairs []string) ([]string, error) {
 	patch, err := PatchFromPairs(pairs)
 	if err != nil {
@@ -170,27 +266,70 @@ func (c *Client) Set(ctx context.Context, pairs []string) ([]string, error) {
 	return c.CommitAndApply(ctx)
 }
 
+// Apply stages a whole settings document in its own transaction, so that nothing else pending is
+// committed with it, then commits and applies it.
+func (c *Client) Apply(ctx context.Context, s settings.Settings) (apitypes.Commit, error) {
+	const tx = "apiclient-apply"
+	patch, err := json.Marshal(s)
+	if err != nil {
+		return apitypes.Commit{}, err
+	}
+	// A transaction left by an apply that died halfway must not be committed along with this one.
+	if _, err := c.Do(ctx, http.MethodDelete, "/tx"+txQuery(tx), nil); err != nil {
+		return apitypes.Commit{}, err
+	}
+	if err := c.PatchTx(ctx, tx, patch); err != nil {
+		return apitypes.Commit{}, err
+	}
+	return c.CommitAndApplyTx(ctx, tx)
+}
+
 // Get returns the part of the API's state under a dotted prefix as nested JSON, the way it is
 // addressed: "settings.network" gives {"settings":{"network":{...}}}, "os" gives {"os":{...}}, and
 // "" gives both. A prefix that matches nothing gives an empty object.
 func (c *Client) Get(ctx context.Context, prefix string) (map[string]any, error) {
-	root := map[string]any{}
-	for _, top := range []string{"settings", "os"} {
-		first, _, _ := strings.Cut(prefix, ".")
-		if prefix != "" && first != top {
-			continue
-		}
+	get := func(uri string) (map[string]any, error) {
 		var v map[string]any
-		if err := c.getJSON(ctx, "/"+top, &v); err != nil {
+		return v, c.getJSON(ctx, uri, &v)
+	}
+	first, _, _ := strings.Cut(prefix, ".")
+	switch {
+	case prefix == "":
+		os, err := get("/os")
+		if err != nil {
 			return nil, err
 		}
-		root[top] = v
+		s, err := get("/settings")
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"os": os, "settings": s}, nil
+	case first == "os":
+		os, err := get("/os")
+		if err != nil {
+			return nil, err
+		}
+		return Filter(map[string]any{"os": os}, prefix), nil
+	case first == settings.Prefix:
+		// Parsed with the model, so that quoted keys and sysctl names with dots work.
+		path, err := settings.ParseKey(prefix)
+		if err != nil {
+			return nil, err
+		}
+		s, err := get("/settings")
+		if err != nil {
+			return nil, err
+		}
+		if s = settings.Select(s, [][]string{path}); len(s) == 0 {
+			return map[string]any{}, nil
+		}
+		return map[string]any{"settings": s}, nil
 	}
-	return Filter(root, prefix), nil
+	return map[string]any{}, nil
 }
 
 // Filter keeps the part of tree under the dotted prefix, with the path to it. Prefix segments are
-// whole keys: "settings.mo" does not match "settings.motd".
+// whole keys: "os.vers" does not match "os.version".
 func Filter(tree map[string]any, prefix string) map[string]any {
 	if prefix == "" {
 		return tree
@@ -215,8 +354,11 @@ func Filter(tree map[string]any, prefix string) map[string]any {
 }
 
 // PatchFromPairs turns key=value arguments into a JSON settings patch. Keys are dotted paths and
-// may start with "settings." ("motd=hi", "settings.network.hostname=h"); values are strings, which
-// every setting is for now. Conflicting keys ("a=1 a.b=2") are an error naming them.
+// may start with "settings." ("motd=hi", "settings.network.hostname=h",
+// "kernel.sysctl.net.ipv4.ip_forward=1"); each value is converted to its key's type (booleans,
+// integers, JSON for lists: 'dns.name-servers=["10.0.0.2"]'). Keys the model does not know are
+// passed on as text for the server to refuse with its own error. Conflicting keys ("a=1 a.b=2")
+// are an error naming them.
 func PatchFromPairs(pairs []string) ([]byte, error) {
 	if len(pairs) == 0 {
 		return nil, fmt.Errorf("nothing to set: want key=value")
@@ -229,30 +371,23 @@ func PatchFromPairs(pairs []string) ([]byte, error) {
 		if !ok || key == "" {
 			return nil, fmt.Errorf("%q: want key=value", p)
 		}
-		key = strings.TrimPrefix(key, settings.Prefix+".")
-		path := strings.Split(key, ".")
-		node := root
-		for i, seg := range path {
-			if seg == "" {
-				return nil, fmt.Errorf("%q: empty key segment", p)
+		var value any = val
+		path, err := settings.ParseKey(key)
+		switch {
+		case errors.Is(err, settings.ErrUnknownKey):
+			path = append([]string{settings.Prefix}, strings.Split(strings.TrimPrefix(key, settings.Prefix+"."), ".")...)
+		case err != nil:
+			return nil, fmt.Errorf("%q: %w", p, err)
+		default:
+			if value, err = settings.ValueFromString(path, val); err != nil {
+				return nil, fmt.Errorf("%q: %w", p, err)
 			}
-			if i == len(path)-1 {
-				if _, dup := node[seg]; dup {
-					return nil, fmt.Errorf("%q: key set twice or both as a value and a table", p)
-				}
-				node[seg] = val
-				break
-			}
-			child, exists := node[seg]
-			if !exists {
-				child = map[string]any{}
-				node[seg] = child
-			}
-			m, ok := child.(map[string]any)
-			if !ok {
-				return nil, fmt.Errorf("%q: %s is set as a value and used as a table", p, strings.Join(path[:i+1], "."))
-			}
-			node = m
+		}
+		if len(path) < 2 {
+			return nil, fmt.Errorf("%q: name a key under settings", p)
+		}
+		if err := settings.SetInTree(root, path, value); err != nil {
+			return nil, fmt.Errorf("%q: %w", p, err)
 		}
 	}
 	return json.Marshal(root)

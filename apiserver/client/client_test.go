@@ -20,7 +20,15 @@ func TestPatchFromPairs(t *testing.T) {
 		{nil, "", "nothing to set"},
 		{[]string{"motd"}, "", "want key=value"},
 		{[]string{"=x"}, "", "want key=value"},
-		{[]string{"network..hostname=x"}, "", "empty key segment"},
+		{[]string{"network..hostname=x"}, "", "empty segment"},
+		{[]string{"host-containers.admin.enabled=true", "container-runtime.max-concurrent-downloads=3"},
+			`{"container-runtime":{"max-concurrent-downloads":3},"host-containers":{"admin":{"enabled":true}}}`, ""},
+		{[]string{"kernel.sysctl.net.ipv4.ip_forward=1"}, `{"kernel":{"sysctl":{"net.ipv4.ip_forward":"1"}}}`, ""},
+		{[]string{`settings.kernel.sysctl."net.ipv4.ip_forward"=1`}, `{"kernel":{"sysctl":{"net.ipv4.ip_forward":"1"}}}`, ""},
+		{[]string{`dns.name-servers=["10.0.0.2"]`}, `{"dns":{"name-servers":["10.0.0.2"]}}`, ""},
+		{[]string{"network.hostnme=x"}, `{"network":{"hostnme":"x"}}`, ""}, // the server names unknown keys
+		{[]string{"host-containers.admin.enabled=sure"}, "", `"sure" is not true or false`},
+		{[]string{"settings=x"}, "", "want a JSON value"},
 		{[]string{"motd=a", "motd=b"}, "", "set twice"},
 		{[]string{"network=a", "network.hostname=b"}, "", "network"},
 	}

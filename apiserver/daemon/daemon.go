@@ -1,6 +1,7 @@
-// Package daemon runs the API server's lifecycle: open the datastore, take in user data on the
-// first boot, apply the stored settings, serve the API on a Unix socket until told to stop.
-// cmd/apiserver only turns flags into Options.
+// Package daemon runs the API server's lifecycle: open the datastore, take in the image's defaults
+// and (on the first boot) user data, render the host's configuration from the stored settings,
+// serve the API on a Unix socket (and on TCP with mutual TLS when settings.api.remote asks for
+// it) until told to stop. cmd/apiserver only turns flags into Options.
 package daemon
 
 import (
@@ -9,41 +10,50 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
 	"github.com/ballast-os/ballast/apiserver/api"
 	"github.com/ballast-os/ballast/apiserver/apitypes"
-	"github.com/ballast-os/ballast/apiserver/apply"
 	"github.com/ballast-os/ballast/apiserver/datastore"
+	"github.com/ballast-os/ballast/apiserver/initclient"
 	"github.com/ballast-os/ballast/apiserver/osinfo"
-	"github.com/ballast-os/ballast/apiserver/settings"
+	"github.com/ballast-os/ballast/apiserver/render"
 	"github.com/ballast-os/ballast/apiserver/userdata"
 )
-
-// userDataTx is the transaction first-boot user data is committed through, apart from the one
-// API clients use.
-const userDataTx = "userdata"
 
 // ShutdownTimeout bounds how long a stop waits for requests in flight.
 const ShutdownTimeout = 10 * time.Second
 
 // Options configures Run.
 type Options struct {
-	Socket    string // Unix socket to serve on
+	Socket string // Unix socket to serve on
+	// AllowUID says which peers may use the Unix socket; nil allows root only.
+	AllowUID  func(uid uint32) bool
 	Datastore string // datastore root directory
-	EtcDir    string // where settings are applied
-	OS        osinfo.Sources
-	// UserData is read on the first boot (a new datastore); nil means no source.
-	UserData userdata.Source
-	// SetHostname is passed to the applier; nil leaves the kernel's host name alone.
+	EtcDir    string // stands for /etc: where configuration files are rendered
+	// ProcDir stands for /proc, where sysctls are written; "" leaves them alone.
+	ProcDir string
+	OS      osinfo.Sources
+	// Defaults are the image's default settings, taken at every start for keys not set yet; nil
+	// means none.
+	Defaults userdata.Source
+	// UserData are read on the first boot (a new datastore), in order; later sources override
+	// earlier ones.
+	UserData []userdata.NamedSource
+	// SetHostname sets the kernel's host name; nil leaves it alone.
 	SetHostname func(string) error
+	// Init is the system init (services, restarts, reboot, logs); nil answers those with 503.
+	Init initclient.Init
 	// Console gets the short "ballast: ..." lines an operator reads on the console.
 	Console io.Writer
 	// Log gets the server's own diagnostics; nil discards them.
 	Log *slog.Logger
 	// OnListen, when set, is called once the socket accepts connections.
 	OnListen func()
+	// OnRemoteListen, when set, is called each time the remote API starts listening.
+	OnRemoteListen func(net.Addr)
 }
 
 // Run serves until ctx is done, then shuts down gracefully. Problems with user data or with
@@ -62,12 +72,36 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer store.Close()
 
-	ud := apitypes.UserData{State: apitypes.UserDataNotChecked}
-	if created {
-		ud = takeUserData(ctx, store, o.UserData, o.Console)
+	ud := takeUserData(ctx, store, created, o.Defaults, o.UserData, o.Console)
+
+	remote := &remoteAPI{log: o.Log, console: o.Console, onListen: o.OnRemoteListen}
+	renderer := &render.Renderer{
+		EtcDir:      o.EtcDir,
+		ProcDir:     o.ProcDir,
+		SetHostname: o.SetHostname,
+		Init:        o.Init,
+		Actions:     []render.Action{{Name: render.ActionRemoteAPI, Keys: render.ActionKeys()[render.ActionRemoteAPI], Run: remote.apply}},
+		Log:         o.Log,
 	}
-	applier := apply.Applier{EtcDir: o.EtcDir, SetHostname: o.SetHostname}
-	if err := applier.Apply(store.Live()); err != nil {
+	h := api.NewHandler(api.Config{
+		Store:    store,
+		Apply:    renderer.Apply,
+		Mapping:  renderer.Mapping,
+		Init:     o.Init,
+		OS:       o.OS,
+		UserData: func() apitypes.UserData { return ud },
+		Log:      o.Log,
+	})
+	remote.handler = h
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+		defer cancel()
+		remote.shutdown(sctx)
+	}()
+
+	// Rendered at every start: /etc is a tmpfs filled from the image, so the settings have to be
+	// put back into it on each boot.
+	if _, err := renderer.Apply(ctx, store.Live(), nil); err != nil {
 		fmt.Fprintf(o.Console, "ballast: apply: %v\n", err)
 	}
 
@@ -75,14 +109,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	h := api.NewHandler(api.Config{
-		Store:    store,
-		Apply:    applier.Apply,
-		OS:       o.OS,
-		UserData: func() apitypes.UserData { return ud },
-		Log:      o.Log,
-	})
-	srv := api.NewServer(h, o.Log)
+	srv := api.UnixServer(h, o.AllowUID, o.Log)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -106,53 +133,6 @@ func Run(ctx context.Context, o Options) error {
 	}
 	if err != nil {
 		return fmt.Errorf("serve %s: %w", o.Socket, err)
-	}
-	return nil
-}
-
-// takeUserData reads, parses and commits user data, all or nothing, and says what happened both
-// on the console and in the returned status.
-func takeUserData(ctx context.Context, store *datastore.Store, src userdata.Source, console io.Writer) apitypes.UserData {
-	if src == nil {
-		return apitypes.UserData{State: apitypes.UserDataNone}
-	}
-	invalid := func(source string, err error) apitypes.UserData {
-		fmt.Fprintf(console, "ballast: userdata: %v\n", err)
-		st := apitypes.UserData{State: apitypes.UserDataInvalid, Source: source, Error: err.Error()}
-		var ue *userdata.Error
-		if errors.As(err, &ue) {
-			st.Line, st.Key = ue.Line, ue.Key
-		}
-		return st
-	}
-	data, origin, err := src.Fetch(ctx)
-	if errors.Is(err, userdata.ErrNotFound) {
-		fmt.Fprintf(console, "ballast: userdata: none (%v)\n", err)
-		return apitypes.UserData{State: apitypes.UserDataNone}
-	}
-	if err != nil {
-		return invalid(origin, fmt.Errorf("%s: %w", origin, err))
-	}
-	s, err := userdata.Parse(origin, data)
-	if err != nil {
-		return invalid(origin, err)
-	}
-	if err := commit(store, s); err != nil {
-		return invalid(origin, fmt.Errorf("%s: %w", origin, err))
-	}
-	keys := s.Keys()
-	fmt.Fprintf(console, "ballast: userdata: applied %d settings from %s\n", len(keys), origin)
-	return apitypes.UserData{State: apitypes.UserDataApplied, Source: origin, Keys: keys}
-}
-
-func commit(store *datastore.Store, s settings.Settings) error {
-	if err := store.Stage(userDataTx, s); err != nil {
-		return err
-	}
-	if _, _, err := store.Commit(userDataTx); err != nil {
-		// Leave nothing staged to be committed later by accident; the error is what matters.
-		store.Discard(userDataTx)
-		return err
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/ballast-os/ballast/apiserver/apitypes"
 	"github.com/ballast-os/ballast/apiserver/client"
+	"github.com/ballast-os/ballast/apiserver/initclient"
 	"github.com/ballast-os/ballast/apiserver/osinfo"
 	"github.com/ballast-os/ballast/apiserver/userdata"
 )
@@ -22,7 +24,11 @@ import (
 type host struct {
 	dir, socket, datastore, etc string
 	osSrc                       osinfo.Sources
-	userData                    userdata.Source
+	userData                    []userdata.NamedSource
+	defaults                    userdata.Source
+	proc                        string
+	init                        initclient.Init
+	remoteAddrs                 chan net.Addr
 
 	mu        sync.Mutex // the server's goroutines call SetHostname
 	hostnames []string
@@ -44,7 +50,7 @@ func (h *host) takeHostnames() []string {
 	return n
 }
 
-func newHost(t *testing.T) *host {
+func newHost(t testing.TB) *host {
 	t.Helper()
 	dir := t.TempDir()
 	h := &host{
@@ -88,7 +94,7 @@ func (s *syncBuffer) String() string {
 }
 
 // start runs the server and waits until it listens.
-func (h *host) start(t *testing.T) *running {
+func (h *host) start(t testing.TB) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{console: &syncBuffer{}}
@@ -96,11 +102,20 @@ func (h *host) start(t *testing.T) *running {
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, Options{
-			Socket:      h.socket,
-			Datastore:   h.datastore,
-			EtcDir:      h.etc,
-			OS:          h.osSrc,
-			UserData:    h.userData,
+			Socket:    h.socket,
+			Datastore: h.datastore,
+			EtcDir:    h.etc,
+			OS:        h.osSrc,
+			UserData:  h.userData,
+			Defaults:  h.defaults,
+			AllowUID:  func(uid uint32) bool { return uid == uint32(os.Getuid()) },
+			ProcDir:   h.proc,
+			Init:      h.init,
+			OnRemoteListen: func(a net.Addr) {
+				if h.remoteAddrs != nil {
+					h.remoteAddrs <- a
+				}
+			},
 			SetHostname: h.setHostname,
 			Console:     r.console,
 			OnListen:    func() { close(listening) },
@@ -259,7 +274,7 @@ func TestFirstBootUserData(t *testing.T) {
 			if tt.userData != "" {
 				os.WriteFile(udPath, []byte(tt.userData), 0o600)
 			}
-			h.userData = userdata.File(udPath)
+			h.userData = []userdata.NamedSource{{Name: "file", Source: userdata.File(udPath)}}
 			srv := h.start(t)
 			c := client.New(h.socket)
 			defer c.Close()

@@ -1,132 +1,133 @@
 // Package settings is the typed model of Ballast's host settings. It is the one place that knows
 // which keys exist, what type each has and which values are valid; the API, the datastore and user
 // data all decode through it, so a key is accepted or rejected the same way wherever it comes from.
+// The reference documentation (docs/settings.md) and the JSON Schema
+// (apiserver/schema/settings.schema.json) are generated from these types too.
 //
-// Every field is a pointer so that a partial document (a PATCH body, user data) can tell "absent"
-// from "set to the empty value". Struct fields are tables, other fields are leaves; the JSON tag
-// names the key in every format.
+// Every struct field is a pointer, map or slice so that a partial document (a PATCH body, user
+// data) can tell "absent" from "set to the empty value". Struct fields are tables, maps are tables
+// whose keys the user picks, everything else is a value. The JSON tag names the key in every
+// format; the doc tag is the key's documentation; max and min bound sizes (bytes of a string, items
+// of a list, entries of a map) and integer values; the key tag names a map's keys in the docs.
 package settings
-
-import (
-	"errors"
-	"reflect"
-	"sort"
-	"strings"
-)
-
-// Prefix is the first segment of every settings key path ("settings.network.hostname").
-const Prefix = "settings"
 
 // Settings is the whole settings tree, or a patch of it.
 type Settings struct {
-	// Motd is the message of the day, written to /etc/motd and shown on the console at boot.
-	Motd *string `json:"motd,omitempty"`
-	// Network holds the host's network identity.
-	Network *Network `json:"network,omitempty"`
+	Motd                *string                               `json:"motd,omitempty" max:"4096" doc:"Message of the day, printed on the console after the ready line."`
+	Network             *Network                              `json:"network,omitempty" doc:"The host's network identity, name resolution overrides, proxy and interfaces."`
+	DNS                 *DNS                                  `json:"dns,omitempty" doc:"Name resolution: rendered to /etc/resolv.conf. Unset keys leave the file to the network configuration (DHCP)."`
+	NTP                 *NTP                                  `json:"ntp,omitempty" doc:"Time synchronisation."`
+	Kernel              *Kernel                               `json:"kernel,omitempty" doc:"Kernel parameters, lockdown and module policy."`
+	HostContainers      map[ContainerName]*HostContainer      `json:"host-containers,omitempty" max:"16" key:"name" doc:"Long-running containers that run beside the orchestrated ones, with access to the host (the admin and control containers)."`
+	BootstrapContainers map[ContainerName]*BootstrapContainer `json:"bootstrap-containers,omitempty" max:"16" key:"name" doc:"Containers that run to completion at boot, before the orchestrated workload starts."`
+	ContainerRuntime    *ContainerRuntime                     `json:"container-runtime,omitempty" doc:"containerd's behaviour for orchestrated containers."`
+	OCIDefaults         *OCIDefaults                          `json:"oci-defaults,omitempty" doc:"Defaults of the OCI runtime spec of orchestrated containers (not host containers)."`
+	PKI                 map[BundleName]*PKIBundle             `json:"pki,omitempty" max:"32" key:"bundle" doc:"Extra CA certificate bundles for the host's trust store."`
+	API                 *API                                  `json:"api,omitempty" doc:"The host API itself."`
 }
 
-// Network is the settings.network table.
+// Network is settings.network.
 type Network struct {
-	// Hostname is the host name (RFC 1123), set with sethostname(2) and written to /etc/hostname.
-	Hostname *string `json:"hostname,omitempty"`
+	Hostname   *Hostname                    `json:"hostname,omitempty" doc:"Host name of the machine."`
+	Hosts      []HostsEntry                 `json:"hosts,omitzero" max:"256" doc:"Static entries of /etc/hosts: a list of [address, [names...]] pairs, e.g. [[\"10.0.0.1\", [\"db\", \"db.internal\"]]]."`
+	HTTPSProxy *ProxyURL                    `json:"https-proxy,omitempty" doc:"Proxy for the container runtime's HTTPS requests (image pulls), as host:port or http(s)://host:port."`
+	NoProxy    []NoProxyEntry               `json:"no-proxy,omitzero" max:"64" doc:"Hosts, domains (.example.com), addresses and CIDRs reached without the proxy; localhost, 127.0.0.1 and ::1 are always added."`
+	Interfaces map[InterfaceName]*Interface `json:"interfaces,omitempty" max:"16" key:"interface" doc:"Addressing of network interfaces, by kernel name."`
 }
 
-// ErrUnknownKey is the cause of a KeyError for a key the model does not have.
-var ErrUnknownKey = errors.New("unknown key")
-
-// KeyError is an error about one key. Path is the key's full path, starting with Prefix.
-type KeyError struct {
-	Path []string
-	Err  error
+// Interface is settings.network.interfaces.<interface>.
+type Interface struct {
+	DHCP4     *bool              `json:"dhcp4,omitempty" doc:"Configure IPv4 by DHCP."`
+	DHCP6     *bool              `json:"dhcp6,omitempty" doc:"Configure IPv6 by DHCPv6 (router advertisements are always accepted)."`
+	Addresses []InterfaceAddress `json:"addresses,omitzero" max:"16" doc:"Static addresses with their prefix length, e.g. [\"192.168.1.10/24\", \"fd00::10/64\"]."`
+	Gateway   *IPAddress         `json:"gateway,omitempty" doc:"Default gateway; needs a static address of the same family."`
+	Routes    []Route            `json:"routes,omitzero" max:"64" doc:"Static routes, e.g. [{to = \"10.0.0.0/8\", via = \"192.168.1.1\"}]."`
+	MTU       *int64             `json:"mtu,omitempty" min:"68" max:"65535" doc:"MTU in bytes."`
 }
 
-// Key returns the dotted key path, e.g. "settings.network.hostname".
-func (e *KeyError) Key() string { return strings.Join(e.Path, ".") }
-
-func (e *KeyError) Error() string { return e.Key() + ": " + e.Err.Error() }
-
-func (e *KeyError) Unwrap() error { return e.Err }
-
-func keyErr(path []string, err error) *KeyError {
-	return &KeyError{Path: append([]string(nil), path...), Err: err}
+// Route is one entry of settings.network.interfaces.<interface>.routes.
+type Route struct {
+	To     *RouteDestination `json:"to,omitempty" doc:"Destination: a CIDR (10.0.0.0/8) or \"default\". Required."`
+	Via    *IPAddress        `json:"via,omitempty" doc:"Next hop; without it the destination is on the link."`
+	Metric *int64            `json:"metric,omitempty" min:"0" max:"4294967295" doc:"Route metric; lower is preferred."`
 }
 
-// Merge returns base with every key set in patch replaced by patch's value. The result shares no
-// pointers with either argument, and tables left without any key are dropped, so stored settings
-// never carry empty tables.
-func Merge(base, patch Settings) Settings {
-	var out Settings
-	mergeStruct(reflect.ValueOf(&out).Elem(), reflect.ValueOf(base), reflect.ValueOf(patch))
-	return out
+// DNS is settings.dns.
+type DNS struct {
+	NameServers []IPAddress  `json:"name-servers,omitzero" max:"3" doc:"Name servers, in order of preference (the resolver uses at most three)."`
+	SearchList  []DomainName `json:"search-list,omitzero" max:"6" doc:"Search domains for short names."`
 }
 
-// mergeStruct fills out (a settable struct) from a and b (same type, b wins) and reports whether
-// any key ended up set.
-func mergeStruct(out, a, b reflect.Value) bool {
-	set := false
-	for i := range out.NumField() {
-		fa, fb := a.Field(i), b.Field(i)
-		if fa.IsNil() && fb.IsNil() {
-			continue
-		}
-		elem := out.Field(i).Type().Elem()
-		n := reflect.New(elem)
-		if elem.Kind() == reflect.Struct {
-			if !mergeStruct(n.Elem(), derefOrZero(fa), derefOrZero(fb)) {
-				continue
-			}
-		} else {
-			src := fb
-			if src.IsNil() {
-				src = fa
-			}
-			n.Elem().Set(src.Elem())
-		}
-		out.Field(i).Set(n)
-		set = true
-	}
-	return set
+// NTP is settings.ntp.
+type NTP struct {
+	TimeServers []TimeServer `json:"time-servers,omitzero" max:"16" doc:"NTP servers or pools, as host names or addresses."`
 }
 
-func derefOrZero(p reflect.Value) reflect.Value {
-	if p.IsNil() {
-		return reflect.New(p.Type().Elem()).Elem()
-	}
-	return p.Elem()
+// Kernel is settings.kernel.
+type Kernel struct {
+	Sysctl   map[SysctlKey]SysctlValue `json:"sysctl,omitempty" max:"256" key:"key" doc:"Kernel parameters by sysctl name, e.g. \"net.ipv4.ip_forward\" = \"1\"; written to /proc/sys at once and at every boot. Quote names with dots in TOML and in key paths."`
+	Lockdown *Lockdown                 `json:"lockdown,omitempty" doc:"Mode of the kernel's lockdown security module. Moving to a less strict mode needs a reboot."`
+	Modules  map[ModuleName]*Module    `json:"modules,omitempty" max:"256" key:"module" doc:"Policy for individual kernel modules."`
 }
 
-// Keys returns the dotted paths of the leaves set in s, sorted.
-func (s Settings) Keys() []string {
-	var keys []string
-	collectKeys(reflect.ValueOf(s), []string{Prefix}, &keys)
-	sort.Strings(keys)
-	return keys
+// Module is settings.kernel.modules.<module>.
+type Module struct {
+	Allowed  *bool `json:"allowed,omitempty" doc:"Whether the module may be loaded at all; false blocks it from the next boot on."`
+	Autoload *bool `json:"autoload,omitempty" doc:"Load the module at boot."`
 }
 
-// IsEmpty reports whether no key is set.
-func (s Settings) IsEmpty() bool { return len(s.Keys()) == 0 }
-
-func collectKeys(v reflect.Value, path []string, keys *[]string) {
-	t := v.Type()
-	for i := range t.NumField() {
-		f := v.Field(i)
-		if f.IsNil() {
-			continue
-		}
-		p := append(path[:len(path):len(path)], keyName(t.Field(i)))
-		if f.Elem().Kind() == reflect.Struct {
-			collectKeys(f.Elem(), p, keys)
-			continue
-		}
-		*keys = append(*keys, strings.Join(p, "."))
-	}
+// HostContainer is settings.host-containers.<name>.
+type HostContainer struct {
+	Source       *ImageRef `json:"source,omitempty" doc:"Image reference, e.g. registry.example.com/admin:v1.2 or ...@sha256:<digest>. Required when enabled."`
+	Enabled      *bool     `json:"enabled,omitempty" doc:"Run the container."`
+	Superpowered *bool     `json:"superpowered,omitempty" doc:"Run with all capabilities and the host's namespaces; for administration containers only."`
+	UserData     *Base64   `json:"user-data,omitempty" max:"16384" doc:"Base64-encoded data handed to the container, e.g. its configuration."`
 }
 
-// keyName is the key a struct field stands for: its JSON tag name.
-func keyName(f reflect.StructField) string {
-	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-	if name == "" {
-		return f.Name
-	}
-	return name
+// BootstrapContainer is settings.bootstrap-containers.<name>.
+type BootstrapContainer struct {
+	Source    *ImageRef      `json:"source,omitempty" doc:"Image reference. Required unless mode is off."`
+	Mode      *BootstrapMode `json:"mode,omitempty" doc:"When the container runs: off, once (the next boot, then off) or always (every boot)."`
+	Essential *bool          `json:"essential,omitempty" doc:"Fail the boot when the container exits non-zero."`
+	UserData  *Base64        `json:"user-data,omitempty" max:"16384" doc:"Base64-encoded data given to the container."`
+}
+
+// ContainerRuntime is settings.container-runtime.
+type ContainerRuntime struct {
+	MaxContainerLogLineSize *LogLineSize `json:"max-container-log-line-size,omitempty" min:"-1" max:"1073741824" doc:"Longest container log line in bytes before it is split; -1 for no limit (0 is refused)."`
+	MaxConcurrentDownloads  *int64       `json:"max-concurrent-downloads,omitempty" min:"1" max:"1024" doc:"Layers downloaded at once per image."`
+	EnableUnprivilegedPorts *bool        `json:"enable-unprivileged-ports,omitempty" doc:"Let unprivileged containers bind ports below 1024."`
+	EnableUnprivilegedICMP  *bool        `json:"enable-unprivileged-icmp,omitempty" doc:"Let unprivileged containers open ICMP echo sockets."`
+}
+
+// OCIDefaults is settings.oci-defaults.
+type OCIDefaults struct {
+	Capabilities   map[Capability]bool           `json:"capabilities,omitempty" max:"64" key:"capability" doc:"Linux capabilities granted (true) or not (false) by default, by name in kebab case without CAP_ (e.g. net-bind-service)."`
+	ResourceLimits map[RlimitName]*ResourceLimit `json:"resource-limits,omitempty" max:"16" key:"limit" doc:"Default process resource limits (RLIMIT_*), by name (e.g. max-open-files)."`
+}
+
+// ResourceLimit is settings.oci-defaults.resource-limits.<limit>.
+type ResourceLimit struct {
+	HardLimit *RlimitValue `json:"hard-limit,omitempty" doc:"Hard limit: a number, or -1 or \"unlimited\"."`
+	SoftLimit *RlimitValue `json:"soft-limit,omitempty" doc:"Soft limit: a number, or -1 or \"unlimited\"; at most the hard limit."`
+}
+
+// PKIBundle is settings.pki.<bundle>.
+type PKIBundle struct {
+	Data    *CertBundle `json:"data,omitempty" max:"65536" doc:"Base64-encoded PEM bundle of one or more CA certificates."`
+	Trusted *bool       `json:"trusted,omitempty" doc:"Add the bundle to the trust store; false keeps it stored but untrusted. Trusting needs data."`
+}
+
+// API is settings.api.
+type API struct {
+	Remote *RemoteAPI `json:"remote,omitempty" doc:"The API on TCP with mutual TLS 1.3, beside the local socket."`
+}
+
+// RemoteAPI is settings.api.remote.
+type RemoteAPI struct {
+	Enabled    *bool          `json:"enabled,omitempty" doc:"Serve the API on listen. Needs listen, client-ca, server-cert and server-key."`
+	Listen     *ListenAddress `json:"listen,omitempty" doc:"TCP address, host:port, e.g. \":8443\" or \"10.0.0.5:8443\"."`
+	ClientCA   *PEMCerts      `json:"client-ca,omitempty" max:"65536" doc:"PEM CA certificates; only clients with a certificate issued by one of them are served."`
+	ServerCert *PEMCerts      `json:"server-cert,omitempty" max:"65536" doc:"PEM server certificate, then any intermediates."`
+	ServerKey  *PEMKey        `json:"server-key,omitempty" max:"16384" doc:"PEM private key of server-cert."`
 }

@@ -21,9 +21,9 @@ func TestDecodeJSON(t *testing.T) {
 		{name: "motd", body: `{"motd":"hello"}`, want: Settings{Motd: ptr("hello")}},
 		{name: "empty motd is a value", body: `{"motd":""}`, want: Settings{Motd: ptr("")}},
 		{name: "hostname", body: `{"network":{"hostname":"node-1.example"}}`,
-			want: Settings{Network: &Network{Hostname: ptr("node-1.example")}}},
+			want: Settings{Network: &Network{Hostname: ptr[Hostname]("node-1.example")}}},
 		{name: "both", body: ` {"motd":"m","network":{"hostname":"h"}} `,
-			want: Settings{Motd: ptr("m"), Network: &Network{Hostname: ptr("h")}}},
+			want: Settings{Motd: ptr("m"), Network: &Network{Hostname: ptr[Hostname]("h")}}},
 		{name: "unknown top key", body: `{"motto":"x"}`, wantKey: "settings.motto", wantErr: "unknown key"},
 		{name: "unknown nested key", body: `{"network":{"hostnme":"x"}}`, wantKey: "settings.network.hostnme", wantErr: "settings.network.hostnme: unknown key"},
 		{name: "case matters", body: `{"MOTD":"x"}`, wantKey: "settings.MOTD", wantErr: "unknown key"},
@@ -125,10 +125,10 @@ func TestMerge(t *testing.T) {
 		{"empty", Settings{}, Settings{}, Settings{}},
 		{"patch sets", Settings{}, Settings{Motd: ptr("a")}, Settings{Motd: ptr("a")}},
 		{"patch wins", Settings{Motd: ptr("a")}, Settings{Motd: ptr("b")}, Settings{Motd: ptr("b")}},
-		{"absent keeps base", Settings{Motd: ptr("a")}, Settings{Network: &Network{Hostname: ptr("h")}},
-			Settings{Motd: ptr("a"), Network: &Network{Hostname: ptr("h")}}},
-		{"nested keeps base", Settings{Network: &Network{Hostname: ptr("h")}}, Settings{Network: &Network{}},
-			Settings{Network: &Network{Hostname: ptr("h")}}},
+		{"absent keeps base", Settings{Motd: ptr("a")}, Settings{Network: &Network{Hostname: ptr[Hostname]("h")}},
+			Settings{Motd: ptr("a"), Network: &Network{Hostname: ptr[Hostname]("h")}}},
+		{"nested keeps base", Settings{Network: &Network{Hostname: ptr[Hostname]("h")}}, Settings{Network: &Network{}},
+			Settings{Network: &Network{Hostname: ptr[Hostname]("h")}}},
 		{"empty table dropped", Settings{}, Settings{Network: &Network{}}, Settings{}},
 		{"empty string is a value", Settings{Motd: ptr("a")}, Settings{Motd: ptr("")}, Settings{Motd: ptr("")}},
 	}
@@ -146,7 +146,7 @@ func TestMerge(t *testing.T) {
 }
 
 func TestKeys(t *testing.T) {
-	s := Settings{Motd: ptr(""), Network: &Network{Hostname: ptr("h")}}
+	s := Settings{Motd: ptr(""), Network: &Network{Hostname: ptr[Hostname]("h")}}
 	want := []string{"settings.motd", "settings.network.hostname"}
 	if got := s.Keys(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("Keys = %v, want %v", got, want)

@@ -50,3 +50,9 @@ func readLimited(path string) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// NamedSource is a source with the name the API reports it by (defaults, nocloud, imds, ...).
+type NamedSource struct {
+	Name   string
+	Source Source
+}

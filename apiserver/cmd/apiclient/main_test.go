@@ -29,6 +29,7 @@ func TestCommands(t *testing.T) {
 			Socket: sock, Datastore: filepath.Join(dir, "ds"), EtcDir: filepath.Join(dir, "etc"),
 			OS:       osinfo.Sources{OSRelease: rel, Cmdline: filepath.Join(dir, "cmdline")},
 			OnListen: func() { close(listening) },
+			AllowUID: func(uid uint32) bool { return uid == uint32(os.Getuid()) },
 		})
 	}()
 	select {
@@ -45,6 +46,7 @@ func TestCommands(t *testing.T) {
 		wantOut   string // substring
 		wantErr   string // substring; "" for success
 		wantUsage bool
+		stdin     string
 	}{
 		{args: []string{"get", "os"}, wantOut: `"variant": "dev"`},
 		{args: []string{"set", "motd=hello", "network.hostname=box"}},
@@ -63,11 +65,28 @@ func TestCommands(t *testing.T) {
 		{args: []string{"set"}, wantUsage: true},
 		{args: []string{"raw", "-m", "GET"}, wantUsage: true},
 		{args: []string{"get", "a", "b"}, wantUsage: true},
+		{args: []string{"set", "kernel.sysctl.vm.swappiness=10", "host-containers.admin.enabled=false"}},
+		{args: []string{"get", "settings.kernel.sysctl.vm.swappiness"}, wantOut: `"vm.swappiness": "10"`},
+		{args: []string{"get", `settings.kernel.sysctl."vm.swappiness"`}, wantOut: `"vm.swappiness": "10"`},
+		{args: []string{"get", "settings.host-containers"}, wantOut: `"enabled": false`},
+		{args: []string{"apply", "-f", "-"}, stdin: "[settings]\nmotd = \"applied\"\n[settings.dns]\nname-servers = [\"10.0.0.2\"]\n", wantOut: `"changed": [`},
+		{args: []string{"get", "settings.dns"}, wantOut: `"10.0.0.2"`},
+		{args: []string{"apply", "-f", "-"}, stdin: `{"settings":{"motd":"json applied"}}`, wantOut: `"settings.motd"`},
+		{args: []string{"apply", "-f", "-"}, stdin: "[settings]\n\nmotd = 7\n", wantErr: "standard input: line 3: key settings.motd: expected string, got integer"},
+		{args: []string{"apply", "-f", "/nonexistent"}, wantErr: "no such file"},
+		{args: []string{"apply"}, wantUsage: true},
+		{args: []string{"logs"}, wantErr: "system init is not reachable"},
+		{args: []string{"logs", "-f"}, wantUsage: true},
+		{args: []string{"reboot"}, wantErr: "system init is not reachable"},
+		{args: []string{"reboot", "now"}, wantUsage: true},
+		{args: []string{"--endpoint", "https://127.0.0.1:1", "get"}, wantUsage: true},
+		{args: []string{"--pki", "/tmp", "get"}, wantUsage: true},
+		{args: []string{"--endpoint", "http://127.0.0.1:1", "--pki", "/nonexistent", "get"}, wantErr: "pki"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			var out bytes.Buffer
-			err := run(context.Background(), append([]string{"--socket", sock}, tt.args...), &out)
+			err := run(context.Background(), append([]string{"--socket", sock}, tt.args...), strings.NewReader(tt.stdin), &out)
 			switch {
 			case tt.wantUsage:
 				if !errors.Is(err, errUsage) {
@@ -88,7 +107,7 @@ func TestCommands(t *testing.T) {
 		})
 	}
 	// No server: a clear error naming the socket.
-	err := run(context.Background(), []string{"--socket", filepath.Join(dir, "none"), "get"}, &bytes.Buffer{})
+	err := run(context.Background(), []string{"--socket", filepath.Join(dir, "none"), "get"}, nil, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "none")) {
 		t.Fatalf("without a server: %v", err)
 	}

@@ -1,0 +1,417 @@
+// Package render makes the running host match its settings: configuration files under /etc
+// rendered from templates, actions on the kernel (host name, sysctls), and restarts of the
+// services whose files changed. What depends on which setting is declared once, in Mapping; the
+// API lists it (GET /configuration-files) and the settings docs name it.
+package render
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"text/template"
+
+	"github.com/ballast-os/ballast/apiserver/apitypes"
+	"github.com/ballast-os/ballast/apiserver/initclient"
+	"github.com/ballast-os/ballast/apiserver/settings"
+)
+
+// File is a configuration file rendered from settings.
+type File struct {
+	// Path is where the file lives on the host; it is under /etc.
+	Path string
+	// Keys are the setting prefixes the file is rendered from. The file is written once one of
+	// them is set; until then it is left as the image made it.
+	Keys []string
+	// Services read the file at start, so they are restarted when its content changes.
+	Services []string
+	// Template names the template in templates/.
+	Template string
+}
+
+// Action changes the running system from settings, apart from files.
+type Action struct {
+	Name string
+	Keys []string
+	// Run applies the settings; it is called when one of Keys changed, and at every start when
+	// one is set.
+	Run func(ctx context.Context, s settings.Settings) error
+}
+
+// Built-in action names.
+const (
+	ActionSethostname = "sethostname"
+	ActionSysctl      = "sysctl"
+	// ActionRemoteAPI (re)starts the API's TCP listener; the daemon implements it.
+	ActionRemoteAPI = "remote-api"
+)
+
+// Files is the declared mapping from settings to configuration files.
+func Files() []File {
+	return []File{
+		{Path: "/etc/motd", Keys: []string{"settings.motd"}, Template: "motd.tmpl"},
+		{Path: "/etc/hostname", Keys: []string{"settings.network.hostname"}, Template: "hostname.tmpl"},
+		{Path: "/etc/hosts", Keys: []string{"settings.network.hosts"}, Template: "hosts.tmpl"},
+		{Path: "/etc/resolv.conf", Keys: []string{"settings.dns"}, Template: "resolv.conf.tmpl"},
+		{Path: "/etc/sysctl.d/ballast.conf", Keys: []string{"settings.kernel.sysctl"}, Template: "sysctl.conf.tmpl"},
+		{Path: "/etc/ballast/proxy.env", Keys: []string{"settings.network.https-proxy", "settings.network.no-proxy"},
+			Services: []string{"containerd"}, Template: "proxy.env.tmpl"},
+	}
+}
+
+// ActionKeys are the setting prefixes of the built-in actions, and of the ones the daemon adds.
+func ActionKeys() map[string][]string {
+	return map[string][]string{
+		ActionSethostname: {"settings.network.hostname"},
+		ActionSysctl:      {"settings.kernel.sysctl"},
+		ActionRemoteAPI:   {"settings.api.remote"},
+	}
+}
+
+//go:embed templates/*.tmpl
+var templateFS embed.FS
+
+// templates parses the embedded templates. They are fixed at build time, so a parse error is a
+// bug that every test run catches.
+func templates() (*template.Template, error) {
+	return template.New("").Option("missingkey=error").Funcs(template.FuncMap{
+		"join": func(list any, sep string) string {
+			return strings.Join(toStrings(list), sep)
+		},
+		"line": func(s *string) string {
+			if s == nil || *s == "" || strings.HasSuffix(*s, "\n") {
+				return deref(s)
+			}
+			return *s + "\n"
+		},
+		"noProxy": func(list []settings.NoProxyEntry) string {
+			// Local traffic never goes through the proxy, whatever the list says.
+			out := []string{"localhost", "127.0.0.1", "::1"}
+			for _, e := range list {
+				if !slices.Contains(out, string(e)) {
+					out = append(out, string(e))
+				}
+			}
+			return strings.Join(out, ",")
+		},
+	}).ParseFS(templateFS, "templates/*.tmpl")
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func toStrings(list any) []string {
+	switch l := list.(type) {
+	case []settings.Hostname:
+		return convert(l)
+	case []settings.DomainName:
+		return convert(l)
+	case []string:
+		return l
+	}
+	return []string{fmt.Sprint(list)}
+}
+
+func convert[T ~string](l []T) []string {
+	out := make([]string, len(l))
+	for i, v := range l {
+		out[i] = string(v)
+	}
+	return out
+}
+
+// Renderer applies settings to the host.
+type Renderer struct {
+	// EtcDir stands for /etc: a file's Path is placed under it.
+	EtcDir string
+	// ProcDir stands for /proc; "" leaves sysctls to the next boot (the file is still written).
+	ProcDir string
+	// SetHostname sets the kernel's host name; nil leaves it alone (tests, non-root servers).
+	SetHostname func(name string) error
+	// Init restarts services; nil restarts nothing.
+	Init initclient.Init
+	// Actions run beside the built-in ones (the daemon's remote API listener).
+	Actions []Action
+	// Log gets what is worth knowing but is not an error; nil discards it.
+	Log *slog.Logger
+
+	// The templates, parsed on first use.
+	tmplOnce sync.Once
+	tmpl     *template.Template
+	tmplErr  error
+}
+
+// Result says what an apply did.
+type Result struct {
+	Files     []string // files whose content changed
+	Actions   []string // actions run
+	Restarted []string // services restarted
+}
+
+// Apply makes the host match s. With changed nil (at start), every file and action whose keys
+// are set is applied and nothing is restarted: services start after the apiserver and read the
+// files then. Otherwise only what depends on a changed key is applied, and the services whose
+// files changed are restarted. Apply carries on past failures and returns them all.
+func (r *Renderer) Apply(ctx context.Context, s settings.Settings, changed []string) (Result, error) {
+	var res Result
+	var errs []error
+	set := s.Keys()
+	affected := func(keys []string) bool {
+		if changed == nil {
+			return anyUnder(set, keys)
+		}
+		return anyUnder(changed, keys)
+	}
+	r.tmplOnce.Do(func() { r.tmpl, r.tmplErr = templates() })
+	if r.tmplErr != nil {
+		return res, fmt.Errorf("render: templates: %w", r.tmplErr)
+	}
+	tmpl := r.tmpl
+	var restart []string
+	for _, f := range Files() {
+		if !affected(f.Keys) || !anyUnder(set, f.Keys) {
+			continue
+		}
+		wrote, err := r.renderFile(tmpl, f, s)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if wrote {
+			res.Files = append(res.Files, f.Path)
+			if changed != nil {
+				restart = appendNew(restart, f.Services...)
+			}
+		}
+	}
+	for _, a := range r.actions() {
+		if !affected(a.Keys) {
+			continue
+		}
+		res.Actions = append(res.Actions, a.Name)
+		if err := a.Run(ctx, s); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", a.Name, err))
+		}
+	}
+	restarted, err := r.restart(ctx, restart)
+	res.Restarted = restarted
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return res, errors.Join(errs...)
+}
+
+func (r *Renderer) actions() []Action {
+	keys := ActionKeys()
+	builtin := []Action{
+		{Name: ActionSethostname, Keys: keys[ActionSethostname], Run: r.sethostname},
+		{Name: ActionSysctl, Keys: keys[ActionSysctl], Run: r.sysctl},
+	}
+	return append(builtin, r.Actions...)
+}
+
+// anyUnder reports whether one of keys lies under one of prefixes.
+func anyUnder(keys, prefixes []string) bool {
+	for _, k := range keys {
+		for _, p := range prefixes {
+			if settings.HasPrefix(k, p) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func appendNew(list []string, items ...string) []string {
+	for _, it := range items {
+		if !slices.Contains(list, it) {
+			list = append(list, it)
+		}
+	}
+	return list
+}
+
+// renderFile writes f when its content differs from what is there, and reports whether it did.
+func (r *Renderer) renderFile(tmpl *template.Template, f File, s settings.Settings) (bool, error) {
+	var buf bytes.Buffer
+	if err := tmpl.ExecuteTemplate(&buf, f.Template, s); err != nil {
+		return false, fmt.Errorf("render %s: %w", f.Path, err)
+	}
+	path := r.hostPath(f.Path)
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, buf.Bytes()) {
+		return false, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return false, fmt.Errorf("render %s: %w", f.Path, err)
+	}
+	if err := writeFile(path, buf.Bytes()); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+func (r *Renderer) hostPath(p string) string {
+	return filepath.Join(r.EtcDir, strings.TrimPrefix(p, "/etc/"))
+}
+
+// writeFile replaces a file through a rename, so a reader never sees it half written. No fsync:
+// /etc is a tmpfs rebuilt from settings on every boot.
+func writeFile(path string, content []byte) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err := f.Write(content); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+func (r *Renderer) sethostname(_ context.Context, s settings.Settings) error {
+	if r.SetHostname == nil || s.Network == nil || s.Network.Hostname == nil {
+		return nil
+	}
+	name := string(*s.Network.Hostname)
+	if err := r.SetHostname(name); err != nil {
+		return fmt.Errorf("sethostname %q: %w", name, err)
+	}
+	return nil
+}
+
+// sysctl writes every set sysctl to /proc/sys. A key the kernel does not have is an error for
+// that key only; the rest are still written.
+func (r *Renderer) sysctl(_ context.Context, s settings.Settings) error {
+	if r.ProcDir == "" || s.Kernel == nil {
+		return nil
+	}
+	var errs []error
+	keys := make([]string, 0, len(s.Kernel.Sysctl))
+	for k := range s.Kernel.Sysctl {
+		keys = append(keys, string(k))
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		key := settings.SysctlKey(k)
+		path := filepath.Join(r.ProcDir, "sys", key.ProcPath())
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+		if err == nil {
+			_, err = f.WriteString(string(s.Kernel.Sysctl[key]))
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			err = errors.New("the kernel has no such sysctl")
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", k, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// restart restarts the services among ids that the init supervises. Services this image does not
+// run (containerd on a host without it) did not read the old file, so there is nothing to do for
+// them; neither is there without an init that speaks the protocol.
+func (r *Renderer) restart(ctx context.Context, ids []string) ([]string, error) {
+	if len(ids) == 0 || r.Init == nil {
+		return nil, nil
+	}
+	svcs, err := r.Init.Services(ctx)
+	if errors.Is(err, initclient.ErrUnavailable) {
+		r.log().Warn("not restarting services: the system init is not reachable", "services", ids)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("restart %s: %w", strings.Join(ids, ", "), err)
+	}
+	var run []string
+	for _, id := range ids {
+		if slices.ContainsFunc(svcs, func(s apitypes.Service) bool { return s.ID == id }) {
+			run = append(run, id)
+		}
+	}
+	if len(run) == 0 {
+		return nil, nil
+	}
+	if err := r.Init.Restart(ctx, run...); err != nil {
+		return nil, fmt.Errorf("restart %s: %w", strings.Join(run, ", "), err)
+	}
+	return run, nil
+}
+
+func (r *Renderer) log() *slog.Logger {
+	if r.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return r.Log
+}
+
+// Mapping describes what depends on which settings, for GET /configuration-files.
+func (r *Renderer) Mapping() apitypes.ConfigurationFiles {
+	var m apitypes.ConfigurationFiles
+	for _, f := range Files() {
+		m.Files = append(m.Files, apitypes.ConfigFile{Path: f.Path, Keys: f.Keys, Services: orEmpty(f.Services)})
+	}
+	for _, a := range r.actions() {
+		m.Actions = append(m.Actions, apitypes.ConfigAction{Name: a.Name, Keys: a.Keys})
+	}
+	return m
+}
+
+func orEmpty(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
+}
+
+// AppliedBy names what applies a documented key (a path that may hold <placeholders>): the files
+// and actions whose prefixes cover it, for the settings reference.
+func AppliedBy(key string) []string {
+	var out []string
+	for _, f := range Files() {
+		if anyUnder([]string{key}, f.Keys) {
+			out = append(out, f.Path)
+		}
+	}
+	actions := ActionKeys()
+	names := make([]string, 0, len(actions))
+	for name := range actions {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if anyUnder([]string{key}, actions[name]) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
