@@ -49,6 +49,8 @@ clean:
 # Build and boot figures: prints a table and writes build/bench.json.
 bench: deps
 	$(GO) run ./tests/cmd/bench --variant $(VARIANT)
+	@echo "host API (p50/p99 per request; RSS of the real binary at idle):"
+	$(GO) test -run '^$$' -bench . ./apiserver/daemon/ ./apiserver/cmd/apiserver/
 
 # Refresh packages/debian.lock from Debian's signed archive index (keys in packages/keys).
 lock:
