@@ -25,11 +25,13 @@ repro: deps
 		cmp -s repro-1/$$f repro-2/$$f && echo "repro: $$f identical" || { echo "repro: $$f DIFFERS"; exit 1; }; done
 
 # Boots a copy of the image grown to 2 GiB (the data partition fills it on first boot), keeping the copy
-# across runs so settings persist. Serial console on this terminal: Ctrl-A X quits.
+# across runs so settings persist. Serial console on this terminal: Ctrl-A X quits. The host API is
+# reachable from the host with the dev PKI:
+#   go run ./apiserver/cmd/apiclient --endpoint https://127.0.0.1:50443 --pki build/qemu/pki get settings
 run: image
 	@if [ ! -f $(BUILD)/run.raw ] || [ $(DISK) -nt $(BUILD)/run.raw ]; then \
 		cp --sparse=always $(DISK) $(BUILD)/run.raw && truncate -s 2G $(BUILD)/run.raw; fi
-	$(GO) run ./tests/qemu/cmd/bootvm --disk $(BUILD)/run.raw
+	$(GO) run ./tests/qemu/cmd/bootvm --disk $(BUILD)/run.raw --hostfwd tcp:127.0.0.1:50443-:50443
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }

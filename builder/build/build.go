@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ballast-os/ballast/apiserver/pki"
 	"github.com/ballast-os/ballast/builder/initramfs"
 	"github.com/ballast-os/ballast/builder/progress"
 	"github.com/ballast-os/ballast/builder/rootfs"
@@ -316,6 +317,21 @@ func (b *builder) buildRoot(k *kernelTree, bin string, debs map[string]string, p
 	if b.v.Dev {
 		if err := addDevShell(t); err != nil {
 			return "", fmt.Errorf("%s: %w", b.v.Path, err)
+		}
+		dir, err := b.devPKI()
+		if err != nil {
+			return "", err
+		}
+		defaults, err := pki.RemoteAPIDefaults(dir, devAPIListen)
+		if err != nil {
+			return "", fmt.Errorf("dev pki: %w", err)
+		}
+		// Holds the server key: readable by root only.
+		if err := t.AddFile("/usr/share/ballast/defaults.toml", defaults, 0o600, "ballast"); err != nil {
+			return "", err
+		}
+		if err := copyPKI(dir, filepath.Join(b.Out, "pki")); err != nil {
+			return "", fmt.Errorf("dev pki: %w", err)
 		}
 	} else if err := t.CheckNoInterpreters(); err != nil {
 		return "", fmt.Errorf("variant %s (production): %w", b.v.Path, err)

@@ -46,6 +46,10 @@ func (b *builder) inputsHash() (string, error) {
 	for _, f := range inputFiles {
 		files = append(files, filepath.Join(b.Repo, f))
 	}
+	// Dev images carry the machine's dev PKI (devPKI); a new one means a new image.
+	if pk, err := filepath.Glob(filepath.Join(b.CacheDir, "pki", b.Variant, "*.pem")); err == nil {
+		files = append(files, pk...)
+	}
 	sort.Strings(files)
 	for _, f := range files {
 		rel, _ := filepath.Rel(b.Repo, f)

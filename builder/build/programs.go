@@ -15,6 +15,7 @@ var goPrograms = map[string]string{
 	"system-init":    "./init/cmd/system-init",
 	"apiserver":      "./apiserver/cmd/apiserver",
 	"apiclient":      "./apiserver/cmd/apiclient",
+	"netconf":        "./init/cmd/netconf",
 }
 
 // buildPrograms compiles the named programs into dir as static, reproducible linux/amd64 binaries.

@@ -100,8 +100,8 @@ func (s *Size) UnmarshalText(b []byte) error {
 
 // Programs Ballast knows how to build, and the services the system init knows how to run.
 var (
-	KnownPrograms = []string{"apiserver", "apiclient"}
-	KnownServices = []string{"apiserver", "console-shell"}
+	KnownPrograms = []string{"apiserver", "apiclient", "netconf"}
+	KnownServices = []string{"apiserver", "console-shell", "network"}
 	KnownFormats  = []string{"raw", "qcow2", "vmdk", "vhd", "gce"}
 )
 
@@ -211,6 +211,9 @@ func (v *Variant) validate() error {
 	}
 	if slices.Contains(v.Programs.Services, "apiserver") && !slices.Contains(v.Programs.Include, "apiserver") {
 		return bad("programs.services", "apiserver runs only if programs.include has it")
+	}
+	if slices.Contains(v.Programs.Services, "network") && !slices.Contains(v.Programs.Include, "netconf") {
+		return bad("programs.services", "network runs only if programs.include has netconf")
 	}
 	if slices.Contains(v.Programs.Services, "console-shell") && !v.Dev {
 		return bad("programs.services", "console-shell is for dev variants only (dev = true)")

@@ -34,6 +34,7 @@ func (i *Init) catalog() map[string]func() (supervise.Service, error) {
 	return map[string]func() (supervise.Service, error){
 		ServiceAPIServer:    i.apiServer,
 		ServiceConsoleShell: i.consoleShell,
+		ServiceNetwork:      i.network,
 	}
 }
 
