@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -38,11 +39,11 @@ func freePort(t *testing.T) int {
 }
 
 // bootRemote boots a copy of the image with the remote API port forwarded to the host.
-func bootRemote(t *testing.T, cidata string) (*qemu.VM, string) {
+func bootRemote(t *testing.T, disk, cidata string) (*qemu.VM, string) {
 	t.Helper()
 	port := freePort(t)
 	log := filepath.Join(t.TempDir(), "console.log")
-	vm, err := qemu.Start(t.Context(), qemu.Config{Disk: copyDisk(t, 0), ExtraDisks: []string{cidata}, LogFile: log,
+	vm, err := qemu.Start(t.Context(), qemu.Config{Disk: disk, ExtraDisks: []string{cidata}, LogFile: log,
 		HostFwd: []string{fmt.Sprintf("tcp:127.0.0.1:%d-:50443", port)}, Timeout: 5 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +81,9 @@ func remoteClient(t *testing.T, endpoint string, cfg *tls.Config) *client.Client
 }
 
 func TestRemoteAPIUserDataAndRefusals(t *testing.T) {
-	vm, endpoint := bootRemote(t, makeCidata(t, bottlerocketDocs))
+	disk := copyDisk(t, 0)
+	cidata := makeCidata(t, bottlerocketDocs)
+	vm, endpoint := bootRemote(t, disk, cidata)
 	cfg, err := pki.ClientTLSConfig(filepath.Join(buildDir, "pki"))
 	if err != nil {
 		t.Fatal(err)
@@ -126,10 +129,28 @@ func TestRemoteAPIUserDataAndRefusals(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
+
+	// `apiclient set` from the host over mutual TLS; the value survives a reboot.
+	apiclient := filepath.Join(t.TempDir(), "apiclient")
+	if out, err := exec.Command("go", "build", "-o", apiclient, "../../apiserver/cmd/apiclient").CombinedOutput(); err != nil {
+		t.Fatalf("build apiclient: %v\n%s", err, out)
+	}
+	pkiDir := filepath.Join(buildDir, "pki")
+	if out, err := exec.Command(apiclient, "--endpoint", endpoint, "--pki", pkiDir, "set", "motd=set-from-the-host").CombinedOutput(); err != nil {
+		t.Fatalf("apiclient set: %v\n%s", err, out)
+	}
+	powerdown(t, vm)
+	vm, endpoint = bootRemote(t, disk, cidata)
+	expect(t, vm, `^set-from-the-host$`)
+	remoteClient(t, endpoint, cfg) // waits for DHCP and the listener
+	out, err := exec.Command(apiclient, "--endpoint", endpoint, "--pki", pkiDir, "get", "settings.motd").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "set-from-the-host") {
+		t.Fatalf("apiclient get after reboot: %v\n%s", err, out)
+	}
 }
 
 func TestBrokenUserDataStillBoots(t *testing.T) {
-	_, endpoint := bootRemote(t, makeCidata(t, "[settings]\nmotd = \"fine\"\n[settings.network]\nhostname = 42\n"))
+	_, endpoint := bootRemote(t, copyDisk(t, 0), makeCidata(t, "[settings]\nmotd = \"fine\"\n[settings.network]\nhostname = 42\n"))
 	cfg, err := pki.ClientTLSConfig(filepath.Join(buildDir, "pki"))
 	if err != nil {
 		t.Fatal(err)
