@@ -79,6 +79,8 @@ type entry struct {
 	restarts int
 	lastExit string
 	err      error
+	attempts int           // start attempts so far, for Restart to wait on
+	kick     chan struct{} // Restart's request to stop the instance (or end the backoff) now
 }
 
 // New checks the services (unique IDs, known dependencies, no cycles) and returns a Supervisor
@@ -100,7 +102,7 @@ func New(opts Options, services ...Service) (*Supervisor, error) {
 		if svc.Runner == nil {
 			return nil, fmt.Errorf("supervise: service %s has no runner", svc.ID)
 		}
-		s.entries[svc.ID] = &entry{svc: svc}
+		s.entries[svc.ID] = &entry{svc: svc, kick: make(chan struct{}, 1)}
 	}
 	for _, svc := range services {
 		for _, d := range svc.Depends {
@@ -240,6 +242,56 @@ func (s *Supervisor) Statuses() []Status {
 	return out
 }
 
+// Restart stops the service's instance (its stop signal, SIGKILL after its stop timeout) and
+// starts it again at once, without backoff and without touching its dependents. A service in
+// backoff starts at once; a finished or failed one starts again; one still waiting for its
+// dependencies is left to start by itself. It returns once the new instance was started (not
+// necessarily ready) or its start failed, or when ctx is done.
+func (s *Supervisor) Restart(ctx context.Context, id string) error {
+	s.mu.Lock()
+	e, ok := s.entries[id]
+	switch {
+	case !ok:
+		s.mu.Unlock()
+		return fmt.Errorf("supervise: unknown service %s", id)
+	case !s.started || s.stopping:
+		s.mu.Unlock()
+		return fmt.Errorf("supervise: restart %s: supervisor is not running", id)
+	}
+	n := e.attempts
+	switch e.state {
+	case StateWaiting:
+		s.mu.Unlock()
+		return nil
+	case StateFinished, StateFailed:
+		// Its run has returned: begin a new one, with no stale request pending.
+		select {
+		case <-e.kick:
+		default:
+		}
+		e.restarts++
+		e.err = nil
+		s.setLocked(e, StateWaiting, Event{})
+		s.wg.Add(1)
+		go s.run(e)
+	default:
+		select {
+		case e.kick <- struct{}{}:
+		default: // a restart is pending already; wait for it too
+		}
+	}
+	s.mu.Unlock()
+	return s.waitFor(ctx, func() (bool, error) {
+		if e.attempts > n {
+			return true, nil
+		}
+		if e.state.terminal() {
+			return false, fmt.Errorf("supervise: restart %s: service is %s", id, e.state)
+		}
+		return false, nil
+	})
+}
+
 // waitFor calls cond with the lock held after every state change until it is true or fails.
 func (s *Supervisor) waitFor(ctx context.Context, cond func() (bool, error)) error {
 	for {
@@ -305,13 +357,25 @@ func (s *Supervisor) run(e *entry) {
 		var ev Event
 		var uptime time.Duration
 		failed := true
+		// This start answers any Restart asked for since the last one.
+		select {
+		case <-e.kick:
+		default:
+		}
 		inst, err := e.svc.Runner.Start(id)
+		s.mu.Lock()
+		e.attempts++
+		s.mu.Unlock()
 		if err != nil {
 			ev.Err = err
 		} else {
 			started := time.Now()
-			if stopped := s.watch(e, inst); stopped {
+			switch s.watch(e, inst) {
+			case watchStopped:
 				return
+			case watchRestart:
+				delay = 0
+				continue
 			}
 			uptime = time.Since(started)
 			ws := inst.Status()
@@ -349,6 +413,9 @@ func (s *Supervisor) run(e *entry) {
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
+		case <-e.kick:
+			t.Stop()
+			delay = 0
 		case <-s.ctx.Done():
 			t.Stop()
 			s.set(e, StateStopped, Event{})
@@ -382,8 +449,15 @@ func (s *Supervisor) waitStartable(e *entry) error {
 	return nil
 }
 
-// watch follows a started instance until it exits (false) or Stop has stopped it (true).
-func (s *Supervisor) watch(e *entry, inst Instance) (stopped bool) {
+// How watch ended.
+const (
+	watchExited  = iota // the instance exited by itself
+	watchStopped        // Stop stopped it
+	watchRestart        // Restart stopped it, to be started again at once
+)
+
+// watch follows a started instance until it exits, Stop stops it or Restart asks to stop it.
+func (s *Supervisor) watch(e *entry, inst Instance) int {
 	id := e.svc.ID
 	s.mu.Lock()
 	e.inst = inst
@@ -397,7 +471,19 @@ func (s *Supervisor) watch(e *entry, inst Instance) (stopped bool) {
 
 	select {
 	case <-inst.Done():
-		return false
+		return watchExited
+	case <-e.kick:
+		cancelProbe()
+		s.set(e, StateStopping, Event{Pid: inst.Pid()})
+		s.opts.Console.Milestone("service", "%s restarting", id)
+		s.stopInstance(e, inst)
+		s.mu.Lock()
+		e.inst = nil
+		if isDone(inst) {
+			e.lastExit = reap.Describe(inst.Status())
+		}
+		s.mu.Unlock()
+		return watchRestart
 	case <-s.ctx.Done():
 	}
 	cancelProbe()
@@ -414,7 +500,7 @@ func (s *Supervisor) watch(e *entry, inst Instance) (stopped bool) {
 	s.setLocked(e, StateStopped, ev)
 	s.mu.Unlock()
 	s.opts.Console.Milestone("service", "%s stopped", id)
-	return true
+	return watchStopped
 }
 
 // probe polls the readiness check of one instance until it passes or the instance is gone.
@@ -468,6 +554,12 @@ func (s *Supervisor) terminate(e *entry, inst Instance) {
 		}
 		return true, nil
 	})
+	s.stopInstance(e, inst)
+}
+
+// stopInstance ends one instance: its stop signal, then SIGKILL after its stop timeout.
+func (s *Supervisor) stopInstance(e *entry, inst Instance) {
+	id := e.svc.ID
 	select {
 	case <-inst.Done():
 		return

@@ -535,3 +535,43 @@ func TestTTYSessionLeaderWithControllingTerminal(t *testing.T) {
 	}
 	h.rec.waitEvents(t, 1, is("shell", StateFinished))
 }
+
+func TestRestartOneService(t *testing.T) {
+	h := newHarness(t, Options{},
+		sh("db", "exec sleep 60", RestartAlways),
+		sh("web", "exec sleep 60", RestartAlways, "db"),
+		sh("once", "exit 0", RestartOnFailure))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.sup.WaitReady(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	h.rec.waitEvents(t, 1, is("once", StateFinished))
+	pids := map[string]int{}
+	for _, st := range h.sup.Statuses() {
+		pids[st.ID] = st.Pid
+	}
+	if err := h.sup.Restart(ctx, "db"); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range h.sup.Statuses() {
+		switch st.ID {
+		case "db":
+			if st.Pid == 0 || st.Pid == pids["db"] || st.Restarts != 1 || !strings.Contains(st.LastExit, "terminated") {
+				t.Errorf("db after restart: %+v (old pid %d)", st, pids["db"])
+			}
+		case "web":
+			if st.Pid != pids["web"] || st.Restarts != 0 {
+				t.Errorf("web was touched: %+v", st)
+			}
+		}
+	}
+	// A finished service runs again.
+	if err := h.sup.Restart(ctx, "once"); err != nil {
+		t.Fatal(err)
+	}
+	h.rec.waitEvents(t, 2, is("once", StateFinished))
+	if err := h.sup.Restart(ctx, "nope"); err == nil || !strings.Contains(err.Error(), "unknown service nope") {
+		t.Errorf("Restart(nope) = %v", err)
+	}
+}

@@ -70,6 +70,7 @@ type Init struct {
 	cmdline   map[string]string
 	sup       *supervise.Supervisor
 	announced chan struct{} // closed once the ready line (or the reason there is none) is out
+	requests  chan Action   // shutdowns asked for over the init socket, run by Run's loop
 	shutDown  bool          // the shutdown sequence ran; later requests only retry reboot(2)
 }
 
@@ -86,6 +87,7 @@ func New(cfg Config) *Init {
 		killPoll:    50 * time.Millisecond,
 		killWait:    [2]time.Duration{5 * time.Second, 2 * time.Second},
 		announced:   make(chan struct{}),
+		requests:    make(chan Action, 1),
 		osRelease:   map[string]string{},
 		cmdline:     map[string]string{},
 	}
@@ -144,6 +146,8 @@ func (i *Init) Run(ctx context.Context) {
 			i.onSignal(sig.(syscall.Signal))
 		case <-presses:
 			i.Shutdown(PowerOff, "power button")
+		case act := <-i.requests:
+			i.Shutdown(act, "init socket")
 		}
 	}
 }
@@ -169,6 +173,7 @@ func (i *Init) boot(ctx context.Context) {
 		i.console.Errorf("hostname: %v", err)
 	}
 	i.startServices()
+	i.serveInitSocket(ctx)
 	go i.announce(ctx)
 }
 
