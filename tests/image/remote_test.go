@@ -99,6 +99,14 @@ func TestRemoteAPIUserDataAndRefusals(t *testing.T) {
 			t.Errorf("settings over the remote API lack %q: %s", want, text)
 		}
 	}
+	// GET /services comes from the system init over its control socket.
+	svcs, err := c.Services(t.Context())
+	if err != nil {
+		t.Fatalf("GET /services: %v", err)
+	}
+	if s := fmt.Sprintf("%+v", svcs); !strings.Contains(s, "apiserver") || !strings.Contains(s, "console-shell") {
+		t.Errorf("GET /services: %s", s)
+	}
 	expect(t, vm, `# $`)
 	if out := shell(t, vm, 1, "cat /proc/sys/vm/max_map_count"); out != "262144" {
 		t.Errorf("vm.max_map_count in the guest: %q", out)
