@@ -9,7 +9,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/ballast-os/ballast/builder/kmod"
@@ -143,7 +142,6 @@ HOME_URL="https://github.com/ballast-os/ballast"
 }
 
 func imageJSON(info ImageInfo) ([]byte, error) {
-	info.Services = slices.Clone(info.Services)
 	b, err := json.MarshalIndent(info, "", "  ")
 	return append(b, '\n'), err
 }
