@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/ballast-os/ballast/builder/build"
+	"github.com/ballast-os/ballast/builder/pipeline"
 )
 
 // buildDir is the variant's build output; TestMain builds it when the Makefile did not say where it is.
@@ -24,7 +24,7 @@ func TestMain(m *testing.M) {
 		buildDir = filepath.Join(repo, "build", "qemu")
 		if _, err := os.Stat(filepath.Join(buildDir, "manifest.json")); err != nil {
 			fmt.Fprintln(os.Stderr, "image tests: building variants/qemu.toml first")
-			_, err := build.Build(context.Background(), build.Options{Repo: repo, Variant: "qemu",
+			_, err := pipeline.Build(context.Background(), pipeline.Options{Repo: repo, Variant: "qemu",
 				Log: func(f string, a ...any) { fmt.Fprintf(os.Stderr, "ballast: "+f+"\n", a...) }})
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "image tests: build failed:", err)
@@ -35,20 +35,20 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func loadManifest(t *testing.T) *build.Manifest {
+func loadManifest(t *testing.T) *pipeline.Manifest {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(buildDir, "manifest.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m build.Manifest
+	var m pipeline.Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatalf("manifest.json: %v", err)
 	}
 	return &m
 }
 
-func partition(t *testing.T, m *build.Manifest, name string) (offset, size int64) {
+func partition(t *testing.T, m *pipeline.Manifest, name string) (offset, size int64) {
 	t.Helper()
 	for _, p := range m.Partitions {
 		if p.Name == name {

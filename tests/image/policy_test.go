@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ballast-os/ballast/builder/build"
+	"github.com/ballast-os/ballast/builder/pipeline"
 )
 
 // TestProductionVariantRefusesShell builds a production variant that asks for busybox: the build must
@@ -29,7 +29,7 @@ func TestProductionVariantRefusesShell(t *testing.T) {
 	text = strings.Replace(text, `debian = ["ca-certificates"`, `debian = ["busybox-static", "ca-certificates"`, 1)
 	os.WriteFile(filepath.Join(tmp, "variants", "shelly.toml"), []byte(text), 0o644)
 
-	_, err = build.Build(context.Background(), build.Options{Repo: tmp, Variant: "shelly", Out: filepath.Join(tmp, "out")})
+	_, err = pipeline.Build(context.Background(), pipeline.Options{Repo: tmp, Variant: "shelly", Out: filepath.Join(tmp, "out")})
 	if err == nil {
 		t.Fatal("a production variant with busybox built")
 	}

@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/ballast-os/ballast/builder/build"
+	"github.com/ballast-os/ballast/builder/pipeline"
 	"github.com/ballast-os/ballast/builder/progress"
 )
 
@@ -53,7 +53,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	_, err = build.Build(ctx, build.Options{
+	_, err = pipeline.Build(ctx, pipeline.Options{
 		Repo: root, Variant: *v, Out: *out, Mirror: *mirror, Force: *force, Formats: splitList(*formats),
 		Progress: progress.ForStderr(),
 	})
@@ -72,7 +72,7 @@ func lockMain(args []string) {
 	if err == nil {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 		defer stop()
-		err = build.Lock(ctx, root, func(format string, a ...any) { fmt.Fprintf(os.Stderr, "ballast: "+format+"\n", a...) })
+		err = pipeline.Lock(ctx, root, func(format string, a ...any) { fmt.Fprintf(os.Stderr, "ballast: "+format+"\n", a...) })
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ballast: lock failed:", err)

@@ -16,9 +16,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/ballast-os/ballast/builder/build"
+	"github.com/ballast-os/ballast/builder/pipeline"
 	"github.com/ballast-os/ballast/builder/rootfs"
-	"github.com/ballast-os/ballast/builder/verity"
+	"github.com/ballast-os/ballast/images/verity"
 	"github.com/ballast-os/ballast/tests/qemu"
 )
 
@@ -58,14 +58,14 @@ func run(repoArg, variant string, boots int) error {
 	out := filepath.Join(repo, "build", "bench-"+variant)
 	os.RemoveAll(out)
 	t0 := time.Now()
-	m, err := build.Build(ctx, build.Options{Repo: repo, Variant: variant, Out: out, Log: quiet})
+	m, err := pipeline.Build(ctx, pipeline.Options{Repo: repo, Variant: variant, Out: out, Log: quiet})
 	if err != nil {
 		return err
 	}
 	add(result{"cold build (empty build dir, warm download cache)", time.Since(t0).Seconds(), "s", "≤ 60 s", ""})
 
 	t0 = time.Now()
-	if _, err := build.Build(ctx, build.Options{Repo: repo, Variant: variant, Out: out, Log: quiet}); err != nil {
+	if _, err := pipeline.Build(ctx, pipeline.Options{Repo: repo, Variant: variant, Out: out, Log: quiet}); err != nil {
 		return err
 	}
 	add(result{"no-op rebuild", time.Since(t0).Seconds(), "s", "≤ 3 s", ""})
@@ -81,7 +81,7 @@ func run(repoArg, variant string, boots int) error {
 	}
 	os.MkdirAll(filepath.Join(copyDir, "build"), 0o755)
 	copyOut := filepath.Join(copyDir, "build", variant)
-	if _, err := build.Build(ctx, build.Options{Repo: copyDir, Variant: variant, Out: copyOut, Log: quiet}); err != nil {
+	if _, err := pipeline.Build(ctx, pipeline.Options{Repo: copyDir, Variant: variant, Out: copyOut, Log: quiet}); err != nil {
 		return err
 	}
 	f, err := os.OpenFile(filepath.Join(copyDir, "apiserver/cmd/apiserver/main.go"), os.O_APPEND|os.O_WRONLY, 0)
@@ -91,7 +91,7 @@ func run(repoArg, variant string, boots int) error {
 	fmt.Fprintf(f, "\n// bench edit %d\n", time.Now().UnixNano())
 	f.Close()
 	t0 = time.Now()
-	if _, err := build.Build(ctx, build.Options{Repo: copyDir, Variant: variant, Out: copyOut, Log: quiet}); err != nil {
+	if _, err := pipeline.Build(ctx, pipeline.Options{Repo: copyDir, Variant: variant, Out: copyOut, Log: quiet}); err != nil {
 		return err
 	}
 	add(result{"rebuild after changing one Ballast program", time.Since(t0).Seconds(), "s", "", ""})

@@ -1,0 +1,147 @@
+package system
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ballast-os/ballast/init/system/supervise"
+)
+
+func TestMotdFrom(t *testing.T) {
+	tests := []struct {
+		name, body, want, wantErr string
+	}{
+		{"flat", `{"motd": "Welcome", "hostname": "x"}`, "Welcome", ""},
+		{"wrapped", `{"settings": {"motd": "Hello\nthere"}}`, "Hello\nthere", ""},
+		{"unset", `{"hostname": "x"}`, "", ""},
+		{"null", `{"motd": null}`, "", ""},
+		{"empty", `{"motd": ""}`, "", ""},
+		{"not a string", `{"motd": 3}`, "", "not a string"},
+		{"not json", `motd`, "", "settings:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := motdFrom([]byte(tt.body))
+			if got != tt.want || (err == nil) != (tt.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("motdFrom = %q, %v; want %q, %q", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+// fakeAPI serves /os and /settings on the Init's API socket.
+func fakeAPI(t *testing.T, i *Init, settings string) {
+	t.Helper()
+	sock := i.path(APISocket)
+	if err := os.MkdirAll(filepath.Dir(sock), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /os", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"id":"ballast"}`)) })
+	mux.HandleFunc("GET /settings", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(settings)) })
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+}
+
+func TestAPIClient(t *testing.T) {
+	i, _, _ := testInit(t)
+	c := newAPIClient(i.path(APISocket))
+	ctx := context.Background()
+	if err := c.ready(ctx); err == nil {
+		t.Error("ready before the server listens")
+	}
+	fakeAPI(t, i, `{"motd":"hi"}`)
+	if err := c.ready(ctx); err != nil {
+		t.Errorf("ready: %v", err)
+	}
+	if motd, err := c.motd(ctx); motd != "hi" || err != nil {
+		t.Errorf("motd = %q, %v", motd, err)
+	}
+	if _, err := c.get(ctx, "/nothing"); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("GET /nothing: %v", err)
+	}
+}
+
+// startFakeAPIServer supervises a stand-in apiserver process whose readiness is the real check
+// against the fake API.
+func startFakeAPIServer(t *testing.T, i *Init) {
+	t.Helper()
+	api := newAPIClient(i.path(APISocket))
+	sup, err := supervise.New(supervise.Options{Console: i.console, ProbeInterval: 5 * time.Millisecond},
+		supervise.Service{
+			ID:      ServiceAPIServer,
+			Runner:  &supervise.Exec{Reaper: testReaper, Path: "/bin/sleep", Args: []string{"30"}, Console: i.console},
+			Ready:   api.ready,
+			Restart: supervise.RestartAlways,
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sup.Start(); err != nil {
+		t.Fatal(err)
+	}
+	i.sup = sup
+	t.Cleanup(func() { sup.Stop(context.Background()) })
+}
+
+func TestAnnounce(t *testing.T) {
+	hash := strings.Repeat("0f", 32)
+	tests := []struct {
+		name, settings, motd string
+	}{
+		{"with motd", `{"motd":"Welcome to Ballast!"}`, "Welcome to Ballast!\n"},
+		{"without motd", `{"motd":""}`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			i, _, out := testInit(t)
+			i.image.Services = []string{ServiceAPIServer}
+			i.osRelease = map[string]string{"VERSION_ID": "0.1.0", "VARIANT_ID": "qemu"}
+			i.cmdline = ParseCmdline("console=ttyS0 roothash=" + hash + " ballast.slot=a")
+			startFakeAPIServer(t, i)
+			go i.announce(context.Background())
+			time.Sleep(50 * time.Millisecond)
+			if strings.Contains(out.String(), "ready version") {
+				t.Fatal("ready line before the API answers")
+			}
+			fakeAPI(t, i, tt.settings)
+			select {
+			case <-i.announced:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("not announced; console:\n%s", out)
+			}
+			ready := "[  1.500000] ballast: ready version=0.1.0 variant=qemu slot=a roothash=" + hash + "\n"
+			_, after, ok := strings.Cut(out.String(), ready)
+			if !ok {
+				t.Fatalf("console lacks %q:\n%s", ready, out)
+			}
+			if after != tt.motd {
+				t.Errorf("after the ready line: %q, want %q", after, tt.motd)
+			}
+		})
+	}
+}
+
+func TestAnnounceWithoutAPIServer(t *testing.T) {
+	i, _, out := testInit(t)
+	i.announce(context.Background())
+	select {
+	case <-i.announced:
+	default:
+		t.Fatal("the gate stays shut: a console shell would never start")
+	}
+	if !strings.Contains(out.String(), "ballast: error: service apiserver is not running: no ready line") {
+		t.Errorf("console:\n%s", out)
+	}
+}

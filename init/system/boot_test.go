@@ -1,0 +1,62 @@
+package system
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestBoot(t *testing.T) {
+	i, k, out := testInit(t)
+	machine(t, i, "testdata/mountinfo")
+	write(t, i, ImageJSON, `{"variant":"qemu","version":"0.1.0","services":[],"modules":["button","evdev","nope"]}`)
+	write(t, i, OSRelease, "VERSION_ID=0.1.0\nVARIANT_ID=qemu\n")
+	write(t, i, Cmdline, "roothash=ab ballast.slot=b\n")
+	var loaded []string
+	i.loadModules = func(names ...string) error {
+		loaded = names
+		return errors.Join(errors.New("kmod: module nope is not in modules.dep"))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	i.boot(ctx)
+	select {
+	case <-i.announced:
+	case <-time.After(5 * time.Second):
+		t.Fatal("not announced")
+	}
+
+	if !slices.Equal(loaded, []string{"button", "evdev", "nope"}) {
+		t.Errorf("modules loaded: %q", loaded)
+	}
+	log := k.log()
+	if log[0] != "cad off" || !slices.Contains(log, "hostname ballast") {
+		t.Errorf("kernel calls %q", log)
+	}
+	for _, want := range []string{
+		"ballast: init variant=qemu version=0.1.0 services=\n",
+		"ballast: error: modules: kmod: module nope is not in modules.dep\n",
+		"ballast: error: service apiserver is not running: no ready line\n",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("console lacks %q:\n%s", want, out)
+		}
+	}
+	if i.cmdline["ballast.slot"] != "b" || i.osRelease["VARIANT_ID"] != "qemu" {
+		t.Errorf("identity: %q %q", i.cmdline, i.osRelease)
+	}
+}
+
+func TestBootWithoutImageJSON(t *testing.T) {
+	i, _, out := testInit(t)
+	i.readIdentity()
+	if !slices.Equal(i.image.Services, []string{ServiceAPIServer}) {
+		t.Errorf("fallback services = %q", i.image.Services)
+	}
+	if !strings.Contains(out.String(), "running the apiserver only") {
+		t.Errorf("console:\n%s", out)
+	}
+}

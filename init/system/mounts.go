@@ -1,0 +1,115 @@
+package system
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ballast-os/ballast/init/system/mountinfo"
+)
+
+// mountSpec is one filesystem the system init mounts.
+type mountSpec struct {
+	target, fstype, source string
+	flags                  uintptr
+	data                   string
+	// mkdir: the mount point lives on a writable filesystem (devtmpfs) and may be created.
+	// Otherwise it must exist: on the read-only root or in sysfs, where the kernel makes it.
+	mkdir bool
+	// optional: a kernel without this filesystem still boots; a missing mount point is skipped.
+	optional bool
+}
+
+// systemMounts are the mounts beyond the ones the initramfs made (/dev, /proc, /sys, /run,
+// /local, /etc, /var), in order.
+func systemMounts() []mountSpec {
+	const hard = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
+	return []mountSpec{
+		// gid 5 is tty; ptmxmode lets unprivileged programs open /dev/ptmx.
+		{target: "/dev/pts", fstype: "devpts", source: "devpts", flags: unix.MS_NOSUID | unix.MS_NOEXEC, data: "gid=5,mode=0620,ptmxmode=0666", mkdir: true},
+		{target: "/dev/shm", fstype: "tmpfs", source: "shm", flags: unix.MS_NOSUID | unix.MS_NODEV, data: "mode=1777", mkdir: true},
+		{target: "/dev/mqueue", fstype: "mqueue", source: "mqueue", flags: hard, mkdir: true, optional: true},
+		{target: "/tmp", fstype: "tmpfs", source: "tmpfs", flags: unix.MS_NOSUID | unix.MS_NODEV, data: "mode=1777"},
+		// nsdelegate: container runtimes may delegate cgroup subtrees to namespaces safely.
+		{target: "/sys/fs/cgroup", fstype: "cgroup2", source: "cgroup2", flags: hard, data: "nsdelegate"},
+		{target: "/sys/kernel/security", fstype: "securityfs", source: "securityfs", flags: hard, optional: true},
+		{target: "/sys/fs/bpf", fstype: "bpf", source: "bpf", flags: hard, data: "mode=0700", optional: true},
+	}
+}
+
+// devLinks are the /dev symlinks that programs expect and devtmpfs does not make.
+func devLinks() [][2]string {
+	return [][2]string{
+		{"/dev/fd", "/proc/self/fd"},
+		{"/dev/stdin", "/proc/self/fd/0"},
+		{"/dev/stdout", "/proc/self/fd/1"},
+		{"/dev/stderr", "/proc/self/fd/2"},
+	}
+}
+
+// runDirs are created at boot under /run (a tmpfs, empty at every boot).
+func runDirs() []string {
+	return []string{"/run/ballast", LogDir}
+}
+
+// mountAll makes the system mounts, /dev links and /run directories; each step is skipped when
+// it was done already (by the initramfs, or by an earlier run). It returns every failure; a
+// failure does not stop the later steps.
+func (i *Init) mountAll() error {
+	var errs []error
+	mounts, err := mountinfo.ReadFile(i.path(mountinfo.Self))
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, m := range systemMounts() {
+		if err := i.mountOne(mounts, m); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, l := range devLinks() {
+		link := i.path(l[0])
+		if _, err := os.Lstat(link); err == nil {
+			continue
+		}
+		if err := os.Symlink(l[1], link); err != nil {
+			errs = append(errs, fmt.Errorf("symlink %s: %w", l[0], err))
+		}
+	}
+	for _, d := range runDirs() {
+		if err := os.MkdirAll(i.path(d), 0o755); err != nil {
+			errs = append(errs, fmt.Errorf("mkdir: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (i *Init) mountOne(mounts []mountinfo.Mount, m mountSpec) error {
+	if _, ok := mountinfo.At(mounts, m.target); ok {
+		return nil
+	}
+	dir := i.path(m.target)
+	if m.mkdir {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("mount %s: %w", m.target, err)
+		}
+	} else if _, err := os.Stat(dir); err != nil {
+		if m.optional && errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("mount %s: %w", m.target, err)
+	}
+	err := i.kernel.Mount(m.source, m.target, m.fstype, m.flags, m.data)
+	if err != nil && !(m.optional && errors.Is(err, unix.ENODEV)) {
+		return fmt.Errorf("mount %s (%s): %w", m.target, m.fstype, err)
+	}
+	return nil
+}
+
+// path maps an absolute path of the running system to the file system the Init works on: the
+// same path on a machine, a path under a test's directory in tests.
+func (i *Init) path(p string) string {
+	return filepath.Join(i.root, p)
+}

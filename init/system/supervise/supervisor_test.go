@@ -1,0 +1,577 @@
+package supervise
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ballast-os/ballast/init/console"
+	"github.com/ballast-os/ballast/init/system/reap"
+)
+
+// testReaper is the one wait4(-1) loop of this test binary; two would steal each other's exits.
+var testReaper *reap.Reaper
+
+func TestMain(m *testing.M) {
+	// Orphans come to this process as they would to PID 1.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		fmt.Fprintln(os.Stderr, "PR_SET_CHILD_SUBREAPER:", err)
+		os.Exit(1)
+	}
+	testReaper = reap.New()
+	ctx, cancel := context.WithCancel(context.Background())
+	go testReaper.Run(ctx)
+	code := m.Run()
+	cancel()
+	os.Exit(code)
+}
+
+// syncBuffer is a console output that tests can read while services write to it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// recorder keeps the events of one supervisor.
+type recorder struct {
+	mu     sync.Mutex
+	events []Event
+}
+
+func (r *recorder) add(e Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, e)
+}
+
+func (r *recorder) all() []Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.events)
+}
+
+func (r *recorder) matching(f func(Event) bool) []Event {
+	var out []Event
+	for _, e := range r.all() {
+		if f(e) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// waitEvents waits until n events match f and returns them.
+func (r *recorder) waitEvents(t *testing.T, n int, f func(Event) bool) []Event {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if got := r.matching(f); len(got) >= n {
+			return got
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %d events; have %v", n, r.all())
+	return nil
+}
+
+func is(id string, st State) func(Event) bool {
+	return func(e Event) bool { return e.Service == id && e.State == st }
+}
+
+// harness is a supervisor under test with fast timings.
+type harness struct {
+	sup *Supervisor
+	rec *recorder
+	out *syncBuffer
+	con *console.Writer
+}
+
+func newHarness(t *testing.T, opts Options, services ...func(h *harness) Service) *harness {
+	t.Helper()
+	h := &harness{rec: &recorder{}, out: &syncBuffer{}}
+	h.con = &console.Writer{Out: h.out, Uptime: func() float64 { return 0 }}
+	opts.Console = h.con
+	opts.OnEvent = h.rec.add
+	if opts.ProbeInterval == 0 {
+		opts.ProbeInterval = 5 * time.Millisecond
+	}
+	if opts.Backoff == (Backoff{}) {
+		opts.Backoff = Backoff{Initial: time.Millisecond, Max: 8 * time.Millisecond, Reset: 10 * time.Second}
+	}
+	var svcs []Service
+	for _, f := range services {
+		svcs = append(svcs, f(h))
+	}
+	sup, err := New(opts, svcs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.sup = sup
+	if err := sup.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := sup.Stop(ctx); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	return h
+}
+
+// sh is a service running a shell script.
+func sh(id, script string, policy RestartPolicy, deps ...string) func(h *harness) Service {
+	return func(h *harness) Service {
+		return Service{
+			ID:      id,
+			Depends: deps,
+			Restart: policy,
+			Runner: &Exec{
+				Reaper:  testReaper,
+				Path:    "/bin/sh",
+				Args:    []string{"-c", script},
+				Env:     []string{"PATH=/usr/bin:/bin"},
+				Console: h.con,
+			},
+		}
+	}
+}
+
+func with(f func(h *harness) Service, mod func(*Service)) func(h *harness) Service {
+	return func(h *harness) Service {
+		s := f(h)
+		mod(&s)
+		return s
+	}
+}
+
+func TestNewRejects(t *testing.T) {
+	run := &Exec{}
+	tests := []struct {
+		name     string
+		services []Service
+		want     string
+	}{
+		{"no id", []Service{{Runner: run}}, "without an ID"},
+		{"duplicate", []Service{{ID: "a", Runner: run}, {ID: "a", Runner: run}}, "defined twice"},
+		{"no runner", []Service{{ID: "a"}}, "no runner"},
+		{"unknown dependency", []Service{{ID: "a", Runner: run, Depends: []string{"b"}}}, "unknown service b"},
+		{"self", []Service{{ID: "a", Runner: run, Depends: []string{"a"}}}, "cycle a → a"},
+		{"cycle", []Service{
+			{ID: "a", Runner: run, Depends: []string{"c"}},
+			{ID: "b", Runner: run, Depends: []string{"a"}},
+			{ID: "c", Runner: run, Depends: []string{"b"}},
+		}, "cycle a → c → b → a"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(Options{}, tt.services...)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("New = %v, want error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestRestartWithBackoff(t *testing.T) {
+	ms := time.Millisecond
+	h := newHarness(t, Options{Backoff: Backoff{Initial: ms, Max: 8 * ms, Reset: 10 * time.Second}},
+		sh("crash", "exit 1", RestartAlways))
+	got := h.rec.waitEvents(t, 6, is("crash", StateBackoff))
+	var delays []time.Duration
+	for _, e := range got[:6] {
+		delays = append(delays, e.Delay)
+		if !e.Exited || e.Status.ExitStatus() != 1 {
+			t.Errorf("backoff event without exit status 1: %+v", e)
+		}
+	}
+	want := []time.Duration{ms, 2 * ms, 4 * ms, 8 * ms, 8 * ms, 8 * ms}
+	if !slices.Equal(delays, want) {
+		t.Errorf("delays = %v, want %v", delays, want)
+	}
+	// Each restart waits at least its delay.
+	backoffs, runs := got, h.rec.matching(is("crash", StateRunning))
+	for i := 0; i < 5 && i+1 < len(runs); i++ {
+		if gap := runs[i+1].Time.Sub(backoffs[i].Time); gap < backoffs[i].Delay {
+			t.Errorf("restart %d after %v, before its delay %v", i+1, gap, backoffs[i].Delay)
+		}
+	}
+	if !strings.Contains(h.out.String(), "ballast: error: service crash exited: exit status 1, restarting in 1ms") {
+		t.Errorf("console lacks the failure line:\n%s", h.out)
+	}
+}
+
+func TestBackoffResetsAfterUptime(t *testing.T) {
+	ms := time.Millisecond
+	h := newHarness(t, Options{Backoff: Backoff{Initial: ms, Max: time.Second, Reset: 20 * ms}},
+		sh("slow-crash", "sleep 0.05; exit 1", RestartAlways))
+	for _, e := range h.rec.waitEvents(t, 3, is("slow-crash", StateBackoff))[:3] {
+		if e.Delay != ms {
+			t.Errorf("delay after a run longer than Reset = %v, want %v", e.Delay, ms)
+		}
+	}
+}
+
+func TestRestartPolicy(t *testing.T) {
+	tests := []struct {
+		policy RestartPolicy
+		script string
+		want   State
+	}{
+		{RestartNever, "exit 0", StateFinished},
+		{RestartNever, "exit 3", StateFailed},
+		{RestartNever, "kill -9 $$", StateFailed},
+		{RestartOnFailure, "exit 0", StateFinished},
+		{RestartOnFailure, "exit 3", StateBackoff},
+		{RestartOnFailure, "kill -9 $$", StateBackoff},
+		{RestartAlways, "exit 0", StateBackoff},
+	}
+	for _, tt := range tests {
+		t.Run(tt.policy.String()+"/"+tt.script, func(t *testing.T) {
+			h := newHarness(t, Options{}, sh("s", tt.script, tt.policy))
+			h.rec.waitEvents(t, 1, func(e Event) bool { return e.Service == "s" && e.Exited })
+			first := h.rec.matching(func(e Event) bool { return e.Service == "s" && e.Exited })[0]
+			if first.State != tt.want {
+				t.Errorf("state after exit = %v, want %v", first.State, tt.want)
+			}
+		})
+	}
+}
+
+func TestReadinessGatesDependents(t *testing.T) {
+	dir := t.TempDir()
+	flag := filepath.Join(dir, "ready")
+	h := newHarness(t, Options{},
+		with(sh("db", "sleep 0.1; touch "+flag+"; exec sleep 30", RestartNever), func(s *Service) {
+			s.Ready = func(context.Context) error {
+				_, err := os.Stat(flag)
+				return err
+			}
+		}),
+		// Fails loudly if it were started before db is ready.
+		sh("app", "test -e "+flag+" || exit 3; exec sleep 30", RestartNever, "db"),
+		sh("web", "exec sleep 30", RestartNever, "app"),
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.sup.WaitReady(ctx, "web"); err != nil {
+		t.Fatalf("WaitReady(web): %v\n%s", err, h.out)
+	}
+	var order []string
+	for _, e := range h.rec.all() {
+		if e.State == StateRunning || e.State == StateReady {
+			order = append(order, e.Service+":"+e.State.String())
+		}
+	}
+	want := []string{"db:running", "db:ready", "app:running", "app:ready", "web:running", "web:ready"}
+	if !slices.Equal(order, want) {
+		t.Errorf("order = %v, want %v", order, want)
+	}
+}
+
+func TestDependencyFailed(t *testing.T) {
+	h := newHarness(t, Options{},
+		// Never ready, then gone for good.
+		with(sh("base", "sleep 0.05; exit 1", RestartNever), func(s *Service) {
+			s.Ready = func(context.Context) error { return errors.New("not yet") }
+		}),
+		sh("top", "exec sleep 30", RestartAlways, "base"))
+	e := h.rec.waitEvents(t, 1, is("top", StateFailed))[0]
+	if e.Err == nil || !strings.Contains(e.Err.Error(), "dependency base failed") {
+		t.Errorf("top failed with %v", e.Err)
+	}
+	if err := h.sup.WaitReady(context.Background(), "top"); err == nil {
+		t.Error("WaitReady of a failed service succeeded")
+	}
+	if n := len(h.rec.matching(is("top", StateRunning))); n != 0 {
+		t.Errorf("top was started %d times", n)
+	}
+}
+
+func TestCondition(t *testing.T) {
+	gate := make(chan struct{})
+	h := newHarness(t, Options{},
+		with(sh("gated", "exec sleep 30", RestartNever), func(s *Service) {
+			s.Condition = func(ctx context.Context) error {
+				select {
+				case <-gate:
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+		}))
+	time.Sleep(50 * time.Millisecond)
+	if n := len(h.rec.matching(is("gated", StateRunning))); n != 0 {
+		t.Fatal("started before its condition was met")
+	}
+	close(gate)
+	h.rec.waitEvents(t, 1, is("gated", StateReady))
+}
+
+func TestStopInReverseDependencyOrder(t *testing.T) {
+	h := newHarness(t, Options{},
+		sh("a", "exec sleep 30", RestartAlways),
+		sh("b", "exec sleep 30", RestartAlways, "a"),
+		sh("c", "exec sleep 30", RestartAlways, "b"),
+		sh("other", "exec sleep 30", RestartAlways),
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.sup.WaitReady(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.sup.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var chain []string
+	for _, e := range h.rec.matching(func(e Event) bool { return e.State == StateStopped }) {
+		if e.Service != "other" {
+			chain = append(chain, e.Service)
+		}
+		if !e.Exited || !e.Status.Signaled() || e.Status.Signal() != syscall.SIGTERM {
+			t.Errorf("%s stopped with %+v, want SIGTERM", e.Service, e)
+		}
+	}
+	if want := []string{"c", "b", "a"}; !slices.Equal(chain, want) {
+		t.Errorf("stop order = %v, want %v", chain, want)
+	}
+	for _, st := range h.sup.Statuses() {
+		if st.State != StateStopped || st.Pid != 0 {
+			t.Errorf("after Stop: %+v", st)
+		}
+	}
+}
+
+func TestStopKillsAfterTimeout(t *testing.T) {
+	flag := filepath.Join(t.TempDir(), "trapped")
+	h := newHarness(t, Options{StopTimeout: 100 * time.Millisecond},
+		// The ignored SIGTERM is inherited by sleep, so only SIGKILL ends them. Ready once the
+		// trap is set, or SIGTERM could come first.
+		with(sh("stubborn", "trap '' TERM; touch "+flag+"; sleep 30; echo survived", RestartAlways), func(s *Service) {
+			s.Ready = func(context.Context) error {
+				_, err := os.Stat(flag)
+				return err
+			}
+		}))
+	h.rec.waitEvents(t, 1, is("stubborn", StateReady))
+	begin := time.Now()
+	if err := h.sup.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(begin); d < 100*time.Millisecond || d > 5*time.Second {
+		t.Errorf("Stop took %v", d)
+	}
+	e := h.rec.waitEvents(t, 1, is("stubborn", StateStopped))[0]
+	if !e.Exited || e.Status.Signal() != syscall.SIGKILL {
+		t.Errorf("stopped with %s, want SIGKILL", reap.Describe(e.Status))
+	}
+	if strings.Contains(h.out.String(), "survived") {
+		t.Error("the forked sleep outlived the group kill")
+	}
+}
+
+func TestStopSignal(t *testing.T) {
+	flag := filepath.Join(t.TempDir(), "trapped")
+	h := newHarness(t, Options{StopTimeout: 5 * time.Second},
+		// Like an interactive shell: deaf to SIGTERM, gone on SIGHUP.
+		with(sh("shell", "trap '' TERM; trap 'exit 0' HUP; touch "+flag+"; while :; do sleep 0.05; done", RestartAlways), func(s *Service) {
+			s.StopSignal = syscall.SIGHUP
+			s.Ready = func(context.Context) error {
+				_, err := os.Stat(flag)
+				return err
+			}
+		}))
+	h.rec.waitEvents(t, 1, is("shell", StateReady))
+	begin := time.Now()
+	if err := h.sup.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(begin); d > 2*time.Second {
+		t.Errorf("Stop took %v: the stop signal was not used", d)
+	}
+	e := h.rec.waitEvents(t, 1, is("shell", StateStopped))[0]
+	if !e.Exited || !e.Status.Exited() || e.Status.ExitStatus() != 0 {
+		t.Errorf("stopped with %s, want exit status 0 from the HUP trap", reap.Describe(e.Status))
+	}
+}
+
+func TestStopDuringBackoffAndWaiting(t *testing.T) {
+	h := newHarness(t, Options{Backoff: Backoff{Initial: time.Hour, Max: time.Hour}},
+		sh("crash", "exit 1", RestartAlways),
+		sh("blocked", "exec sleep 30", RestartAlways, "crash"))
+	h.rec.waitEvents(t, 1, is("crash", StateBackoff))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.sup.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range h.sup.Statuses() {
+		if st.State != StateStopped {
+			t.Errorf("%s is %v after Stop", st.ID, st.State)
+		}
+	}
+}
+
+func TestFailureTailFromLogFile(t *testing.T) {
+	logFile := filepath.Join(t.TempDir(), "logs", "noisy.log")
+	h := newHarness(t, Options{},
+		with(sh("noisy", `i=1; while [ $i -le 30 ]; do echo "line $i"; i=$((i+1)); done; echo oops >&2; exit 2`, RestartNever),
+			func(s *Service) { s.Runner.(*Exec).LogFile = logFile }))
+	h.rec.waitEvents(t, 1, is("noisy", StateFailed))
+	out := h.out.String()
+	if !strings.Contains(out, "ballast: error: service noisy exited: exit status 2\n") {
+		t.Errorf("console lacks the failure line:\n%s", out)
+	}
+	var tail []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "noisy: ") {
+			tail = append(tail, strings.TrimPrefix(l, "noisy: "))
+		}
+	}
+	if len(tail) != DefaultTailLines || tail[0] != "line 12" || tail[len(tail)-1] != "oops" {
+		t.Errorf("tail = %q, want line 12 … oops", tail)
+	}
+	b, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(b), "\n"); n != 31 {
+		t.Errorf("log file has %d lines, want 31", n)
+	}
+}
+
+func TestOutputToConsolePrefixed(t *testing.T) {
+	h := newHarness(t, Options{}, sh("chatty", "echo hello; echo world >&2", RestartNever))
+	h.rec.waitEvents(t, 1, is("chatty", StateFinished))
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(h.out.String(), "chatty: world\n") && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	out := h.out.String()
+	for _, want := range []string{"chatty: hello\n", "chatty: world\n", "ballast: service chatty exited: exit status 0\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("console lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestStartError(t *testing.T) {
+	h := newHarness(t, Options{}, with(sh("missing", "", RestartNever), func(s *Service) {
+		s.Runner.(*Exec).Path = "/nonexistent/program"
+	}))
+	e := h.rec.waitEvents(t, 1, is("missing", StateFailed))[0]
+	if e.Err == nil || !strings.Contains(e.Err.Error(), "/nonexistent/program") {
+		t.Errorf("err = %v", e.Err)
+	}
+	if !strings.Contains(h.out.String(), "ballast: error: service missing:") {
+		t.Errorf("console:\n%s", h.out)
+	}
+}
+
+// openPTY returns the master side and the path of the slave side of a new pseudo-terminal.
+func openPTY(t *testing.T) (*os.File, string) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	fd := int(m.Fd())
+	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+		t.Skipf("unlockpt: %v", err)
+	}
+	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
+	if err != nil {
+		t.Skipf("ptsname: %v", err)
+	}
+	return m, fmt.Sprintf("/dev/pts/%d", n)
+}
+
+func TestTTYSessionLeaderWithControllingTerminal(t *testing.T) {
+	master, slave := openPTY(t)
+	// /dev/tty opens only for a process with a controlling terminal; field 6 of stat is the
+	// session id, which equals the pid of a session leader.
+	script := `exec 3</dev/tty && echo ctty-ok; [ "$(cut -d' ' -f6 /proc/$$/stat)" = "$$" ] && echo leader-ok`
+	h := newHarness(t, Options{}, with(sh("shell", script, RestartNever), func(s *Service) {
+		s.Runner.(*Exec).TTY = slave
+	}))
+	var got bytes.Buffer
+	buf := make([]byte, 256)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(got.String(), "leader-ok") && time.Now().Before(deadline) {
+		master.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		n, _ := master.Read(buf)
+		got.Write(buf[:n])
+	}
+	for _, want := range []string{"ctty-ok", "leader-ok"} {
+		if !strings.Contains(got.String(), want) {
+			t.Errorf("terminal output %q lacks %q; console:\n%s", got.String(), want, h.out)
+		}
+	}
+	h.rec.waitEvents(t, 1, is("shell", StateFinished))
+}
+
+func TestRestartOneService(t *testing.T) {
+	h := newHarness(t, Options{},
+		sh("db", "exec sleep 60", RestartAlways),
+		sh("web", "exec sleep 60", RestartAlways, "db"),
+		sh("once", "exit 0", RestartOnFailure))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.sup.WaitReady(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	h.rec.waitEvents(t, 1, is("once", StateFinished))
+	pids := map[string]int{}
+	for _, st := range h.sup.Statuses() {
+		pids[st.ID] = st.Pid
+	}
+	if err := h.sup.Restart(ctx, "db"); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range h.sup.Statuses() {
+		switch st.ID {
+		case "db":
+			if st.Pid == 0 || st.Pid == pids["db"] || st.Restarts != 1 || !strings.Contains(st.LastExit, "terminated") {
+				t.Errorf("db after restart: %+v (old pid %d)", st, pids["db"])
+			}
+		case "web":
+			if st.Pid != pids["web"] || st.Restarts != 0 {
+				t.Errorf("web was touched: %+v", st)
+			}
+		}
+	}
+	// A finished service runs again.
+	if err := h.sup.Restart(ctx, "once"); err != nil {
+		t.Fatal(err)
+	}
+	h.rec.waitEvents(t, 2, is("once", StateFinished))
+	if err := h.sup.Restart(ctx, "nope"); err == nil || !strings.Contains(err.Error(), "unknown service nope") {
+		t.Errorf("Restart(nope) = %v", err)
+	}
+}
