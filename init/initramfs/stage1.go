@@ -11,8 +11,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/ballast-os/ballast/init/initramfs/blockdev"
 	"github.com/ballast-os/ballast/init/console"
+	"github.com/ballast-os/ballast/init/initramfs/blockdev"
 	"github.com/ballast-os/ballast/init/initramfs/dm"
 	"github.com/ballast-os/ballast/init/initramfs/growpart"
 	"github.com/ballast-os/ballast/init/kmod"
