@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ballast-os/ballast/contract"
+
 	"github.com/ballast-os/ballast/apiserver/apitypes"
 	"github.com/ballast-os/ballast/apiserver/datastore"
 	"github.com/ballast-os/ballast/apiserver/initclient"
@@ -74,7 +76,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { initclient.Serve(ctx, ln, f.init); close(done) }()
+	go func() { contract.ServeInit(ctx, ln, f.init); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	ic := initclient.New(sock, f.logDir)
 	ic.Poll = 10 * time.Millisecond

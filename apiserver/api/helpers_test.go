@@ -4,12 +4,12 @@ import (
 	"crypto/x509"
 	"testing"
 
-	"github.com/ballast-os/ballast/apiserver/pki"
+	"github.com/ballast-os/ballast/builder/devpki"
 )
 
-func testCA(t *testing.T, host string) (*pki.CA, []byte, []byte) {
+func testCA(t *testing.T, host string) (*devpki.CA, []byte, []byte) {
 	t.Helper()
-	ca, err := pki.NewCA("test CA")
+	ca, err := devpki.NewCA("test CA")
 	if err != nil {
 		t.Fatal(err)
 	}

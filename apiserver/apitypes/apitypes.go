@@ -2,6 +2,8 @@
 // server and its clients so neither has to import the other.
 package apitypes
 
+import "github.com/ballast-os/ballast/contract"
+
 // OS is the answer to GET /os.
 type OS struct {
 	Version  string `json:"version"`
@@ -79,15 +81,8 @@ type UserDataSource struct {
 	Keys   []string `json:"keys,omitempty"` // the keys this source set
 }
 
-// Service is one supervised service, as GET /services lists them and the system init reports them.
-type Service struct {
-	ID       string `json:"id"`
-	State    string `json:"state"`
-	Pid      int    `json:"pid"`
-	Restarts int    `json:"restarts"`
-	LastExit string `json:"last_exit"`
-	Error    string `json:"error"`
-}
+// Service is one supervised service, as GET /services lists them: what the system init reports.
+type Service = contract.ServiceStatus
 
 // ConfigurationFiles is the answer to GET /configuration-files: which files and actions depend on
 // which settings, and which services a change restarts.

@@ -17,12 +17,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ballast-os/ballast/contract"
+
 	"github.com/ballast-os/ballast/apiserver/apitypes"
 	"github.com/ballast-os/ballast/apiserver/settings"
 )
 
 // DefaultSocket is where the API listens on a Ballast host.
-const DefaultSocket = "/run/api.sock"
+const DefaultSocket = contract.APISocket
 
 // maxResponse bounds what the client reads from the server.
 const maxResponse = 16 << 20
@@ -55,7 +57,7 @@ func New(socket string) *Client {
 }
 
 // NewRemote returns a client for the remote API at endpoint (https://host:port) with the TLS
-// configuration cfg, which carries the client certificate (see pki.ClientTLSConfig).
+// configuration cfg, which carries the client certificate (see LoadPKI).
 func NewRemote(endpoint string, cfg *tls.Config) (*Client, error) {
 	u, err := url.Parse(endpoint)
 	if err != nil || u.Scheme != "https" || u.Host == "" || u.Path != "" && u.Path != "/" {

@@ -18,12 +18,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ballast-os/ballast/contract"
+
 	"github.com/ballast-os/ballast/apiserver/apitypes"
 	"github.com/ballast-os/ballast/apiserver/client"
 	"github.com/ballast-os/ballast/apiserver/initclient"
-	"github.com/ballast-os/ballast/apiserver/pki"
 	"github.com/ballast-os/ballast/apiserver/settings"
 	"github.com/ballast-os/ballast/apiserver/userdata"
+	"github.com/ballast-os/ballast/builder/devpki"
 )
 
 func writeFile(t *testing.T, path, content string) {
@@ -174,7 +176,7 @@ func (i *testInit) Restart(_ context.Context, ids ...string) error {
 
 func (i *testInit) Reboot(context.Context) error { return nil }
 
-func startInit(t *testing.T, dir string, h initclient.Handler) *initclient.Client {
+func startInit(t *testing.T, dir string, h contract.InitHandler) *initclient.Client {
 	t.Helper()
 	sock := filepath.Join(dir, "init.sock")
 	ln, err := net.Listen("unix", sock)
@@ -183,7 +185,7 @@ func startInit(t *testing.T, dir string, h initclient.Handler) *initclient.Clien
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { initclient.Serve(ctx, ln, h); close(done) }()
+	go func() { contract.ServeInit(ctx, ln, h); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
 	return initclient.New(sock, filepath.Join(dir, "logs"))
@@ -255,14 +257,14 @@ func TestRemoteAPI(t *testing.T) {
 	defer local.Close()
 
 	dir := filepath.Join(h.dir, "pki")
-	if err := pki.GenerateDev(dir, []string{"localhost", "127.0.0.1"}); err != nil {
+	if err := devpki.GenerateDev(dir, []string{"localhost", "127.0.0.1"}); err != nil {
 		t.Fatal(err)
 	}
 	read := func(name string) string { return readFile(t, filepath.Join(dir, name)) }
 	remoteSettings := func(listen string, enabled bool) settings.Settings {
 		b, _ := json.Marshal(map[string]any{"api": map[string]any{"remote": map[string]any{
 			"enabled": enabled, "listen": listen,
-			"client-ca": read(pki.CACert), "server-cert": read(pki.ServerCert), "server-key": read(pki.ServerKey),
+			"client-ca": read(contract.PKICACert), "server-cert": read(contract.PKIServerCert), "server-key": read(contract.PKIServerKey),
 		}}})
 		return mustSettings(t, string(b))
 	}
@@ -271,7 +273,7 @@ func TestRemoteAPI(t *testing.T) {
 	}
 	addr := waitAddr(t, h.remoteAddrs)
 
-	cfg, err := pki.ClientTLSConfig(dir)
+	cfg, err := client.LoadPKI(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

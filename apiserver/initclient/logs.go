@@ -13,11 +13,13 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ballast-os/ballast/contract"
 )
 
 // Files reads the service logs the system init writes, <Dir>/<service>.log.
 type Files struct {
-	// Dir is the log directory; "" means DefaultLogDir.
+	// Dir is the log directory; "" means contract.LogDir.
 	Dir string
 	// Poll is how often a followed log is checked for more; 0 means 250ms.
 	Poll time.Duration
@@ -30,7 +32,7 @@ var ErrNoLog = errors.New("no log")
 
 func (f Files) dir() string {
 	if f.Dir == "" {
-		return DefaultLogDir
+		return contract.LogDir
 	}
 	return f.Dir
 }

@@ -1,21 +1,19 @@
-// Package osinfo describes the running OS image from the files the build and the boot leave:
-// /usr/lib/os-release (version, variant, build) and the kernel command line (slot, root hash).
+// Package osinfo answers GET /os: the running image's identity (contract.Identity, the same one
+// the system init prints on the ready line) and the kernel release.
 package osinfo
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"os"
-	"strings"
 	"syscall"
 
 	"github.com/ballast-os/ballast/apiserver/apitypes"
+	"github.com/ballast-os/ballast/contract"
 )
 
 // Sources says where to read from. The zero value reads the running host.
 type Sources struct {
-	OSRelease string                 // default /usr/lib/os-release
+	OSRelease string                 // default contract.OSReleasePath
 	Cmdline   string                 // default /proc/cmdline
 	Kernel    func() (string, error) // kernel release; default uname(2)
 }
@@ -23,7 +21,7 @@ type Sources struct {
 // Read returns the OS description.
 func Read(src Sources) (apitypes.OS, error) {
 	if src.OSRelease == "" {
-		src.OSRelease = "/usr/lib/os-release"
+		src.OSRelease = contract.OSReleasePath
 	}
 	if src.Cmdline == "" {
 		src.Cmdline = "/proc/cmdline"
@@ -35,79 +33,27 @@ func Read(src Sources) (apitypes.OS, error) {
 	if err != nil {
 		return apitypes.OS{}, fmt.Errorf("os-release: %w", err)
 	}
-	rel := ParseOSRelease(b)
+	rel, err := contract.ParseOSRelease(b)
+	if err != nil {
+		return apitypes.OS{}, fmt.Errorf("%s: %w", src.OSRelease, err)
+	}
 	b, err = os.ReadFile(src.Cmdline)
 	if err != nil {
 		return apitypes.OS{}, fmt.Errorf("kernel command line: %w", err)
 	}
-	cmd := ParseCmdline(string(b))
+	id := contract.IdentityFrom(rel, contract.ParseCmdline(string(b)))
 	kernel, err := src.Kernel()
 	if err != nil {
 		return apitypes.OS{}, fmt.Errorf("kernel release: %w", err)
 	}
 	return apitypes.OS{
-		Version:  rel["VERSION_ID"],
-		Variant:  rel["VARIANT_ID"],
-		BuildID:  rel["BUILD_ID"],
-		Slot:     cmd["ballast.slot"],
-		RootHash: cmd["roothash"],
+		Version:  id.Version,
+		Variant:  id.Variant,
+		BuildID:  id.BuildID,
+		Slot:     id.Slot,
+		RootHash: id.RootHash,
 		Kernel:   kernel,
 	}, nil
-}
-
-// ParseOSRelease reads os-release(5) assignments. Values may be bare, 'single-quoted' or
-// "double-quoted" with backslash escapes; lines that are not assignments are skipped, as the
-// format asks readers to do.
-func ParseOSRelease(b []byte) map[string]string {
-	out := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok || k == "" || strings.ContainsAny(k, " \t") {
-			continue
-		}
-		if v, ok := unquote(v); ok {
-			out[k] = v
-		}
-	}
-	return out
-}
-
-func unquote(v string) (string, bool) {
-	if len(v) == 0 || v[0] != '"' && v[0] != '\'' {
-		return v, true
-	}
-	q := v[0]
-	if len(v) < 2 || v[len(v)-1] != q {
-		return "", false
-	}
-	v = v[1 : len(v)-1]
-	if q == '\'' {
-		return v, true
-	}
-	var b strings.Builder
-	for i := 0; i < len(v); i++ {
-		if v[i] == '\\' && i+1 < len(v) && strings.IndexByte("\"\\$`", v[i+1]) >= 0 {
-			i++
-		}
-		b.WriteByte(v[i])
-	}
-	return b.String(), true
-}
-
-// ParseCmdline splits a kernel command line into key=value words; a word without "=" maps to "".
-// A later word wins over an earlier one, as it does for the kernel.
-func ParseCmdline(s string) map[string]string {
-	out := map[string]string{}
-	for _, w := range strings.Fields(s) {
-		k, v, _ := strings.Cut(w, "=")
-		out[k] = strings.Trim(v, `"`)
-	}
-	return out
 }
 
 func unameRelease() (string, error) {

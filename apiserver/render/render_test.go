@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/ballast-os/ballast/contract"
+
 	"github.com/ballast-os/ballast/apiserver/apitypes"
 	"github.com/ballast-os/ballast/apiserver/initclient"
 	"github.com/ballast-os/ballast/apiserver/settings"
@@ -151,7 +153,7 @@ func (i *testInit) Restart(_ context.Context, ids ...string) error {
 
 func (i *testInit) Reboot(context.Context) error { return nil }
 
-func startInit(t *testing.T, h initclient.Handler) *initclient.Client {
+func startInit(t *testing.T, h contract.InitHandler) *initclient.Client {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "init.sock")
 	ln, err := net.Listen("unix", sock)
@@ -160,7 +162,7 @@ func startInit(t *testing.T, h initclient.Handler) *initclient.Client {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { initclient.Serve(ctx, ln, h); close(done) }()
+	go func() { contract.ServeInit(ctx, ln, h); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return initclient.New(sock, "")
 }

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/ballast-os/ballast/contract"
 )
 
 // CmdlineKey is the kernel command line parameter that carries user data, base64-encoded.
-const CmdlineKey = "ballast.userdata"
+const CmdlineKey = contract.ParamUserData
 
 // Cmdline reads user data from the kernel command line, ballast.userdata=<base64>: a way to
 // give a few settings to a host whose boot entry can be edited but that has no other source.
@@ -31,12 +33,7 @@ func (c Cmdline) Fetch(context.Context) ([]byte, string, error) {
 	if err != nil {
 		return nil, origin, fmt.Errorf("read %s: %w", path, err)
 	}
-	value, found := "", false
-	for _, w := range strings.Fields(string(b)) {
-		if v, ok := strings.CutPrefix(w, CmdlineKey+"="); ok {
-			value, found = v, true
-		}
-	}
+	value, found := contract.ParseCmdline(string(b)).Get(CmdlineKey)
 	if !found {
 		return nil, origin, fmt.Errorf("no %s= on the kernel command line: %w", CmdlineKey, ErrNotFound)
 	}

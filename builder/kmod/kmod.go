@@ -11,6 +11,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/ballast-os/ballast/contract"
 )
 
 // Module is one kernel module of a kernel tree.
@@ -18,11 +20,6 @@ type Module struct {
 	Name    string   // canonical name: dashes turned into underscores, as the kernel names it
 	Path    string   // relative to /lib/modules/<kver>, e.g. kernel/drivers/md/dm-verity.ko
 	Depends []string // canonical names from .modinfo depends=
-}
-
-// Canonical returns the kernel's name for a module: "dm-verity" and "dm_verity" are one module.
-func Canonical(name string) string {
-	return strings.ReplaceAll(strings.TrimSuffix(name, ".ko"), "-", "_")
 }
 
 // ReadModinfo returns the key=value pairs of a module's .modinfo section.
@@ -60,14 +57,14 @@ func (ix Index) Add(path string, r io.ReaderAt) error {
 		return fmt.Errorf("kmod: %s: %w", path, err)
 	}
 	base := path[strings.LastIndex(path, "/")+1:]
-	m := Module{Name: Canonical(base), Path: path}
+	m := Module{Name: contract.ModuleName(base), Path: path}
 	if n := info["name"]; len(n) > 0 && n[0] != "" {
-		m.Name = Canonical(n[0])
+		m.Name = contract.ModuleName(n[0])
 	}
 	for _, d := range info["depends"] {
 		for _, dep := range strings.Split(d, ",") {
 			if dep = strings.TrimSpace(dep); dep != "" {
-				m.Depends = append(m.Depends, Canonical(dep))
+				m.Depends = append(m.Depends, contract.ModuleName(dep))
 			}
 		}
 	}
@@ -109,7 +106,7 @@ func (ix Index) Closure(wanted []string) ([]Module, error) {
 	}
 	names := make([]string, len(wanted))
 	for i, w := range wanted {
-		names[i] = Canonical(w)
+		names[i] = contract.ModuleName(w)
 	}
 	for _, n := range names {
 		if err := visit(n, ""); err != nil {

@@ -1,9 +1,11 @@
 package pipeline
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -13,19 +15,31 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+
+	"github.com/ballast-os/ballast/builder/devpki"
 )
 
 // inputDirs and inputFiles are everything in the repository an image is made from, the builder's
 // own code included, so a change to any of them makes the next build run.
 var (
-	inputDirs  = []string{"builder", "init", "apiserver", "packages", "images", "selinux", "variants"}
+	inputDirs  = []string{"contract", "builder", "init", "apiserver", "packages", "images", "selinux", "variants"}
 	inputFiles = []string{"go.mod", "go.sum", "VERSION"}
 	// Host tools whose version can change the bytes of an image.
 	inputTools = [][]string{{"mkfs.erofs", "--version"}, {"mkfs.ext4", "-V"}}
 )
 
-// inputsHash digests the repository's inputs, the epoch and the tool versions.
-func (b *builder) inputsHash() (string, error) {
+// digestInputs digests the repository's inputs, the epoch, the tool versions and, for dev
+// variants, the machine's dev PKI, and ends the build when Out already holds a build of exactly
+// these inputs. The dev PKI is made here, before the digest, so the first build of a fresh clone
+// digests the same PKI as every later one and a second `make image` has nothing to do.
+func (b *builder) digestInputs(context.Context) error {
+	if b.v.Dev {
+		dir, err := devpki.ForVariant(b.CacheDir, b.v.Name)
+		if err != nil {
+			return err
+		}
+		b.pkiDir = dir
+	}
 	h := sha256.New()
 	fmt.Fprintf(h, "epoch=%d\ngo=%s\nvariant=%s\nformats=%v\n", b.epoch, runtime.Version(), b.Variant, b.Formats)
 	var files []string
@@ -40,35 +54,58 @@ func (b *builder) inputsHash() (string, error) {
 			return nil
 		})
 		if err != nil {
-			return "", fmt.Errorf("inputs: %w", err)
+			return err
 		}
 	}
 	for _, f := range inputFiles {
 		files = append(files, filepath.Join(b.Repo, f))
 	}
-	// Dev images carry the machine's dev PKI (devPKI); a new one means a new image.
-	if pk, err := filepath.Glob(filepath.Join(b.CacheDir, "pki", b.Variant, "*.pem")); err == nil {
+	if b.pkiDir != "" {
+		pk, err := filepath.Glob(filepath.Join(b.pkiDir, "*.pem"))
+		if err != nil {
+			return err
+		}
 		files = append(files, pk...)
 	}
 	sort.Strings(files)
 	for _, f := range files {
-		rel, _ := filepath.Rel(b.Repo, f)
-		fh, err := os.Open(f)
-		if err != nil {
-			return "", fmt.Errorf("inputs: %w", err)
+		name := f
+		if rel, err := filepath.Rel(b.Repo, f); err == nil && !strings.HasPrefix(rel, "..") {
+			name = rel
+		} else if strings.HasPrefix(f, b.pkiDir) {
+			name = "pki/" + filepath.Base(f)
 		}
-		fmt.Fprintf(h, "file %s\n", rel)
-		_, err = io.Copy(h, fh)
-		fh.Close()
-		if err != nil {
-			return "", fmt.Errorf("inputs: %s: %w", rel, err)
+		if err := hashFile(h, name, f); err != nil {
+			return err
 		}
 	}
 	for _, t := range inputTools {
-		out, _ := exec.Command(t[0], t[1:]...).CombinedOutput()
+		out, err := exec.Command(t[0], t[1:]...).CombinedOutput()
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			// A tool that does not run at all would fail its stage later with advice; say so now.
+			return fmt.Errorf("%s: %w (host-deps installs it: bash scripts/host-deps.sh)", t[0], err)
+		}
 		fmt.Fprintf(h, "tool %s %s\n", t[0], firstLine(string(out)))
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	b.inputs = hex.EncodeToString(h.Sum(nil))
+	if !b.Force {
+		b.upToDate = b.previousBuild()
+	}
+	return nil
+}
+
+func hashFile(h io.Writer, name, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fmt.Fprintf(h, "file %s\n", name)
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
 }
 
 func firstLine(s string) string {
@@ -76,20 +113,23 @@ func firstLine(s string) string {
 	return strings.TrimSpace(l)
 }
 
-// upToDate reports whether Out already holds a complete build of exactly these inputs.
-func (b *builder) upToDate(inputs string) (*Manifest, bool) {
+// previousBuild returns the manifest in Out when Out holds a complete build of exactly these
+// inputs; nil otherwise. A manifest that cannot be read or is from other inputs is not an error:
+// the build simply runs.
+func (b *builder) previousBuild() *Manifest {
 	raw, err := os.ReadFile(filepath.Join(b.Out, "manifest.json"))
 	if err != nil {
-		return nil, false
+		return nil
 	}
 	var m Manifest
-	if json.Unmarshal(raw, &m) != nil || m.Inputs != inputs {
-		return nil, false
+	if json.Unmarshal(raw, &m) != nil || m.Inputs != b.inputs || len(m.Outputs) == 0 {
+		return nil
 	}
 	for name, f := range m.Outputs {
-		if fileSize(filepath.Join(b.Out, name)) != f.Size {
-			return nil, false
+		st, err := os.Stat(filepath.Join(b.Out, name))
+		if err != nil || st.Size() != f.Size {
+			return nil
 		}
 	}
-	return &m, len(m.Outputs) > 0
+	return &m
 }

@@ -6,15 +6,10 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/ballast-os/ballast/builder/debinstall"
 	"github.com/ballast-os/ballast/builder/variant"
 	"github.com/ballast-os/ballast/packages/debian"
 )
-
-// Excluded are never installed, and dependencies on them count as met: they exist to run
-// maintainer scripts (debconf, dpkg, perl-base), to build initramfs images Ballast makes itself
-// (initramfs-tools and its alternative, linux-base), or to manage a dynamic linker cache that an
-// image without a package manager never rebuilds (libc-bin).
-var Excluded = []string{"debconf", "dpkg", "initramfs-tools", "libc-bin", "linux-base", "linux-initramfs-tool", "perl-base"}
 
 // Lock refreshes packages/debian.lock from the signed archive index for every variant in variants/:
 // each variant's kernel package, the UKI stub and its Debian packages with their dependencies.
@@ -23,7 +18,7 @@ func Lock(ctx context.Context, repo string, log func(string, ...any)) error {
 	if err != nil || len(files) == 0 {
 		return fmt.Errorf("lock: no variants in %s/variants", repo)
 	}
-	wanted := []string{"systemd-boot-efi"}
+	wanted := []string{stubPackage}
 	for _, f := range files {
 		v, err := variant.Load(f)
 		if err != nil {
@@ -34,5 +29,5 @@ func Lock(ctx context.Context, repo string, log func(string, ...any)) error {
 	}
 	slices.Sort(wanted)
 	wanted = slices.Compact(wanted)
-	return debian.LockCommand(ctx, filepath.Join(repo, "packages", "debian.lock"), wanted, Excluded, log)
+	return debian.LockCommand(ctx, filepath.Join(repo, "packages", "debian.lock"), wanted, debinstall.Excluded, log)
 }

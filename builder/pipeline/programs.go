@@ -1,51 +1,65 @@
 package pipeline
 
 import (
-	"bytes"
 	"context"
-	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
+	"strings"
+
+	"github.com/ballast-os/ballast/builder/programs"
+	"github.com/ballast-os/ballast/contract"
+	"github.com/ballast-os/ballast/packages/gocomponents"
 )
 
-// goPrograms maps Ballast's programs to their main packages.
-var goPrograms = map[string]string{
-	"initramfs-init": "./init/initramfs/cmd/initramfs-init",
-	"system-init":    "./init/system/cmd/system-init",
-	"apiserver":      "./apiserver/cmd/apiserver",
-	"apiclient":      "./apiserver/cmd/apiclient",
-	"netconf":        "./init/system/cmd/netconf",
+// builtPrograms are the variant's programs the builder compiles (the others come from packages).
+func (b *builder) builtPrograms() []contract.Program {
+	var out []contract.Program
+	for _, p := range b.v.ProgramList() {
+		if p.Main != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
-// buildPrograms compiles the named programs into dir as static, reproducible linux/amd64 binaries.
-// One go build call lets the toolchain build them in parallel and reuse its cache.
-func buildPrograms(ctx context.Context, repo, dir string, names []string, version string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+// buildPrograms compiles Ballast's programs.
+func (b *builder) buildPrograms(ctx context.Context) error {
+	progs := b.builtPrograms()
+	var names []string
+	for _, p := range progs {
+		names = append(names, p.Name)
+	}
+	b.step("programs: go build %s", strings.Join(names, " "))
+	var err error
+	b.bins, err = programs.Build(ctx, b.Repo, filepath.Join(b.work, "bin"), progs, b.version)
+	return err
+}
+
+// buildComponents builds (or takes from the work cache) the variant's pinned Go components.
+// Module downloads are verified against the pinned sums and shared through the download cache.
+func (b *builder) buildComponents(ctx context.Context) error {
+	b.comps = nil
+	if len(b.v.Packages.Go) == 0 {
+		return nil
+	}
+	pins, err := gocomponents.Load(filepath.Join(b.Repo, "packages", "go-components.toml"))
+	if err != nil {
 		return err
 	}
-	args := []string{"build", "-trimpath", "-buildvcs=false",
-		"-ldflags=-s -w -buildid= -X main.version=" + version, "-o", dir + "/"}
-	for _, n := range names {
-		pkg, ok := goPrograms[n]
-		if !ok {
-			return fmt.Errorf("programs: unknown program %q", n)
+	for _, name := range b.v.Packages.Go {
+		c, err := pins.Find(name)
+		if err != nil {
+			return err
 		}
-		args = append(args, pkg)
-	}
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = repo
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOFLAGS=-mod=readonly")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("programs: go build: %w\n%s", err, out.String())
-	}
-	// go build names each binary after its package directory.
-	for _, n := range names {
-		if _, err := os.Stat(filepath.Join(dir, filepath.Base(goPrograms[n]))); err != nil {
-			return fmt.Errorf("programs: %s not built: %w", n, err)
+		b.step("components: %s %s", c.Name, c.Version)
+		built, err := gocomponents.Build(ctx, c, gocomponents.Options{
+			CacheDir: b.WorkCache,
+			ModCache: filepath.Join(b.CacheDir, "go", "mod"),
+			Log:      b.step,
+		})
+		if err != nil {
+			return err
 		}
+		b.comps = append(b.comps, built)
 	}
 	return nil
 }

@@ -1,14 +1,12 @@
 package sbom
 
 import (
-	"crypto/sha256"
 	"debug/buildinfo"
-	"encoding/hex"
 	"fmt"
-	"io"
-	"os"
 	"runtime/debug"
 	"strings"
+
+	"github.com/ballast-os/ballast/packages/digest"
 )
 
 // goBinary is what one Go executable says about itself.
@@ -49,7 +47,7 @@ func readGoBinary(b GoBinary) (goBinary, error) {
 	if err != nil {
 		return goBinary{}, fmt.Errorf("go binary %s (%s): %w", b.Path, b.HostPath, err)
 	}
-	sum, err := sha256File(b.HostPath)
+	sum, err := digest.File(b.HostPath)
 	if err != nil {
 		return goBinary{}, fmt.Errorf("go binary %s: %w", b.Path, err)
 	}
@@ -93,17 +91,4 @@ func modVersion(path, version string) string {
 		return path
 	}
 	return path + "@" + version
-}
-
-func sha256File(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("%s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

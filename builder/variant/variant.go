@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ballast-os/ballast/contract"
+
 	"github.com/BurntSushi/toml"
 )
 
@@ -50,11 +52,26 @@ type Packages struct {
 	Go     []string `toml:"go"`
 }
 
-// Programs lists Ballast's own programs installed into /usr/bin (and the services that run them).
+// Programs lists the programs of contract.Programs the image holds besides the ones every image
+// has (the two inits); a program's service, if it has one, runs on the host.
 type Programs struct {
-	Include  []string `toml:"include"`
-	Services []string `toml:"services"`
+	Include []string `toml:"include"`
 }
+
+// ProgramList returns the table entries of every program of the image, the inits included, in table
+// order.
+func (v *Variant) ProgramList() []contract.Program {
+	var out []contract.Program
+	for _, p := range contract.Programs() {
+		if p.Always || slices.Contains(v.Programs.Include, p.Name) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Services returns the IDs of the services the image runs, in start order.
+func (v *Variant) Services() []string { return contract.ServicesOf(v.Programs.Include) }
 
 // Partitions holds sizes such as "128MiB"; each must be a whole number of MiB.
 type Partitions struct {
@@ -98,12 +115,19 @@ func (s *Size) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// Programs Ballast knows how to build, and the services the system init knows how to run.
-var (
-	KnownPrograms = []string{"apiserver", "apiclient", "netconf"}
-	KnownServices = []string{"apiserver", "console-shell", "network"}
-	KnownFormats  = []string{"raw", "qcow2", "vmdk", "vhd", "gce"}
-)
+// KnownFormats are the disk formats the builder writes.
+var KnownFormats = []string{"raw", "qcow2", "vmdk", "vhd", "gce"}
+
+// includable are the programs a variant may list: the table's, but for those every image has.
+func includable() []string {
+	var names []string
+	for _, p := range contract.Programs() {
+		if !p.Always {
+			names = append(names, p.Name)
+		}
+	}
+	return names
+}
 
 var (
 	typeErrRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
@@ -203,20 +227,20 @@ func (v *Variant) validate() error {
 	if err := checkList("packages.go", v.Packages.Go, debRE, nil); err != nil {
 		return err
 	}
-	if err := checkList("programs.include", v.Programs.Include, nil, KnownPrograms); err != nil {
+	if err := checkList("programs.include", v.Programs.Include, nil, includable()); err != nil {
 		return err
 	}
-	if err := checkList("programs.services", v.Programs.Services, nil, KnownServices); err != nil {
-		return err
-	}
-	if slices.Contains(v.Programs.Services, "apiserver") && !slices.Contains(v.Programs.Include, "apiserver") {
-		return bad("programs.services", "apiserver runs only if programs.include has it")
-	}
-	if slices.Contains(v.Programs.Services, "network") && !slices.Contains(v.Programs.Include, "netconf") {
-		return bad("programs.services", "network runs only if programs.include has netconf")
-	}
-	if slices.Contains(v.Programs.Services, "console-shell") && !v.Dev {
-		return bad("programs.services", "console-shell is for dev variants only (dev = true)")
+	for _, name := range v.Programs.Include {
+		p, err := contract.FindProgram(name)
+		if err != nil {
+			return bad("programs.include", "%v", err)
+		}
+		if p.DevOnly && !v.Dev {
+			return bad("programs.include", "%s is for dev variants only (dev = true)", name)
+		}
+		if p.Package != "" && !slices.Contains(v.Packages.Debian, p.Package) {
+			return bad("programs.include", "%s comes from the Debian package %s: add it to packages.debian", name, p.Package)
+		}
 	}
 	for _, p := range []struct {
 		key string

@@ -15,7 +15,6 @@ modules = ["vfat"]
 cmdline = ["console=ttyS0"]
 [programs]
 include = ["apiserver"]
-services = ["apiserver"]
 [partitions]
 esp = "64MiB"
 root = "128MiB"
@@ -32,14 +31,14 @@ func TestParse(t *testing.T) {
 		want string // substring of the error; "" = valid
 	}{
 		{"good", func(s string) string { return s }, ""},
-		{"syntax", func(s string) string { return strings.Replace(s, `esp = "64MiB"`, `esp = `, 1) }, "t.toml:11:"},
-		{"unknown top key", func(s string) string { return s + "colour = 1\n" }, `t.toml:17: unknown key "output.colour"`},
+		{"syntax", func(s string) string { return strings.Replace(s, `esp = "64MiB"`, `esp = `, 1) }, "t.toml:10:"},
+		{"unknown top key", func(s string) string { return s + "colour = 1\n" }, `t.toml:16: unknown key "output.colour"`},
 		{"unknown nested key", func(s string) string {
 			return strings.Replace(s, "[partitions]\n", "[partitions]\nswap = \"1MiB\"\n", 1)
-		}, `t.toml:11: unknown key "partitions.swap"`},
+		}, `t.toml:10: unknown key "partitions.swap"`},
 		{"wrong type", func(s string) string { return strings.Replace(s, `modules = ["vfat"]`, `modules = "vfat"`, 1) }, "t.toml:5:"},
-		{"bad size", func(s string) string { return strings.Replace(s, `"8MiB"`, `"eight"`, 1) }, "t.toml:13:"},
-		{"size not MiB", func(s string) string { return strings.Replace(s, `"8MiB"`, `"1000KiB"`, 1) }, `t.toml:13: key "partitions.verity": 1024000 bytes is not a whole number of MiB`},
+		{"bad size", func(s string) string { return strings.Replace(s, `"8MiB"`, `"eight"`, 1) }, "t.toml:12:"},
+		{"size not MiB", func(s string) string { return strings.Replace(s, `"8MiB"`, `"1000KiB"`, 1) }, `t.toml:12: key "partitions.verity": 1024000 bytes is not a whole number of MiB`},
 		{"small esp", func(s string) string { return strings.Replace(s, `"64MiB"`, `"8MiB"`, 1) }, `key "partitions.esp": 8 MiB is below`},
 		{"missing kernel", func(s string) string { return strings.Replace(s, `package = "linux-image-x"`, ``, 1) }, `key "kernel.package": missing`},
 		{"name mismatch", func(s string) string { return strings.Replace(s, `name = "t"`, `name = "other"`, 1) }, `t.toml:1: key "name": "other" does not match`},
@@ -47,8 +46,14 @@ func TestParse(t *testing.T) {
 			return strings.Replace(s, `include = ["apiserver"]`, `include = ["apiserver", "ssh"]`, 1)
 		}, `t.toml:8: key "programs.include": unknown "ssh"`},
 		{"shell needs dev", func(s string) string {
-			return strings.Replace(s, `services = ["apiserver"]`, `services = ["apiserver", "console-shell"]`, 1)
-		}, "dev variants only"},
+			return strings.Replace(s, `include = ["apiserver"]`, `include = ["apiserver", "console-shell"]`, 1)
+		}, `key "programs.include": console-shell is for dev variants only`},
+		{"shell needs its package", func(s string) string {
+			return strings.Replace(strings.Replace(s, `include = ["apiserver"]`, `include = ["apiserver", "console-shell"]`, 1), `name = "t"`, "name = \"t\"\ndev = true", 1)
+		}, `console-shell comes from the Debian package busybox-static`},
+		{"an init is not listed", func(s string) string {
+			return strings.Replace(s, `include = ["apiserver"]`, `include = ["apiserver", "system-init"]`, 1)
+		}, `unknown "system-init"`},
 		{"reserved cmdline", func(s string) string { return strings.Replace(s, `"console=ttyS0"`, `"roothash=00"`, 1) }, "set by the builder"},
 		{"unknown format", func(s string) string { return strings.Replace(s, `formats = ["raw"]`, `formats = ["iso"]`, 1) }, `unknown "iso"`},
 		{"dup module", func(s string) string {

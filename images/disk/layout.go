@@ -1,22 +1,13 @@
-// Package disk lays out Ballast's GPT disk image and assembles it: the
-// partition plan (names, UAPI type GUIDs, UUIDs derived from the root hash,
-// 1 MiB-aligned offsets), the protective MBR and both GPTs, and each
-// partition's content written at its offset into a sparse file.
+// Package disk lays out Ballast's GPT disk image and assembles it: the partition plan (names,
+// UAPI type GUIDs, UUIDs derived from the root hash, 1 MiB-aligned offsets), the protective MBR
+// and both GPTs (images/gpt), and each partition's content written at its offset into a sparse
+// file.
 package disk
 
 import (
 	"fmt"
-	"strings"
-)
 
-// Partition names, which are also the GPT partition labels, in table order.
-const (
-	NameESP     = "esp"
-	NameRootA   = "root-a"
-	NameVerityA = "verity-a"
-	NameRootB   = "root-b"
-	NameVerityB = "verity-b"
-	NameData    = "data"
+	"github.com/ballast-os/ballast/contract"
 )
 
 // Partition type GUIDs from the UAPI Discoverable Partitions Specification.
@@ -48,122 +39,117 @@ type Sizes struct {
 
 // Partition is one planned partition.
 type Partition struct {
-	Name       string
-	Type       string // type GUID, lower case
-	UUID       string // unique partition GUID (PARTUUID), lower case
-	Offset     int64  // bytes from the start of the disk
-	Size       int64  // bytes
-	Attributes uint64 // GPT attribute bits
+	Name       contract.PartitionName // also the GPT partition label
+	Type       string                 // type GUID, lower case
+	UUID       contract.UUID          // unique partition GUID (PARTUUID)
+	Offset     int64                  // bytes from the start of the disk
+	Size       int64                  // bytes
+	Attributes uint64                 // GPT attribute bits
 }
 
 // Layout is a planned disk: its partitions in table order and total size.
 type Layout struct {
-	DiskGUID   string
+	DiskGUID   contract.UUID
 	Partitions []Partition
 	Size       int64 // bytes: 1 MiB head, the partitions, 1 MiB tail for the backup GPT
 }
 
-// Plan lays out an image whose root-a file system has the given verity root
-// hash, with every UUID derived from it (see UUIDsFor).
+// Plan lays out an image whose root-a file system has the given verity root hash: the partitions
+// of contract.Partitions back to back after a 1 MiB head, each with its UUID derived from the root
+// hash (contract.PartitionUUID), so the same input always gives the same disk.
 func Plan(sizes Sizes, rootHash []byte) (Layout, error) {
-	ids, err := UUIDsFor(rootHash)
-	if err != nil {
-		return Layout{}, err
-	}
-	return PlanUUIDs(sizes, ids)
-}
-
-// PlanUUIDs places the partitions back to back after a 1 MiB head, in the
-// order esp, root-a, verity-a, root-b, verity-b, data, with the given UUIDs.
-// The data partition comes last so the initramfs can grow it into whatever
-// space the real disk has.
-func PlanUUIDs(sizes Sizes, ids UUIDs) (Layout, error) {
-	specs := []struct {
-		name, typ, uuid string
-		size            int64
-		attrs           uint64
+	spec := map[contract.PartitionName]struct {
+		typ   string
+		size  int64
+		attrs uint64
 	}{
-		{NameESP, TypeESP, ids.ESP, sizes.ESP, 0},
-		{NameRootA, TypeRootX86_64, ids.RootA, sizes.Root, 0},
-		{NameVerityA, TypeRootVerityX86_64, ids.VerityA, sizes.Verity, AttrReadOnly},
-		{NameRootB, TypeRootX86_64, ids.RootB, sizes.Root, 0},
-		{NameVerityB, TypeRootVerityX86_64, ids.VerityB, sizes.Verity, AttrReadOnly},
-		{NameData, TypeLinuxGeneric, ids.Data, sizes.Data, 0},
+		contract.PartESP:     {TypeESP, sizes.ESP, 0},
+		contract.PartRootA:   {TypeRootX86_64, sizes.Root, 0},
+		contract.PartVerityA: {TypeRootVerityX86_64, sizes.Verity, AttrReadOnly},
+		contract.PartRootB:   {TypeRootX86_64, sizes.Root, 0},
+		contract.PartVerityB: {TypeRootVerityX86_64, sizes.Verity, AttrReadOnly},
+		contract.PartData:    {TypeLinuxGeneric, sizes.Data, 0},
 	}
-
-	seen := map[[16]byte]string{}
-	checkUUID := func(what, s string) (string, error) {
-		u, err := parseUUID(s)
-		if err != nil {
-			return "", fmt.Errorf("%s: %w", what, err)
-		}
-		if u == ([16]byte{}) {
-			return "", fmt.Errorf("%s: UUID is all zeros", what)
-		}
-		if other, dup := seen[u]; dup {
-			return "", fmt.Errorf("%s: UUID %s is also used by %s", what, s, other)
-		}
-		seen[u] = what
-		return strings.ToLower(s), nil
+	if len(rootHash) != 32 {
+		return Layout{}, fmt.Errorf("disk: root hash is %d bytes, want 32", len(rootHash))
 	}
-
-	disk, err := checkUUID("disk GUID", ids.Disk)
-	if err != nil {
-		return Layout{}, err
-	}
-	l := Layout{DiskGUID: disk}
+	l := Layout{DiskGUID: contract.DiskUUID(rootHash)}
 	off := int64(Alignment)
-	for _, s := range specs {
-		if s.size <= 0 || s.size%Alignment != 0 {
-			return Layout{}, fmt.Errorf("partition %s: size %d is not a positive multiple of %d bytes", s.name, s.size, Alignment)
+	for _, name := range contract.Partitions() {
+		s, ok := spec[name]
+		if !ok {
+			return Layout{}, fmt.Errorf("disk: no type for partition %s", name)
 		}
-		uuid, err := checkUUID("partition "+s.name, s.uuid)
+		if s.size <= 0 || s.size%Alignment != 0 {
+			return Layout{}, fmt.Errorf("partition %s: size %d is not a positive multiple of %d bytes", name, s.size, Alignment)
+		}
+		id, err := contract.PartitionUUID(name, rootHash)
 		if err != nil {
 			return Layout{}, err
 		}
 		l.Partitions = append(l.Partitions, Partition{
-			Name: s.name, Type: s.typ, UUID: uuid, Offset: off, Size: s.size, Attributes: s.attrs,
+			Name: name, Type: s.typ, UUID: id, Offset: off, Size: s.size, Attributes: s.attrs,
 		})
 		off += s.size
 	}
 	l.Size = off + Alignment
-	// The protective MBR records the disk's sector count in 32 bits.
-	if l.Size/SectorSize-1 > 0xFFFFFFFF {
-		return Layout{}, fmt.Errorf("disk of %d bytes is too large for a protective MBR", l.Size)
+	if err := l.validate(); err != nil {
+		return Layout{}, err
 	}
 	return l, nil
 }
 
-// Partition returns the named partition.
-func (l Layout) Partition(name string) (Partition, bool) {
+// Partition returns the named partition; a name the layout lacks is an error naming it.
+func (l Layout) Partition(name contract.PartitionName) (Partition, error) {
 	for _, p := range l.Partitions {
 		if p.Name == name {
-			return p, true
+			return p, nil
 		}
 	}
-	return Partition{}, false
+	if err := name.Validate(); err != nil {
+		return Partition{}, fmt.Errorf("disk: %w", err)
+	}
+	return Partition{}, fmt.Errorf("disk: the layout has no partition %s", name)
 }
 
-// UUID returns the named partition's UUID, or "" if there is no such partition.
-func (l Layout) UUID(name string) string {
-	p, _ := l.Partition(name)
-	return p.UUID
+// UUID returns the named partition's PARTUUID.
+func (l Layout) UUID(name contract.PartitionName) (contract.UUID, error) {
+	p, err := l.Partition(name)
+	return p.UUID, err
 }
 
-// validate checks a layout that may not have come from Plan: sector-aligned,
-// ordered, non-overlapping partitions inside the GPT's usable area.
+// validate checks a layout that may not have come from Plan: known names, distinct non-zero
+// UUIDs, sector-aligned, ordered, non-overlapping partitions inside the GPT's usable area.
 func (l Layout) validate() error {
 	if l.Size <= 0 || l.Size%SectorSize != 0 {
 		return fmt.Errorf("disk size %d is not a positive multiple of %d", l.Size, SectorSize)
 	}
-	if _, err := parseUUID(l.DiskGUID); err != nil {
-		return fmt.Errorf("disk GUID: %w", err)
+	// The protective MBR records the disk's sector count in 32 bits.
+	if l.Size/SectorSize-1 > 0xFFFFFFFF {
+		return fmt.Errorf("disk of %d bytes is too large for a protective MBR", l.Size)
+	}
+	seen := map[contract.UUID]string{}
+	checkUUID := func(what string, u contract.UUID) error {
+		if u.IsZero() {
+			return fmt.Errorf("%s: UUID is all zeros", what)
+		}
+		if other, dup := seen[u]; dup {
+			return fmt.Errorf("%s: UUID %s is also used by %s", what, u, other)
+		}
+		seen[u] = what
+		return nil
+	}
+	if err := checkUUID("disk GUID", l.DiskGUID); err != nil {
+		return err
 	}
 	firstUsable := int64(2+gptEntriesSectors) * SectorSize
 	lastUsableEnd := l.Size - int64(1+gptEntriesSectors)*SectorSize
 	prevEnd := firstUsable
-	names := map[string]bool{}
+	names := map[contract.PartitionName]bool{}
 	for _, p := range l.Partitions {
+		if err := p.Name.Validate(); err != nil {
+			return fmt.Errorf("partition: %w", err)
+		}
 		switch {
 		case names[p.Name]:
 			return fmt.Errorf("partition %s: name used twice", p.Name)
@@ -174,11 +160,11 @@ func (l Layout) validate() error {
 		case p.Offset+p.Size > lastUsableEnd:
 			return fmt.Errorf("partition %s: ends at %d, past the last usable byte %d", p.Name, p.Offset+p.Size, lastUsableEnd)
 		}
-		if _, err := parseUUID(p.Type); err != nil {
+		if _, err := contract.ParseUUID(p.Type); err != nil {
 			return fmt.Errorf("partition %s type: %w", p.Name, err)
 		}
-		if _, err := parseUUID(p.UUID); err != nil {
-			return fmt.Errorf("partition %s: %w", p.Name, err)
+		if err := checkUUID("partition "+string(p.Name), p.UUID); err != nil {
+			return err
 		}
 		names[p.Name] = true
 		prevEnd = p.Offset + p.Size
@@ -199,7 +185,7 @@ type ManifestPartition struct {
 func (l Layout) Manifest() []ManifestPartition {
 	out := make([]ManifestPartition, 0, len(l.Partitions))
 	for _, p := range l.Partitions {
-		out = append(out, ManifestPartition{Name: p.Name, TypeGUID: p.Type, UUID: p.UUID, Offset: p.Offset, Size: p.Size})
+		out = append(out, ManifestPartition{Name: string(p.Name), TypeGUID: p.Type, UUID: p.UUID.String(), Offset: p.Offset, Size: p.Size})
 	}
 	return out
 }

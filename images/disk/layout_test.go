@@ -3,106 +3,37 @@ package disk
 import (
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/ballast-os/ballast/contract"
 )
 
 const mib = 1 << 20
 
-func mustHex(t *testing.T, s string) []byte {
+var testHash, _ = hex.DecodeString("0123456789abcdef0123456789abcdeffedcba9876543210fedcba9876543210")
+
+func mustUUID(t *testing.T, n contract.PartitionName) contract.UUID {
 	t.Helper()
-	b, err := hex.DecodeString(s)
+	u, err := contract.PartitionUUID(n, testHash)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b
-}
-
-func TestRootUUIDs(t *testing.T) {
-	tests := []struct {
-		hash, root, verity, wantErr string
-	}{
-		{
-			// Nibbles that v4 forcing would change ("c" at the version
-			// position, "0" at the variant) must come through untouched.
-			hash:   "0123456789abcdef0123456789abcdeffedcba9876543210fedcba9876543210",
-			root:   "01234567-89ab-cdef-0123-456789abcdef",
-			verity: "fedcba98-7654-3210-fedc-ba9876543210",
-		},
-		{
-			// A longer hash (sha512) uses its first and last 16 bytes.
-			hash:   strings.Repeat("11", 16) + strings.Repeat("00", 32) + strings.Repeat("22", 16),
-			root:   "11111111-1111-1111-1111-111111111111",
-			verity: "22222222-2222-2222-2222-222222222222",
-		},
-		{hash: strings.Repeat("ab", 31), wantErr: "31 bytes"},
-	}
-	for _, tt := range tests {
-		root, verity, err := RootUUIDs(mustHex(t, tt.hash))
-		if tt.wantErr != "" {
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Errorf("RootUUIDs(%s) error = %v, want %q", tt.hash, err, tt.wantErr)
-			}
-			continue
-		}
-		if err != nil || root != tt.root || verity != tt.verity {
-			t.Errorf("RootUUIDs(%s) = %s, %s, %v; want %s, %s", tt.hash, root, verity, err, tt.root, tt.verity)
-		}
-	}
-}
-
-func TestDeriveUUID(t *testing.T) {
-	hash := mustHex(t, "0123456789abcdef0123456789abcdeffedcba9876543210fedcba9876543210")
-	seen := map[string]string{}
-	for _, name := range []string{"disk", NameESP, NameRootB, NameVerityB, NameData} {
-		u := DeriveUUID(name, hash)
-		if _, err := parseUUID(u); err != nil {
-			t.Fatalf("DeriveUUID(%s) = %q: %v", name, u, err)
-		}
-		if u[14] != '4' || !strings.ContainsRune("89ab", rune(u[19])) {
-			t.Errorf("DeriveUUID(%s) = %s lacks the v4 version or RFC 4122 variant", name, u)
-		}
-		if u != strings.ToLower(u) {
-			t.Errorf("DeriveUUID(%s) = %s is not lower case", name, u)
-		}
-		if other, dup := seen[u]; dup {
-			t.Errorf("DeriveUUID gives %s for both %s and %s", u, name, other)
-		}
-		seen[u] = name
-		if again := DeriveUUID(name, hash); again != u {
-			t.Errorf("DeriveUUID(%s) not stable: %s then %s", name, u, again)
-		}
-	}
-	// Pinned (checked with: printf 'ballast:disk:<hex>' | sha256sum, then the
-	// version nibble set to 4): changing the derivation changes every image's UUIDs.
-	if got, want := DeriveUUID("disk", hash), "73fe21a9-eb71-487c-9b64-e1cf92ff6cbe"; got != want {
-		t.Errorf("DeriveUUID(disk) = %s, want %s", got, want)
-	}
-}
-
-func testUUIDs(t *testing.T) UUIDs {
-	t.Helper()
-	ids, err := UUIDsFor(mustHex(t, "0123456789abcdef0123456789abcdeffedcba9876543210fedcba9876543210"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ids
+	return u
 }
 
 func TestPlan(t *testing.T) {
-	ids := testUUIDs(t)
-	l, err := PlanUUIDs(Sizes{ESP: 64 * mib, Root: 256 * mib, Verity: 8 * mib, Data: 32 * mib}, ids)
+	l, err := Plan(Sizes{ESP: 64 * mib, Root: 256 * mib, Verity: 8 * mib, Data: 32 * mib}, testHash)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []Partition{
-		{Name: "esp", Type: TypeESP, UUID: ids.ESP, Offset: 1 * mib, Size: 64 * mib},
-		{Name: "root-a", Type: TypeRootX86_64, UUID: "01234567-89ab-cdef-0123-456789abcdef", Offset: 65 * mib, Size: 256 * mib},
-		{Name: "verity-a", Type: TypeRootVerityX86_64, UUID: "fedcba98-7654-3210-fedc-ba9876543210", Offset: 321 * mib, Size: 8 * mib, Attributes: AttrReadOnly},
-		{Name: "root-b", Type: TypeRootX86_64, UUID: ids.RootB, Offset: 329 * mib, Size: 256 * mib},
-		{Name: "verity-b", Type: TypeRootVerityX86_64, UUID: ids.VerityB, Offset: 585 * mib, Size: 8 * mib, Attributes: AttrReadOnly},
-		{Name: "data", Type: TypeLinuxGeneric, UUID: ids.Data, Offset: 593 * mib, Size: 32 * mib},
+		{Name: "esp", Type: TypeESP, UUID: mustUUID(t, "esp"), Offset: 1 * mib, Size: 64 * mib},
+		{Name: "root-a", Type: TypeRootX86_64, UUID: mustUUID(t, "root-a"), Offset: 65 * mib, Size: 256 * mib},
+		{Name: "verity-a", Type: TypeRootVerityX86_64, UUID: mustUUID(t, "verity-a"), Offset: 321 * mib, Size: 8 * mib, Attributes: AttrReadOnly},
+		{Name: "root-b", Type: TypeRootX86_64, UUID: mustUUID(t, "root-b"), Offset: 329 * mib, Size: 256 * mib},
+		{Name: "verity-b", Type: TypeRootVerityX86_64, UUID: mustUUID(t, "verity-b"), Offset: 585 * mib, Size: 8 * mib, Attributes: AttrReadOnly},
+		{Name: "data", Type: TypeLinuxGeneric, UUID: mustUUID(t, "data"), Offset: 593 * mib, Size: 32 * mib},
 	}
 	if len(l.Partitions) != len(want) {
 		t.Fatalf("%d partitions, want %d", len(l.Partitions), len(want))
@@ -111,71 +42,77 @@ func TestPlan(t *testing.T) {
 		if p != want[i] {
 			t.Errorf("partition %d = %+v\nwant %+v", i+1, p, want[i])
 		}
-		if p.Offset%mib != 0 {
-			t.Errorf("partition %s at %d is not 1 MiB aligned", p.Name, p.Offset)
-		}
+	}
+	// root-a and verity-a carry the root hash itself, as systemd looks them up.
+	if l.Partitions[1].UUID.String() != "01234567-89ab-cdef-0123-456789abcdef" || l.Partitions[2].UUID.String() != "fedcba98-7654-3210-fedc-ba9876543210" {
+		t.Errorf("root/verity UUIDs %s %s are not the halves of the root hash", l.Partitions[1].UUID, l.Partitions[2].UUID)
 	}
 	if l.Size != 626*mib {
 		t.Errorf("disk size = %d, want %d", l.Size, 626*mib)
 	}
-	if l.DiskGUID != ids.Disk {
-		t.Errorf("disk GUID = %s, want %s", l.DiskGUID, ids.Disk)
+	if l.DiskGUID != contract.DiskUUID(testHash) {
+		t.Errorf("disk GUID = %s", l.DiskGUID)
 	}
-	if err := l.validate(); err != nil {
-		t.Errorf("planned layout does not validate: %v", err)
+	if got, err := l.UUID(contract.PartVerityA); err != nil || got != want[2].UUID {
+		t.Errorf("UUID(verity-a) = %s, %v", got, err)
 	}
-	if got := l.UUID(NameVerityA); got != want[2].UUID {
-		t.Errorf("UUID(verity-a) = %q, want %q", got, want[2].UUID)
+	// A typo is an error at build time, never an empty UUID on the command line.
+	if got, err := l.UUID("root_a"); err == nil || !strings.Contains(err.Error(), `unknown partition "root_a"`) {
+		t.Errorf("UUID(root_a) = %s, %v; want an error naming it", got, err)
 	}
-	if got := l.UUID("swap"); got != "" {
-		t.Errorf("UUID(swap) = %q, want empty", got)
-	}
-	// Plan from the root hash gives the same layout.
-	fromHash, err := Plan(Sizes{ESP: 64 * mib, Root: 256 * mib, Verity: 8 * mib, Data: 32 * mib},
-		mustHex(t, "0123456789abcdef0123456789abcdeffedcba9876543210fedcba9876543210"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fmt.Sprint(fromHash) != fmt.Sprint(l) {
-		t.Errorf("Plan(rootHash) = %+v\nwant %+v", fromHash, l)
-	}
-	if _, err := Plan(Sizes{ESP: mib, Root: mib, Verity: mib, Data: mib}, []byte{1, 2, 3}); err == nil {
-		t.Error("Plan accepted a 3-byte root hash")
+	short := l
+	short.Partitions = l.Partitions[:5]
+	if _, err := short.UUID(contract.PartData); err == nil || !strings.Contains(err.Error(), "no partition data") {
+		t.Errorf("UUID of a partition the layout lacks: %v", err)
 	}
 }
 
 func TestPlanErrors(t *testing.T) {
-	good := Sizes{ESP: 64 * mib, Root: 64 * mib, Verity: mib, Data: mib}
-	ids := testUUIDs(t)
 	tests := []struct {
 		name    string
 		sizes   Sizes
-		ids     func(UUIDs) UUIDs
+		hash    []byte
 		wantErr string
 	}{
-		{"unaligned size", Sizes{ESP: 64*mib + 512, Root: mib, Verity: mib, Data: mib}, nil, "partition esp: size"},
-		{"zero data", Sizes{ESP: mib, Root: mib, Verity: mib}, nil, "partition data: size 0"},
-		{"duplicate UUID", good, func(u UUIDs) UUIDs { u.RootB = u.RootA; return u }, "also used by partition root-a"},
-		{"disk GUID reused", good, func(u UUIDs) UUIDs { u.Data = u.Disk; return u }, "also used by disk GUID"},
-		{"malformed UUID", good, func(u UUIDs) UUIDs { u.ESP = "not-a-uuid"; return u }, "partition esp: UUID"},
-		{"zero UUID", good, func(u UUIDs) UUIDs { u.Data = "00000000-0000-0000-0000-000000000000"; return u }, "all zeros"},
+		{"unaligned size", Sizes{ESP: 64*mib + 512, Root: mib, Verity: mib, Data: mib}, testHash, "partition esp: size"},
+		{"zero data", Sizes{ESP: mib, Root: mib, Verity: mib}, testHash, "partition data: size 0"},
+		{"short hash", Sizes{ESP: mib, Root: mib, Verity: mib, Data: mib}, []byte{1, 2, 3}, "root hash is 3 bytes"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			u := ids
-			if tt.ids != nil {
-				u = tt.ids(u)
-			}
-			_, err := PlanUUIDs(tt.sizes, u)
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("Plan error = %v, want one containing %q", err, tt.wantErr)
-			}
-		})
+		if _, err := Plan(tt.sizes, tt.hash); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+			t.Errorf("%s: Plan error = %v, want %q", tt.name, err, tt.wantErr)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	good, err := Plan(Sizes{ESP: 64 * mib, Root: 64 * mib, Verity: mib, Data: mib}, testHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		edit    func(*Layout)
+		wantErr string
+	}{
+		{"duplicate UUID", func(l *Layout) { l.Partitions[3].UUID = l.Partitions[1].UUID }, "also used by partition root-a"},
+		{"disk GUID reused", func(l *Layout) { l.Partitions[5].UUID = l.DiskGUID }, "also used by disk GUID"},
+		{"zero UUID", func(l *Layout) { l.Partitions[5].UUID = contract.UUID{} }, "all zeros"},
+		{"unknown name", func(l *Layout) { l.Partitions[0].Name = "swap" }, `unknown partition "swap"`},
+		{"bad type", func(l *Layout) { l.Partitions[0].Type = "efi" }, "partition esp type"},
+	}
+	for _, tt := range tests {
+		l := good
+		l.Partitions = append([]Partition(nil), good.Partitions...)
+		tt.edit(&l)
+		if err := l.validate(); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+			t.Errorf("%s: validate = %v, want %q", tt.name, err, tt.wantErr)
+		}
 	}
 }
 
 func TestManifestJSON(t *testing.T) {
-	l, err := PlanUUIDs(Sizes{ESP: 64 * mib, Root: 64 * mib, Verity: mib, Data: mib}, testUUIDs(t))
+	l, err := Plan(Sizes{ESP: 64 * mib, Root: 64 * mib, Verity: mib, Data: mib}, testHash)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +128,7 @@ func TestManifestJSON(t *testing.T) {
 		t.Fatalf("manifest has %d partitions", len(back))
 	}
 	first := back[0]
-	for key, want := range map[string]any{"name": "esp", "type_guid": TypeESP, "offset": float64(mib), "size": float64(64 * mib)} {
+	for key, want := range map[string]any{"name": "esp", "type_guid": TypeESP, "uuid": mustUUID(t, "esp").String(), "offset": float64(mib), "size": float64(64 * mib)} {
 		if first[key] != want {
 			t.Errorf("manifest[0][%q] = %v, want %v", key, first[key], want)
 		}

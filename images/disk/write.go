@@ -6,7 +6,8 @@ import (
 	"io"
 	"os"
 
-	"github.com/diskfs/go-diskfs/partition/gpt"
+	"github.com/ballast-os/ballast/contract"
+	"github.com/ballast-os/ballast/images/gpt"
 )
 
 // Content fills one partition. It writes through w at offsets relative to
@@ -100,13 +101,13 @@ func allZero(b []byte) bool {
 // protective MBR, the primary and backup GPT, and each partition named in
 // contents filled by its Content. Partitions without content stay zero. On
 // error the partial file is removed.
-func Write(path string, l Layout, contents map[string]Content) (err error) {
+func Write(path string, l Layout, contents map[contract.PartitionName]Content) (err error) {
 	if err := l.validate(); err != nil {
 		return fmt.Errorf("disk %s: %w", path, err)
 	}
 	for name := range contents {
-		if _, ok := l.Partition(name); !ok {
-			return fmt.Errorf("disk %s: content given for %q, which is not a partition of the layout", path, name)
+		if _, err := l.Partition(name); err != nil {
+			return fmt.Errorf("disk %s: content given for %q: %w", path, name, err)
 		}
 	}
 
@@ -143,40 +144,32 @@ func Write(path string, l Layout, contents map[string]Content) (err error) {
 	return nil
 }
 
-// writeTable writes the protective MBR and both GPT copies with go-diskfs.
+// writeTable writes the protective MBR and both GPT copies.
 func writeTable(f *os.File, l Layout) error {
-	table := &gpt.Table{
-		LogicalSectorSize:  SectorSize,
-		PhysicalSectorSize: SectorSize,
-		ProtectiveMBR:      true,
-		GUID:               l.DiskGUID,
+	disk, err := gpt.ParseGUID(l.DiskGUID.String())
+	if err != nil {
+		return fmt.Errorf("disk GUID: %w", err)
+	}
+	table, err := gpt.New(SectorSize, uint64(l.Size/SectorSize), disk)
+	if err != nil {
+		return err
 	}
 	for i, p := range l.Partitions {
-		table.Partitions = append(table.Partitions, &gpt.Partition{
-			Index:      i + 1,
-			Start:      uint64(p.Offset / SectorSize),
-			End:        uint64((p.Offset+p.Size)/SectorSize - 1),
-			Size:       uint64(p.Size),
-			Type:       gpt.Type(p.Type),
-			Name:       p.Name,
-			GUID:       p.UUID,
-			Attributes: p.Attributes,
+		typ, err := gpt.ParseGUID(p.Type)
+		if err != nil {
+			return fmt.Errorf("partition %s type: %w", p.Name, err)
+		}
+		id, err := gpt.ParseGUID(p.UUID.String())
+		if err != nil {
+			return fmt.Errorf("partition %s: %w", p.Name, err)
+		}
+		err = table.SetPartition(gpt.Partition{
+			Number: i + 1, Type: typ, ID: id, Name: string(p.Name), Attributes: p.Attributes,
+			FirstLBA: uint64(p.Offset / SectorSize), LastLBA: uint64((p.Offset+p.Size)/SectorSize - 1),
 		})
-	}
-	if err := table.Write(f, l.Size); err != nil {
-		return fmt.Errorf("write GPT: %w", err)
-	}
-	// go-diskfs leaves the protective entry's CHS fields zero; the UEFI
-	// specification asks for start 0x000200 (LBA 1) and end 0xFFFFFF (not
-	// representable), which is also what sgdisk and fdisk write.
-	chs := []struct {
-		off int64
-		val []byte
-	}{{447, []byte{0x00, 0x02, 0x00}}, {451, []byte{0xFF, 0xFF, 0xFF}}}
-	for _, c := range chs {
-		if _, err := f.WriteAt(c.val, c.off); err != nil {
-			return fmt.Errorf("write protective MBR: %w", err)
+		if err != nil {
+			return fmt.Errorf("partition %s: %w", p.Name, err)
 		}
 	}
-	return nil
+	return table.WriteNew(f)
 }

@@ -17,10 +17,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/diskfs/go-diskfs/partition/gpt"
-
+	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/images/disk"
 	"github.com/ballast-os/ballast/images/fat"
+	"github.com/ballast-os/ballast/images/gpt"
 )
 
 const mib = 1 << 20
@@ -60,14 +60,14 @@ func rootContent() []byte {
 
 // contents fills the ESP with a FAT32 volume written straight into its region
 // and the other partitions from readers.
-func contents() map[string]disk.Content {
-	return map[string]disk.Content{
-		disk.NameESP: func(w io.WriterAt, size int64) error {
+func contents() map[contract.PartitionName]disk.Content {
+	return map[contract.PartitionName]disk.Content{
+		contract.PartESP: func(w io.WriterAt, size int64) error {
 			return fat.Write(w, size, fat.Options{Label: "ESP", VolumeID: 0xBA11A57, Time: time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC), HiddenSectors: 2048}, espFiles)
 		},
-		disk.NameRootA:   disk.FromReader(bytes.NewReader(rootContent())),
-		disk.NameVerityA: disk.FromReader(bytes.NewReader(pseudoRandom(3, 4096+333))),
-		disk.NameData:    disk.FromReader(strings.NewReader("data partition")),
+		contract.PartRootA:   disk.FromReader(bytes.NewReader(rootContent())),
+		contract.PartVerityA: disk.FromReader(bytes.NewReader(pseudoRandom(3, 4096+333))),
+		contract.PartData:    disk.FromReader(strings.NewReader("data partition")),
 	}
 }
 
@@ -97,10 +97,10 @@ func TestWriteContentRoundTrip(t *testing.T) {
 		t.Errorf("protective MBR entry = % x, want % x", img[446:462], mbr)
 	}
 
-	want := map[string][]byte{
-		disk.NameRootA:   rootContent(),
-		disk.NameVerityA: pseudoRandom(3, 4096+333),
-		disk.NameData:    []byte("data partition"),
+	want := map[contract.PartitionName][]byte{
+		contract.PartRootA:   rootContent(),
+		contract.PartVerityA: pseudoRandom(3, 4096+333),
+		contract.PartData:    []byte("data partition"),
 	}
 	for _, p := range l.Partitions {
 		region := img[p.Offset : p.Offset+p.Size]
@@ -108,7 +108,7 @@ func TestWriteContentRoundTrip(t *testing.T) {
 		if !bytes.Equal(region[:len(w)], w) {
 			t.Errorf("partition %s: content at offset %d differs", p.Name, p.Offset)
 		}
-		if p.Name != disk.NameESP && bytes.IndexFunc(region[len(w):], func(r rune) bool { return r != 0 }) >= 0 {
+		if p.Name != contract.PartESP && bytes.IndexFunc(region[len(w):], func(r rune) bool { return r != 0 }) >= 0 {
 			t.Errorf("partition %s: bytes after the content are not zero", p.Name)
 		}
 	}
@@ -122,24 +122,31 @@ func TestWriteContentRoundTrip(t *testing.T) {
 		t.Errorf("image uses %d bytes on disk for %d apparent; expected it sparse", used, l.Size)
 	}
 
-	// go-diskfs reads back what it wrote, including from the backup alone.
+	// The GPT reads back, from the primary and from the backup alone.
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	table, err := gpt.Read(f, 512, 512)
+	primary, err := gpt.ReadPrimary(f, 512)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(table.Partitions) != len(l.Partitions) {
-		t.Fatalf("GPT has %d partitions, want %d", len(table.Partitions), len(l.Partitions))
+	backup, err := gpt.ReadBackup(f, 512, l.Size)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for i, p := range table.Partitions {
-		lp := l.Partitions[i]
-		if p.Name != lp.Name || !strings.EqualFold(p.GUID, lp.UUID) || !strings.EqualFold(string(p.Type), lp.Type) ||
-			int64(p.Start)*512 != lp.Offset || int64(p.Size) != lp.Size || p.Attributes != lp.Attributes {
-			t.Errorf("GPT entry %d = %+v, want %+v", i+1, p, lp)
+	for _, table := range []*gpt.Table{primary, backup} {
+		parts := table.Partitions()
+		if len(parts) != len(l.Partitions) {
+			t.Fatalf("GPT has %d partitions, want %d", len(parts), len(l.Partitions))
+		}
+		for i, p := range parts {
+			lp := l.Partitions[i]
+			if p.Name != string(lp.Name) || p.ID.String() != lp.UUID.String() || p.Type.String() != lp.Type ||
+				int64(p.FirstLBA)*512 != lp.Offset || int64(p.Sectors())*512 != lp.Size || p.Attributes != lp.Attributes {
+				t.Errorf("GPT entry %d = %+v, want %+v", i+1, p, lp)
+			}
 		}
 	}
 }
@@ -172,17 +179,17 @@ func TestWriteErrors(t *testing.T) {
 	tests := []struct {
 		name     string
 		layout   func(disk.Layout) disk.Layout
-		contents map[string]disk.Content
+		contents map[contract.PartitionName]disk.Content
 		wantErr  string
 	}{
 		{
 			name:     "content longer than partition",
-			contents: map[string]disk.Content{disk.NameVerityA: disk.FromReader(bytes.NewReader(make([]byte, mib+5)))},
+			contents: map[contract.PartitionName]disk.Content{contract.PartVerityA: disk.FromReader(bytes.NewReader(make([]byte, mib+5)))},
 			wantErr:  fmt.Sprintf("partition verity-a: content is %d bytes but the partition holds %d", mib+5, mib),
 		},
 		{
 			name: "region write past the end",
-			contents: map[string]disk.Content{disk.NameVerityB: func(w io.WriterAt, size int64) error {
+			contents: map[contract.PartitionName]disk.Content{contract.PartVerityB: func(w io.WriterAt, size int64) error {
 				_, err := w.WriteAt([]byte("xy"), size-1)
 				return err
 			}},
@@ -190,17 +197,17 @@ func TestWriteErrors(t *testing.T) {
 		},
 		{
 			name:     "file larger than partition",
-			contents: map[string]disk.Content{disk.NameVerityA: disk.FromFile(big)},
+			contents: map[contract.PartitionName]disk.Content{contract.PartVerityA: disk.FromFile(big)},
 			wantErr:  fmt.Sprintf("partition verity-a: %s is %d bytes but the partition holds %d", big, mib+1, mib),
 		},
 		{
 			name:     "unknown partition",
-			contents: map[string]disk.Content{"swap": disk.FromReader(strings.NewReader("x"))},
-			wantErr:  `content given for "swap"`,
+			contents: map[contract.PartitionName]disk.Content{"swap": disk.FromReader(strings.NewReader("x"))},
+			wantErr:  `content given for "swap": disk: unknown partition "swap"`,
 		},
 		{
 			name:     "missing file",
-			contents: map[string]disk.Content{disk.NameData: disk.FromFile("/nonexistent/data.img")},
+			contents: map[contract.PartitionName]disk.Content{contract.PartData: disk.FromFile("/nonexistent/data.img")},
 			wantErr:  "partition data: open /nonexistent/data.img",
 		},
 		{
@@ -282,7 +289,7 @@ func TestSgdisk(t *testing.T) {
 		t.Errorf("sgdisk -v:\n%s", out)
 	}
 	out := run(t, sgdisk, "-p", path)
-	if !strings.Contains(out, "Disk identifier (GUID): "+strings.ToUpper(l.DiskGUID)) {
+	if !strings.Contains(out, "Disk identifier (GUID): "+strings.ToUpper(l.DiskGUID.String())) {
 		t.Errorf("sgdisk -p does not show disk GUID %s:\n%s", l.DiskGUID, out)
 	}
 	field := func(info, name string) string {
@@ -296,10 +303,10 @@ func TestSgdisk(t *testing.T) {
 		info := run(t, sgdisk, "-i", fmt.Sprint(i+1), path)
 		checks := map[string]string{
 			"Partition GUID code":   strings.ToUpper(p.Type),
-			"Partition unique GUID": strings.ToUpper(p.UUID),
+			"Partition unique GUID": strings.ToUpper(p.UUID.String()),
 			"First sector":          fmt.Sprintf("%d ", p.Offset/512),
 			"Last sector":           fmt.Sprintf("%d ", (p.Offset+p.Size)/512-1),
-			"Partition name":        "'" + p.Name + "'",
+			"Partition name":        "'" + string(p.Name) + "'",
 			"Attribute flags":       fmt.Sprintf("%016x", p.Attributes),
 		}
 		for name, want := range checks {
@@ -322,7 +329,10 @@ func TestESPWithFATTools(t *testing.T) {
 	mdir := needTool(t, "mdir")
 	mcopy := needTool(t, "mcopy")
 	path, l := writeImage(t)
-	esp, _ := l.Partition(disk.NameESP)
+	esp, err := l.Partition(contract.PartESP)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	img, err := os.ReadFile(path)
 	if err != nil {

@@ -1,5 +1,15 @@
-// Package gpt reads and rewrites GUID Partition Tables on anything that offers ReadAt/WriteAt, so the
-// initramfs can find partitions and grow the data partition without udev, libblkid or sgdisk.
+// Package gpt reads, writes and rewrites GUID Partition Tables on anything that offers
+// ReadAt/WriteAt. It is the one GPT implementation of Ballast: the builder writes new disks with it
+// (New, SetPartition, WriteNew), and the initramfs finds partitions and grows the data partition
+// with it, without udev, libblkid or sgdisk.
+//
+// It is written here rather than taken from go-diskfs's gpt package because the initramfs needs
+// what that package does not offer: reading a table without trusting a damaged copy blindly,
+// rewriting one copy at a time with a sync in between (backup first, so a power cut leaves one
+// valid copy), keeping unknown entry bytes of a foreign table intact, and a small binary (no
+// dependencies beyond the standard library). One implementation for both jobs means the tables
+// the builder writes are exactly the ones the initramfs is tested to read and grow; sgdisk -v and
+// the kernel cross-check them in the tests.
 //
 // The entry array is kept as the raw bytes read from disk and only the fields Ballast changes are
 // patched, so names, attributes and vendor bytes in larger entries survive a rewrite unchanged.

@@ -1,3 +1,5 @@
+// Package initramfs is the initramfs init's work: from the kernel command line to a verified, read-only
+// root with /local, /etc and /var prepared, then switch_root to the system init.
 package initramfs
 
 import (
@@ -8,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/ballast-os/ballast/contract"
 
 	"golang.org/x/sys/unix"
 
@@ -20,9 +24,8 @@ import (
 
 // Paths inside the initramfs and the new root.
 const (
-	NewRoot        = "/sysroot"
-	SystemInit     = "/usr/sbin/init"
-	factoryEtc     = "/usr/share/factory/etc"
+	NewRoot        = contract.NewRoot
+	SystemInit     = contract.SystemInitPath
 	partitionWait  = 10 * time.Second
 	verityDevName  = "root"
 	verityDevNode  = "/dev/ballast-root"
@@ -39,7 +42,7 @@ func Run(ctx context.Context, con *console.Writer) error {
 	if err != nil {
 		return fmt.Errorf("read /proc/cmdline: %w", err)
 	}
-	p, err := ParseCmdline(string(cmdline))
+	p, err := contract.ParseBoot(contract.ParseCmdline(string(cmdline)))
 	if err != nil {
 		return err
 	}
@@ -55,12 +58,12 @@ func Run(ctx context.Context, con *console.Writer) error {
 	con.Milestone("modules", "loaded %d boot modules", l.Count())
 
 	parts, err := blockdev.WaitPartUUIDs(ctx, map[string]string{
-		"root":   p.RootUUID,
-		"verity": p.VerityUUID,
-		"data":   p.DataUUID,
+		"root":   p.Root.String(),
+		"verity": p.Verity.String(),
+		"data":   p.Data.String(),
 	}, partitionWait)
 	if err != nil {
-		return fmt.Errorf("verity: %w", err)
+		return fmt.Errorf("partitions: %w", err)
 	}
 	root, hash, data := parts["root"], parts["verity"], parts["data"]
 	con.Milestone("partitions", "root=%s verity=%s data=%s", root.Dev, hash.Dev, data.Dev)
@@ -71,7 +74,7 @@ func Run(ctx context.Context, con *console.Writer) error {
 	if err := unix.Mount(verityDevNode, NewRoot, "erofs", unix.MS_RDONLY|unix.MS_NODEV, ""); err != nil {
 		return fmt.Errorf("mount verity root %s (EROFS) on %s: %w", verityDevNode, NewRoot, err)
 	}
-	con.Milestone("root", "verity root mounted read-only (%d blocks)", p.Blocks)
+	con.Milestone("root", "verity root mounted read-only (%d blocks)", p.VerityBlocks)
 
 	if err := mountData(con, data); err != nil {
 		return err
@@ -106,20 +109,20 @@ func mountEarly() error {
 	return nil
 }
 
-func setupVerity(p Params, root, hash blockdev.Partition) error {
-	if need := int64(p.Blocks) * 4096; root.Size < need {
-		return fmt.Errorf("verity: root partition %s (PARTUUID=%s) holds %d bytes, the command line covers %d", root.Dev, p.RootUUID, root.Size, need)
+func setupVerity(p contract.Boot, root, hash blockdev.Partition) error {
+	if need := int64(p.VerityBlocks) * contract.VerityBlockSize; root.Size < need {
+		return fmt.Errorf("verity: root partition %s (PARTUUID=%s) holds %d bytes, the command line covers %d", root.Dev, p.Root, root.Size, need)
 	}
 	target, err := dm.Verity{
 		DataDev:          fmt.Sprintf("%d:%d", root.Major, root.Minor),
 		HashDev:          fmt.Sprintf("%d:%d", hash.Major, hash.Minor),
 		DataBlockSize:    4096,
 		HashBlockSize:    4096,
-		DataBlocks:       p.Blocks,
+		DataBlocks:       p.VerityBlocks,
 		HashStartBlock:   1, // block 0 is the veritysetup superblock
 		Algorithm:        "sha256",
 		RootHash:         p.RootHash,
-		Salt:             p.Salt,
+		Salt:             p.VeritySalt,
 		RestartOnCorrupt: true,
 	}.Target()
 	if err != nil {
@@ -141,7 +144,7 @@ func mountData(con *console.Writer, data blockdev.Partition) error {
 		// A disk we cannot grow is still a disk we can boot from.
 		con.Errorf("data: grow %s: %v (continuing at the current size)", data.Dev, err)
 	}
-	mnt := filepath.Join(NewRoot, "local")
+	mnt := filepath.Join(NewRoot, contract.LocalDir)
 	if err := unix.Mount(data.Dev, mnt, "ext4", dataMountFlags, ""); err != nil {
 		return fmt.Errorf("data: mount %s (PARTUUID=%s) on /local: %w", data.Dev, data.PartUUID, err)
 	}
@@ -167,7 +170,7 @@ func prepareEtc() error {
 	if err := unix.Mount("tmpfs", etc, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
 		return fmt.Errorf("etc: mount tmpfs: %w", err)
 	}
-	src := filepath.Join(NewRoot, factoryEtc)
+	src := filepath.Join(NewRoot, contract.FactoryEtc)
 	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) && path == src {
@@ -202,11 +205,11 @@ func prepareEtc() error {
 
 // bindVar makes /var the data partition's var directory, as on Bottlerocket.
 func bindVar() error {
-	src := filepath.Join(NewRoot, "local/var")
+	src := filepath.Join(NewRoot, contract.VarOnData)
 	if err := os.MkdirAll(src, 0o755); err != nil {
 		return fmt.Errorf("var: %w", err)
 	}
-	if err := unix.Mount(src, filepath.Join(NewRoot, "var"), "", unix.MS_BIND, ""); err != nil {
+	if err := unix.Mount(src, filepath.Join(NewRoot, contract.VarDir), "", unix.MS_BIND, ""); err != nil {
 		return fmt.Errorf("var: bind /local/var: %w", err)
 	}
 	return nil

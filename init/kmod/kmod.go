@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ballast-os/ballast/contract"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -31,7 +33,7 @@ func New(root, kver string) (*Loader, error) {
 		}
 		kver = unix.ByteSliceToString(u.Release[:])
 	}
-	dir := filepath.Join(root, "lib/modules", kver)
+	dir := filepath.Join(root, contract.KernelModules, kver)
 	f, err := os.Open(filepath.Join(dir, "modules.dep"))
 	if err != nil {
 		return nil, fmt.Errorf("kmod: %w", err)
@@ -45,7 +47,7 @@ func New(root, kver string) (*Loader, error) {
 		if !ok {
 			continue
 		}
-		name := Canonical(filepath.Base(mod))
+		name := contract.ModuleName(filepath.Base(mod))
 		l.deps[name] = mod
 		l.line[name] = strings.Fields(rest)
 	}
@@ -55,17 +57,12 @@ func New(root, kver string) (*Loader, error) {
 	return l, nil
 }
 
-// Canonical returns the kernel's name for a module file or name ("dm-verity.ko" → "dm_verity").
-func Canonical(name string) string {
-	return strings.ReplaceAll(strings.TrimSuffix(name, ".ko"), "-", "_")
-}
-
 // Load loads each named module after its dependencies. A module that is already loaded or built
 // into the kernel is not an error.
 func (l *Loader) Load(names ...string) error {
 	var errs []error
 	for _, n := range names {
-		c := Canonical(n)
+		c := contract.ModuleName(n)
 		path, ok := l.deps[c]
 		if !ok {
 			if builtin(c) {

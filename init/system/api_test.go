@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ballast-os/ballast/contract"
+
 	"github.com/ballast-os/ballast/init/system/supervise"
 )
 
@@ -38,7 +40,7 @@ func TestMotdFrom(t *testing.T) {
 // fakeAPI serves /os and /settings on the Init's API socket.
 func fakeAPI(t *testing.T, i *Init, settings string) {
 	t.Helper()
-	sock := i.path(APISocket)
+	sock := i.path(contract.APISocket)
 	if err := os.MkdirAll(filepath.Dir(sock), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +58,7 @@ func fakeAPI(t *testing.T, i *Init, settings string) {
 
 func TestAPIClient(t *testing.T) {
 	i, _, _ := testInit(t)
-	c := newAPIClient(i.path(APISocket))
+	c := newAPIClient(i.path(contract.APISocket))
 	ctx := context.Background()
 	if err := c.ready(ctx); err == nil {
 		t.Error("ready before the server listens")
@@ -77,10 +79,10 @@ func TestAPIClient(t *testing.T) {
 // against the fake API.
 func startFakeAPIServer(t *testing.T, i *Init) {
 	t.Helper()
-	api := newAPIClient(i.path(APISocket))
+	api := newAPIClient(i.path(contract.APISocket))
 	sup, err := supervise.New(supervise.Options{Console: i.console, ProbeInterval: 5 * time.Millisecond},
 		supervise.Service{
-			ID:      ServiceAPIServer,
+			ID:      "apiserver",
 			Runner:  &supervise.Exec{Reaper: testReaper, Path: "/bin/sleep", Args: []string{"30"}, Console: i.console},
 			Ready:   api.ready,
 			Restart: supervise.RestartAlways,
@@ -106,9 +108,8 @@ func TestAnnounce(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			i, _, out := testInit(t)
-			i.image.Services = []string{ServiceAPIServer}
-			i.osRelease = map[string]string{"VERSION_ID": "0.1.0", "VARIANT_ID": "qemu"}
-			i.cmdline = ParseCmdline("console=ttyS0 roothash=" + hash + " ballast.slot=a")
+			i.image.Services = []string{"apiserver"}
+			i.identity = contract.Identity{Version: "0.1.0", Variant: "qemu", Slot: "a", RootHash: hash}
 			startFakeAPIServer(t, i)
 			go i.announce(context.Background())
 			time.Sleep(50 * time.Millisecond)
@@ -141,7 +142,7 @@ func TestAnnounceWithoutAPIServer(t *testing.T) {
 	default:
 		t.Fatal("the gate stays shut: a console shell would never start")
 	}
-	if !strings.Contains(out.String(), "ballast: error: service apiserver is not running: no ready line") {
+	if !strings.Contains(out.String(), "ballast: error: no service serves the API: no ready line") {
 		t.Errorf("console:\n%s", out)
 	}
 }

@@ -7,14 +7,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ballast-os/ballast/contract"
 )
 
 func TestBoot(t *testing.T) {
 	i, k, out := testInit(t)
 	machine(t, i, "testdata/mountinfo")
-	write(t, i, ImageJSON, `{"variant":"qemu","version":"0.1.0","services":[],"modules":["button","evdev","nope"]}`)
-	write(t, i, OSRelease, "VERSION_ID=0.1.0\nVARIANT_ID=qemu\n")
-	write(t, i, Cmdline, "roothash=ab ballast.slot=b\n")
+	write(t, i, contract.ImageInfoPath, `{"variant":"qemu","version":"0.1.0","services":[],"modules":["button","evdev","nope"]}`)
+	write(t, i, contract.OSReleasePath, "VERSION_ID=0.1.0\nVARIANT_ID=qemu\n")
+	write(t, i, "/proc/cmdline", "roothash=ab ballast.slot=b\n")
 	var loaded []string
 	i.loadModules = func(names ...string) error {
 		loaded = names
@@ -39,21 +41,21 @@ func TestBoot(t *testing.T) {
 	for _, want := range []string{
 		"ballast: init variant=qemu version=0.1.0 services=\n",
 		"ballast: error: modules: kmod: module nope is not in modules.dep\n",
-		"ballast: error: service apiserver is not running: no ready line\n",
+		"ballast: error: no service serves the API: no ready line\n",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("console lacks %q:\n%s", want, out)
 		}
 	}
-	if i.cmdline["ballast.slot"] != "b" || i.osRelease["VARIANT_ID"] != "qemu" {
-		t.Errorf("identity: %q %q", i.cmdline, i.osRelease)
+	if i.identity.Slot != "b" || i.identity.Variant != "qemu" {
+		t.Errorf("identity: %+v", i.identity)
 	}
 }
 
 func TestBootWithoutImageJSON(t *testing.T) {
 	i, _, out := testInit(t)
 	i.readIdentity()
-	if !slices.Equal(i.image.Services, []string{ServiceAPIServer}) {
+	if !slices.Equal(i.image.Services, []string{"apiserver"}) {
 		t.Errorf("fallback services = %q", i.image.Services)
 	}
 	if !strings.Contains(out.String(), "running the apiserver only") {

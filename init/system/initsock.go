@@ -6,21 +6,17 @@ import (
 	"net"
 	"os"
 
-	"github.com/ballast-os/ballast/apiserver/apitypes"
-	"github.com/ballast-os/ballast/apiserver/initclient"
+	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/init/system/supervise"
 )
 
-// InitSocket is where the init answers the apiserver (apiserver/initclient's protocol).
-const InitSocket = initclient.DefaultSocket
-
-// serveInitSocket listens on InitSocket (mode 0600, a stale socket removed first) and answers
+// serveInitSocket listens on contract.InitSocket (mode 0600, a stale socket removed first) and answers
 // the protocol there until ctx is done. It does not block; failures go to the console.
 func (i *Init) serveInitSocket(ctx context.Context) {
 	if i.sup == nil {
 		return
 	}
-	ln, err := listenUnix(i.path(InitSocket))
+	ln, err := listenUnix(i.path(contract.InitSocket))
 	if err != nil {
 		i.console.Errorf("init socket: %v", err)
 		return
@@ -32,7 +28,7 @@ func (i *Init) serveInitSocket(ctx context.Context) {
 		}
 	}}
 	go func() {
-		if err := initclient.Serve(ctx, ln, h); err != nil {
+		if err := contract.ServeInit(ctx, ln, h); err != nil {
 			i.console.Errorf("%v", err)
 		}
 	}()
@@ -71,7 +67,7 @@ type initHandler struct {
 	reboot func() // asks the init's main loop for a reboot; must not block
 }
 
-var _ initclient.Handler = (*initHandler)(nil)
+var _ contract.InitHandler = (*initHandler)(nil)
 
 // recoverTo turns a panic into *err: Serve runs handlers in their own goroutines, where a panic
 // would end PID 1.
@@ -81,10 +77,10 @@ func recoverTo(err *error) {
 	}
 }
 
-func (h *initHandler) Services(ctx context.Context) (svcs []apitypes.Service, err error) {
+func (h *initHandler) Services(ctx context.Context) (svcs []contract.ServiceStatus, err error) {
 	defer recoverTo(&err)
 	for _, st := range h.sup.Statuses() {
-		s := apitypes.Service{ID: st.ID, State: st.State.String(), Pid: st.Pid, Restarts: st.Restarts,
+		s := contract.ServiceStatus{ID: st.ID, State: st.State.String(), Pid: st.Pid, Restarts: st.Restarts,
 			LastExit: st.LastExit}
 		if st.Err != nil {
 			s.Error = st.Err.Error()

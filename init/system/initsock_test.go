@@ -7,7 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ballast-os/ballast/apiserver/initclient"
+	"github.com/ballast-os/ballast/contract"
+
 	"github.com/ballast-os/ballast/init/system/supervise"
 )
 
@@ -34,12 +35,12 @@ func TestInitSocket(t *testing.T) {
 	}
 
 	mkdirs(t, i, "/run/ballast")
-	write(t, i, InitSocket, "stale")
+	write(t, i, contract.InitSocket, "stale")
 	i.serveInitSocket(ctx)
-	if fi, err := os.Stat(i.path(InitSocket)); err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
+	if fi, err := os.Stat(i.path(contract.InitSocket)); err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("socket: %v, %v", fi.Mode(), err)
 	}
-	c := initclient.New(i.path(InitSocket), "")
+	c := contract.InitClient{Socket: i.path(contract.InitSocket)}
 
 	pid := func() int {
 		t.Helper()

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/ballast-os/ballast/contract"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/ballast-os/ballast/init/system/mountinfo"
@@ -52,7 +54,7 @@ func devLinks() [][2]string {
 
 // runDirs are created at boot under /run (a tmpfs, empty at every boot).
 func runDirs() []string {
-	return []string{"/run/ballast", LogDir}
+	return []string{"/run/ballast", contract.LogDir}
 }
 
 // mountAll makes the system mounts, /dev links and /run directories; each step is skipped when

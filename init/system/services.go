@@ -5,91 +5,72 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"syscall"
 
+	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/init/system/supervise"
-)
-
-// Names of the services an image can enable in image.json "services".
-const (
-	ServiceAPIServer    = "apiserver"
-	ServiceConsoleShell = "console-shell"
-)
-
-// Paths the services and the init agree on (docs/contracts.md).
-const (
-	APISocket = "/run/api.sock"
-	LogDir    = "/run/ballast/logs"
-	// shellHome is on the data partition: the root is read-only, and a shell history that
-	// survives a reboot helps the person debugging.
-	shellHome = "/local/root"
 )
 
 // servicePath is the PATH every service gets.
 const servicePath = "PATH=/usr/bin:/usr/sbin"
 
-// catalog returns the services Ballast knows, by name. Each is built on demand, as building one
-// may touch the file system.
-func (i *Init) catalog() map[string]func() (supervise.Service, error) {
-	return map[string]func() (supervise.Service, error){
-		ServiceAPIServer:    i.apiServer,
-		ServiceConsoleShell: i.consoleShell,
-		ServiceNetwork:      i.network,
+// service makes the supervised service of a program from its entry in contract.Programs.
+func (i *Init) service(p contract.Program) (supervise.Service, error) {
+	s := p.Service
+	if s == nil {
+		return supervise.Service{}, fmt.Errorf("program %s runs no service", p.Name)
 	}
-}
-
-func (i *Init) apiServer() (supervise.Service, error) {
-	api := newAPIClient(i.path(APISocket))
-	return supervise.Service{
-		ID: ServiceAPIServer,
-		Runner: &supervise.Exec{
-			Reaper: i.reaper,
-			Path:   "/usr/bin/apiserver",
-			Args: []string{
-				"--socket", APISocket,
-				"--datastore", "/local/var/lib/ballast/datastore",
-				"--etc", "/etc",
-				"--os-release", "/usr/lib/os-release",
-			},
-			Env:     []string{servicePath},
-			LogFile: LogDir + "/" + ServiceAPIServer + ".log",
-			Console: i.console,
-		},
-		Ready:   api.ready,
-		Restart: supervise.RestartAlways,
-	}, nil
-}
-
-func (i *Init) consoleShell() (supervise.Service, error) {
-	if !i.image.Dev {
-		return supervise.Service{}, fmt.Errorf("%s is for dev variants only", ServiceConsoleShell)
+	if p.DevOnly && !i.image.Dev {
+		return supervise.Service{}, fmt.Errorf("%s is for dev variants only", s.ID)
 	}
-	home := shellHome
+	x := &supervise.Exec{
+		Reaper: i.reaper,
+		Path:   p.Path,
+		Args:   s.Args,
+		Env:    append([]string{servicePath}, s.Env...),
+	}
+	svc := supervise.Service{ID: s.ID, Runner: x, StopSignal: s.StopSignal}
+	switch s.Restart {
+	case contract.RestartAlways:
+		svc.Restart = supervise.RestartAlways
+	case contract.RestartOnFailure:
+		svc.Restart = supervise.RestartOnFailure
+	case contract.RestartNever:
+		svc.Restart = supervise.RestartNever
+	default:
+		return supervise.Service{}, fmt.Errorf("%s: unknown restart policy %d", s.ID, s.Restart)
+	}
+	switch s.Ready {
+	case contract.ReadyWhenStarted:
+	case contract.ReadyWhenAPIAnswers:
+		svc.Ready = newAPIClient(i.path(contract.APISocket)).ready
+	default:
+		return supervise.Service{}, fmt.Errorf("%s: unknown readiness %d", s.ID, s.Ready)
+	}
+	if !s.Console {
+		x.LogFile = contract.LogDir + "/" + s.ID + ".log"
+		x.Console = i.console
+		return svc, nil
+	}
+	// A console service is the dev shell: on the console's terminal, after the ready line and
+	// the motd, so the console reads in order and the prompt comes last. Its home is on the data
+	// partition: the root is read-only, and a shell history that survives a reboot helps the
+	// person debugging.
+	home := contract.ShellHome
 	if err := os.MkdirAll(i.path(home), 0o700); err != nil {
-		i.console.Errorf("%s: %v; HOME is /tmp", ServiceConsoleShell, err)
+		i.console.Errorf("%s: %v; HOME is /tmp", s.ID, err)
 		home = "/tmp"
 	}
-	return supervise.Service{
-		ID: ServiceConsoleShell,
-		// After the ready line and the motd, so the console reads in order and the prompt comes last.
-		Condition: func(ctx context.Context) error {
-			select {
-			case <-i.announced:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		},
-		Runner: &supervise.Exec{
-			Reaper: i.reaper,
-			Path:   "/usr/bin/sh",
-			Env:    []string{servicePath, "HOME=" + home, "TERM=vt220", "SHELL=/usr/bin/sh"},
-			Dir:    home,
-			TTY:    i.consoleTTY(),
-		},
-		Restart:    supervise.RestartAlways,
-		StopSignal: syscall.SIGHUP, // an interactive ash ignores SIGTERM
-	}, nil
+	x.TTY, x.Dir = i.consoleTTY(), home
+	x.Env = append(x.Env, "HOME="+home)
+	svc.Condition = func(ctx context.Context) error {
+		select {
+		case <-i.announced:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return svc, nil
 }
 
 // consoleTTY returns the terminal behind /dev/console. A shell needs a real terminal as its
@@ -111,26 +92,36 @@ func (i *Init) consoleTTY() string {
 // enabledServices builds the services image.json lists, in its order; what cannot be built is
 // reported and left out.
 func (i *Init) enabledServices() ([]supervise.Service, []error) {
-	known := i.catalog()
 	var svcs []supervise.Service
 	var errs []error
 	seen := map[string]bool{}
-	for _, name := range i.image.Services {
-		if seen[name] {
+	for _, id := range i.image.Services {
+		if seen[id] {
 			continue
 		}
-		seen[name] = true
-		build, ok := known[name]
-		if !ok {
-			errs = append(errs, fmt.Errorf("image.json: unknown service %q", name))
-			continue
-		}
-		svc, err := build()
+		seen[id] = true
+		p, err := contract.FindService(id)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("service %s not started: %w", name, err))
+			errs = append(errs, fmt.Errorf("%s: %w", contract.ImageInfoPath, err))
+			continue
+		}
+		svc, err := i.service(p)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("service %s not started: %w", id, err))
 			continue
 		}
 		svcs = append(svcs, svc)
 	}
 	return svcs, errs
+}
+
+// readyService is the enabled service whose readiness is the API answering: the ready line waits
+// for it. "" when the image runs none.
+func (i *Init) readyService() string {
+	for _, id := range i.image.Services {
+		if p, err := contract.FindService(id); err == nil && p.Service.Ready == contract.ReadyWhenAPIAnswers {
+			return id
+		}
+	}
+	return ""
 }

@@ -7,24 +7,26 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/ballast-os/ballast/contract"
+
 	"github.com/ballast-os/ballast/init/system/supervise"
 )
 
 func TestEnabledServices(t *testing.T) {
 	tests := []struct {
 		name     string
-		image    Image
+		image    contract.Image
 		want     []string
 		wantErrs []string
 	}{
-		{"dev", Image{Dev: true, Services: []string{"apiserver", "console-shell"}}, []string{"apiserver", "console-shell"}, nil},
-		{"production", Image{Services: []string{"apiserver"}}, []string{"apiserver"}, nil},
-		{"shell without dev", Image{Services: []string{"apiserver", "console-shell"}}, []string{"apiserver"},
+		{"dev", contract.Image{Dev: true, Services: []string{"apiserver", "console-shell"}}, []string{"apiserver", "console-shell"}, nil},
+		{"production", contract.Image{Services: []string{"apiserver"}}, []string{"apiserver"}, nil},
+		{"shell without dev", contract.Image{Services: []string{"apiserver", "console-shell"}}, []string{"apiserver"},
 			[]string{"service console-shell not started: console-shell is for dev variants only"}},
-		{"unknown", Image{Services: []string{"sshd", "apiserver"}}, []string{"apiserver"},
-			[]string{`image.json: unknown service "sshd"`}},
-		{"listed twice", Image{Services: []string{"apiserver", "apiserver"}}, []string{"apiserver"}, nil},
-		{"none", Image{}, nil, nil},
+		{"unknown", contract.Image{Services: []string{"sshd", "apiserver"}}, []string{"apiserver"},
+			[]string{`/usr/lib/ballast/image.json: unknown service "sshd"`}},
+		{"listed twice", contract.Image{Services: []string{"apiserver", "apiserver"}}, []string{"apiserver"}, nil},
+		{"none", contract.Image{}, nil, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -51,13 +53,13 @@ func TestEnabledServices(t *testing.T) {
 
 func TestAPIServerService(t *testing.T) {
 	i, _, _ := testInit(t)
-	svc, err := i.apiServer()
+	svc, err := i.service(mustProgram(t, "apiserver"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	x := svc.Runner.(*supervise.Exec)
 	cmd := strings.Join(append([]string{x.Path}, x.Args...), " ")
-	want := "/usr/bin/apiserver --socket /run/api.sock --datastore /local/var/lib/ballast/datastore --etc /etc --os-release /usr/lib/os-release"
+	want := "/usr/bin/apiserver"
 	if cmd != want {
 		t.Errorf("command = %q, want %q", cmd, want)
 	}
@@ -91,7 +93,7 @@ func TestConsoleShellService(t *testing.T) {
 			for _, d := range tt.devs {
 				write(t, i, d, "")
 			}
-			svc, err := i.consoleShell()
+			svc, err := i.service(mustProgram(t, "console-shell"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -116,5 +118,40 @@ func TestConsoleShellService(t *testing.T) {
 				t.Errorf("condition after the ready line: %v", err)
 			}
 		})
+	}
+}
+
+func mustProgram(t *testing.T, name string) contract.Program {
+	t.Helper()
+	p, err := contract.FindProgram(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Every service of the table makes a valid supervised service in a dev image.
+func TestEveryTableService(t *testing.T) {
+	i, _, _ := testInit(t)
+	i.image.Dev = true
+	var svcs []supervise.Service
+	for _, p := range contract.Programs() {
+		if p.Service == nil {
+			continue
+		}
+		svc, err := i.service(p)
+		if err != nil {
+			t.Fatalf("%s: %v", p.Name, err)
+		}
+		if x := svc.Runner.(*supervise.Exec); x.Path != p.Path || svc.ID != p.Service.ID {
+			t.Errorf("%s: runs %s as %s", p.Name, x.Path, svc.ID)
+		}
+		svcs = append(svcs, svc)
+	}
+	if _, err := supervise.New(supervise.Options{}, svcs...); err != nil {
+		t.Error(err)
+	}
+	if _, err := i.service(mustProgram(t, "apiclient")); err == nil {
+		t.Error("a tool became a service")
 	}
 }

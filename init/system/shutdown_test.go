@@ -40,7 +40,7 @@ func TestShutdown(t *testing.T) {
 	startFakeAPIServer(t, i)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := i.sup.WaitReady(ctx, ServiceAPIServer); err != nil {
+	if err := i.sup.WaitReady(ctx, "apiserver"); err != nil {
 		t.Fatal(err)
 	}
 

@@ -14,13 +14,13 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/init/console"
 	"github.com/ballast-os/ballast/init/kmod"
 	"github.com/ballast-os/ballast/init/system/powerbutton"
@@ -28,13 +28,8 @@ import (
 	"github.com/ballast-os/ballast/init/system/supervise"
 )
 
-// Files the system init reads (docs/contracts.md).
-const (
-	ImageJSON = "/usr/lib/ballast/image.json"
-	OSRelease = "/usr/lib/os-release"
-	Cmdline   = "/proc/cmdline"
-	Hostname  = "ballast" // until the apiserver sets the configured one
-)
+// Hostname is the host name until the apiserver sets the configured one.
+const Hostname = "ballast"
 
 // Config connects the system init to the machine; zero fields take the defaults in brackets.
 type Config struct {
@@ -65,9 +60,8 @@ type Init struct {
 	killPoll    time.Duration
 	killWait    [2]time.Duration // after SIGTERM, after SIGKILL
 
-	image     Image
-	osRelease map[string]string
-	cmdline   map[string]string
+	image     contract.Image
+	identity  contract.Identity
 	sup       *supervise.Supervisor
 	announced chan struct{} // closed once the ready line (or the reason there is none) is out
 	requests  chan Action   // shutdowns asked for over the init socket, run by Run's loop
@@ -88,8 +82,6 @@ func New(cfg Config) *Init {
 		killWait:    [2]time.Duration{5 * time.Second, 2 * time.Second},
 		announced:   make(chan struct{}),
 		requests:    make(chan Action, 1),
-		osRelease:   map[string]string{},
-		cmdline:     map[string]string{},
 	}
 	if i.root == "" {
 		i.root = "/"
@@ -180,22 +172,17 @@ func (i *Init) boot(ctx context.Context) {
 // readIdentity reads image.json, os-release and the kernel command line. Without image.json
 // the init still runs the apiserver, so the machine can be looked at.
 func (i *Init) readIdentity() {
-	img, err := ReadImage(i.path(ImageJSON))
+	img, err := contract.ReadImage(i.root)
 	if err != nil {
 		i.console.Errorf("%v; running the apiserver only", err)
-		img = Image{Services: []string{ServiceAPIServer}}
+		img = contract.Image{Services: contract.ServicesOf([]string{"apiserver"})}
 	}
 	i.image = img
-	if osr, err := ReadOSRelease(i.path(OSRelease)); err != nil {
+	id, err := contract.ReadIdentity(i.root)
+	if err != nil {
 		i.console.Errorf("%v", err)
-	} else {
-		i.osRelease = osr
 	}
-	if b, err := os.ReadFile(i.path(Cmdline)); err != nil {
-		i.console.Errorf("kernel command line: %v", err)
-	} else {
-		i.cmdline = ParseCmdline(string(b))
-	}
+	i.identity = id
 }
 
 func (i *Init) startServices() {
@@ -218,20 +205,21 @@ func (i *Init) startServices() {
 // contract the image tests wait for; it is printed once per boot even if the apiserver restarts.
 func (i *Init) announce(ctx context.Context) {
 	defer close(i.announced)
-	if i.sup == nil || !slices.Contains(i.image.Services, ServiceAPIServer) {
-		i.console.Errorf("service %s is not running: no ready line", ServiceAPIServer)
+	api := i.readyService()
+	if i.sup == nil || api == "" {
+		i.console.Errorf("no service serves the API: no ready line")
 		return
 	}
-	if err := i.sup.WaitReady(ctx, ServiceAPIServer); err != nil {
+	if err := i.sup.WaitReady(ctx, api); err != nil {
 		if ctx.Err() == nil {
 			i.console.Errorf("no ready line: %v", err)
 		}
 		return
 	}
-	i.console.Milestone("ready", "%s", i.readyDetails())
+	i.console.Milestone("ready", "%s", i.identity.ReadyLine())
 	mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	motd, err := newAPIClient(i.path(APISocket)).motd(mctx)
+	motd, err := newAPIClient(i.path(contract.APISocket)).motd(mctx)
 	if err != nil {
 		i.console.Errorf("motd: %v", err)
 		return
@@ -239,19 +227,6 @@ func (i *Init) announce(ctx context.Context) {
 	if motd != "" {
 		i.console.Raw(motd)
 	}
-}
-
-// readyDetails are the fields of the ready line, from os-release and the kernel command line.
-func (i *Init) readyDetails() string {
-	get := func(m map[string]string, k string) string {
-		if v := m[k]; v != "" {
-			return v
-		}
-		return "unknown"
-	}
-	return fmt.Sprintf("version=%s variant=%s slot=%s roothash=%s",
-		get(i.osRelease, "VERSION_ID"), get(i.osRelease, "VARIANT_ID"),
-		get(i.cmdline, "ballast.slot"), get(i.cmdline, "roothash"))
 }
 
 // report prints each error err holds (errors.Join) on its own console line.

@@ -2,8 +2,6 @@ package debian
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/ballast-os/ballast/packages/digest"
 )
 
 // DefaultMirror is used unless the caller (variant, flag or BALLAST_DEBIAN_MIRROR) says otherwise.
@@ -54,7 +54,7 @@ func CacheDir() string {
 func (f *Fetcher) Path(ctx context.Context, p Package) (string, error) {
 	dir := filepath.Join(f.CacheDir, "debs")
 	dst := filepath.Join(dir, p.SHA256+".deb")
-	if sum, err := fileSHA256(dst); err == nil {
+	if sum, err := digest.File(dst); err == nil {
 		if sum == p.SHA256 {
 			return dst, nil
 		}
@@ -80,7 +80,7 @@ func (f *Fetcher) Path(ctx context.Context, p Package) (string, error) {
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return "", err
 	}
-	got, err := readerSHA256(tmp)
+	got, err := digest.Reader(tmp)
 	if err != nil {
 		return "", fmt.Errorf("debian: %s: %w", p.Name, err)
 	}
@@ -152,21 +152,4 @@ func (p *progressReader) Read(b []byte) (int, error) {
 	p.done += int64(n)
 	p.fn(p.name, p.done, p.total)
 	return n, err
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	return readerSHA256(f)
-}
-
-func readerSHA256(r io.Reader) (string, error) {
-	h := sha256.New()
-	if _, err := io.Copy(h, r); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

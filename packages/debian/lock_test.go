@@ -3,10 +3,11 @@ package debian
 import (
 	"os"
 
-	"github.com/BurntSushi/toml"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/BurntSushi/toml"
 )
 
 func TestLoadLock(t *testing.T) {

@@ -23,6 +23,10 @@ type Options struct {
 	// content-addressed, so sharing the developer's is safe and saves compiling the standard
 	// library again; it is not part of the cache key.
 	GoBuildCache string
+	// ModCache is the GOMODCACHE, where verified module downloads go; "" means CacheDir/go/mod.
+	// Downloads are checked against the pinned h1: sums, so a cache of them can be shared by
+	// builds that otherwise start empty.
+	ModCache string
 	// Log, when set, is told about cache hits and builds.
 	Log func(format string, args ...any)
 }
@@ -89,6 +93,9 @@ func build(ctx context.Context, c Component, o Options) (Built, error) {
 	dirs := newCacheDirs(o.CacheDir)
 	if o.GoBuildCache != "" {
 		dirs.goCache = o.GoBuildCache
+	}
+	if o.ModCache != "" {
+		dirs.modCache = o.ModCache
 	}
 	for _, d := range []string{dirs.root, dirs.outputs} {
 		if err := os.MkdirAll(d, 0o755); err != nil {

@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/ballast-os/ballast/packages/digest"
 )
 
 // manifestName is written last into a finished cache entry; binary names cannot collide with it
@@ -81,7 +83,7 @@ func sumFile(name string) (fileSum, error) {
 	if err != nil {
 		return fileSum{}, err
 	}
-	sum, err := fileSHA256(name)
+	sum, err := digest.File(name)
 	if err != nil {
 		return fileSum{}, err
 	}

@@ -3,15 +3,14 @@ package gocomponents
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/ballast-os/ballast/packages/digest"
 )
 
 // toolchain is what the host contributes to a build's output besides the pinned source: it is
@@ -64,7 +63,7 @@ func probeC(ctx context.Context, dir string, libs []string) (toolchain, error) {
 	if err != nil {
 		return t, fmt.Errorf("%s -print-file-name=libc.a: %w", cCompiler, err)
 	}
-	if t.LibC, err = fileSHA256(strings.TrimSpace(libc)); err != nil {
+	if t.LibC, err = digest.File(strings.TrimSpace(libc)); err != nil {
 		return t, fmt.Errorf("static libc (libc6-dev): %w", err)
 	}
 	for _, name := range libs {
@@ -97,7 +96,7 @@ func probeLib(ctx context.Context, dir, name string) (cLib, error) {
 	// which is hashed on its own.
 	for _, f := range strings.Fields(flags) {
 		a := filepath.Join(strings.TrimSpace(libdir), "lib"+strings.TrimPrefix(f, "-l")+".a")
-		if sum, err := fileSHA256(a); err == nil {
+		if sum, err := digest.File(a); err == nil {
 			l.Archives[filepath.Base(a)] = sum
 		}
 	}
@@ -117,17 +116,4 @@ func run(ctx context.Context, dir string, env []string, name string, args ...str
 		return stdout.String(), fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
 	}
 	return stdout.String(), nil
-}
-
-func fileSHA256(name string) (string, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("%s: %w", name, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

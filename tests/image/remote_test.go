@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/ballast-os/ballast/apiserver/client"
-	"github.com/ballast-os/ballast/apiserver/pki"
+	"github.com/ballast-os/ballast/builder/devpki"
 	"github.com/ballast-os/ballast/tests/qemu"
 )
 
@@ -84,7 +84,7 @@ func TestRemoteAPIUserDataAndRefusals(t *testing.T) {
 	disk := copyDisk(t, 0)
 	cidata := makeCidata(t, bottlerocketDocs)
 	vm, endpoint := bootRemote(t, disk, cidata)
-	cfg, err := pki.ClientTLSConfig(filepath.Join(buildDir, "pki"))
+	cfg, err := client.LoadPKI(filepath.Join(buildDir, "pki"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,10 +114,10 @@ func TestRemoteAPIUserDataAndRefusals(t *testing.T) {
 
 	// Without a client certificate, or with one from another CA: refused.
 	other := t.TempDir()
-	if err := pki.GenerateDev(other, []string{"127.0.0.1"}); err != nil {
+	if err := devpki.GenerateDev(other, []string{"127.0.0.1"}); err != nil {
 		t.Fatal(err)
 	}
-	otherCfg, err := pki.ClientTLSConfig(other)
+	otherCfg, err := client.LoadPKI(other)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +159,7 @@ func TestRemoteAPIUserDataAndRefusals(t *testing.T) {
 
 func TestBrokenUserDataStillBoots(t *testing.T) {
 	_, endpoint := bootRemote(t, copyDisk(t, 0), makeCidata(t, "[settings]\nmotd = \"fine\"\n[settings.network]\nhostname = 42\n"))
-	cfg, err := pki.ClientTLSConfig(filepath.Join(buildDir, "pki"))
+	cfg, err := client.LoadPKI(filepath.Join(buildDir, "pki"))
 	if err != nil {
 		t.Fatal(err)
 	}

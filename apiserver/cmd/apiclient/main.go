@@ -27,7 +27,6 @@ import (
 	"syscall"
 
 	"github.com/ballast-os/ballast/apiserver/client"
-	"github.com/ballast-os/ballast/apiserver/pki"
 	"github.com/ballast-os/ballast/apiserver/userdata"
 )
 
@@ -121,7 +120,7 @@ func newClient(socket, endpoint, pkiDir string) (*client.Client, error) {
 	if pkiDir == "" {
 		return nil, fmt.Errorf("%w: --endpoint needs --pki DIR: the remote API only serves clients with a certificate", errUsage)
 	}
-	cfg, err := pki.ClientTLSConfig(pkiDir)
+	cfg, err := client.LoadPKI(pkiDir)
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ballast-os/ballast/contract"
+
 	"github.com/ballast-os/ballast/apiserver/daemon"
 	"github.com/ballast-os/ballast/apiserver/initclient"
 	"github.com/ballast-os/ballast/apiserver/osinfo"
@@ -24,14 +26,14 @@ import (
 
 func main() {
 	var (
-		socket    = flag.String("socket", "/run/api.sock", "Unix socket to serve the API on")
+		socket    = flag.String("socket", contract.APISocket, "Unix socket to serve the API on")
 		allowUID  = flag.String("allow-uid", "0", "comma-separated uids allowed to use the socket (checked with SO_PEERCRED)")
-		store     = flag.String("datastore", "/local/var/lib/ballast/datastore", "datastore directory")
+		store     = flag.String("datastore", contract.DatastoreDir, "datastore directory")
 		etc       = flag.String("etc", "/etc", "directory configuration files are rendered into")
 		proc      = flag.String("proc", "/proc", "proc file system sysctls are written to (only as root; \"\" for none)")
-		osRelease = flag.String("os-release", "/usr/lib/os-release", "os-release file GET /os reads")
+		osRelease = flag.String("os-release", contract.OSReleasePath, "os-release file GET /os reads")
 		cmdline   = flag.String("cmdline", "/proc/cmdline", "kernel command line: GET /os and ballast.userdata=")
-		defaults  = flag.String("defaults", "/usr/share/ballast/defaults.toml", "the image's default settings (TOML user data; a missing file means none)")
+		defaults  = flag.String("defaults", contract.DefaultsPath, "the image's default settings (TOML user data; a missing file means none)")
 		userData  = flag.String("user-data", "", "read first-boot user data from this file instead of a cidata volume")
 		// Disks present at boot were probed in the initramfs before the root was mounted, so the wait
 		// only covers late devices; every second of it delays a first boot without a seed volume.
@@ -39,8 +41,8 @@ func main() {
 		runDir       = flag.String("run", "/run", "where the cidata volume is mounted while it is read")
 		imdsEndpoint = flag.String("imds-endpoint", userdata.IMDSEndpoint, "EC2 instance metadata service for first-boot user data (\"off\" to skip)")
 		imdsTimeout  = flag.Duration("imds-timeout", 2*time.Second, "how long to try the instance metadata service")
-		initSocket   = flag.String("init-socket", initclient.DefaultSocket, "the system init's socket (services, restarts, reboot)")
-		logDir       = flag.String("log-dir", initclient.DefaultLogDir, "where the system init writes service logs")
+		initSocket   = flag.String("init-socket", contract.InitSocket, "the system init's socket (services, restarts, reboot)")
+		logDir       = flag.String("log-dir", contract.LogDir, "where the system init writes service logs")
 		setHostname  = flag.Bool("sethostname", true, "set the kernel host name (only done when running as root)")
 	)
 	flag.Parse()

@@ -11,7 +11,6 @@
 package growpart
 
 import (
-	"encoding/binary"
 	"fmt"
 	"os"
 	"runtime"
@@ -170,7 +169,7 @@ func writeTables(f *os.File, primary *gpt.Table, oldAlt uint64) error {
 	if err := primary.Write(f); err != nil {
 		return fmt.Errorf("primary GPT: %w", err)
 	}
-	if err := fixProtectiveMBR(f, primary); err != nil {
+	if err := gpt.FixProtectiveMBR(f, primary.Header.AlternateLBA); err != nil {
 		return err
 	}
 	// The old backup header now lies in usable space (usually inside the grown partition). Wipe its
@@ -182,45 +181,6 @@ func writeTables(f *os.File, primary *gpt.Table, oldAlt uint64) error {
 	}
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("sync primary GPT: %w", err)
-	}
-	return nil
-}
-
-// fixProtectiveMBR makes the protective MBR's 0xEE entry cover the grown disk, as the UEFI spec
-// asks (size = disk sectors - 1, capped at 32 bits). Hybrid MBRs are left alone: their other entries
-// mean something to another OS and are not ours to rewrite.
-func fixProtectiveMBR(f *os.File, tbl *gpt.Table) error {
-	mbr := make([]byte, 512)
-	if _, err := f.ReadAt(mbr, 0); err != nil {
-		return fmt.Errorf("read protective MBR: %w", err)
-	}
-	if mbr[510] != 0x55 || mbr[511] != 0xaa {
-		return nil
-	}
-	pmbr := -1
-	for i := 0; i < 4; i++ {
-		e := mbr[446+16*i : 446+16*(i+1)]
-		switch {
-		case e[4] == 0xee && binary.LittleEndian.Uint32(e[8:]) == 1 && pmbr < 0:
-			pmbr = i
-		case e[4] != 0:
-			return nil
-		}
-	}
-	if pmbr < 0 {
-		return nil
-	}
-	want := uint32(0xffffffff)
-	if n := tbl.Header.AlternateLBA; n < 0xffffffff {
-		want = uint32(n)
-	}
-	field := mbr[446+16*pmbr+12 : 446+16*pmbr+16]
-	if binary.LittleEndian.Uint32(field) == want {
-		return nil
-	}
-	binary.LittleEndian.PutUint32(field, want)
-	if _, err := f.WriteAt(field, int64(446+16*pmbr+12)); err != nil {
-		return fmt.Errorf("write protective MBR: %w", err)
 	}
 	return nil
 }

@@ -1,5 +1,5 @@
 // Command fakeapiserver stands in for the apiserver in the system init's namespace test: it
-// takes the real flags, answers GET /os and GET /settings on the socket, and leaves an orphan
+// takes the real flags (with the real defaults), answers GET /os and GET /settings on the socket, and leaves an orphan
 // behind for PID 1 to reap.
 package main
 
@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"time"
+
+	"github.com/ballast-os/ballast/contract"
 )
 
 func main() {
@@ -27,7 +29,7 @@ func main() {
 			return
 		}
 	}
-	sock := flag.String("socket", "", "")
+	sock := flag.String("socket", contract.APISocket, "")
 	flag.String("datastore", "", "")
 	flag.String("etc", "", "")
 	flag.String("os-release", "", "")

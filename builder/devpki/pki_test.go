@@ -1,4 +1,4 @@
-package pki
+package devpki
 
 import (
 	"crypto/tls"
@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/ballast-os/ballast/apiserver/client"
+	"github.com/ballast-os/ballast/contract"
+
 	"github.com/ballast-os/ballast/apiserver/userdata"
 )
 
@@ -17,7 +20,7 @@ func TestGenerateDev(t *testing.T) {
 	if err := GenerateDev(dir, []string{"localhost", "127.0.0.1", "::1"}); err != nil {
 		t.Fatal(err)
 	}
-	for name, mode := range map[string]os.FileMode{CACert: 0o644, CAKey: 0o600, ServerCert: 0o644, ServerKey: 0o600, ClientCert: 0o644, ClientKey: 0o600} {
+	for name, mode := range map[string]os.FileMode{contract.PKICACert: 0o644, contract.PKICAKey: 0o600, contract.PKIServerCert: 0o644, contract.PKIServerKey: 0o600, contract.PKIClientCert: 0o644, contract.PKIClientKey: 0o600} {
 		st, err := os.Stat(filepath.Join(dir, name))
 		if err != nil || st.Mode().Perm() != mode {
 			t.Errorf("%s: %v, mode %v; want %v", name, err, st.Mode(), mode)
@@ -31,8 +34,8 @@ func TestGenerateDev(t *testing.T) {
 		return b
 	}
 	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(read(CACert))
-	block, _ := pem.Decode(read(ServerCert))
+	roots.AppendCertsFromPEM(read(contract.PKICACert))
+	block, _ := pem.Decode(read(contract.PKIServerCert))
 	srv, err := x509.ParseCertificate(block.Bytes)
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +50,7 @@ func TestGenerateDev(t *testing.T) {
 	}
 
 	// A TLS 1.3 handshake with both sides' certificates, each verified against the CA.
-	serverCert, err := tls.X509KeyPair(read(ServerCert), read(ServerKey))
+	serverCert, err := tls.X509KeyPair(read(contract.PKIServerCert), read(contract.PKIServerKey))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +70,7 @@ func TestGenerateDev(t *testing.T) {
 		io.WriteString(c, "hi")
 		c.Close()
 	}()
-	cfg, err := ClientTLSConfig(dir)
+	cfg, err := client.LoadPKI(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +97,7 @@ func TestGenerateDevErrors(t *testing.T) {
 	if err := GenerateDev(filepath.Join(file, "pki"), []string{"h"}); err == nil {
 		t.Fatal("GenerateDev under a file succeeded")
 	}
-	if _, err := ClientTLSConfig(t.TempDir()); err == nil {
+	if _, err := client.LoadPKI(t.TempDir()); err == nil {
 		t.Fatal("ClientTLSConfig of an empty directory succeeded")
 	}
 }

@@ -1,4 +1,4 @@
-package pipeline
+package debinstall
 
 import (
 	"bytes"
@@ -8,12 +8,14 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ballast-os/ballast/contract"
+
 	"github.com/ballast-os/ballast/builder/rootfs"
 )
 
-// maintainerWork does, explicitly, the few things Debian maintainer scripts would have done for the
+// MaintainerWork does, explicitly, the few things Debian maintainer scripts would have done for the
 // packages Ballast installs; no script is ever run.
-func maintainerWork(t *rootfs.Tree) error {
+func MaintainerWork(t *rootfs.Tree) error {
 	if err := caBundle(t); err != nil {
 		return err
 	}
@@ -48,7 +50,7 @@ func caBundle(t *rootfs.Tree) error {
 		bundle.Write(bytes.TrimRight(data, "\n"))
 		bundle.WriteByte('\n')
 	}
-	if err := t.AddFile("/usr/share/factory/etc/ssl/certs/ca-certificates.crt", bundle.Bytes(), 0o644, "ca-certificates"); err != nil {
+	if err := t.AddFile(contract.CABundle, bundle.Bytes(), 0o644, "ca-certificates"); err != nil {
 		return err
 	}
 	return nil

@@ -1,14 +1,15 @@
-// Package pki makes the certificates of the remote API: a CA, a server certificate and a client
-// certificate, all ECDSA P-256. GenerateDev writes a development set to a directory; the builder
-// bakes the server side into qemu images and apiclient --pki uses the client side.
-package pki
+// Package devpki makes the development PKI of dev variants' remote API: a CA, a server certificate
+// and a client certificate, all ECDSA P-256. The builder makes one per machine and variant (ForVariant),
+// bakes the server side into the image's defaults (RemoteAPIDefaults) and copies the client side to
+// build/<variant>/pki (CopyClient) for `apiclient --pki`. Production variants carry none: their
+// PKI is the operator's and comes in through settings.
+package devpki
 
 import (
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -20,17 +21,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/BurntSushi/toml"
-)
+	"github.com/ballast-os/ballast/contract"
 
-// File names in a PKI directory.
-const (
-	CACert     = "ca.pem"
-	CAKey      = "ca-key.pem"
-	ServerCert = "server.pem"
-	ServerKey  = "server-key.pem"
-	ClientCert = "client.pem"
-	ClientKey  = "client-key.pem"
+	"github.com/BurntSushi/toml"
 )
 
 // Validity of generated certificates. Development certificates outlive the images they are baked
@@ -172,9 +165,9 @@ func GenerateDev(dir string, hosts []string) error {
 		data []byte
 		mode os.FileMode
 	}{
-		{CACert, ca.CertPEM, 0o644}, {CAKey, ca.KeyPEM, 0o600},
-		{ServerCert, srvCert, 0o644}, {ServerKey, srvKey, 0o600},
-		{ClientCert, cliCert, 0o644}, {ClientKey, cliKey, 0o600},
+		{contract.PKICACert, ca.CertPEM, 0o644}, {contract.PKICAKey, ca.KeyPEM, 0o600},
+		{contract.PKIServerCert, srvCert, 0o644}, {contract.PKIServerKey, srvKey, 0o600},
+		{contract.PKIClientCert, cliCert, 0o644}, {contract.PKIClientKey, cliKey, 0o600},
 	} {
 		path := filepath.Join(dir, f.name)
 		if err := os.WriteFile(path, f.data, f.mode); err != nil {
@@ -188,28 +181,6 @@ func GenerateDev(dir string, hosts []string) error {
 	return nil
 }
 
-// ClientTLSConfig loads a client's TLS configuration from a PKI directory: the CA that signed the
-// server (ca.pem) and the client's certificate and key (client.pem, client-key.pem). TLS 1.3 only.
-func ClientTLSConfig(dir string) (*tls.Config, error) {
-	caPEM, err := os.ReadFile(filepath.Join(dir, CACert))
-	if err != nil {
-		return nil, fmt.Errorf("pki: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return nil, fmt.Errorf("pki: %s: no certificate", filepath.Join(dir, CACert))
-	}
-	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, ClientCert), filepath.Join(dir, ClientKey))
-	if err != nil {
-		return nil, fmt.Errorf("pki %s: client certificate: %w", dir, err)
-	}
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		RootCAs:      pool,
-		Certificates: []tls.Certificate{cert},
-	}, nil
-}
-
 // RemoteAPIDefaults returns the [settings.api.remote] table of an image's defaults file that turns
 // the remote API on at listen with the server side of the PKI in dir: its CA as the client CA, and
 // the server certificate and key. The builder writes it into /usr/share/ballast/defaults.toml.
@@ -221,15 +192,15 @@ func RemoteAPIDefaults(dir, listen string) ([]byte, error) {
 		}
 		return string(b), nil
 	}
-	ca, err := read(CACert)
+	ca, err := read(contract.PKICACert)
 	if err != nil {
 		return nil, err
 	}
-	cert, err := read(ServerCert)
+	cert, err := read(contract.PKIServerCert)
 	if err != nil {
 		return nil, err
 	}
-	key, err := read(ServerKey)
+	key, err := read(contract.PKIServerKey)
 	if err != nil {
 		return nil, err
 	}
@@ -241,4 +212,43 @@ func RemoteAPIDefaults(dir, listen string) ([]byte, error) {
 		return nil, fmt.Errorf("pki: encode defaults: %w", err)
 	}
 	return b.Bytes(), nil
+}
+
+// ForVariant returns the development PKI of a dev variant, made on first use under
+// cacheDir/pki/<variant>. It is made once per machine and variant, not per build, so two builds of
+// one commit stay byte-identical.
+func ForVariant(cacheDir, variant string) (string, error) {
+	dir := filepath.Join(cacheDir, "pki", variant)
+	if _, err := os.Stat(filepath.Join(dir, contract.PKIClientKey)); err == nil {
+		return dir, nil
+	}
+	tmp := dir + ".tmp"
+	if err := os.RemoveAll(tmp); err != nil {
+		return "", fmt.Errorf("dev pki: %w", err)
+	}
+	if err := GenerateDev(tmp, []string{"127.0.0.1", "localhost", "ballast"}); err != nil {
+		return "", fmt.Errorf("dev pki: %w", err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return "", fmt.Errorf("dev pki: %w", err)
+	}
+	return dir, nil
+}
+
+// CopyClient puts the client side of the PKI in src (CA certificate, client certificate and key)
+// into dst, where `apiclient --pki dst` finds it.
+func CopyClient(src, dst string) error {
+	if err := os.MkdirAll(dst, 0o700); err != nil {
+		return fmt.Errorf("dev pki: %w", err)
+	}
+	for _, n := range []string{contract.PKICACert, contract.PKIClientCert, contract.PKIClientKey} {
+		b, err := os.ReadFile(filepath.Join(src, n))
+		if err != nil {
+			return fmt.Errorf("dev pki: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, n), b, 0o600); err != nil {
+			return fmt.Errorf("dev pki: %w", err)
+		}
+	}
+	return nil
 }

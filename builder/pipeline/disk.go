@@ -1,0 +1,75 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/ballast-os/ballast/contract"
+	"github.com/ballast-os/ballast/images/disk"
+	"github.com/ballast-os/ballast/images/fat"
+)
+
+// writeDisk formats the data partition and writes disk.raw: the ESP with the UKI, slot A's root
+// and verity tree, an empty slot B, and the data partition.
+func (b *builder) writeDisk(context.Context) error {
+	b.step("disk: esp, root-a, verity-a, root-b, verity-b, data")
+	dataImg := filepath.Join(b.work, "data.ext4")
+	if err := b.mkfsData(dataImg); err != nil {
+		return err
+	}
+	esp, err := b.layout.UUID(contract.PartESP)
+	if err != nil {
+		return err
+	}
+	vid := contract.Derive("esp-volume-id", esp.String())
+	fsTime := time.Unix(b.epoch, 0).UTC()
+	contents := map[contract.PartitionName]disk.Content{
+		contract.PartESP: func(w io.WriterAt, size int64) error {
+			return fat.Write(w, size, fat.Options{Label: "ESP", VolumeID: binary.BigEndian.Uint32(vid[:4]), Time: fsTime},
+				[]fat.File{{Path: "EFI/BOOT/BOOTX64.EFI", Data: b.uki, ModTime: fsTime}})
+		},
+		contract.PartRootA:   disk.FromFile(b.rootImg),
+		contract.PartVerityA: disk.FromFile(b.hashImg),
+		contract.PartData:    disk.FromFile(dataImg),
+	}
+	b.diskPath = filepath.Join(b.Out, "disk.raw")
+	return disk.Write(b.diskPath, b.layout, contents)
+}
+
+// mkfsData formats the data partition as ext4 into a file, rootless, with a fixed UUID and hash
+// seed. Bookworm's mke2fs (1.47.0) stamps inodes and superblocks with the wall clock and knows no
+// SOURCE_DATE_EPOCH, so it runs under libfaketime with the clock frozen at the build's epoch.
+func (b *builder) mkfsData(path string) error {
+	bin, err := exec.LookPath("mkfs.ext4")
+	if err != nil {
+		return fmt.Errorf("mkfs.ext4 not found: install the Debian package e2fsprogs")
+	}
+	faketime, err := exec.LookPath("faketime")
+	if err != nil {
+		return fmt.Errorf("faketime not found (needed for a reproducible ext4): install the Debian package faketime")
+	}
+	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	id, err := b.layout.UUID(contract.PartData)
+	if err != nil {
+		return err
+	}
+	uuid := id.String()
+	frozen := time.Unix(b.epoch, 0).UTC().Format("2006-01-02 15:04:05")
+	cmd := exec.Command(faketime, "-f", frozen, bin, "-q", "-F", "-L", "BALLAST-DATA", "-U", uuid,
+		"-E", "root_owner=0:0,hash_seed="+uuid+",lazy_itable_init=1,lazy_journal_init=1",
+		path, strconv.FormatInt(int64(b.v.Partitions.Data)>>10, 10)+"k")
+	cmd.Env = append(os.Environ(), "TZ=UTC", "MKE2FS_DEVICE_SECTSIZE=512")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("data: mkfs.ext4: %w\n%s", err, out)
+	}
+	return nil
+}

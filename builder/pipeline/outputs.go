@@ -1,0 +1,130 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ballast-os/ballast/builder/sbom"
+	"github.com/ballast-os/ballast/contract"
+	"github.com/ballast-os/ballast/images/format"
+	"github.com/ballast-os/ballast/packages/digest"
+)
+
+// convertFormats writes disk.<ext> for every requested format besides raw (which disk.raw is).
+func (b *builder) convertFormats(ctx context.Context) error {
+	names := b.Formats
+	if len(names) == 0 {
+		names = b.v.Output.Formats
+	}
+	var fs []format.Format
+	for _, n := range names {
+		f, err := format.Parse(n)
+		if err != nil {
+			return fmt.Errorf("--format: %w", err)
+		}
+		fs = append(fs, f)
+	}
+	b.manifest = &Manifest{
+		Variant: b.v.Name, Version: b.version, Kernel: b.kernel.Version,
+		RootHash: b.rootHash, Salt: b.boot.VeritySalt, DataBlocks: b.verity.DataBlocks,
+		Cmdline: b.cmdline, Partitions: b.layout.Manifest(), Packages: b.pinned,
+		Files: map[string]FileInfo{}, Outputs: map[string]FileInfo{}, Inputs: b.inputs,
+	}
+	if err := b.record(b.manifest.Outputs, "disk.raw", b.diskPath); err != nil {
+		return err
+	}
+	id := contract.DerivedUUID("disk-format-uuid", b.rootHash)
+	for _, f := range fs {
+		if f == format.Raw {
+			continue
+		}
+		name := "disk" + format.Ext(f)
+		b.step("formats: %s", name)
+		out := filepath.Join(b.Out, name)
+		// VHD footers count from 2000; a tree without history builds at epoch 0.
+		stamp := time.Unix(max(b.epoch, 946684800), 0).UTC()
+		if err := format.Convert(ctx, b.diskPath, out, f, format.Options{Time: stamp, UUID: id}); err != nil {
+			return err
+		}
+		if err := b.record(b.manifest.Outputs, name, out); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *builder) record(m map[string]FileInfo, name, path string) error {
+	fi, err := digest.Stat(path)
+	if err != nil {
+		return err
+	}
+	m[name] = fi
+	return nil
+}
+
+// writeSBOM writes sbom.spdx.json: every Debian package, the kernel, and the Go modules linked into
+// every Go binary of the image, read back from the binaries themselves.
+func (b *builder) writeSBOM(context.Context) error {
+	b.step("sbom: %d Debian packages, %d Ballast programs, %d Go components", len(b.pinned), len(b.bins), len(b.comps))
+	in := sbom.Input{
+		Image:   sbom.Image{Variant: b.v.Name, Version: b.version, FileName: "disk.raw", SHA256: b.manifest.Outputs["disk.raw"].SHA256},
+		Created: time.Unix(b.epoch, 0).UTC(),
+		Kernel:  sbom.Kernel{Package: b.v.Kernel.Package, Release: b.kernel.Version},
+	}
+	for _, p := range b.pinned {
+		lic, ok := b.licenses[p.Name]
+		if !ok {
+			return fmt.Errorf("package %s: no licence recorded", p.Name)
+		}
+		mirror, err := b.fetch.BaseURL(p)
+		if err != nil {
+			return err
+		}
+		in.Debian = append(in.Debian, sbom.DebianPackage{Name: p.Name, Version: p.Version, SHA256: p.SHA256, Filename: p.Filename, License: lic, Mirror: mirror})
+	}
+	for _, p := range b.builtPrograms() {
+		path := p.Path
+		if p.Initramfs {
+			path += " (initramfs)"
+		}
+		in.Go = append(in.Go, sbom.GoBinary{Path: path, HostPath: b.bins[p.Name], DevelVersion: b.version})
+	}
+	for _, c := range b.comps {
+		for _, cb := range c.Binaries {
+			// Built from the module directory, so the binary records its main module as (devel).
+			in.Go = append(in.Go, sbom.GoBinary{Path: cb.InstallPath, HostPath: cb.HostPath, DevelVersion: c.Component.Version})
+		}
+	}
+	path := filepath.Join(b.Out, "sbom.spdx.json")
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := sbom.Write(f, in); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return b.record(b.manifest.Outputs, "sbom.spdx.json", path)
+}
+
+// writeManifest records the intermediate artifacts and writes manifest.json, last: a manifest is
+// the mark of a complete build.
+func (b *builder) writeManifest(context.Context) error {
+	for name, p := range map[string]string{"root.erofs": b.rootImg, "uki": filepath.Join(b.work, "BOOTX64.EFI"), "initramfs": filepath.Join(b.work, "initramfs.cpio.zst")} {
+		if err := b.record(b.manifest.Files, name, p); err != nil {
+			return err
+		}
+	}
+	mj, err := json.MarshalIndent(b.manifest, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(b.Out, "manifest.json"), append(mj, '\n'), 0o644)
+}

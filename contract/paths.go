@@ -1,0 +1,46 @@
+package contract
+
+// Paths in the image's root filesystem, written by the builder.
+const (
+	SystemInitPath = "/usr/sbin/init"              // PID 1 after switch_root
+	InitramfsInit  = "/init"                       // the initramfs init, inside the initramfs
+	OSReleasePath  = "/usr/lib/os-release"         // OSRelease
+	ImageInfoPath  = "/usr/lib/ballast/image.json" // Image
+	ModulesDir     = "/usr/lib/modules"            // <kernel release>/..., with modules.dep
+	// KernelModules is where module loaders look: the initramfs holds its modules there, and in the
+	// root /lib leads to /usr/lib.
+	KernelModules = "/lib/modules"
+	FactoryEtc    = "/usr/share/factory/etc"           // copied into the tmpfs /etc at every boot
+	DefaultsPath  = "/usr/share/ballast/defaults.toml" // the image's default settings (TOML user data)
+	CABundle      = FactoryEtc + "/ssl/certs/ca-certificates.crt"
+)
+
+// Mount points the initramfs prepares and the system init relies on.
+const (
+	NewRoot   = "/sysroot" // where the initramfs mounts the verified root before switch_root
+	LocalDir  = "/local"   // the data partition
+	VarDir    = "/var"     // bound to /local/var
+	VarOnData = LocalDir + "/var"
+)
+
+// Run-time paths on a booted host.
+const (
+	APISocket    = "/run/api.sock"                    // the host API (HTTP over a Unix socket)
+	InitSocket   = "/run/ballast/init.sock"           // the system init's control protocol
+	LogDir       = "/run/ballast/logs"                // <service>.log, written by the system init
+	DatastoreDir = "/local/var/lib/ballast/datastore" // the API server's settings
+	ShellHome    = "/local/root"                      // HOME of dev images' console shell
+)
+
+// The development PKI of dev variants: file names in a PKI directory (build/<variant>/pki for
+// `apiclient --pki`), and where dev images serve the remote API.
+const (
+	PKICACert     = "ca.pem"
+	PKICAKey      = "ca-key.pem"
+	PKIServerCert = "server.pem"
+	PKIServerKey  = "server-key.pem"
+	PKIClientCert = "client.pem"
+	PKIClientKey  = "client-key.pem"
+	DevAPIListen  = ":50443"
+	DevAPIPort    = 50443
+)

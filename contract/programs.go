@@ -1,0 +1,139 @@
+package contract
+
+import (
+	"fmt"
+	"syscall"
+)
+
+// Program is one entry of the table of what Ballast puts into images: how the builder gets the
+// binary, where it lands, how it is labelled, what the SBOM calls it, and the service the system
+// init runs from it. Adding a program to images is adding an entry to Programs.
+type Program struct {
+	// Name is the program's name in a variant's programs.include.
+	Name string
+	// Main is the Go main package, relative to the repository root, that the builder compiles.
+	// Empty for a program that comes from a Debian package (Package).
+	Main string
+	// Package is the Debian package that provides the binary when Main is empty; the variant
+	// must list it.
+	Package string
+	// Path is where the binary lands: in the root, or in the initramfs when Initramfs is set.
+	Path string
+	// Label is the SELinux file type the builder gives a binary it compiles into the root
+	// (system_u:object_r:<Label>:s0). Files from packages and the initramfs take theirs from
+	// selinux/file_contexts.
+	Label string
+	// Initramfs puts the program into the initramfs instead of the root.
+	Initramfs bool
+	// Always puts the program into every image; variants do not list it.
+	Always bool
+	// DevOnly refuses the program in production variants.
+	DevOnly bool
+	// Service is what the system init runs from the program; nil for a tool.
+	Service *Service
+}
+
+// Readiness says when the system init counts a service as ready.
+type Readiness int
+
+// Readiness checks.
+const (
+	ReadyWhenStarted    Readiness = iota // as soon as the process runs
+	ReadyWhenAPIAnswers                  // when GET /os on APISocket answers 200
+)
+
+// RestartPolicy says when an exited service is started again.
+type RestartPolicy int
+
+// Restart policies.
+const (
+	RestartAlways    RestartPolicy = iota // after any exit
+	RestartOnFailure                      // after a non-zero exit or a death by signal
+	RestartNever                          // never
+)
+
+// Service is how the system init runs a program.
+type Service struct {
+	// ID names the service in image.json, on the console, in GET /services and in LogDir.
+	ID      string
+	Args    []string
+	Env     []string // besides PATH=/usr/bin:/usr/sbin
+	Ready   Readiness
+	Restart RestartPolicy
+	// StopSignal asks the service to stop; 0 means SIGTERM.
+	StopSignal syscall.Signal
+	// Console runs the service on the console's terminal, once the ready line and the motd are out
+	// (the dev console shell); its output is the console, not a log file.
+	Console bool
+}
+
+// Programs is the table, in service start order.
+func Programs() []Program {
+	return []Program{
+		{
+			Name: "initramfs-init", Main: "./init/initramfs/cmd/initramfs-init", Path: InitramfsInit,
+			Initramfs: true, Always: true,
+		},
+		{
+			Name: "system-init", Main: "./init/system/cmd/system-init", Path: SystemInitPath,
+			Label: "init_exec_t", Always: true,
+		},
+		{
+			Name: "netconf", Main: "./init/system/cmd/netconf", Path: "/usr/bin/netconf", Label: "netconf_exec_t",
+			// One-shot: a configured lease stays; a failed attempt is tried again with backoff.
+			Service: &Service{ID: "network", Restart: RestartOnFailure},
+		},
+		{
+			Name: "apiserver", Main: "./apiserver/cmd/apiserver", Path: "/usr/bin/apiserver", Label: "api_exec_t",
+			// Its flags default to the paths in this package.
+			Service: &Service{ID: "apiserver", Ready: ReadyWhenAPIAnswers, Restart: RestartAlways},
+		},
+		{
+			Name: "apiclient", Main: "./apiserver/cmd/apiclient", Path: "/usr/bin/apiclient", Label: "api_exec_t",
+		},
+		{
+			Name: "console-shell", Package: "busybox-static", Path: "/usr/bin/sh", DevOnly: true,
+			Service: &Service{
+				ID: "console-shell", Console: true, Restart: RestartAlways,
+				Env: []string{"TERM=vt220", "SHELL=/usr/bin/sh"},
+				// An interactive ash ignores SIGTERM.
+				StopSignal: syscall.SIGHUP,
+			},
+		},
+	}
+}
+
+// FindProgram returns the named program of the table.
+func FindProgram(name string) (Program, error) {
+	for _, p := range Programs() {
+		if p.Name == name {
+			return p, nil
+		}
+	}
+	return Program{}, fmt.Errorf("unknown program %q", name)
+}
+
+// FindService returns the program whose service has this ID.
+func FindService(id string) (Program, error) {
+	for _, p := range Programs() {
+		if p.Service != nil && p.Service.ID == id {
+			return p, nil
+		}
+	}
+	return Program{}, fmt.Errorf("unknown service %q", id)
+}
+
+// ServicesOf returns the IDs of the services the named programs run, in table (start) order.
+func ServicesOf(programs []string) []string {
+	in := map[string]bool{}
+	for _, n := range programs {
+		in[n] = true
+	}
+	var ids []string
+	for _, p := range Programs() {
+		if p.Service != nil && (in[p.Name] || p.Always) {
+			ids = append(ids, p.Service.ID)
+		}
+	}
+	return ids
+}
