@@ -19,7 +19,7 @@ func TestParseCmdline(t *testing.T) {
 		{`"motd=hello world" x`, Cmdline{KV("motd", "hello world"), Flag("x")}},
 		{`"quiet"`, Cmdline{Flag("quiet")}},
 		{"a=1\tb=2\nc=3\r\n", Cmdline{KV("a", "1"), KV("b", "2"), KV("c", "3")}},
-		{`k=a"b c"d e`, Cmdline{KV("k", `a"b c"d`), Flag("e")}},      // inner quotes are text, but group
+		{`k=a"b c"d e`, Cmdline{KV("k", `a"b c"d`), Flag("e")}},           // inner quotes are text, but group
 		{`k="unterminated value`, Cmdline{KV("k", "unterminated value")}}, // as the kernel: to the end
 		{"k=v=w", Cmdline{KV("k", "v=w")}},
 	}

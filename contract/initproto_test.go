@@ -135,4 +135,3 @@ func TestUnavailable(t *testing.T) {
 		t.Fatalf("Services without an init = %v, want ErrInitUnavailable", err)
 	}
 }
-
