@@ -23,7 +23,9 @@ const DefaultTailLines = 20
 const tailWait = 250 * time.Millisecond
 
 // Exec runs a service as a program. Children are started through the Reaper, never os/exec,
-// because in PID 1 the Reaper is the only one allowed to wait for them.
+// because in PID 1 the Reaper is the only one allowed to wait for them. Each instance starts with
+// every signal at its default disposition and none blocked, whatever the init ignores or blocks
+// (see startClean).
 type Exec struct {
 	Reaper *reap.Reaper
 	Path   string   // absolute path of the program
@@ -81,7 +83,7 @@ func (x *Exec) Start(id string) (Instance, error) {
 		}
 		return nil, fmt.Errorf("%s: pipe: %w", id, err)
 	}
-	child, err := x.Reaper.Start(x.Path, argv, &syscall.ProcAttr{
+	child, err := startClean(x.Reaper, x.Path, argv, &syscall.ProcAttr{
 		Dir:   dir,
 		Env:   x.Env,
 		Files: []uintptr{devnull.Fd(), pw.Fd(), pw.Fd()},
@@ -109,7 +111,7 @@ func (x *Exec) startTTY(argv []string, dir string) (Instance, error) {
 	}
 	defer tty.Close()
 	fd := tty.Fd()
-	child, err := x.Reaper.Start(x.Path, argv, &syscall.ProcAttr{
+	child, err := startClean(x.Reaper, x.Path, argv, &syscall.ProcAttr{
 		Dir:   dir,
 		Env:   x.Env,
 		Files: []uintptr{fd, fd, fd},
