@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/ballast-os/ballast/contract"
+	"github.com/ballast-os/ballast/images/format"
 )
 
 // Partition type GUIDs from the UAPI Discoverable Partitions Specification.
@@ -51,7 +52,7 @@ type Partition struct {
 type Layout struct {
 	DiskGUID   contract.UUID
 	Partitions []Partition
-	Size       int64 // bytes: 1 MiB head, the partitions, 1 MiB tail for the backup GPT
+	Size       int64 // bytes: 1 MiB head, the partitions, a tail of at least 1 MiB for the backup GPT
 }
 
 // Plan lays out an image whose root-a file system has the given verity root hash: the partitions
@@ -92,7 +93,9 @@ func Plan(sizes Sizes, rootHash []byte) (Layout, error) {
 		})
 		off += s.size
 	}
-	l.Size = off + Alignment
+	// The tail holds the backup GPT, and whatever more it takes for a VHD's geometry to describe
+	// the disk exactly (format.ExactVHDSize), so a VHD of it converts back whole in any tool.
+	l.Size = format.ExactVHDSize(off + Alignment)
 	if err := l.validate(); err != nil {
 		return Layout{}, err
 	}

@@ -47,8 +47,10 @@ func TestPlan(t *testing.T) {
 	if l.Partitions[1].UUID.String() != "01234567-89ab-cdef-0123-456789abcdef" || l.Partitions[2].UUID.String() != "fedcba98-7654-3210-fedc-ba9876543210" {
 		t.Errorf("root/verity UUIDs %s %s are not the halves of the root hash", l.Partitions[1].UUID, l.Partitions[2].UUID)
 	}
-	if l.Size != 626*mib {
-		t.Errorf("disk size = %d, want %d", l.Size, 626*mib)
+	// 1 MiB head, 624 MiB of partitions, at least 1 MiB of tail: 626 MiB, rounded up to the 630 MiB
+	// (10 × 63 MiB) that a VHD's geometry (16 heads × 63 sectors) describes exactly.
+	if l.Size != 630*mib {
+		t.Errorf("disk size = %d MiB, want 630", l.Size/mib)
 	}
 	if l.DiskGUID != contract.DiskUUID(testHash) {
 		t.Errorf("disk GUID = %s", l.DiskGUID)

@@ -222,7 +222,8 @@ func TestWriteErrors(t *testing.T) {
 		{
 			name: "partition past the usable end",
 			layout: func(l disk.Layout) disk.Layout {
-				l.Size -= mib
+				last := l.Partitions[len(l.Partitions)-1]
+				l.Size = last.Offset + last.Size // no room left for the backup GPT
 				return l
 			},
 			wantErr: "partition data: ends at",

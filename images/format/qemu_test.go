@@ -196,3 +196,21 @@ func TestQemuVMDKInfo(t *testing.T) {
 		}
 	}
 }
+
+// TestQemuVHDExactSize: a disk of ExactVHDSize converts to a VHD that plain qemu-img (no
+// force_size_calc) reads back whole, as a user converting it would.
+func TestQemuVHDExactSize(t *testing.T) {
+	needQemuImg(t)
+	size := ExactVHDSize(300 * mib)
+	raw := makeDisk(t, size, testPatches(size))
+	out := filepath.Join(t.TempDir(), "disk.vhd")
+	if err := Convert(context.Background(), raw, out, VHD, testOpts); err != nil {
+		t.Fatal(err)
+	}
+	if got := infoOf(t, "-f", "vpc", out).VirtualSize; got != size {
+		t.Errorf("qemu-img info -f vpc: virtual size %d, want %d", got, size)
+	}
+	if b, err := exec.Command("qemu-img", "compare", "-f", "raw", "-F", "vpc", raw, out).CombinedOutput(); err != nil {
+		t.Errorf("qemu-img compare: %v\n%s", err, b)
+	}
+}

@@ -18,9 +18,10 @@ const (
 	vhdMaxCHSSecs  = 65535 * 16 * 255
 	// QEMU trusts the footer's size only from creators it knows to write
 	// it exactly ("win ", "qem2", "d2v ", "CTXS", "tap\0"); for any other,
-	// ours included, it takes the smaller CHS size unless opened with
-	// force_size_calc=current_size. Azure reads the footer's size. Posing
-	// as another creator to please one reader would mislead the others.
+	// ours included, it takes the CHS size unless opened with
+	// force_size_calc=current_size. Azure reads the footer's size. Rather
+	// than pose as another creator, Ballast sizes its disks so that both
+	// agree (ExactVHDSize).
 	vhdCreatorApp  = "blst"
 	vhdCreatorHost = "Wi2k"
 	vhdEpochUnix   = 946684800 // 2000-01-01T00:00:00Z, the zero of the footer's time stamp

@@ -94,3 +94,22 @@ func TestVHDTimestamp(t *testing.T) {
 		}
 	}
 }
+
+// ExactVHDSize gives sizes the geometry describes exactly, whole MiB, no smaller than asked and no
+// more than 255 MiB bigger, across the geometry's branches.
+func TestExactVHDSize(t *testing.T) {
+	for _, min := range []int64{1, mib, 64*mib + 1, 200 * mib, 466 * mib, 1 << 30, 40 << 30, 100 << 30} {
+		got := ExactVHDSize(min)
+		c, h, s := vhdGeometry(got / sectorSize)
+		if got < min || got%mib != 0 || got-min >= 256*mib {
+			t.Errorf("ExactVHDSize(%d) = %d", min, got)
+		}
+		if chs := int64(c) * int64(h) * int64(s) * sectorSize; chs != got {
+			t.Errorf("ExactVHDSize(%d) = %d, but its geometry %d/%d/%d describes %d", min, got, c, h, s, chs)
+		}
+	}
+	// Past the largest geometry nothing is exact: a whole MiB is the best there is.
+	if got := ExactVHDSize(200 << 30); got != 200<<30 {
+		t.Errorf("ExactVHDSize(200 GiB) = %d", got)
+	}
+}

@@ -152,13 +152,12 @@ func TestFormats(t *testing.T) {
 			}
 			args := []string{"compare", "-f", "raw", "-F", c.format, raw, p}
 			if c.format == "vpc" {
-				// qemu trusts a VHD footer's size only from creators it knows; ask it to use it.
-				args = []string{"compare", "--image-opts", "driver=raw,file.filename=" + raw,
-					"driver=vpc,force_size_calc=current_size,file.filename=" + p}
-				info, err := exec.Command(qimg, "info", "--output=json", "--image-opts", "driver=vpc,force_size_calc=current_size,file.filename="+p).CombinedOutput()
-				st, _ := os.Stat(raw)
-				if err != nil || !strings.Contains(string(info), fmt.Sprintf(`"virtual-size": %d`, st.Size())) {
-					t.Errorf("qemu-img info on the VHD: %v\n%s", err, info)
+				// Plain qemu-img sizes a VHD from an unknown creator by its CHS geometry; the disk's
+				// size is one the geometry describes exactly, so it sees the whole disk.
+				info, err := exec.Command(qimg, "info", "--output=json", "-f", "vpc", p).CombinedOutput()
+				st, serr := os.Stat(raw)
+				if err != nil || serr != nil || !strings.Contains(string(info), fmt.Sprintf(`"virtual-size": %d,`, st.Size())) {
+					t.Errorf("qemu-img info -f vpc: %v %v\n%s", err, serr, info)
 				}
 			}
 			if out, err := exec.Command(qimg, args...).CombinedOutput(); err != nil || !strings.Contains(string(out), "Images are identical") {
