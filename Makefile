@@ -16,13 +16,16 @@ deps:
 image: deps
 	$(GO) run ./builder/cmd/ballast build --variant $(VARIANT)
 
-# Two clean builds of the same commit must give byte-identical images.
+# Two clean builds of the same commit must give byte-identical trees, every intermediate artifact
+# included. The second starts from an empty cache of derived artifacts (Go components, unpacked
+# packages): only verified downloads and the machine's dev PKI are shared, so a nondeterministic
+# step whose output is cached cannot hide.
 repro: deps
-	rm -rf build/repro-1 build/repro-2
+	rm -rf build/repro-1 build/repro-2 build/repro-cache
 	$(GO) run ./builder/cmd/ballast build --variant $(VARIANT) --out build/repro-1
-	$(GO) run ./builder/cmd/ballast build --variant $(VARIANT) --out build/repro-2
-	@cd build && for f in $$(cd repro-1 && ls); do [ -f repro-1/$$f ] || continue; \
-		cmp -s repro-1/$$f repro-2/$$f && echo "repro: $$f identical" || { echo "repro: $$f DIFFERS"; exit 1; }; done
+	$(GO) run ./builder/cmd/ballast build --variant $(VARIANT) --out build/repro-2 --work-cache $(CURDIR)/build/repro-cache
+	@bash scripts/compare-trees.sh build/repro-1 build/repro-2
+	rm -rf build/repro-cache
 
 # Boots a copy of the image grown to 2 GiB (the data partition fills it on first boot), keeping the copy
 # across runs so settings persist. Serial console on this terminal: Ctrl-A X quits. The host API is

@@ -146,11 +146,7 @@ func Write(path string, l Layout, contents map[contract.PartitionName]Content) (
 
 // writeTable writes the protective MBR and both GPT copies.
 func writeTable(f *os.File, l Layout) error {
-	disk, err := gpt.ParseGUID(l.DiskGUID.String())
-	if err != nil {
-		return fmt.Errorf("disk GUID: %w", err)
-	}
-	table, err := gpt.New(SectorSize, uint64(l.Size/SectorSize), disk)
+	table, err := gpt.New(SectorSize, uint64(l.Size/SectorSize), gpt.FromUUID(l.DiskGUID))
 	if err != nil {
 		return err
 	}
@@ -159,12 +155,8 @@ func writeTable(f *os.File, l Layout) error {
 		if err != nil {
 			return fmt.Errorf("partition %s type: %w", p.Name, err)
 		}
-		id, err := gpt.ParseGUID(p.UUID.String())
-		if err != nil {
-			return fmt.Errorf("partition %s: %w", p.Name, err)
-		}
 		err = table.SetPartition(gpt.Partition{
-			Number: i + 1, Type: typ, ID: id, Name: string(p.Name), Attributes: p.Attributes,
+			Number: i + 1, Type: typ, ID: gpt.FromUUID(p.UUID), Name: string(p.Name), Attributes: p.Attributes,
 			FirstLBA: uint64(p.Offset / SectorSize), LastLBA: uint64((p.Offset+p.Size)/SectorSize - 1),
 		})
 		if err != nil {

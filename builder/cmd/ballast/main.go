@@ -16,6 +16,7 @@ import (
 
 func usage() {
 	fmt.Fprintf(os.Stderr, `usage: ballast build [--variant NAME] [--format raw,qcow2,vmdk,vhd,gce] [--out DIR] [--mirror URL] [--repo DIR] [--force]
+                    [--work-cache DIR]
        ballast lock [--repo DIR]
 
 lock refreshes packages/debian.lock from Debian's signed archive index (keys in packages/keys) for
@@ -23,7 +24,9 @@ every variant: its kernel, the UKI stub and its Debian packages with all their d
 
 Builds variants/NAME.toml into DIR (default build/NAME): disk.raw and manifest.json.
 The Debian mirror defaults to $BALLAST_DEBIAN_MIRROR or %s;
-downloads are cached in $BALLAST_CACHE (default ~/.cache/ballast).
+downloads are cached in $BALLAST_CACHE (default ~/.cache/ballast). --work-cache DIR keeps what the
+build derives (built Go components, unpacked packages) in DIR instead; an empty DIR makes every
+derived step run again while verified downloads stay shared (make repro does that).
 `, "http://deb.debian.org/debian")
 }
 
@@ -43,6 +46,7 @@ func main() {
 	mirror := fs.String("mirror", os.Getenv("BALLAST_DEBIAN_MIRROR"), "Debian mirror URL")
 	repo := fs.String("repo", ".", "repository root")
 	force := fs.Bool("force", false, "rebuild even if the outputs are up to date")
+	workCache := fs.String("work-cache", "", "cache of derived artifacts (default: the download cache)")
 	formats := fs.String("format", "", "comma-separated disk formats (raw, qcow2, vmdk, vhd, gce); default: the variant's")
 	fs.Parse(os.Args[2:])
 
@@ -54,7 +58,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	_, err = pipeline.Build(ctx, pipeline.Options{
-		Repo: root, Variant: *v, Out: *out, Mirror: *mirror, Force: *force, Formats: splitList(*formats),
+		Repo: root, Variant: *v, Out: *out, Mirror: *mirror, Force: *force, Formats: splitList(*formats), WorkCache: *workCache,
 		Progress: progress.ForStderr(),
 	})
 	if err != nil {

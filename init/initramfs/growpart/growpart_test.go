@@ -131,7 +131,7 @@ func TestGrowGPT(t *testing.T) {
 		},
 		{
 			name: "malformed PARTUUID", size: 64 * mib, dataEnd: "+8M", grownSize: 128 * mib, uuid: "data",
-			wantErr: `data partition: invalid GUID "data"`,
+			wantErr: `data partition: invalid GUID: UUID "data" is not in 8-4-4-4-12 form`,
 		},
 		{
 			name: "disk smaller than the image", size: 64 * mib, dataEnd: "+8M", grownSize: 60 * mib, uuid: dataUUID,
