@@ -38,7 +38,10 @@ func caBundle(t *rootfs.Tree) error {
 	sort.Strings(names)
 	var bundle bytes.Buffer
 	for _, n := range names {
-		e, _ := t.Get(n)
+		e, ok := t.Get(n)
+		if !ok {
+			return fmt.Errorf("ca-certificates: %s listed but not in the tree", n)
+		}
 		data := e.Data
 		if e.Source != "" {
 			b, err := os.ReadFile(e.Source)

@@ -7,6 +7,11 @@
 // cluster 2. Directories and files are stored contiguously in a fixed order,
 // names get an upper-case 8.3 short name and, where that does not spell the
 // name exactly, VFAT long-name entries.
+//
+// It is written here rather than taken from go-diskfs's fat32 package because the volumes that
+// package writes fail `fsck.fat -n` (it leaves the FSInfo free count and the backup boot sector
+// inconsistent) and differ from build to build, while the ESP must pass fsck.fat, which the tests
+// run on every image, and be byte-for-byte reproducible.
 package fat
 
 import (

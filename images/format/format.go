@@ -3,6 +3,11 @@
 // tarball. Every converter streams the input, skips its all-zero blocks and
 // writes the same bytes for the same input and Options, so two builds of the
 // same disk give identical artifacts.
+//
+// The converters are written here rather than calling qemu-img convert because qemu-img's output
+// is not reproducible (VMDK and VHD carry the conversion's time and random UUIDs, and its layout
+// choices change between QEMU versions), and an image build must not depend on the host's QEMU.
+// qemu-img stays the cross-check: the tests compare every output with the raw disk through it.
 package format
 
 import (
