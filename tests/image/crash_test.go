@@ -21,10 +21,11 @@ import (
 const (
 	// crashTx is the transaction the writer stages in, so nothing else pending rides along.
 	crashTx = "crash"
-	// maxKillDelay bounds the random time the writer gets before the power goes. A few seconds
-	// is tens of commits under TCG, and it spans ext4's 5 s journal commit, the window in which a
-	// datastore that skipped its fsync would still have acknowledged values only in the guest's
-	// page cache.
+	// maxKillDelay bounds the random time the writer gets before the power goes: up to a few
+	// dozen commits under TCG. Whatever the delay, the last acknowledged commit is moments old
+	// at the cut, well inside ext4's 5 s journal commit interval in which an fsync-less write
+	// would still be only in the guest's memory; a longer delay would find nothing more and
+	// make every cut slower.
 	maxKillDelay = 3 * time.Second
 	// apiPoll is how often the remote API is tried while the guest comes up; short, because
 	// every boot waits for it.
