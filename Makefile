@@ -40,8 +40,13 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 
+# The apiserver and the inits are where goroutines share state (group commit, the apply queue, the
+# supervisor, the console), so their tests run under the race detector; the rest run without it,
+# which is several times faster. -race needs cgo, hence gcc among the host deps.
+RACE_PKGS := ./apiserver/... ./init/...
 unit: deps vet
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v /tests/image)
+	$(GO) test -count=1 -race $(RACE_PKGS)
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v -E "/tests/image|^$$($(GO) list -m)/(apiserver|init)(/|$$)")
 
 image-test: image
 	BALLAST_BUILD_DIR=$(CURDIR)/$(BUILD) $(GO) test -count=1 -v -timeout 30m ./tests/image/

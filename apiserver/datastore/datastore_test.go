@@ -9,7 +9,9 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ballast-os/ballast/apiserver/settings"
 )
@@ -462,4 +464,112 @@ func TestGroupCommit(t *testing.T) {
 		t.Fatalf("%d sysctls after reopen, want %d", got, n)
 	}
 	t.Logf("%d changes in %d writes", 2*n+1, writes)
+}
+
+// TestGroupCommitSharesWrites pins down what group commit buys: commits that arrive while a write
+// is on its way to disk share the next fsync'd write instead of each paying for their own, and
+// each of them still returns only once its change is on disk. The first commit's write is held
+// at its fsync until every other commit has queued behind it, so the batching is deterministic:
+// one write for the first commit, one for all the rest.
+func TestGroupCommitSharesWrites(t *testing.T) {
+	const n = 16
+	dir := t.TempDir()
+	var (
+		armed   atomic.Bool
+		syncs   atomic.Int32
+		held    = make(chan struct{})
+		release = make(chan struct{})
+	)
+	s, _ := open(t, dir, func(s *Store) {
+		s.fault = func(step string) error {
+			if step != stepSync || !armed.Load() {
+				return nil
+			}
+			if syncs.Add(1) == 1 {
+				close(held)
+				<-release
+			}
+			return nil
+		}
+	})
+	// A failing test must not leave the writer parked in the hook, or Close would wait for it.
+	unblock := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(unblock)
+	key := func(i int) settings.SysctlKey { return settings.SysctlKey(fmt.Sprintf("vm.k%d", i)) }
+	// Staged one by one beforehand, so that only the commits are counted.
+	for i := range n {
+		patch := settings.Settings{Kernel: &settings.Kernel{Sysctl: map[settings.SysctlKey]settings.SysctlValue{key(i): "1"}}}
+		if err := s.Stage(fmt.Sprintf("tx%d", i), patch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	armed.Store(true)
+
+	errs := make([]error, n)
+	commit := func(i int) {
+		changed, _, err := s.Commit(fmt.Sprintf("tx%d", i))
+		if err != nil {
+			errs[i] = err
+			return
+		}
+		if want := []string{fmt.Sprintf(`settings.kernel.sysctl."vm.k%d"`, i)}; !reflect.DeepEqual(changed, want) {
+			errs[i] = fmt.Errorf("changed %q, want %q", changed, want)
+			return
+		}
+		// Acknowledged means on disk: the file a restarted server would read already has it.
+		b, err := os.ReadFile(filepath.Join(dir, stateFile))
+		if err != nil {
+			errs[i] = err
+			return
+		}
+		if !strings.Contains(string(b), fmt.Sprintf(`"vm.k%d": "1"`, i)) {
+			errs[i] = fmt.Errorf("commit returned before its change reached %s:\n%s", stateFile, b)
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { commit(0) })
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first commit never reached its fsync")
+	}
+	for i := 1; i < n; i++ {
+		wg.Go(func() { commit(i) })
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		s.qmu.Lock()
+		queued := len(s.queue)
+		s.qmu.Unlock()
+		if queued == n-1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d commits queued behind the held write", queued, n-1)
+		}
+	}
+	unblock()
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("commit %d: %v", i, err)
+		}
+	}
+	writes := int(syncs.Load())
+	t.Logf("%d concurrent commits in %d fsync'd writes", n, writes)
+	if writes >= n {
+		t.Fatalf("%d commits took %d fsync'd writes: no group commit", n, writes)
+	}
+	if writes != 2 {
+		t.Fatalf("%d fsync'd writes, want 2: the held commit's, then one for the %d queued behind it", writes, n-1)
+	}
+
+	// All of them survive the process dying without a clean Close.
+	die(s)
+	s2, _ := open(t, dir)
+	if got := len(s2.Live().Kernel.Sysctl); got != n {
+		t.Fatalf("%d of %d committed sysctls after reopen", got, n)
+	}
+	if tx := s2.Transactions(); len(tx) != 0 {
+		t.Fatalf("transactions still pending after reopen: %q", tx)
+	}
 }
