@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/ballast-os/ballast/apiserver/client"
-	"github.com/ballast-os/ballast/apiserver/pki"
 	"github.com/ballast-os/ballast/tests/qemu"
 )
 
@@ -107,7 +106,7 @@ func TestCrashCommitsSurvivePowerCuts(t *testing.T) {
 	if err := qemu.Available(); err != nil {
 		t.Fatalf("QEMU is needed for image tests: %v", err)
 	}
-	tlsCfg, err := pki.ClientTLSConfig(filepath.Join(buildDir, "pki"))
+	tlsCfg, err := client.LoadPKI(filepath.Join(buildDir, "pki"))
 	if err != nil {
 		t.Fatalf("dev PKI of the image: %v", err)
 	}
