@@ -3,18 +3,21 @@ package sbom
 import (
 	"bufio"
 	"bytes"
+	"slices"
 	"strings"
 )
 
-// DebianLicense reads a package's debian/copyright and returns the licence of its "Files: *"
-// paragraph as an SPDX license expression, e.g. "GPL-2.0-or-later OR Artistic-1.0-Perl". Only
-// machine-readable (DEP-5) files are understood: anything else gives "NOASSERTION", because free-form
-// copyright prose cannot be turned into an expression without guessing. Debian short names without
-// an SPDX equivalent become LicenseRef-<name>.
+// DebianLicense reads a package's debian/copyright and returns the licence it declares as an SPDX
+// license expression, e.g. "GPL-2.0-or-later OR Artistic-1.0-Perl". In a machine-readable (DEP-5)
+// file that is the licence of its "Files: *" paragraph, else the header's, else all the licences of
+// its Files paragraphs joined with AND. A free-form file gives one only in the narrow case
+// freeFormLicense describes, and "NOASSERTION" otherwise, because copyright prose cannot in general
+// be turned into an expression without guessing. Debian short names without an SPDX equivalent
+// become LicenseRef-<name>.
 func DebianLicense(copyright []byte) string {
 	paras := deb822(copyright)
 	if len(paras) == 0 || !isDEP5Header(paras[0]) {
-		return noAssertion
+		return freeFormLicense(copyright)
 	}
 	for _, p := range paras[1:] {
 		if files, ok := p["files"]; ok && coversAll(files) {
@@ -28,7 +31,34 @@ func DebianLicense(copyright []byte) string {
 	if lic := licenseExpression(paras[0]["license"]); lic != "" {
 		return lic
 	}
-	return noAssertion
+	return allFilesLicenses(paras[1:])
+}
+
+// allFilesLicenses joins the licences of the Files paragraphs with AND: without a paragraph for
+// "*", each file the package declares anything about is under one of them, so the package as a whole
+// is under all of them (ca-certificates: its scripts GPL-2+, the certificates MPL-2.0). A paragraph
+// without a licence makes the whole unknown.
+func allFilesLicenses(paras []paragraph) string {
+	var terms []string
+	for _, p := range paras {
+		if _, ok := p["files"]; !ok {
+			continue // a stand-alone License paragraph: the text of a licence named elsewhere
+		}
+		lic := licenseExpression(p["license"])
+		if lic == "" {
+			return noAssertion
+		}
+		if strings.Contains(lic, " OR ") || strings.Contains(lic, " AND ") {
+			lic = "(" + lic + ")"
+		}
+		if !slices.Contains(terms, lic) {
+			terms = append(terms, lic)
+		}
+	}
+	if len(terms) == 0 {
+		return noAssertion
+	}
+	return strings.Join(terms, " AND ")
 }
 
 // paragraph maps lower-cased field names to values; continuation lines are kept, joined by "\n".

@@ -2,6 +2,31 @@ package sbom
 
 import "testing"
 
+// busyboxCopyright is the shape of Debian's busybox copyright file: free-form, one licence,
+// version 2 only.
+const busyboxCopyright = `This package was debianized by Someone <someone@debian.org> on
+Sun, 18 Jun 2000 23:31:02 -0600
+
+BusyBox is an aggregate of multiple packages. These packages are copyrighted
+by their respective authors.
+
+Copyright: 1999-2005 Erik Andersen
+
+License:
+
+   This package is free software; you can redistribute it and/or modify
+   it under the terms of the GNU General Public License as published by
+   the Free Software Foundation; version 2 dated June, 1991.
+
+   This package is distributed in the hope that it will be useful,
+   but WITHOUT ANY WARRANTY; without even the implied warranty of
+   MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the
+   GNU General Public License for more details.
+
+On Debian GNU/Linux systems, the complete text of the GNU General
+Public License can be found in ` + "`/usr/share/common-licenses/GPL-2'." + `
+`
+
 // The copyright files below are written for these tests in the shapes Debian packages use.
 func TestDebianLicense(t *testing.T) {
 	cases := []struct {
@@ -119,7 +144,7 @@ Copyright: 2020 Someone
 License: ISC
 `, "ISC"},
 		{"CRLF line ends", "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\r\n\r\nFiles: *\r\nCopyright: 2020 x\r\nLicense: Zlib\r\n", "Zlib"},
-		{"free-form (busybox)", `This package was debianized by Someone on
+		{"free-form without a pointer to common-licenses", `This package was debianized by Someone on
 Sun, 18 Jun 2000 23:31:02 -0600
 
 Copyright: 1999-2005 Erik Andersen
@@ -129,11 +154,120 @@ License:
    This package is free software; you can redistribute it and/or modify
    it under the terms of the GNU General Public License version 2.
 `, "NOASSERTION"},
+		{"free-form GPL-2 only (busybox)", busyboxCopyright, "GPL-2.0-only"},
+		{"free-form GPL-2 or later", `This package was debianized by Someone.
+
+Copyright: 2001 Someone
+
+    This program is free software; you can redistribute it and/or modify
+    it under the terms of the GNU General Public License as published by
+    the Free Software Foundation; either version 2 of the License, or
+    (at your option) any later version.
+
+On Debian systems, the complete text of the GNU General Public License
+can be found in /usr/share/common-licenses/GPL-2.
+`, "GPL-2.0-or-later"},
+		{"free-form LGPL-2.1 or later", `Copyright (C) 1991-2015 Free Software Foundation, Inc.
+
+    The library is free software; you can redistribute it and/or
+    modify it under the terms of the GNU Lesser General Public
+    License as published by the Free Software Foundation; either
+    version 2.1 of the License, or (at your option) any later version.
+
+On Debian systems, the complete text of the GNU Lesser General Public License
+can be found in "/usr/share/common-licenses/LGPL-2.1".
+`, "LGPL-2.1-or-later"},
+		{"free-form with two licences (glibc)", `* Most of the GNU C library is under the following copyright:
+
+    The GNU C Library is free software; you can redistribute it and/or
+    modify it under the terms of the GNU Lesser General Public
+    License as published by the Free Software Foundation; either
+    version 2.1 of the License, or (at your option) any later version.
+
+  On Debian systems, the complete text of the GNU Library
+  General Public License can be found in ` + "`/usr/share/common-licenses/LGPL-2.1'." + `
+
+* The utilities associated with GNU C library is under the following
+  copyright:
+
+    This program is free software; you can redistribute it and/or modify
+    it under the terms of the GNU General Public License as published by
+    the Free Software Foundation; version 2 of the License.
+
+  On Debian systems, the complete text of the GNU General Public
+  License can be found in ` + "`/usr/share/common-licenses/GPL-2'." + `
+`, "NOASSERTION"},
+		{"free-form pointer to a licence its notice does not name", `Copyright: 2001 Someone
+
+    This library is free software; you can redistribute it and/or
+    modify it under the terms of the GNU Lesser General Public License.
+
+The complete text can be found in /usr/share/common-licenses/GPL-2.
+`, "NOASSERTION"},
+		{"free-form with a licence quoted in full", busyboxCopyright + `
+Some files are under this licence instead:
+
+   Redistribution and use in source and binary forms, with or without
+   modification, are permitted provided that the following conditions
+`, "NOASSERTION"},
+		{"free-form unversioned pointer", `Copyright: 1998 Someone
+
+    This program is free software; you can redistribute it and/or modify
+    it under the terms of the GNU General Public License.
+
+On Debian systems the full text is in /usr/share/common-licenses/GPL.
+`, "NOASSERTION"},
+		{"free-form pointer to a non-GNU licence", `Copyright: 2015 Someone
+
+Licensed under the Apache License, Version 2.0, found on Debian systems in
+/usr/share/common-licenses/Apache-2.0.
+`, "NOASSERTION"},
 		{"DEP-5 without Files: * or header licence", `Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 
 Files: src/*
 Copyright: 2020 Someone
 License: MIT
+`, "MIT"},
+		{"every Files paragraph's licence (ca-certificates)", `Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Source: http://ftp.debian.org/debian/pool/main/c/ca-certificates/
+
+Files: debian/*
+       examples/*
+       Makefile
+       mozilla/*
+       sbin/*
+Copyright: 2003 Fumitoshi UKAI <ukai@debian.or.jp>
+           Various Debian Contributors
+License: GPL-2+
+ This program is free software; you can redistribute it and/or modify
+ .
+ On Debian GNU/Linux systems, the complete text of the GNU General Public
+ License can be found in '/usr/share/common-licenses/GPL-2'.
+
+Files: mozilla/certdata.txt
+Copyright: Mozilla Contributors
+License: MPL-2.0
+ This Source Code Form is subject to the terms of the Mozilla Public
+
+Files: sbin/helper
+Copyright: 2011 Someone
+License: GPL-2+ or MIT
+
+Files: examples/more
+Copyright: 2012 Someone
+License: GPL-2+
+
+License: GPL-2+
+ The text again, in a stand-alone paragraph.
+`, "GPL-2.0-or-later AND MPL-2.0 AND (GPL-2.0-or-later OR MIT)"},
+		{"a Files paragraph without a licence", `Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+
+Files: src/*
+Copyright: 2020 Someone
+License: MIT
+
+Files: doc/*
+Copyright: 2020 Someone
 `, "NOASSERTION"},
 		{"empty licence synopsis", `Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 

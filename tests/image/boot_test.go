@@ -88,14 +88,26 @@ func powerdown(t *testing.T, vm *qemu.VM) {
 // applies user data and changes settings through the API socket; the second shows they survived.
 func TestBootUserDataAndPersistence(t *testing.T) {
 	m := loadManifest(t)
-	disk := copyDisk(t, 2<<30)
+	const diskSize = 2 << 30
+	disk := copyDisk(t, diskSize)
 	cidata := makeCidata(t, "[settings]\nmotd = \"hello from user data\"\n")
+	caSum, caFiles := mozillaBundle(t)
+
+	// The data partition must grow from its built size to fill the disk up to the backup GPT.
+	dataOff, dataSize := partition(t, m, "data")
+	img, err := os.Open(filepath.Join(buildDir, "disk.raw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := readGPTHeader(t, img)
+	img.Close()
+	dataEnd := grownDataEnd(hdr, diskSize)
+	wantGrown := fmt.Sprintf("ballast: data grown from %d MiB to %d MiB", dataSize/mib, (dataEnd-dataOff)/mib)
 
 	start := time.Now()
 	vm := boot(t, disk, cidata)
-	grown := expect(t, vm, `ballast: data grown from (\d+) MiB to (\d+) MiB`)
-	if grown[2] <= grown[1] && len(grown[2]) <= len(grown[1]) {
-		t.Errorf("data partition not grown: %v", grown)
+	if grown := expect(t, vm, `ballast: data grown from \d+ MiB to \d+ MiB`); grown[0] != wantGrown {
+		t.Errorf("console says %q, want %q (a %d MiB disk, data at %d MiB)", grown[0], wantGrown, diskSize/mib, dataOff/mib)
 	}
 	r := expect(t, vm, readyRE.String())
 	t.Logf("first boot: QEMU start → ready line in %.1fs", time.Since(start).Seconds())
@@ -119,7 +131,6 @@ func TestBootUserDataAndPersistence(t *testing.T) {
 		{"nft --version", "nftables v1.0.6"},
 		{"iptables --version", "iptables v1.8.9 (nf_tables)"},
 		{"/usr/sbin/mke2fs -V", "mke2fs 1.47.0"},
-		{"grep -c BEGIN /etc/ssl/certs/ca-certificates.crt", ""},
 		// The runtime built from pinned sources: static binaries, seccomp linked into runc.
 		{"runc --version", "libseccomp: 2.5.4"},
 		{"containerd --version", "v2.4.2"},
@@ -130,11 +141,22 @@ func TestBootUserDataAndPersistence(t *testing.T) {
 			t.Errorf("%s: %q, want %q", c.cmd, out, c.want)
 		}
 	}
+	// The CA bundle TLS clients read is the one mozillaBundle checked, from the package in this root.
+	if out := shell(t, vm, 30, "sha256sum /etc/ssl/certs/ca-certificates.crt"); !strings.HasPrefix(out, caSum+" ") {
+		t.Errorf("CA bundle in the guest: %q, want sha256 %s", out, caSum)
+	}
+	if out := shell(t, vm, 31, "ls /usr/share/ca-certificates/mozilla | grep -c '[.]crt$'"); out != fmt.Sprint(caFiles) {
+		t.Errorf("ca-certificates .crt files in the guest: %q, want %d", out, caFiles)
+	}
 	powerdown(t, vm)
+	checkGrownDisk(t, disk, diskSize, dataOff, dataEnd)
 
 	start = time.Now()
 	vm = boot(t, disk, cidata)
-	expect(t, vm, `ballast: data partition kept at \d+ MiB`)
+	wantKept := fmt.Sprintf("ballast: data partition kept at %d MiB", (dataEnd-dataOff)/mib)
+	if kept := expect(t, vm, `ballast: data partition kept at \d+ MiB`); kept[0] != wantKept {
+		t.Errorf("console says %q, want %q", kept[0], wantKept)
+	}
 	expect(t, vm, readyRE.String())
 	t.Logf("second boot: QEMU start → ready line in %.1fs", time.Since(start).Seconds())
 	// First-boot user data must not override what was set through the API afterwards.
@@ -144,6 +166,33 @@ func TestBootUserDataAndPersistence(t *testing.T) {
 		t.Errorf("hostname after reboot: %q", out)
 	}
 	powerdown(t, vm)
+}
+
+// checkGrownDisk reads the disk after the first boot: the GPT must end at the disk's end, the data
+// partition at dataEnd, and the ext4 filesystem on it must fill it.
+func checkGrownDisk(t *testing.T, disk string, diskSize, dataOff, dataEnd int64) {
+	t.Helper()
+	if out, err := exec.Command(tool(t, "sgdisk", "gdisk"), "-v", disk).CombinedOutput(); err != nil || !strings.Contains(string(out), "No problems found") {
+		t.Errorf("sgdisk -v on the grown disk: %v\n%s", err, out)
+	}
+	f, err := os.Open(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := readGPTHeader(t, f)
+	lastLBA := uint64(diskSize/sector - 1)
+	entrySectors := uint64((h.entryBytes() + sector - 1) / sector)
+	if h.alternateLBA != lastLBA || h.lastUsableLBA != lastLBA-entrySectors-1 {
+		t.Errorf("GPT: backup header at LBA %d, last usable LBA %d; want %d and %d on a %d-sector disk",
+			h.alternateLBA, h.lastUsableLBA, lastLBA, lastLBA-entrySectors-1, diskSize/sector)
+	}
+	if _, last := gptPartitionAt(t, f, h, dataOff); int64(last+1)*sector != dataEnd {
+		t.Errorf("GPT: data partition ends at byte %d, want %d", int64(last+1)*sector, dataEnd)
+	}
+	if got := ext4Size(t, f, dataOff); got != dataEnd-dataOff {
+		t.Errorf("ext4 on the data partition has %d bytes, the partition %d", got, dataEnd-dataOff)
+	}
 }
 
 // TestTamperedRootFailsClosed flips one byte of a file's data in root-a; dm-verity must stop the

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/ballast-os/ballast/builder/sbom"
+	spdxjson "github.com/spdx/tools-golang/json"
+	"github.com/spdx/tools-golang/spdx/v2/v2_3"
 )
 
 func tool(t *testing.T, name, pkg string) string {
@@ -128,6 +131,75 @@ func TestSBOM(t *testing.T) {
 	if !imageSum {
 		t.Error("SBOM does not carry the image's sha256")
 	}
+}
+
+// minDeclaredLicences is the share of Debian packages whose SBOM entry must declare a licence. The
+// rest have a copyright file that names no single licence for the package (glibc's and GCC's prose,
+// see sbom.DebianLicense) or none in the package itself (libgcc-s1's doc directory is a link).
+const minDeclaredLicences = 0.9
+
+// TestSBOMWithSPDXTools reads the SBOM with the SPDX project's own Go library, as a consumer would,
+// and checks the licences it declares.
+func TestSBOMWithSPDXTools(t *testing.T) {
+	m := loadManifest(t)
+	raw, err := os.ReadFile(filepath.Join(buildDir, "sbom.spdx.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The reader converts older versions to the one asked for, so look at what the file says.
+	var head struct {
+		SPDXVersion string `json:"spdxVersion"`
+	}
+	if err := json.Unmarshal(raw, &head); err != nil || head.SPDXVersion != v2_3.Version {
+		t.Fatalf("sbom.spdx.json: spdxVersion %q (%v), want %q", head.SPDXVersion, err, v2_3.Version)
+	}
+	var doc v2_3.Document
+	if err := spdxjson.ReadInto(bytes.NewReader(raw), &doc); err != nil {
+		t.Fatalf("sbom.spdx.json does not read as SPDX: %v", err)
+	}
+
+	kernelDeb := "linux-image-" + m.Kernel
+	var debs, undeclared []string
+	kernels := 0
+	for _, p := range doc.Packages {
+		switch {
+		case p.PackageName == "linux" && p.PackageVersion == m.Kernel, p.PackageName == kernelDeb:
+			kernels++
+			if p.PackageLicenseDeclared != "GPL-2.0-only" {
+				t.Errorf("%s %s: declared licence %q, want GPL-2.0-only", p.PackageName, p.PackageVersion, p.PackageLicenseDeclared)
+			}
+		}
+		if !isDebianPackage(p) {
+			continue
+		}
+		debs = append(debs, p.PackageName)
+		if lic := p.PackageLicenseDeclared; lic == "" || lic == "NOASSERTION" || lic == "NONE" {
+			undeclared = append(undeclared, p.PackageName)
+		}
+	}
+	if kernels != 2 {
+		t.Errorf("SBOM has %d of the kernel (linux %s) and its package %s, want both", kernels, m.Kernel, kernelDeb)
+	}
+	if len(debs) < len(m.Packages) {
+		t.Fatalf("SBOM has %d Debian packages, the manifest %d", len(debs), len(m.Packages))
+	}
+	declared := len(debs) - len(undeclared)
+	t.Logf("%d of %d Debian packages (%.1f%%) declare a licence; not: %s",
+		declared, len(debs), 100*float64(declared)/float64(len(debs)), strings.Join(undeclared, ", "))
+	if float64(declared) < minDeclaredLicences*float64(len(debs)) {
+		t.Errorf("only %d of %d Debian packages declare a licence, want at least %.0f%%; NOASSERTION: %s",
+			declared, len(debs), 100*minDeclaredLicences, strings.Join(undeclared, ", "))
+	}
+}
+
+// isDebianPackage tells the SBOM's Debian packages by their package URL.
+func isDebianPackage(p *v2_3.Package) bool {
+	for _, r := range p.PackageExternalReferences {
+		if r.RefType == "purl" && strings.HasPrefix(r.Locator, "pkg:deb/debian/") {
+			return true
+		}
+	}
+	return false
 }
 
 // TestFormats cross-checks every converted disk against disk.raw with qemu-img.

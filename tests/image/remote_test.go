@@ -3,14 +3,21 @@ package image
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ballast-os/ballast/apiserver/apitypes"
 	"github.com/ballast-os/ballast/apiserver/client"
 	"github.com/ballast-os/ballast/builder/devpki"
 	"github.com/ballast-os/ballast/tests/qemu"
@@ -125,16 +132,25 @@ func TestRemoteAPIUserDataAndRefusals(t *testing.T) {
 	noCert.Certificates = nil
 	foreign := otherCfg.Clone()
 	foreign.RootCAs = cfg.RootCAs // trust the server, present the foreign client certificate
-	for name, tc := range map[string]*tls.Config{"no client certificate": noCert, "certificate from another CA": foreign} {
-		bad, err := client.NewRemote(endpoint, tc)
+	// The server must refuse in the TLS handshake, with the alert that says why (RFC 8446 6.2), not
+	// by closing the connection or answering over HTTP.
+	for _, c := range []struct {
+		name  string
+		cfg   *tls.Config
+		alert uint8
+	}{
+		{"no client certificate", noCert, alertCertificateRequired},
+		{"certificate from another CA", foreign, alertUnknownCA},
+	} {
+		bad, err := client.NewRemote(endpoint, c.cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 		_, err = bad.OS(ctx)
 		cancel()
-		if err == nil {
-			t.Errorf("%s: accepted", name)
+		if a, ok := tlsAlert(err); !ok || a != c.alert {
+			t.Errorf("%s: got %v, want the TLS alert %q (%d)", c.name, err, tls.AlertError(c.alert), c.alert)
 		}
 	}
 
@@ -157,8 +173,48 @@ func TestRemoteAPIUserDataAndRefusals(t *testing.T) {
 	}
 }
 
+// TLS alerts as crypto/tls sends them when it refuses a client certificate (RFC 8446 6.2).
+const (
+	alertUnknownCA           = 48
+	alertCertificateRequired = 116
+)
+
+// tlsAlert returns the alert the server sent, as crypto/tls reports it to a client: a *net.OpError
+// "remote error" around the alert (its type is unexported; it is a uint8 like tls.AlertError), or
+// a tls.AlertError in the chain, as QUIC connections and later Go versions have it.
+func tlsAlert(err error) (uint8, bool) {
+	var ae tls.AlertError
+	if errors.As(err, &ae) {
+		return uint8(ae), true
+	}
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "remote error" || op.Err == nil {
+		return 0, false
+	}
+	if v := reflect.ValueOf(op.Err); v.Kind() == reflect.Uint8 && op.Err.Error() == tls.AlertError(v.Uint()).Error() {
+		return uint8(v.Uint()), true
+	}
+	return 0, false
+}
+
+// brokenUserData is valid TOML with one key of the wrong type, among good ones and below a comment
+// naming it, so a line found by searching for the key's name would be wrong.
+const brokenUserData = `# hostname must be a string; the whole document is to be refused.
+[settings]
+motd = "fine"
+
+[settings.network]
+https-proxy = "1.2.3.4:8080"
+hostname = 42
+
+[settings.kernel.sysctl]
+"vm.max_map_count" = "262144"
+`
+
 func TestBrokenUserDataStillBoots(t *testing.T) {
-	_, endpoint := bootRemote(t, copyDisk(t, 0), makeCidata(t, "[settings]\nmotd = \"fine\"\n[settings.network]\nhostname = 42\n"))
+	badLine := slices.Index(strings.Split(brokenUserData, "\n"), "hostname = 42") + 1
+	const badKey = "settings.network.hostname"
+	_, endpoint := bootRemote(t, copyDisk(t, 0), makeCidata(t, brokenUserData))
 	cfg, err := client.LoadPKI(filepath.Join(buildDir, "pki"))
 	if err != nil {
 		t.Fatal(err)
@@ -168,11 +224,40 @@ func TestBrokenUserDataStillBoots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(fmt.Sprintf("%+v", ud), "settings.network.hostname") {
-		t.Errorf("GET /userdata does not name the bad key: %+v", ud)
+	if ud.State != apitypes.UserDataInvalid || ud.Key != badKey || ud.Line != badLine || len(ud.Keys) != 0 {
+		t.Errorf("GET /userdata: state %q, key %q, line %d, keys applied %v; want %q, %q, line %d, none",
+			ud.State, ud.Key, ud.Line, ud.Keys, apitypes.UserDataInvalid, badKey, badLine)
 	}
-	s, err := c.Get(t.Context(), "settings.motd")
-	if err == nil && strings.Contains(fmt.Sprint(s), "fine") {
-		t.Errorf("a broken document must apply nothing, yet motd is set: %v", s)
+	if !strings.Contains(ud.Error, "expected string, got integer") {
+		t.Errorf("GET /userdata: error %q does not say what is wrong with the value", ud.Error)
+	}
+	i := slices.IndexFunc(ud.Sources, func(s apitypes.UserDataSource) bool { return s.Name == "nocloud" })
+	if i < 0 || ud.Sources[i].State != apitypes.UserDataInvalid || ud.Sources[i].Key != badKey || ud.Sources[i].Line != badLine {
+		t.Errorf("GET /userdata: the nocloud source is not invalid at %s, line %d: %+v", badKey, badLine, ud.Sources)
+	}
+	// The apiserver's log tells the operator the same.
+	logs, err := c.Logs(t.Context(), "apiserver", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := io.ReadAll(logs)
+	logs.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLog := fmt.Sprintf(`ballast: userdata: \S+: line %d: key %s: `, badLine, regexp.QuoteMeta(badKey))
+	if !regexp.MustCompile(wantLog).Match(log) {
+		t.Errorf("the apiserver's log lacks a line matching %q:\n%s", wantLog, log)
+	}
+
+	s, err := c.Settings(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The document's valid keys must not have been applied either.
+	if (s.Motd != nil && *s.Motd == "fine") || (s.Network != nil && s.Network.HTTPSProxy != nil && *s.Network.HTTPSProxy == "1.2.3.4:8080") ||
+		(s.Kernel != nil && s.Kernel.Sysctl["vm.max_map_count"] == "262144") {
+		b, _ := json.Marshal(s)
+		t.Errorf("a broken document must apply nothing, yet the settings have some of it: %s", b)
 	}
 }
