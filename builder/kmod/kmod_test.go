@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/ballast-os/ballast/tests/testutil"
 )
 
 func testIndex() Index {
@@ -87,10 +89,7 @@ kernel/drivers/virtio/virtio_ring.ko:
 
 // TestReadModinfo builds a real ELF object with a .modinfo section, as the kernel build does.
 func TestReadModinfo(t *testing.T) {
-	cc, err := exec.LookPath("cc")
-	if err != nil {
-		t.Skip("needs a C compiler (Debian package gcc) to make an ELF fixture")
-	}
+	cc := testutil.Tool(t, "cc", "gcc")
 	dir := t.TempDir()
 	src := filepath.Join(dir, "m.c")
 	os.WriteFile(src, []byte(`__attribute__((section(".modinfo"), used)) static const char info[] =

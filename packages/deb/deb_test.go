@@ -10,15 +10,14 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/ballast-os/ballast/tests/testutil"
 )
 
 // buildDeb makes a real package with dpkg-deb, so the reader is checked against Debian's own writer.
 func buildDeb(t *testing.T, compression string) string {
 	t.Helper()
-	bin, err := exec.LookPath("dpkg-deb")
-	if err != nil {
-		t.Skip("dpkg-deb missing (Debian package dpkg)")
-	}
+	bin := testutil.Tool(t, "dpkg-deb", "dpkg")
 	root := t.TempDir()
 	os.MkdirAll(filepath.Join(root, "DEBIAN"), 0o755)
 	os.WriteFile(filepath.Join(root, "DEBIAN", "control"), []byte("Package: t\nVersion: 1\nArchitecture: all\nMaintainer: x <x@example.org>\nDescription: test\n"), 0o644)
