@@ -2,7 +2,6 @@ package kmod
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -95,9 +94,7 @@ func TestReadModinfo(t *testing.T) {
 	os.WriteFile(src, []byte(`__attribute__((section(".modinfo"), used)) static const char info[] =
 		"license=GPL\0depends=dm-mod,dm_bufio\0name=dm_verity\0vermagic=6.1.0 SMP mod_unload\0";`), 0o644)
 	obj := filepath.Join(dir, "dm-verity.ko")
-	if out, err := exec.Command(cc, "-c", "-o", obj, src).CombinedOutput(); err != nil {
-		t.Fatalf("cc: %v\n%s", err, out)
-	}
+	testutil.Run(t, cc, "-c", "-o", obj, src)
 	f, _ := os.Open(obj)
 	defer f.Close()
 	ix := Index{}

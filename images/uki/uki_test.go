@@ -341,11 +341,8 @@ func TestObjdump(t *testing.T) {
 	if err := os.WriteFile(path, build(t, stub, s), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(objdump, "-h", path).CombinedOutput()
-	if err != nil {
-		t.Fatalf("objdump -h: %v\n%s", err, out)
-	}
-	if !strings.Contains(string(out), "file format pei-x86-64") {
+	out := testutil.Run(t, objdump, "-h", path)
+	if !strings.Contains(out, "file format pei-x86-64") {
 		t.Fatalf("objdump does not see a PE image:\n%s", out)
 	}
 	f, err := pe.Open(path)
@@ -354,7 +351,7 @@ func TestObjdump(t *testing.T) {
 	}
 	defer f.Close()
 	re := regexp.MustCompile(`(?m)^\s*\d+\s+(\S+)\s+([0-9a-f]+)\s+([0-9a-f]+)\s+[0-9a-f]+\s+([0-9a-f]+)`)
-	rows := re.FindAllStringSubmatch(string(out), -1)
+	rows := re.FindAllStringSubmatch(out, -1)
 	if len(rows) != len(f.Sections) {
 		t.Fatalf("objdump lists %d sections, debug/pe %d:\n%s", len(rows), len(f.Sections), out)
 	}

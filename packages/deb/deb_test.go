@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -25,9 +24,7 @@ func buildDeb(t *testing.T, compression string) string {
 	os.WriteFile(filepath.Join(root, "usr", "bin", "tool"), []byte("#!tool\n"), 0o755)
 	os.Symlink("tool", filepath.Join(root, "usr", "bin", "alias"))
 	out := filepath.Join(t.TempDir(), "t.deb")
-	if b, err := exec.Command(bin, "--root-owner-group", "-Z"+compression, "--build", root, out).CombinedOutput(); err != nil {
-		t.Fatalf("dpkg-deb: %v %s", err, b)
-	}
+	testutil.Run(t, bin, "--root-owner-group", "-Z"+compression, "--build", root, out)
 	return out
 }
 
