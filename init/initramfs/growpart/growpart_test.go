@@ -335,9 +335,9 @@ func TestLoopFullFlow(t *testing.T) {
 			testutil.Need(t, err == nil, "mount ext4: %v", err)
 			defer unix.Unmount(mnt, 0)
 			if !haveCap(t, unix.CAP_SYS_RESOURCE) {
-				// Containers often drop it, as this one has. The growth itself is TestVM's, in a
-				// guest with every capability; here the refusal must be the capability's and
-				// nothing else's.
+				// Containers often drop it, build sandboxes included. The growth itself is
+				// TestVM's, in a guest with every capability; here the refusal must be the
+				// capability's and nothing else's.
 				if _, err := resizeExt4(mnt, res.NewSize); !errors.Is(err, unix.EPERM) {
 					t.Fatalf("resizeExt4 without CAP_SYS_RESOURCE: err = %v, want EPERM", err)
 				}
