@@ -23,6 +23,17 @@ declare -A need=(
   [genisoimage]=genisoimage
   [xorriso]=xorriso
   [losetup]=mount
+  # used by tests only
+  [e2fsck]=e2fsprogs
+  [dumpe2fs]=e2fsprogs
+  [mdir]=mtools
+  [mtype]=mtools
+  [mlabel]=mtools
+  [osslsigncode]=osslsigncode
+  [dpkg-deb]=dpkg
+  [tar]=tar
+  [partx]=util-linux
+  [unshare]=util-linux
 )
 # runc is linked statically against libseccomp and glibc (packages/go-components.toml)
 files=(/usr/share/OVMF/OVMF_CODE_4M.fd:ovmf /usr/share/OVMF/OVMF_VARS_4M.fd:ovmf

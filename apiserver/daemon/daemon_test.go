@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -18,6 +17,7 @@ import (
 	"github.com/ballast-os/ballast/apiserver/initclient"
 	"github.com/ballast-os/ballast/apiserver/osinfo"
 	"github.com/ballast-os/ballast/apiserver/userdata"
+	"github.com/ballast-os/ballast/tests/testutil"
 )
 
 // host is the directories one test server works in, standing in for the host's /local, /etc, /run.
@@ -72,32 +72,15 @@ func newHost(t testing.TB) *host {
 
 // running is one server process, in-process.
 type running struct {
-	console *syncBuffer
+	console *testutil.Buffer
 	stop    func() error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // start runs the server and waits until it listens.
 func (h *host) start(t testing.TB) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{console: &syncBuffer{}}
+	r := &running{console: &testutil.Buffer{}}
 	listening := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {

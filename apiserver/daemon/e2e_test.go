@@ -22,7 +22,7 @@ import (
 
 	"github.com/ballast-os/ballast/apiserver/apitypes"
 	"github.com/ballast-os/ballast/apiserver/client"
-	"github.com/ballast-os/ballast/apiserver/initclient"
+	"github.com/ballast-os/ballast/apiserver/initclient/initclienttest"
 	"github.com/ballast-os/ballast/apiserver/settings"
 	"github.com/ballast-os/ballast/apiserver/userdata"
 	"github.com/ballast-os/ballast/builder/devpki"
@@ -176,21 +176,6 @@ func (i *testInit) Restart(_ context.Context, ids ...string) error {
 
 func (i *testInit) Reboot(context.Context) error { return nil }
 
-func startInit(t *testing.T, dir string, h contract.InitHandler) *initclient.Client {
-	t.Helper()
-	sock := filepath.Join(dir, "init.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { contract.ServeInit(ctx, ln, h); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
-	return initclient.New(sock, filepath.Join(dir, "logs"))
-}
-
 // TestRenderAndRestarts checks the host side of settings: files rendered at start and on change,
 // sysctls written to /proc, and only the services whose files changed restarted.
 func TestRenderAndRestarts(t *testing.T) {
@@ -201,7 +186,11 @@ func TestRenderAndRestarts(t *testing.T) {
 	os.MkdirAll(filepath.Dir(sysctl), 0o755)
 	writeFile(t, sysctl, "0\n")
 	ti := &testInit{}
-	h.init = startInit(t, h.dir, ti)
+	logs := filepath.Join(h.dir, "logs")
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h.init = initclienttest.Start(t, ti, logs)
 	h.start(t)
 	c := client.New(h.socket)
 	defer c.Close()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -13,10 +12,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/ballast-os/ballast/contract"
-
 	"github.com/ballast-os/ballast/apiserver/apitypes"
 	"github.com/ballast-os/ballast/apiserver/initclient"
+	"github.com/ballast-os/ballast/apiserver/initclient/initclienttest"
 	"github.com/ballast-os/ballast/apiserver/settings"
 )
 
@@ -153,24 +151,10 @@ func (i *testInit) Restart(_ context.Context, ids ...string) error {
 
 func (i *testInit) Reboot(context.Context) error { return nil }
 
-func startInit(t *testing.T, h contract.InitHandler) *initclient.Client {
-	t.Helper()
-	sock := filepath.Join(t.TempDir(), "init.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { contract.ServeInit(ctx, ln, h); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return initclient.New(sock, "")
-}
-
 func TestRestarts(t *testing.T) {
 	ctx := context.Background()
 	h := &testInit{known: []string{"apiserver", "containerd"}}
-	r := &Renderer{EtcDir: t.TempDir(), Init: startInit(t, h)}
+	r := &Renderer{EtcDir: t.TempDir(), Init: initclienttest.Start(t, h, "")}
 	s := decode(t, `{"network":{"https-proxy":"p:1"}}`)
 
 	// At start files are written but nothing restarts: services start after the apiserver.
@@ -191,7 +175,7 @@ func TestRestarts(t *testing.T) {
 	}
 
 	// An init that does not run containerd restarts nothing, and neither does a missing init.
-	for _, init := range []initclient.Init{startInit(t, &testInit{known: []string{"apiserver"}}), initclient.New(filepath.Join(t.TempDir(), "none"), "")} {
+	for _, init := range []initclient.Init{initclienttest.Start(t, &testInit{known: []string{"apiserver"}}, ""), initclient.New(filepath.Join(t.TempDir(), "none"), "")} {
 		r := &Renderer{EtcDir: t.TempDir(), Init: init}
 		if res, err := r.Apply(ctx, s2, []string{"settings.network.https-proxy"}); err != nil || res.Restarted != nil {
 			t.Fatalf("Apply = %+v, %v", res, err)

@@ -3,29 +3,23 @@ package userdata
 import (
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
+
+	"github.com/ballast-os/ballast/tests/testutil"
 )
 
-// needTool skips the test when an image-making tool is missing; on Debian they come from
-// dosfstools, mtools, genisoimage and xorriso.
-func needTool(t *testing.T, name string) {
-	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("%s not installed (apt-get install dosfstools mtools genisoimage xorriso): %v", name, err)
-	}
+// toolPackage is the Debian package of each image-making tool the tests use.
+var toolPackage = map[string]string{
+	"mkfs.fat": "dosfstools", "mkfs.vfat": "dosfstools", "mcopy": "mtools", "mlabel": "mtools",
+	"genisoimage": "genisoimage", "xorriso": "xorriso",
 }
 
+// run runs an image-making tool; a missing one is testutil.Tool's business.
 func run(t *testing.T, name string, args ...string) {
 	t.Helper()
-	needTool(t, name)
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
+	testutil.Run(t, testutil.Tool(t, name, toolPackage[name]), args...)
 }
 
 // fatImage makes a FAT image of size MiB with mkfs.fat args, and optionally a user-data file in it

@@ -6,13 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ballast-os/ballast/tests/testutil"
 )
 
 // fakeBlock lays out a sysfs-like directory and a /dev-like directory whose "device nodes" are
@@ -113,24 +113,15 @@ func TestNoCloudWaitHonoursContext(t *testing.T) {
 	}
 }
 
-// TestNoCloudLoopDevice runs the real scan over /sys/class/block with a loop device, and the mount
-// when the kernel has vfat. It needs root and losetup.
+// TestNoCloudLoopDevice runs the real scan over /sys/class/block with a loop device. Mounting
+// what it finds is TestVM's, in a guest whose kernel has vfat.
 func TestNoCloudLoopDevice(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for losetup")
-	}
-	needTool(t, "losetup")
 	// A label no other device here has, so a real seed volume on this machine cannot match.
 	var rnd [4]byte
 	rand.Read(rnd[:])
 	label := "T" + strings.ToUpper(hex.EncodeToString(rnd[:]))
 	img := fatImage(t, 2, "[settings]\nmotd = \"from loop\"\n", "-F", "12", "-n", label)
-	out, err := exec.Command("losetup", "--find", "--show", "--read-only", img).CombinedOutput()
-	if err != nil {
-		t.Skipf("losetup: %v: %s", err, out)
-	}
-	loop := strings.TrimSpace(string(out))
-	t.Cleanup(func() { exec.Command("losetup", "-d", loop).Run() })
+	loop := testutil.Loop(t, img, "--read-only")
 
 	src := NoCloud{Label: strings.ToLower(label), RunDir: t.TempDir(), Wait: 5 * time.Second}
 	dev, err := src.Find(context.Background())
@@ -139,19 +130,6 @@ func TestNoCloudLoopDevice(t *testing.T) {
 	}
 	if dev.Path != loop || dev.FSType != FSVFAT {
 		t.Fatalf("Find = %+v, want %s vfat", dev, loop)
-	}
-	data, origin, err := src.Fetch(context.Background())
-	if errors.Is(err, syscall.ENODEV) {
-		t.Skipf("this kernel cannot mount vfat; scan passed, mount untested: %v", err)
-	}
-	if err != nil {
-		t.Fatalf("Fetch: %v", err)
-	}
-	if origin != loop+":user-data" || !strings.Contains(string(data), "from loop") {
-		t.Fatalf("Fetch = %q from %q", data, origin)
-	}
-	if entries, _ := os.ReadDir(src.RunDir); len(entries) != 0 {
-		t.Fatalf("mount point left behind in %s", src.RunDir)
 	}
 }
 

@@ -2,11 +2,12 @@ package kmod
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/ballast-os/ballast/tests/testutil"
 )
 
 func testIndex() Index {
@@ -87,18 +88,13 @@ kernel/drivers/virtio/virtio_ring.ko:
 
 // TestReadModinfo builds a real ELF object with a .modinfo section, as the kernel build does.
 func TestReadModinfo(t *testing.T) {
-	cc, err := exec.LookPath("cc")
-	if err != nil {
-		t.Skip("needs a C compiler (Debian package gcc) to make an ELF fixture")
-	}
+	cc := testutil.Tool(t, "cc", "gcc")
 	dir := t.TempDir()
 	src := filepath.Join(dir, "m.c")
 	os.WriteFile(src, []byte(`__attribute__((section(".modinfo"), used)) static const char info[] =
 		"license=GPL\0depends=dm-mod,dm_bufio\0name=dm_verity\0vermagic=6.1.0 SMP mod_unload\0";`), 0o644)
 	obj := filepath.Join(dir, "dm-verity.ko")
-	if out, err := exec.Command(cc, "-c", "-o", obj, src).CombinedOutput(); err != nil {
-		t.Fatalf("cc: %v\n%s", err, out)
-	}
+	testutil.Run(t, cc, "-c", "-o", obj, src)
 	f, _ := os.Open(obj)
 	defer f.Close()
 	ix := Index{}

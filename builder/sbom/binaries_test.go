@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ballast-os/ballast/tests/testutil"
 )
 
 // testBinaries are real Go executables built for a test: a stdlib-only tool, one whose modules are
@@ -63,9 +65,7 @@ func main() {
 
 func buildTestBinaries(t *testing.T) testBinaries {
 	t.Helper()
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("go toolchain not on PATH")
-	}
+	testutil.Tool(t, "go", "golang-go, or Go from https://go.dev/dl")
 	out := t.TempDir()
 	bins := testBinaries{
 		hello:    filepath.Join(out, "hello"),

@@ -9,7 +9,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	"github.com/ballast-os/ballast/images/disk"
 	"github.com/ballast-os/ballast/images/fat"
 	"github.com/ballast-os/ballast/images/gpt"
+	"github.com/ballast-os/ballast/tests/testutil"
 )
 
 const mib = 1 << 20
@@ -260,36 +260,15 @@ func sparseFile(t *testing.T, n int64) string {
 	return path
 }
 
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s not installed (apt-get install gdisk dosfstools mtools)", name)
-		}
-		t.Skipf("%s not installed (apt-get install gdisk dosfstools mtools)", name)
-	}
-	return p
-}
-
-func run(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
 // TestSgdisk has sgdisk check the table and read back names, types and GUIDs.
 func TestSgdisk(t *testing.T) {
-	sgdisk := needTool(t, "sgdisk")
+	sgdisk := testutil.Tool(t, "sgdisk", "gdisk")
 	path, l := writeImage(t)
 
-	if out := run(t, sgdisk, "-v", path); !strings.Contains(out, "No problems found") {
+	if out := testutil.Run(t, sgdisk, "-v", path); !strings.Contains(out, "No problems found") {
 		t.Errorf("sgdisk -v:\n%s", out)
 	}
-	out := run(t, sgdisk, "-p", path)
+	out := testutil.Run(t, sgdisk, "-p", path)
 	if !strings.Contains(out, "Disk identifier (GUID): "+strings.ToUpper(l.DiskGUID.String())) {
 		t.Errorf("sgdisk -p does not show disk GUID %s:\n%s", l.DiskGUID, out)
 	}
@@ -301,7 +280,7 @@ func TestSgdisk(t *testing.T) {
 		return m[1]
 	}
 	for i, p := range l.Partitions {
-		info := run(t, sgdisk, "-i", fmt.Sprint(i+1), path)
+		info := testutil.Run(t, sgdisk, "-i", fmt.Sprint(i+1), path)
 		checks := map[string]string{
 			"Partition GUID code":   strings.ToUpper(p.Type),
 			"Partition unique GUID": strings.ToUpper(p.UUID.String()),
@@ -317,7 +296,7 @@ func TestSgdisk(t *testing.T) {
 		}
 	}
 	// The root hash is visible in the PARTUUIDs exactly as systemd expects it.
-	info := run(t, sgdisk, "-i", "2", path)
+	info := testutil.Run(t, sgdisk, "-i", "2", path)
 	if got := field(info, "Partition unique GUID"); got != "01234567-89AB-CDEF-0123-456789ABCDEF" {
 		t.Errorf("root-a PARTUUID = %s, want the first 128 bits of the root hash", got)
 	}
@@ -326,9 +305,9 @@ func TestSgdisk(t *testing.T) {
 // TestESPWithFATTools checks the ESP that images/fat wrote inside the disk,
 // both in place (mtools' @@offset) and extracted (fsck.fat).
 func TestESPWithFATTools(t *testing.T) {
-	fsck := needTool(t, "fsck.fat")
-	mdir := needTool(t, "mdir")
-	mcopy := needTool(t, "mcopy")
+	fsck := testutil.Tool(t, "fsck.fat", "dosfstools")
+	mdir := testutil.Tool(t, "mdir", "mtools")
+	mcopy := testutil.Tool(t, "mcopy", "mtools")
 	path, l := writeImage(t)
 	esp, err := l.Partition(contract.PartESP)
 	if err != nil {
@@ -343,7 +322,7 @@ func TestESPWithFATTools(t *testing.T) {
 	if err := os.WriteFile(extracted, img[esp.Offset:esp.Offset+esp.Size], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out := run(t, fsck, "-n", "-v", extracted)
+	out := testutil.Run(t, fsck, "-n", "-v", extracted)
 	for _, bad := range []string{"differ", "wrong", "Performing changes", "only space for"} {
 		if strings.Contains(out, bad) {
 			t.Errorf("fsck.fat reports %q:\n%s", bad, out)
@@ -351,11 +330,11 @@ func TestESPWithFATTools(t *testing.T) {
 	}
 
 	inPlace := fmt.Sprintf("%s@@%d", path, esp.Offset)
-	if listing := run(t, mdir, "-i", inPlace, "::/EFI/BOOT"); !strings.Contains(listing, "BOOTX64  EFI    300000") {
+	if listing := testutil.Run(t, mdir, "-i", inPlace, "::/EFI/BOOT"); !strings.Contains(listing, "BOOTX64  EFI    300000") {
 		t.Errorf("mdir in the disk image:\n%s", listing)
 	}
 	dst := filepath.Join(t.TempDir(), "BOOTX64.EFI")
-	run(t, mcopy, "-n", "-i", inPlace, "::/EFI/BOOT/BOOTX64.EFI", dst)
+	testutil.Run(t, mcopy, "-n", "-i", inPlace, "::/EFI/BOOT/BOOTX64.EFI", dst)
 	if got, err := os.ReadFile(dst); err != nil || !bytes.Equal(got, espFiles[0].Data) {
 		t.Errorf("BOOTX64.EFI read back from the disk image differs (%v)", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ballast-os/ballast/images/fat"
+	"github.com/ballast-os/ballast/tests/testutil"
 )
 
 const mib = 1 << 20
@@ -253,36 +254,13 @@ func TestWriteErrors(t *testing.T) {
 	}
 }
 
-// needTool finds an external checker. Missing tools skip the test on a
-// developer machine but fail it in CI, where the image checks must run.
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s not installed (apt-get install dosfstools mtools)", name)
-		}
-		t.Skipf("%s not installed (apt-get install dosfstools mtools)", name)
-	}
-	return p
-}
-
-func run(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
 // TestExternalTools checks images of several sizes with fsck.fat and reads
 // them back with mtools, neither of which mounts anything.
 func TestExternalTools(t *testing.T) {
-	fsck := needTool(t, "fsck.fat")
-	mdir := needTool(t, "mdir")
-	mcopy := needTool(t, "mcopy")
-	mtype := needTool(t, "mtype")
+	fsck := testutil.Tool(t, "fsck.fat", "dosfstools")
+	mdir := testutil.Tool(t, "mdir", "mtools")
+	mcopy := testutil.Tool(t, "mcopy", "mtools")
+	mtype := testutil.Tool(t, "mtype", "mtools")
 
 	files := sampleFiles()
 	for _, size := range []int64{33 * mib, 64 * mib, 128 * mib, 256 * mib, 260 * mib, 300 * mib, 512 * mib} {
@@ -303,14 +281,14 @@ func TestExternalTools(t *testing.T) {
 				t.Fatalf("image is %v bytes, want %d (%v)", st.Size(), size, err)
 			}
 
-			out := run(t, fsck, "-n", "-v", img)
+			out := testutil.Run(t, fsck, "-n", "-v", img)
 			for _, bad := range []string{"differ", "wrong", "Performing changes", "Leaving filesystem unchanged", "only space for"} {
 				if strings.Contains(out, bad) {
 					t.Errorf("fsck.fat reports %q:\n%s", bad, out)
 				}
 			}
 
-			listing := run(t, mdir, "-i", img, "::/EFI/BOOT")
+			listing := testutil.Run(t, mdir, "-i", img, "::/EFI/BOOT")
 			if !strings.Contains(listing, "BOOTX64  EFI   1500000") {
 				t.Errorf("mdir ::/EFI/BOOT does not show BOOTX64.EFI:\n%s", listing)
 			}
@@ -319,7 +297,7 @@ func TestExternalTools(t *testing.T) {
 				want = append(want, "::/"+f.Path)
 			}
 			var got []string
-			for _, line := range strings.Split(strings.TrimSpace(run(t, mdir, "-/", "-b", "-i", img, "::/")), "\n") {
+			for _, line := range strings.Split(strings.TrimSpace(testutil.Run(t, mdir, "-/", "-b", "-i", img, "::/")), "\n") {
 				if !strings.HasSuffix(line, "/") || line == "::/loader/credentials/" {
 					got = append(got, strings.TrimSuffix(line, "/"))
 				}
@@ -336,13 +314,13 @@ func TestExternalTools(t *testing.T) {
 					continue
 				}
 				dst := filepath.Join(outDir, fmt.Sprint(i))
-				run(t, mcopy, "-n", "-i", img, "::/"+f.Path, dst)
+				testutil.Run(t, mcopy, "-n", "-i", img, "::/"+f.Path, dst)
 				data, err := os.ReadFile(dst)
 				if err != nil || !bytes.Equal(data, f.Data) {
 					t.Errorf("mcopy %s: %d bytes differ from the %d written (%v)", f.Path, len(data), len(f.Data), err)
 				}
 			}
-			if got := run(t, mtype, "-i", img, "::/loader/loader.conf"); got != string(files[2].Data) {
+			if got := testutil.Run(t, mtype, "-i", img, "::/loader/loader.conf"); got != string(files[2].Data) {
 				t.Errorf("mtype loader.conf = %q", got)
 			}
 		})
@@ -352,7 +330,7 @@ func TestExternalTools(t *testing.T) {
 // TestFsckRejectsCorruption makes sure the fsck check above can fail: a
 // volume whose FSInfo free count is off must be reported.
 func TestFsckRejectsCorruption(t *testing.T) {
-	fsck := needTool(t, "fsck.fat")
+	fsck := testutil.Tool(t, "fsck.fat", "dosfstools")
 	img := writeMem(t, 64*mib, fat.Options{Time: stamp}, sampleFiles())
 	binary.LittleEndian.PutUint32(img[512+488:], 12345)
 	path := filepath.Join(t.TempDir(), "bad.img")

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ballast-os/ballast/tests/testutil"
 )
 
 func TestGCETarball(t *testing.T) {
@@ -75,11 +77,8 @@ func TestGCETarball(t *testing.T) {
 	}
 
 	// GNU tar reads it the same way.
-	if _, err := exec.LookPath("tar"); err == nil {
-		list, err := exec.Command("tar", "-tvzf", out).CombinedOutput()
-		if err != nil || !strings.Contains(string(list), " disk.raw\n") {
-			t.Errorf("tar -tvzf: %v\n%s", err, list)
-		}
+	if list := testutil.Run(t, gnuTar(t), "-tvzf", out); !strings.Contains(list, " disk.raw\n") {
+		t.Errorf("tar -tvzf lists no disk.raw:\n%s", list)
 	}
 
 	again := filepath.Join(t.TempDir(), "disk.tar.gz")
@@ -96,9 +95,7 @@ func TestGCETarball(t *testing.T) {
 // difference allowed is archive/tar writing the device numbers, which
 // oldgnu leaves empty, as zeros (and so the checksum).
 func TestGCEHeaderMatchesGNUTar(t *testing.T) {
-	if _, err := exec.LookPath("tar"); err != nil {
-		t.Skip("GNU tar not installed")
-	}
+	tar := gnuTar(t)
 	dir := t.TempDir()
 	raw := filepath.Join(dir, "disk.raw")
 	if err := os.WriteFile(raw, bytes.Repeat([]byte("ballast!"), mib/8), 0o644); err != nil {
@@ -121,7 +118,7 @@ func TestGCEHeaderMatchesGNUTar(t *testing.T) {
 	if _, err := io.ReadFull(zr, ours); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("tar", "--format=oldgnu", "--mtime=@"+strconv.FormatInt(testOpts.Time.Unix(), 10),
+	cmd := exec.Command(tar, "--format=oldgnu", "--mtime=@"+strconv.FormatInt(testOpts.Time.Unix(), 10),
 		"--owner=0", "--group=0", "--numeric-owner", "--mode=0644", "-cf", "-", "disk.raw")
 	cmd.Dir = dir
 	gnu, err := cmd.Output()
@@ -134,4 +131,13 @@ func TestGCEHeaderMatchesGNUTar(t *testing.T) {
 			t.Errorf("header byte %d: ours %q, GNU tar %q", i, ours[i], gnu[i])
 		}
 	}
+}
+
+// gnuTar finds GNU tar, the reader GCE's documentation uses; a BSD tar would answer differently.
+func gnuTar(t testing.TB) string {
+	t.Helper()
+	tar := testutil.Tool(t, "tar", "tar")
+	v := testutil.Run(t, tar, "--version")
+	testutil.Need(t, strings.Contains(v, "GNU tar"), "GNU tar, but %s is %s", tar, strings.SplitN(v, "\n", 2)[0])
+	return tar
 }

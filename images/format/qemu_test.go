@@ -5,11 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/ballast-os/ballast/tests/testutil"
 )
 
 var testOpts = Options{
@@ -19,20 +19,14 @@ var testOpts = Options{
 
 func needQemuImg(t testing.TB) {
 	t.Helper()
-	if _, err := exec.LookPath("qemu-img"); err != nil {
-		t.Skip("qemu-img not installed (Debian: qemu-utils)")
-	}
+	testutil.Tool(t, "qemu-img", "qemu-utils")
 }
 
 // qemuImg runs qemu-img and returns its output, failing the test with the
 // output on a non-zero exit.
 func qemuImg(t testing.TB, args ...string) string {
 	t.Helper()
-	out, err := exec.Command("qemu-img", args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("qemu-img %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return testutil.Run(t, "qemu-img", args...)
 }
 
 // qemuDriver is QEMU's name for a format.

@@ -3,11 +3,12 @@ package gpt
 import (
 	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ballast-os/ballast/tests/testutil"
 )
 
 func TestGUIDRoundTrip(t *testing.T) {
@@ -42,22 +43,11 @@ func TestGUIDRoundTrip(t *testing.T) {
 // sgdiskImage makes a disk image with sgdisk so the reader is checked against an independent writer.
 func sgdiskImage(t *testing.T, size string, args ...string) string {
 	t.Helper()
-	if _, err := exec.LookPath("sgdisk"); err != nil {
-		t.Skip("sgdisk not installed")
-	}
+	sgdisk := testutil.Tool(t, "sgdisk", "gdisk")
 	img := filepath.Join(t.TempDir(), "disk.img")
-	run(t, "truncate", "-s", size, img)
-	run(t, "sgdisk", append(args, img)...)
+	testutil.Run(t, "truncate", "-s", size, img)
+	testutil.Run(t, sgdisk, append(args, img)...)
 	return img
-}
-
-func run(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
 }
 
 const (
@@ -216,11 +206,11 @@ func TestSetLastLBA(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	out := run(t, "sgdisk", "-v", img)
+	out := testutil.Run(t, "sgdisk", "-v", img)
 	if !strings.Contains(out, "No problems found") {
 		t.Errorf("sgdisk -v after rewrite:\n%s", out)
 	}
-	if out := run(t, "sgdisk", "-i", "2", img); !strings.Contains(out, "Last sector: "+strconv.FormatUint(end, 10)+" ") {
+	if out := testutil.Run(t, "sgdisk", "-i", "2", img); !strings.Contains(out, "Last sector: "+strconv.FormatUint(end, 10)+" ") {
 		t.Errorf("sgdisk -i 2 after rewrite:\n%s", out)
 	}
 }

@@ -2,12 +2,11 @@ package initrd
 
 import (
 	"bytes"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/ballast-os/ballast/tests/testutil"
 	"github.com/klauspost/compress/zstd"
 	"github.com/u-root/u-root/pkg/cpio"
 )
@@ -57,13 +56,10 @@ func TestBuild(t *testing.T) {
 	}
 
 	// Cross-check with the system cpio, which is what a person would use to look inside.
-	if _, err := exec.LookPath("cpio"); err == nil {
-		dir := t.TempDir()
-		os.WriteFile(filepath.Join(dir, "a.cpio"), raw.Bytes(), 0o644)
-		out, err := exec.Command("sh", "-c", "cpio -it < "+filepath.Join(dir, "a.cpio")).CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "lib/modules/6.1.0/kernel/drivers/md/dm-verity.ko") {
-			t.Errorf("cpio -t: %v\n%s", err, out)
-		}
+	cmd := exec.Command(testutil.Tool(t, "cpio", "cpio"), "-it")
+	cmd.Stdin = bytes.NewReader(raw.Bytes())
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "lib/modules/6.1.0/kernel/drivers/md/dm-verity.ko") {
+		t.Errorf("cpio -t: %v\n%s", err, out)
 	}
 	if err := Build(&a, []File{{Path: "/abs", Data: nil}}); err == nil {
 		t.Error("absolute path accepted")

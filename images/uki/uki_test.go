@@ -2,6 +2,7 @@ package uki
 
 import (
 	"bytes"
+	"context"
 	"debug/pe"
 	"encoding/binary"
 	"math/rand/v2"
@@ -11,24 +12,50 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/ballast-os/ballast/packages/debian"
+	"github.com/ballast-os/ballast/tests/testutil"
 )
 
-// stubEnv names a systemd-stub to test against when the systemd-boot-efi package is not installed
-// (installing it drags in systemd): apt-get download systemd-boot-efi && dpkg-deb -x *.deb x, then
-// BALLAST_SYSTEMD_STUB=x/usr/lib/systemd/boot/efi/linuxx64.efi.stub.
+// stubEnv names another systemd-stub to test against than the one images carry.
 const stubEnv = "BALLAST_SYSTEMD_STUB"
 
+// The stub the builder puts into UKIs: this file of the systemd-boot-efi package that
+// packages/debian.lock pins (builder/pipeline's stubPackage and stubPath).
+const (
+	stubPackage = "systemd-boot-efi"
+	stubPath    = "usr/lib/systemd/boot/efi/linuxx64.efi.stub"
+)
+
+var pinnedStub struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// realStub returns $BALLAST_SYSTEMD_STUB, or the pinned stub, fetched into the verified download
+// cache the first time, as the builder does: the host's own systemd-boot-efi, if any, is not what
+// images carry.
 func realStub(t *testing.T) []byte {
 	t.Helper()
-	path := os.Getenv(stubEnv)
-	if path == "" {
-		path = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"
+	pinnedStub.once.Do(func() {
+		if p := os.Getenv(stubEnv); p != "" {
+			pinnedStub.path = p
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		lock := filepath.Join(testutil.RepoRoot(t), "packages", "debian.lock")
+		dir, err := debian.UnpackPinned(ctx, lock, stubPackage, "")
+		pinnedStub.path, pinnedStub.err = filepath.Join(dir, stubPath), err
+	})
+	if pinnedStub.err != nil {
+		t.Fatalf("systemd-stub (%s may name one instead): %v", stubEnv, pinnedStub.err)
 	}
-	b, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
-		t.Skipf("no systemd-stub at %s: install systemd-boot-efi, or extract it from the .deb and set %s", path, stubEnv)
-	}
+	b, err := os.ReadFile(pinnedStub.path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,20 +334,15 @@ func TestBuildStub(t *testing.T) {
 
 // TestObjdump cross-checks the section table with binutils' reading of the image.
 func TestObjdump(t *testing.T) {
-	if _, err := exec.LookPath("objdump"); err != nil {
-		t.Skip("objdump not found; install binutils")
-	}
+	objdump := testutil.Tool(t, "objdump", "binutils")
 	stub := realStub(t)
 	s := testSections()
 	path := filepath.Join(t.TempDir(), "uki.efi")
 	if err := os.WriteFile(path, build(t, stub, s), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("objdump", "-h", path).CombinedOutput()
-	if err != nil {
-		t.Fatalf("objdump -h: %v\n%s", err, out)
-	}
-	if !strings.Contains(string(out), "file format pei-x86-64") {
+	out := testutil.Run(t, objdump, "-h", path)
+	if !strings.Contains(out, "file format pei-x86-64") {
 		t.Fatalf("objdump does not see a PE image:\n%s", out)
 	}
 	f, err := pe.Open(path)
@@ -329,7 +351,7 @@ func TestObjdump(t *testing.T) {
 	}
 	defer f.Close()
 	re := regexp.MustCompile(`(?m)^\s*\d+\s+(\S+)\s+([0-9a-f]+)\s+([0-9a-f]+)\s+[0-9a-f]+\s+([0-9a-f]+)`)
-	rows := re.FindAllStringSubmatch(string(out), -1)
+	rows := re.FindAllStringSubmatch(out, -1)
 	if len(rows) != len(f.Sections) {
 		t.Fatalf("objdump lists %d sections, debug/pe %d:\n%s", len(rows), len(f.Sections), out)
 	}
@@ -347,9 +369,7 @@ func TestObjdump(t *testing.T) {
 
 // TestOsslsigncodeChecksum compares the PE checksum with osslsigncode's own calculation.
 func TestOsslsigncodeChecksum(t *testing.T) {
-	if _, err := exec.LookPath("osslsigncode"); err != nil {
-		t.Skip("osslsigncode not found; install the osslsigncode package")
-	}
+	osslsigncode := testutil.Tool(t, "osslsigncode", "osslsigncode")
 	stub := realStub(t)
 	path := filepath.Join(t.TempDir(), "uki.efi")
 	if err := os.WriteFile(path, build(t, stub, testSections()), 0o644); err != nil {
@@ -357,7 +377,7 @@ func TestOsslsigncodeChecksum(t *testing.T) {
 	}
 	// verify fails (the image is unsigned) but still reports the checksum: one line when the stored
 	// value is what it calculates, two when they differ.
-	out, _ := exec.Command("osslsigncode", "verify", "-in", path).CombinedOutput()
+	out, _ := exec.Command(osslsigncode, "verify", "-in", path).CombinedOutput()
 	if m := regexp.MustCompile(`Calculated PE checksum\s*:\s*([0-9A-F]+)`).FindStringSubmatch(string(out)); m != nil {
 		t.Fatalf("osslsigncode calculates PE checksum %s, which is not what Build stored:\n%s", m[1], out)
 	}
@@ -400,7 +420,7 @@ func TestChecksumMatchesBinutils(t *testing.T) {
 	off := checksumOffset(t, stub)
 	want := binary.LittleEndian.Uint32(stub[off:])
 	if want == 0 {
-		t.Skip("stub has no checksum")
+		t.Fatal("the stub has no checksum to check against")
 	}
 	b := bytes.Clone(stub)
 	clear(b[off : off+4])

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ballast-os/ballast/tests/testutil"
 )
 
 var testUUID = [16]byte{0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0x4d, 0xef, 0x80, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07}
@@ -158,9 +160,7 @@ func TestReadErrors(t *testing.T) {
 // TestVeritysetup checks Build against the reference implementation: the same hash device byte
 // for byte, the same root hash, and `veritysetup verify` accepting it.
 func TestVeritysetup(t *testing.T) {
-	if _, err := exec.LookPath("veritysetup"); err != nil {
-		t.Skip("veritysetup not found; install the cryptsetup-bin package")
-	}
+	testutil.Tool(t, "veritysetup", "cryptsetup-bin")
 	tests := []struct {
 		blocks int
 		p      Params
@@ -202,7 +202,7 @@ func TestVeritysetup(t *testing.T) {
 			if p.HashBlockSize != 0 {
 				args = append(args, "--hash-block-size="+strconv.Itoa(p.HashBlockSize))
 			}
-			out := veritysetup(t, append(args, dataPath, refPath)...)
+			out := testutil.Run(t, "veritysetup", append(args, dataPath, refPath)...)
 			m := regexp.MustCompile(`(?m)^Root hash:\s+([0-9a-f]+)$`).FindStringSubmatch(out)
 			if m == nil {
 				t.Fatalf("no root hash in veritysetup output:\n%s", out)
@@ -228,7 +228,7 @@ func TestVeritysetup(t *testing.T) {
 				t.Errorf("hash device differs from veritysetup's (%d vs %d bytes) first at byte %d",
 					len(ourBytes), len(refBytes), firstDiff(ourBytes, refBytes))
 			}
-			veritysetup(t, "verify", dataPath, filepath.Join(dir, "ours"), hex.EncodeToString(ours.RootHash))
+			testutil.Run(t, "veritysetup", "verify", dataPath, filepath.Join(dir, "ours"), hex.EncodeToString(ours.RootHash))
 		})
 	}
 }
@@ -236,9 +236,7 @@ func TestVeritysetup(t *testing.T) {
 // TestVeritysetupDetectsCorruption makes sure the cross-check above can fail: one flipped data
 // byte must make `veritysetup verify` reject our tree.
 func TestVeritysetupDetectsCorruption(t *testing.T) {
-	if _, err := exec.LookPath("veritysetup"); err != nil {
-		t.Skip("veritysetup not found; install the cryptsetup-bin package")
-	}
+	veritysetup := testutil.Tool(t, "veritysetup", "cryptsetup-bin")
 	dir := t.TempDir()
 	dataPath := filepath.Join(dir, "data")
 	data := randomBytes(42, 200*4096)
@@ -250,7 +248,7 @@ func TestVeritysetupDetectsCorruption(t *testing.T) {
 	if err := os.WriteFile(dataPath, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("veritysetup", "verify", dataPath, filepath.Join(dir, "hash"), hex.EncodeToString(res.RootHash))
+	cmd := exec.Command(veritysetup, "verify", dataPath, filepath.Join(dir, "hash"), hex.EncodeToString(res.RootHash))
 	if out, err := cmd.CombinedOutput(); err == nil {
 		t.Fatalf("veritysetup verify accepted corrupted data:\n%s", out)
 	}
@@ -298,15 +296,6 @@ func buildFile(t *testing.T, dataPath, hashPath string, p Params) Result {
 		t.Fatal(err)
 	}
 	return res
-}
-
-func veritysetup(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command("veritysetup", args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("veritysetup %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
 }
 
 func uuidString(u [16]byte) string {

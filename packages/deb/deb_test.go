@@ -5,20 +5,18 @@ import (
 	"bytes"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/ballast-os/ballast/tests/testutil"
 )
 
 // buildDeb makes a real package with dpkg-deb, so the reader is checked against Debian's own writer.
 func buildDeb(t *testing.T, compression string) string {
 	t.Helper()
-	bin, err := exec.LookPath("dpkg-deb")
-	if err != nil {
-		t.Skip("dpkg-deb missing (Debian package dpkg)")
-	}
+	bin := testutil.Tool(t, "dpkg-deb", "dpkg")
 	root := t.TempDir()
 	os.MkdirAll(filepath.Join(root, "DEBIAN"), 0o755)
 	os.WriteFile(filepath.Join(root, "DEBIAN", "control"), []byte("Package: t\nVersion: 1\nArchitecture: all\nMaintainer: x <x@example.org>\nDescription: test\n"), 0o644)
@@ -26,9 +24,7 @@ func buildDeb(t *testing.T, compression string) string {
 	os.WriteFile(filepath.Join(root, "usr", "bin", "tool"), []byte("#!tool\n"), 0o755)
 	os.Symlink("tool", filepath.Join(root, "usr", "bin", "alias"))
 	out := filepath.Join(t.TempDir(), "t.deb")
-	if b, err := exec.Command(bin, "--root-owner-group", "-Z"+compression, "--build", root, out).CombinedOutput(); err != nil {
-		t.Fatalf("dpkg-deb: %v %s", err, b)
-	}
+	testutil.Run(t, bin, "--root-owner-group", "-Z"+compression, "--build", root, out)
 	return out
 }
 

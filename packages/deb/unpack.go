@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // UnpackCached unpacks a verified .deb into cacheDir/unpacked/<sha256> once and returns that
@@ -14,7 +15,24 @@ import (
 // interrupted unpack starts over instead of being trusted.
 func UnpackCached(cacheDir, debPath, sha string) (string, error) {
 	dir := filepath.Join(cacheDir, "unpacked", sha)
-	if _, err := os.Stat(filepath.Join(dir, ".complete")); err == nil {
+	marker := filepath.Join(dir, ".complete")
+	if _, err := os.Stat(marker); err == nil {
+		return dir, nil
+	}
+	// Processes that want the same package at once (test binaries run in parallel) take turns:
+	// otherwise one would remove the tree another is still writing.
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return "", fmt.Errorf("unpack %s: %w", filepath.Base(debPath), err)
+	}
+	lock, err := os.OpenFile(dir+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return "", fmt.Errorf("unpack %s: %w", filepath.Base(debPath), err)
+	}
+	defer lock.Close() // releases the lock
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", fmt.Errorf("unpack %s: lock: %w", filepath.Base(debPath), err)
+	}
+	if _, err := os.Stat(marker); err == nil {
 		return dir, nil
 	}
 	if err := os.RemoveAll(dir); err != nil {

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ballast-os/ballast/tests/testutil"
 )
 
 const testModule = "example.com/ballast/hello"
@@ -89,9 +91,7 @@ func write(t *testing.T, name, body string) {
 // is refused, a right one builds a static binary with its version stamped in, a second build is a
 // cache hit, a damaged cache entry is rebuilt, and a module needing a newer Go fails clearly.
 func TestBuildVerifiesAndCaches(t *testing.T) {
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("no go command")
-	}
+	testutil.Tool(t, "go", "golang-go, or Go from https://go.dev/dl")
 	proxy, sums := testProxy(t, map[string]string{"v1.0.0": "1.22", "v1.1.0": "1.99"})
 	t.Setenv("GOPROXY", proxy)
 	t.Setenv("GOSUMDB", "off") // the test module is in no checksum database

@@ -7,9 +7,8 @@
 //
 // Tests typically do:
 //
-//	if err := qemu.Available(); err != nil {
-//		t.Skip(err)
-//	}
+//	err := qemu.Available()
+//	testutil.Need(t, err == nil, "%v", err) // skips on a developer's machine, fails in CI
 //	vm, err := qemu.Start(ctx, qemu.Config{Disk: copyOfImage, LogFile: logPath})
 //	...
 //	defer vm.Kill()

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ballast-os/ballast/tests/testutil"
 )
 
 // bootPrereqs skips tests that boot a VM when they cannot or should not run.
@@ -15,9 +17,8 @@ func bootPrereqs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots QEMU; skipped with -short")
 	}
-	if err := Available(); err != nil {
-		t.Skip(err)
-	}
+	err := Available()
+	testutil.Need(t, err == nil, "%v", err)
 }
 
 // emptyDisk makes a blank raw image: OVMF finds nothing to boot on it and

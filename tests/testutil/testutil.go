@@ -4,6 +4,7 @@
 package testutil
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -64,13 +66,57 @@ func Root(t testing.TB, why string) {
 }
 
 // Run runs a command and returns its combined output; a failure fails the test with the output.
+// A bare name is looked up with LookPath, so sbin tools run without root's PATH; whether the tool
+// is there at all is for Tool to say first.
 func Run(t testing.TB, name string, args ...string) string {
 	t.Helper()
+	if !strings.Contains(name, "/") {
+		if p, err := LookPath(name); err == nil {
+			name = p
+		}
+	}
 	out, err := exec.Command(name, args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// Loop attaches img to a free loop device (losetup --find --show, then args, e.g. "-P",
+// "--sector-size", "4096" or "--read-only") and detaches it, and any partitions the test added,
+// when the test ends.
+func Loop(t testing.TB, img string, args ...string) string {
+	t.Helper()
+	Root(t, "loop devices")
+	losetup := Tool(t, "losetup", "mount")
+	out, err := exec.Command(losetup, append(append([]string{"--find", "--show"}, args...), img)...).CombinedOutput()
+	Need(t, err == nil, "loop devices: losetup: %v: %s", err, out)
+	loop := strings.TrimSpace(string(out))
+	t.Cleanup(func() {
+		if partx, err := LookPath("partx"); err == nil {
+			exec.Command(partx, "-d", loop).Run()
+		}
+		exec.Command(losetup, "-d", loop).Run()
+	})
+	return loop
+}
+
+// Buffer collects output that processes and goroutines write while the test reads it.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 // RepoRoot returns the repository's root directory, found from this file's place in it.

@@ -1,62 +1,76 @@
 // Package vmtest boots a package's own test binary as /init of a QEMU guest, so tests can use
-// kernel features the build host lacks (device-mapper, CAP_SYS_RESOURCE, virtio disks).
+// kernel features the build host lacks (device-mapper, CAP_SYS_RESOURCE, virtio disks, vfat). The
+// guest runs the kernel that variants/qemu.toml pins, the one images carry, with its modules
+// resolved by builder/kmod and loaded by init/kmod as at boot.
 //
 // A package opts in with
 //
 //	func TestMain(m *testing.M) { vmtest.Main(m) }
 //
-// and a host-side test that calls Run with the guest tests' -test.run pattern; guest tests start
-// with `if !vmtest.InGuest() { t.Skip(...) }`. Run is skipped unless BALLAST_VMTEST=1. The kernel
-// comes from BALLAST_VMTEST_KERNEL (default: /tmp/k/x/boot/vmlinuz-*) and its modules from
-// BALLAST_VMTEST_MODULES (default: /tmp/k/x/lib/modules/<version from the kernel's file name>).
+// and a host-side test that calls Run with the modules and disks the guest needs. Guest tests are
+// named TestGuest* and start with GuestOnly(t); Run fails unless every one of them passed in the
+// guest.
+//
+// The kernel comes from kernel.Pinned through the download cache (fetched once, like the builder
+// does); BALLAST_VMTEST_KERNEL may name another unpacked Debian kernel package instead. Booting
+// takes a while under TCG, so go test -short leaves it out.
 package vmtest
 
 import (
 	"bufio"
 	"bytes"
 	"context"
-	"debug/elf"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ballast-os/ballast/builder/kernel"
+	"github.com/ballast-os/ballast/contract"
+	"github.com/ballast-os/ballast/images/initrd"
+	"github.com/ballast-os/ballast/init/kmod"
+	"github.com/ballast-os/ballast/tests/testutil"
 )
 
 const (
-	// EnvEnable must be "1" for Run to boot anything.
-	EnvEnable  = "BALLAST_VMTEST"
-	envKernel  = "BALLAST_VMTEST_KERNEL"
-	envModules = "BALLAST_VMTEST_MODULES"
+	// EnvKernel names an unpacked Debian kernel package (boot/vmlinuz-*, lib/modules/*) to boot
+	// instead of the one the qemu variant pins.
+	EnvKernel = "BALLAST_VMTEST_KERNEL"
 
-	defaultKernelGlob = "/tmp/k/x/boot/vmlinuz-*"
-	defaultModulesDir = "/tmp/k/x/lib/modules"
-
-	modulesList = "/lib/modules/vmtest.load"
 	exitMarker  = "vmtest: exit "
 	paramPrefix = "vmtest."
 )
 
 // Options describe one guest boot.
 type Options struct {
-	Run     string            // -test.run pattern for the guest
-	Modules []string          // modules to load, dependencies are added from each .ko's modinfo
+	Run     string            // -test.run pattern for the guest; "" means ^TestGuest
+	Modules []string          // modules to load; their dependencies come along
 	Disks   []string          // raw images, attached as virtio disks /dev/vda, /dev/vdb, ...
 	Params  map[string]string // handed to the guest, read there with Param
 	Memory  int               // MiB; 0 means 512
-	Timeout time.Duration     // 0 means 3 minutes (TCG is slow, and the build comes first)
+	Timeout time.Duration     // for the boot itself; 0 means 2 minutes (TCG on a busy host)
 }
 
 // InGuest reports whether this process is the guest's init.
 func InGuest() bool { return os.Getpid() == 1 }
+
+// GuestOnly skips a guest test on the host, where the test that boots the guest runs it instead.
+func GuestOnly(t testing.TB) {
+	t.Helper()
+	if !InGuest() {
+		t.Skip("runs only as the QEMU guest's init, booted by this package's TestVM")
+	}
+}
 
 // Main is the package's TestMain: on the host it runs the tests normally; as the guest's init it
 // mounts the pseudo filesystems, loads the modules, runs the tests and powers the guest off.
@@ -103,14 +117,12 @@ func guestSetup() error {
 			return fmt.Errorf("mount %s: %w", m.dir, err)
 		}
 	}
-	list, err := os.ReadFile(modulesList)
+	l, err := kmod.New("/", "")
 	if err != nil {
 		return err
 	}
-	for _, ko := range strings.Fields(string(list)) {
-		if err := insmod(ko); err != nil {
-			return err
-		}
+	if err := l.LoadAll(); err != nil {
+		return err
 	}
 	n, _ := strconv.Atoi(Param("disks"))
 	deadline := time.Now().Add(10 * time.Second)
@@ -125,70 +137,71 @@ func guestSetup() error {
 	return nil
 }
 
-func insmod(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := unix.FinitModule(int(f.Fd()), "", 0); err != nil && !errors.Is(err, unix.EEXIST) {
-		return fmt.Errorf("load %s: %w", path, err)
-	}
-	return nil
-}
-
-// SkipUnlessEnabled skips a host-side test that prepares a guest when BALLAST_VMTEST is not 1, so
-// it can skip before building disk images.
-func SkipUnlessEnabled(t testing.TB) {
-	t.Helper()
-	if os.Getenv(EnvEnable) != "1" {
-		t.Skipf("set %s=1 to boot a QEMU guest", EnvEnable)
-	}
-}
-
 // Run builds the calling package's test binary, boots it as /init and fails t unless every guest
 // test passed. It returns the console output.
 func Run(t *testing.T, o Options) string {
 	t.Helper()
-	SkipUnlessEnabled(t)
-	qemu, err := exec.LookPath("qemu-system-x86_64")
-	if err != nil {
-		t.Skip("qemu-system-x86_64 not installed")
+	if testing.Short() {
+		t.Skip("boots a QEMU guest; skipped with -short")
 	}
-	kernel, modDir, err := kernelAndModules()
-	if err != nil {
-		t.Fatal(err)
+	qemu := testutil.Tool(t, "qemu-system-x86_64", "qemu-system-x86")
+	if o.Run == "" {
+		o.Run = "^TestGuest"
 	}
 	if o.Memory == 0 {
 		o.Memory = 512
 	}
 	if o.Timeout == 0 {
-		o.Timeout = 3 * time.Minute
+		o.Timeout = 2 * time.Minute
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), o.Timeout)
-	defer cancel()
-
+	k := Kernel(t)
 	dir := t.TempDir()
-	initrd := filepath.Join(dir, "initrd.cpio")
-	if err := buildInitramfs(ctx, dir, initrd, modDir, o.Modules); err != nil {
+	bin := buildTestBinary(t, dir)
+	want := listTests(t, bin, o.Run)
+	if len(want) == 0 {
+		t.Fatalf("no test matches %q in this package: nothing to run in the guest", o.Run)
+	}
+	initBin, err := os.ReadFile(bin)
+	if err != nil {
 		t.Fatal(err)
 	}
+	files, err := Initramfs(k, initBin, o.Modules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var archive bytes.Buffer
+	if err := initrd.Build(&archive, files); err != nil {
+		t.Fatal(err)
+	}
+	initrdPath := filepath.Join(dir, "initrd")
+	if err := os.WriteFile(initrdPath, archive.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
 	cmdline := []string{"console=ttyS0", "panic=-1", "quiet", fmt.Sprintf("%sdisks=%d", paramPrefix, len(o.Disks))}
 	for _, k := range sortedKeys(o.Params) {
 		cmdline = append(cmdline, paramPrefix+k+"="+o.Params[k])
 	}
-	cmdline = append(cmdline, "--", "-test.v", "-test.run="+o.Run)
-	args := []string{"-nographic", "-no-reboot", "-m", strconv.Itoa(o.Memory), "-cpu", "max",
-		"-kernel", kernel, "-initrd", initrd, "-append", strings.Join(cmdline, " ")}
+	// The guest's own deadline comes first, so a hung guest test dumps its goroutines on the
+	// console instead of being killed without a word.
+	guestTimeout := o.Timeout * 9 / 10
+	cmdline = append(cmdline, "--", "-test.v", "-test.run="+o.Run, "-test.timeout="+guestTimeout.String())
+	// -nodefaults: no VGA, no network card, no option ROMs to load, only what the guest uses.
+	args := []string{"-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio", "-no-reboot",
+		"-m", strconv.Itoa(o.Memory), "-cpu", "max",
+		"-kernel", k.Vmlinuz, "-initrd", initrdPath, "-append", strings.Join(cmdline, " ")}
 	for _, d := range o.Disks {
 		args = append(args, "-drive", "file="+d+",if=virtio,format=raw")
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.Timeout)
+	defer cancel()
 	start := time.Now()
 	out, err := exec.CommandContext(ctx, qemu, args...).CombinedOutput()
+	took := time.Since(start).Round(100 * time.Millisecond)
 	console := string(out)
-	t.Logf("guest console (%s):\n%s", time.Since(start).Round(time.Millisecond), console)
+	t.Logf("guest console (kernel %s, booted and ran in %s):\n%s", k.Version, took, console)
 	if err != nil {
-		t.Fatalf("qemu: %v", err)
+		t.Fatalf("qemu after %s: %v", took, err)
 	}
 	code := -1
 	sc := bufio.NewScanner(strings.NewReader(console))
@@ -200,139 +213,83 @@ func Run(t *testing.T, o Options) string {
 	if code != 0 {
 		t.Fatalf("guest tests failed (exit %d)", code)
 	}
-	if !strings.Contains(console, "--- PASS") {
-		t.Fatalf("guest ran no test matching %q", o.Run)
+	// Nothing may be skipped in the guest: it exists to have what the host lacks.
+	if m := regexp.MustCompile(`--- SKIP: (\S+)`).FindAllStringSubmatch(console, -1); m != nil {
+		t.Errorf("guest skipped %v", m)
+	}
+	for _, name := range want {
+		if !strings.Contains(console, "--- PASS: "+name+" (") {
+			t.Errorf("guest test %s did not pass", name)
+		}
 	}
 	return console
 }
 
-func kernelAndModules() (kernel, modDir string, err error) {
-	kernel = os.Getenv(envKernel)
-	if kernel == "" {
-		ks, _ := filepath.Glob(defaultKernelGlob)
-		if len(ks) == 0 {
-			return "", "", fmt.Errorf("no guest kernel: set %s (nothing matches %s)", envKernel, defaultKernelGlob)
-		}
-		sort.Strings(ks)
-		kernel = ks[len(ks)-1]
-	}
-	modDir = os.Getenv(envModules)
-	if modDir == "" {
-		ver := strings.TrimPrefix(filepath.Base(kernel), "vmlinuz-")
-		modDir = filepath.Join(defaultModulesDir, ver)
-	}
-	if !exists(kernel) || !exists(modDir) {
-		return "", "", fmt.Errorf("guest kernel %s or modules %s missing (set %s / %s)", kernel, modDir, envKernel, envModules)
-	}
-	return kernel, modDir, nil
-}
-
-// buildInitramfs compiles the current package's tests as a static /init and packs it with the
-// modules into a newc cpio archive.
-func buildInitramfs(ctx context.Context, dir, out, modDir string, modules []string) error {
-	bin := filepath.Join(dir, "init")
-	cmd := exec.CommandContext(ctx, "go", "test", "-c", "-o", bin, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build guest test binary: %v\n%s", err, b)
-	}
-	kos, err := resolveModules(modDir, modules)
-	if err != nil {
-		return err
-	}
-	w := newCpio()
-	for _, d := range []string{"dev", "proc", "sys", "tmp", "lib", "lib/modules"} {
-		w.dir(d)
-	}
-	// The kernel opens /dev/console for init before anything is mounted; without it the Go
-	// runtime finds fds 0-2 closed, fails to open /dev/null and aborts.
-	w.charDev("dev/console", 5, 1)
-	if err := w.file("init", bin, 0o755); err != nil {
-		return err
-	}
-	var load []string
-	for _, ko := range kos {
-		name := "lib/modules/" + filepath.Base(ko)
-		if err := w.file(name, ko, 0o644); err != nil {
-			return err
-		}
-		load = append(load, "/"+name)
-	}
-	w.data(strings.TrimPrefix(modulesList, "/"), []byte(strings.Join(load, "\n")+"\n"), 0o644)
-	return os.WriteFile(out, w.finish(), 0o644)
-}
-
-// resolveModules finds each module under modDir and returns it after its dependencies (read from
-// the "depends=" entry of the .modinfo section), each once.
-func resolveModules(modDir string, names []string) ([]string, error) {
-	paths := map[string]string{}
-	err := filepath.WalkDir(modDir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && strings.HasSuffix(p, ".ko") {
-			paths[canonical(strings.TrimSuffix(d.Name(), ".ko"))] = p
-		}
-		return err
-	})
+// Initramfs lists the guest's files: the test binary as /init and the modules with the
+// modules.dep that init/kmod loads them by.
+func Initramfs(k *kernel.Tree, initBin []byte, modules []string) ([]initrd.File, error) {
+	mods, dep, err := k.Modules("vmtest", modules)
 	if err != nil {
 		return nil, err
 	}
-	var order []string
-	seen := map[string]bool{}
-	var visit func(name string, chain []string) error
-	visit = func(name string, chain []string) error {
-		name = canonical(name)
-		if seen[name] {
-			return nil
-		}
-		p, ok := paths[name]
-		if !ok {
-			return fmt.Errorf("module %s (needed by %v) not found under %s", name, chain, modDir)
-		}
-		deps, err := moduleDepends(p)
+	base := strings.TrimPrefix(filepath.Join(contract.KernelModules, k.Version), "/") + "/"
+	files := []initrd.File{{Path: "init", Data: initBin, Mode: 0o755}}
+	for _, m := range mods {
+		b, err := os.ReadFile(filepath.Join(k.ModDir, m.Path))
 		if err != nil {
-			return err
-		}
-		seen[name] = true
-		for _, d := range deps {
-			if err := visit(d, append(chain, name)); err != nil {
-				return err
-			}
-		}
-		order = append(order, p)
-		return nil
-	}
-	for _, n := range names {
-		if err := visit(n, nil); err != nil {
 			return nil, err
 		}
+		files = append(files, initrd.File{Path: base + m.Path, Data: b, Mode: 0o644})
 	}
-	return order, nil
+	return append(files, initrd.File{Path: base + "modules.dep", Data: dep, Mode: 0o644}), nil
 }
 
-func canonical(name string) string { return strings.ReplaceAll(name, "-", "_") }
+var pinned struct {
+	once sync.Once
+	tree *kernel.Tree
+	err  error
+}
 
-func moduleDepends(ko string) ([]string, error) {
-	f, err := elf.Open(ko)
-	if err != nil {
-		return nil, fmt.Errorf("module %s: %w", ko, err)
-	}
-	defer f.Close()
-	sec := f.Section(".modinfo")
-	if sec == nil {
-		return nil, fmt.Errorf("module %s: no .modinfo section", ko)
-	}
-	b, err := sec.Data()
-	if err != nil {
-		return nil, fmt.Errorf("module %s: %w", ko, err)
-	}
-	for _, kv := range bytes.Split(b, []byte{0}) {
-		if v, ok := bytes.CutPrefix(kv, []byte("depends=")); ok {
-			if len(v) == 0 {
-				return nil, nil
-			}
-			return strings.Split(string(v), ","), nil
+// Kernel returns the guest kernel: $BALLAST_VMTEST_KERNEL, or the one variants/qemu.toml pins,
+// fetched into the download cache the first time.
+func Kernel(t testing.TB) *kernel.Tree {
+	t.Helper()
+	pinned.once.Do(func() {
+		if dir := os.Getenv(EnvKernel); dir != "" {
+			pinned.tree, pinned.err = kernel.Open(dir)
+			return
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		pinned.tree, pinned.err = kernel.Pinned(ctx, testutil.RepoRoot(t), "qemu", "")
+	})
+	if pinned.err != nil {
+		t.Fatalf("guest kernel (%s may name an unpacked kernel package instead): %v", EnvKernel, pinned.err)
 	}
-	return nil, nil
+	return pinned.tree
+}
+
+// buildTestBinary compiles the current package's tests as a static binary.
+func buildTestBinary(t *testing.T, dir string) string {
+	t.Helper()
+	gobin := testutil.Tool(t, "go", "golang-go, or Go from https://go.dev/dl")
+	bin := filepath.Join(dir, "init")
+	cmd := exec.Command(gobin, "test", "-c", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build guest test binary: %v\n%s", err, b)
+	}
+	return bin
+}
+
+// listTests asks the binary which tests the guest is to run, so Run can tell that each one passed.
+func listTests(t *testing.T, bin, pattern string) []string {
+	t.Helper()
+	out, err := exec.Command(bin, "-test.list", pattern).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s -test.list: %v\n%s", bin, err, out)
+	}
+	return strings.Fields(string(out))
 }
 
 func sortedKeys(m map[string]string) []string {

@@ -10,12 +10,12 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ballast-os/ballast/apiserver/client"
+	"github.com/ballast-os/ballast/tests/testutil"
 )
 
 // MaxIdleRSS is the apiserver's memory budget at idle: it runs on every host, beside the
@@ -45,7 +45,7 @@ func startBinary(tb testing.TB) *os.Process {
 		"--defaults", "", "--user-data", filepath.Join(dir, "no-user-data"), "--imds-endpoint", "off",
 		"--init-socket", filepath.Join(dir, "init.sock"), "--log-dir", filepath.Join(dir, "logs"),
 		"--sethostname=false")
-	var stderr syncBuffer
+	var stderr testutil.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
@@ -135,22 +135,4 @@ func BenchmarkIdleRSS(b *testing.B) {
 		// Nothing to repeat: the figure is the process's, measured once.
 	}
 	b.ReportMetric(float64(vmRSS(b, p.Pid))/(1<<20), "rss-MiB")
-}
-
-// syncBuffer collects the child's output; exec copies it from another goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ballast-os/ballast/tests/testutil"
 )
 
 const (
@@ -19,28 +20,22 @@ const (
 	otherUUID  = "11111111-2222-4333-8444-555555555555"
 )
 
-func run(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
 // makeImage writes a 32 MiB GPT image with sgdisk; parts are PARTUUIDs for 4 MiB partitions.
 func makeImage(t *testing.T, path string, uuids ...string) {
 	t.Helper()
-	if _, err := exec.LookPath("sgdisk"); err != nil {
-		t.Skip("sgdisk not installed")
+	sgdisk := testutil.Tool(t, "sgdisk", "gdisk")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
 	}
-	run(t, "truncate", "-s", "32M", path)
+	if err := os.Truncate(path, 32<<20); err != nil {
+		t.Fatal(err)
+	}
 	var args []string
 	for i, u := range uuids {
 		n := i + 1
 		args = append(args, fmt.Sprintf("-n%d:0:+4M", n), fmt.Sprintf("-u%d:%s", n, u), fmt.Sprintf("-c%d:part%d", n, n))
 	}
-	run(t, "sgdisk", append(args, path)...)
+	testutil.Run(t, sgdisk, append(args, path)...)
 }
 
 // fakeSys is a sysfs tree with disks whose /dev nodes are image files.
@@ -227,22 +222,24 @@ func TestWaitHonoursCancel(t *testing.T) {
 // sectors, with nodes created by mknod in a private directory (as when devtmpfs has not made them)
 // and with the real /dev.
 func TestLoopDevice(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for loop devices")
-	}
-	if _, err := exec.LookPath("sgdisk"); err != nil {
-		t.Skip("sgdisk not installed")
-	}
+	testutil.Root(t, "loop devices")
+	sgdisk := testutil.Tool(t, "sgdisk", "gdisk")
+	partx := testutil.Tool(t, "partx", "util-linux")
 	for _, sector := range []int{512, 4096} {
 		t.Run(fmt.Sprintf("%d-byte sectors", sector), func(t *testing.T) {
 			img := filepath.Join(t.TempDir(), "disk.img")
-			run(t, "truncate", "-s", "32M", img)
-			loop := attachLoop(t, img, sector)
+			if err := os.WriteFile(img, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Truncate(img, 32<<20); err != nil {
+				t.Fatal(err)
+			}
+			loop := testutil.Loop(t, img, "-P", "--sector-size", fmt.Sprint(sector))
 			// Partitioned through the loop device so sgdisk uses its sector size.
-			run(t, "sgdisk", "-n1:0:+4M", "-u1:"+verityUUID, "-n2:0:+4M", "-u2:"+rootUUID, "-c2:root-a", "-n3:0:+4M", "-u3:"+dataUUID, loop)
+			testutil.Run(t, sgdisk, "-n1:0:+4M", "-u1:"+verityUUID, "-n2:0:+4M", "-u2:"+rootUUID, "-c2:root-a", "-n3:0:+4M", "-u3:"+dataUUID, loop)
 			if _, err := os.Stat(loop + "p1"); errors.Is(err, os.ErrNotExist) {
 				// Kernels without the GPT parser ignore sgdisk's re-read; partx adds via BLKPG.
-				run(t, "partx", "-a", loop)
+				testutil.Run(t, partx, "-a", loop)
 			}
 			for _, devDir := range []string{"/dev", t.TempDir()} {
 				checkLoopScan(t, loop, devDir)
@@ -285,19 +282,4 @@ func checkLoopScan(t *testing.T, loop, devDir string) {
 			t.Errorf("%s: node %s has %d bytes, want %d", role, p.Dev, size, p.Size)
 		}
 	}
-}
-
-// attachLoop attaches img to a free loop device with the given logical sector size.
-func attachLoop(t *testing.T, img string, sectorSize int) string {
-	t.Helper()
-	out, err := exec.Command("losetup", "-fP", "--show", "--sector-size", fmt.Sprint(sectorSize), img).CombinedOutput()
-	if err != nil {
-		t.Skipf("loop devices unavailable: losetup: %v: %s", err, out)
-	}
-	loop := strings.TrimSpace(string(out))
-	t.Cleanup(func() {
-		exec.Command("partx", "-d", loop).Run()
-		exec.Command("losetup", "-d", loop).Run()
-	})
-	return loop
 }

@@ -14,18 +14,15 @@ func TestMain(m *testing.M) { vmtest.Main(m) }
 // TestVM scans in a QEMU guest, where the kernel's own GPT parser and devtmpfs create the
 // partitions and nodes (the build host may lack the parser, and loop devices differ from virtio).
 func TestVM(t *testing.T) {
-	vmtest.SkipUnlessEnabled(t)
 	dir := t.TempDir()
 	a, b := filepath.Join(dir, "a.img"), filepath.Join(dir, "b.img")
 	makeImage(t, a, otherUUID, rootUUID, dataUUID)
 	makeImage(t, b, verityUUID)
-	vmtest.Run(t, vmtest.Options{Run: "^TestGuest", Modules: []string{"virtio_pci", "virtio_blk"}, Disks: []string{a, b}})
+	vmtest.Run(t, vmtest.Options{Modules: []string{"virtio_pci", "virtio_blk"}, Disks: []string{a, b}})
 }
 
 func TestGuestWait(t *testing.T) {
-	if !vmtest.InGuest() {
-		t.Skip("runs as init of the QEMU guest started by TestVM")
-	}
+	vmtest.GuestOnly(t)
 	got, err := WaitPartUUIDs(context.Background(), map[string]string{"root": rootUUID, "verity": verityUUID, "data": dataUUID}, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)

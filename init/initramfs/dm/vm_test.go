@@ -8,7 +8,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/ballast-os/ballast/tests/testutil"
 	"github.com/ballast-os/ballast/tests/vmtest"
 	"golang.org/x/sys/unix"
 )
@@ -30,10 +30,7 @@ const (
 // TestVM boots this package's tests in a QEMU guest with dm-verity: two disks made by
 // `veritysetup format` (data, hash) and a copy of the data with one flipped byte.
 func TestVM(t *testing.T) {
-	vmtest.SkipUnlessEnabled(t)
-	if _, err := exec.LookPath("veritysetup"); err != nil {
-		t.Skip("veritysetup not installed")
-	}
+	veritysetup := testutil.Tool(t, "veritysetup", "cryptsetup-bin")
 	dir := t.TempDir()
 	data, hash, bad := filepath.Join(dir, "data.img"), filepath.Join(dir, "hash.img"), filepath.Join(dir, "bad.img")
 	content := make([]byte, vmDataBlocks*4096)
@@ -42,33 +39,23 @@ func TestVM(t *testing.T) {
 	if err := os.WriteFile(data, content, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("veritysetup", "format", data, hash).CombinedOutput()
-	if err != nil {
-		t.Fatalf("veritysetup format: %v\n%s", err, out)
-	}
+	out := testutil.Run(t, veritysetup, "format", data, hash)
 	field := func(name string) string {
-		m := regexp.MustCompile(`(?m)^` + name + `:\s+(\S+)`).FindSubmatch(out)
+		m := regexp.MustCompile(`(?m)^` + name + `:\s+(\S+)`).FindStringSubmatch(out)
 		if m == nil {
 			t.Fatalf("veritysetup output has no %s:\n%s", name, out)
 		}
-		return string(m[1])
+		return m[1]
 	}
 	content[vmBadBlock*4096+17] ^= 0x80
 	if err := os.WriteFile(bad, content, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	vmtest.Run(t, vmtest.Options{
-		Run:     "^TestGuest",
 		Modules: []string{"virtio_pci", "virtio_blk", "dm-verity"},
 		Disks:   []string{data, hash, bad},
 		Params:  map[string]string{"roothash": field("Root hash"), "salt": field("Salt"), "blocks": field("Data blocks")},
 	})
-}
-
-func guestOnly(t *testing.T) {
-	if !vmtest.InGuest() {
-		t.Skip("runs as init of the QEMU guest started by TestVM")
-	}
 }
 
 // guestVerity is the production table (see docs/contracts.md) over the guest's disks.
@@ -94,7 +81,7 @@ func sysDev(t *testing.T, disk string) string {
 }
 
 func TestGuestVersion(t *testing.T) {
-	guestOnly(t)
+	vmtest.GuestOnly(t)
 	c, err := Open()
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +95,7 @@ func TestGuestVersion(t *testing.T) {
 }
 
 func TestGuestVerityRoot(t *testing.T) {
-	guestOnly(t)
+	vmtest.GuestOnly(t)
 	// Data by major:minor (what the initramfs passes), hash by path: the kernel takes both.
 	tg, err := guestVerity(t, sysDev(t, "vda"), "/dev/vdb", true).Target()
 	if err != nil {
@@ -183,7 +170,7 @@ func TestGuestVerityRoot(t *testing.T) {
 }
 
 func TestGuestVerityDetectsCorruption(t *testing.T) {
-	guestOnly(t)
+	vmtest.GuestOnly(t)
 	// Without restart_on_corruption the kernel answers EIO, which the test can observe.
 	tg, err := guestVerity(t, "/dev/vdc", "/dev/vdb", false).Target()
 	if err != nil {
@@ -217,7 +204,7 @@ func TestGuestVerityDetectsCorruption(t *testing.T) {
 }
 
 func TestGuestFailedLoadCleansUp(t *testing.T) {
-	guestOnly(t)
+	vmtest.GuestOnly(t)
 	tests := []struct {
 		name string
 		v    func() Verity
@@ -252,7 +239,7 @@ func TestGuestFailedLoadCleansUp(t *testing.T) {
 }
 
 func TestGuestBufferFullRetry(t *testing.T) {
-	guestOnly(t)
+	vmtest.GuestOnly(t)
 	tg, err := guestVerity(t, "/dev/vda", "/dev/vdb", true).Target()
 	if err != nil {
 		t.Fatal(err)

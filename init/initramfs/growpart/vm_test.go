@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/ballast-os/ballast/tests/testutil"
 	"github.com/ballast-os/ballast/tests/vmtest"
 	"golang.org/x/sys/unix"
 )
@@ -22,20 +23,19 @@ var vmBlockSizes = []int{4096, 1024} // one disk each: /dev/vda, /dev/vdb
 // (build containers usually lack CAP_SYS_RESOURCE): 64 MiB images with an 8 MiB ext4 data
 // partition, grown to 512 MiB disks before boot.
 func TestVM(t *testing.T) {
-	vmtest.SkipUnlessEnabled(t)
-	need(t, "sgdisk", "mkfs.ext4", "e2fsck", "dumpe2fs")
+	needTools(t, "sgdisk", "mkfs.ext4", "e2fsck", "dumpe2fs")
 	var disks []string
 	for _, bs := range vmBlockSizes {
 		img := filepath.Join(t.TempDir(), fmt.Sprintf("disk-%d.img", bs))
 		makeDisk(t, img, 64*mib, "+8M")
 		// mke2fs writes straight into the image at the partition's offset: no loop device, no root.
-		run(t, "mkfs.ext4", "-q", "-F", "-b", strconv.Itoa(bs), "-E", fmt.Sprintf("offset=%d", vmDataStart), img, "8M")
+		testutil.Run(t, "mkfs.ext4", "-q", "-F", "-b", strconv.Itoa(bs), "-E", fmt.Sprintf("offset=%d", vmDataStart), img, "8M")
 		if err := os.Truncate(img, 512*mib); err != nil {
 			t.Fatal(err)
 		}
 		disks = append(disks, img)
 	}
-	vmtest.Run(t, vmtest.Options{Run: "^TestGuest", Modules: []string{"virtio_pci", "virtio_blk"}, Disks: disks})
+	vmtest.Run(t, vmtest.Options{Modules: []string{"virtio_pci", "virtio_blk"}, Disks: disks})
 
 	wantPart := int64((511 - 25) * mib)
 	for i, img := range disks {
@@ -45,7 +45,7 @@ func TestVM(t *testing.T) {
 		}
 		// e2fsprogs open "file?offset=N" as the filesystem at that offset.
 		fs := fmt.Sprintf("%s?offset=%d", img, vmDataStart)
-		run(t, "e2fsck", "-fn", fs)
+		testutil.Run(t, "e2fsck", "-fn", fs)
 		blocks := int64(dumpe2fsBlocks(t, fs))
 		if size := blocks * int64(vmBlockSizes[i]); size > wantPart || size < wantPart-8*mib {
 			t.Errorf("%s: filesystem has %d bytes, partition %d", img, size, wantPart)
@@ -54,9 +54,7 @@ func TestVM(t *testing.T) {
 }
 
 func TestGuestFirstBoot(t *testing.T) {
-	if !vmtest.InGuest() {
-		t.Skip("runs as init of the QEMU guest started by TestVM")
-	}
+	vmtest.GuestOnly(t)
 	for i, bs := range vmBlockSizes {
 		disk := fmt.Sprintf("/dev/vd%c", 'a'+i)
 		t.Run(disk, func(t *testing.T) {

@@ -1,9 +1,7 @@
 package reap
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/ballast-os/ballast/tests/testutil"
 )
 
 // orphans records exits the Reaper did not start. It is filled by the Reaper shared by all tests
@@ -42,18 +40,8 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	// Orphaned grandchildren come to this process instead of to the real PID 1, as they would
-	// to Ballast's init.
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		fmt.Fprintln(os.Stderr, "PR_SET_CHILD_SUBREAPER:", err)
-		os.Exit(1)
-	}
 	testReaper = New(WithOrphanHandler(testOrphans.record))
-	ctx, cancel := context.WithCancel(context.Background())
-	go testReaper.Run(ctx)
-	code := m.Run()
-	cancel()
-	os.Exit(code)
+	testutil.MainAsSubreaper(m, testReaper)
 }
 
 func start(t *testing.T, script string) *Child {

@@ -18,41 +18,15 @@ import (
 
 	"github.com/ballast-os/ballast/init/console"
 	"github.com/ballast-os/ballast/init/system/reap"
+	"github.com/ballast-os/ballast/tests/testutil"
 )
 
 // testReaper is the one wait4(-1) loop of this test binary; two would steal each other's exits.
 var testReaper *reap.Reaper
 
 func TestMain(m *testing.M) {
-	// Orphans come to this process as they would to PID 1.
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		fmt.Fprintln(os.Stderr, "PR_SET_CHILD_SUBREAPER:", err)
-		os.Exit(1)
-	}
 	testReaper = reap.New()
-	ctx, cancel := context.WithCancel(context.Background())
-	go testReaper.Run(ctx)
-	code := m.Run()
-	cancel()
-	os.Exit(code)
-}
-
-// syncBuffer is a console output that tests can read while services write to it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	testutil.MainAsSubreaper(m, testReaper)
 }
 
 // recorder keeps the events of one supervisor.
@@ -105,13 +79,13 @@ func is(id string, st State) func(Event) bool {
 type harness struct {
 	sup *Supervisor
 	rec *recorder
-	out *syncBuffer
+	out *testutil.Buffer
 	con *console.Writer
 }
 
 func newHarness(t *testing.T, opts Options, services ...func(h *harness) Service) *harness {
 	t.Helper()
-	h := &harness{rec: &recorder{}, out: &syncBuffer{}}
+	h := &harness{rec: &recorder{}, out: &testutil.Buffer{}}
 	h.con = &console.Writer{Out: h.out, Uptime: func() float64 { return 0 }}
 	opts.Console = h.con
 	opts.OnEvent = h.rec.add
@@ -497,17 +471,15 @@ func TestStartError(t *testing.T) {
 func openPTY(t *testing.T) (*os.File, string) {
 	t.Helper()
 	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminals here: %v", err)
-	}
+	testutil.Need(t, err == nil, "pseudo-terminals (/dev/ptmx, devpts): %v", err)
 	t.Cleanup(func() { m.Close() })
 	fd := int(m.Fd())
 	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
-		t.Skipf("unlockpt: %v", err)
+		t.Fatalf("unlockpt: %v", err)
 	}
 	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
 	if err != nil {
-		t.Skipf("ptsname: %v", err)
+		t.Fatalf("ptsname: %v", err)
 	}
 	return m, fmt.Sprintf("/dev/pts/%d", n)
 }

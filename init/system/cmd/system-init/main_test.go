@@ -1,17 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ballast-os/ballast/tests/testutil"
 )
 
 // The namespace test boots the system init as PID 1 of new pid, mount, uts, ipc and cgroup
@@ -37,40 +37,17 @@ mount -t tmpfs etc "$R/etc"
 exec chroot "$R" /usr/sbin/init
 `
 
-// lockedBuffer collects the console while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func needNamespaces(t *testing.T) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("boots the init in namespaces")
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for namespaces and mounts")
+	testutil.Root(t, "namespaces and mounts")
+	for tool, pkg := range map[string]string{"unshare": "util-linux", "chroot": "coreutils", "mount": "mount", "mknod": "coreutils", "go": "golang-go, or Go from https://go.dev/dl"} {
+		testutil.Tool(t, tool, pkg)
 	}
-	for _, tool := range []string{"unshare", "chroot", "mount", "mknod", "go"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s: %v", tool, err)
-		}
-	}
-	if out, err := exec.Command("unshare", "--pid", "--fork", "--mount", "--uts", "--ipc", "--cgroup", "true").CombinedOutput(); err != nil {
-		t.Skipf("cannot make namespaces here: %v %s", err, out)
-	}
+	out, err := exec.Command("unshare", "--pid", "--fork", "--mount", "--uts", "--ipc", "--cgroup", "true").CombinedOutput()
+	testutil.Need(t, err == nil, "pid, mount, uts, ipc and cgroup namespaces: unshare: %v %s", err, out)
 }
 
 func build(t *testing.T, out, pkg string) {
@@ -105,7 +82,7 @@ func makeRoot(t *testing.T) string {
 	return root
 }
 
-func waitFor(t *testing.T, out *lockedBuffer, text string) {
+func waitFor(t *testing.T, out *testutil.Buffer, text string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(out.String(), text) {
@@ -120,9 +97,7 @@ func waitFor(t *testing.T, out *lockedBuffer, text string) {
 func children(t *testing.T, pid int) map[int]string {
 	t.Helper()
 	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	if len(tasks) == 0 {
-		t.Skip("no /proc/PID/task/TID/children in this kernel")
-	}
+	testutil.Need(t, len(tasks) > 0, "/proc/PID/task/TID/children (a kernel with CONFIG_PROC_CHILDREN)")
 	out := map[int]string{}
 	for _, f := range tasks {
 		b, err := os.ReadFile(f)
@@ -153,7 +128,7 @@ func TestBootAsPID1InNamespaces(t *testing.T) {
 	if err := os.WriteFile(script, []byte(nsScript), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	out := &lockedBuffer{}
+	out := &testutil.Buffer{}
 	cmd := exec.Command("unshare", "--pid", "--fork", "--kill-child", "--mount", "--uts", "--ipc", "--cgroup",
 		"--propagation", "private", "/bin/sh", script, root)
 	cmd.Stdout, cmd.Stderr = out, out

@@ -1,8 +1,6 @@
 package system
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,26 +9,17 @@ import (
 	"syscall"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/ballast-os/ballast/init/console"
 	"github.com/ballast-os/ballast/init/system/reap"
+	"github.com/ballast-os/ballast/tests/testutil"
 )
 
 // testReaper is the one wait4(-1) loop of this test binary.
 var testReaper *reap.Reaper
 
 func TestMain(m *testing.M) {
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		fmt.Fprintln(os.Stderr, "PR_SET_CHILD_SUBREAPER:", err)
-		os.Exit(1)
-	}
 	testReaper = reap.New()
-	ctx, cancel := context.WithCancel(context.Background())
-	go testReaper.Run(ctx)
-	code := m.Run()
-	cancel()
-	os.Exit(code)
+	testutil.MainAsSubreaper(m, testReaper)
 }
 
 // fakeKernel records what the init asks of the kernel and does none of it.
@@ -86,29 +75,11 @@ func (k *fakeKernel) KillAll(sig syscall.Signal) error {
 	return syscall.ESRCH
 }
 
-// syncBuffer is console output that tests read while goroutines write to it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // testInit is an Init on a directory tree with a fake kernel.
-func testInit(t *testing.T) (*Init, *fakeKernel, *syncBuffer) {
+func testInit(t *testing.T) (*Init, *fakeKernel, *testutil.Buffer) {
 	t.Helper()
 	k := &fakeKernel{busy: map[string]bool{}, fail: map[string]error{}}
-	out := &syncBuffer{}
+	out := &testutil.Buffer{}
 	i := New(Config{
 		Root:        t.TempDir(),
 		Console:     &console.Writer{Out: out, Uptime: func() float64 { return 1.5 }},
