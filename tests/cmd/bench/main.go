@@ -439,7 +439,7 @@ func veritysetupRoot(out []byte) (string, error) {
 }
 
 // verityChildSrc is the Go side of the verity comparison, a program of its own rather than this
-// one re-executed: this binary starts by initialising the image builder's packages, some 20 ms
+// one re-executed: this binary starts by initialising the image builder's packages, about 20 ms
 // that are not the verity builder's and would be charged to it. `verity-child DATA HASH SALT UUID`
 // (salt and UUID in hex) builds DATA's hash device into HASH, a new file, fsyncs it, and prints
 // the root hash and the GOMAXPROCS it ran with.
