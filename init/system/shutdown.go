@@ -100,7 +100,7 @@ func (i *Init) killAll() {
 		}
 		deadline := time.Now().Add(i.killWait[step])
 		for time.Now().Before(deadline) {
-			if errors.Is(i.kernel.KillAll(0), syscall.ESRCH) {
+			if n, err := i.kernel.Processes(); err == nil && n == 0 {
 				return
 			}
 			time.Sleep(i.killPoll)

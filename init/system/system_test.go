@@ -62,17 +62,19 @@ func (k *fakeKernel) Sync()                         { k.record("sync") }
 func (k *fakeKernel) Reboot(cmd int) error          { k.record("reboot %#x", cmd); return nil }
 
 func (k *fakeKernel) KillAll(sig syscall.Signal) error {
-	if sig != 0 {
-		k.record("kill -1 %s", signalName(sig))
-		return nil
-	}
+	k.record("kill -1 %s", signalName(sig))
+	return nil
+}
+
+// Processes says a process is left for the first alive calls.
+func (k *fakeKernel) Processes() (int, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.alive > 0 {
 		k.alive--
-		return nil
+		return 1, nil
 	}
-	return syscall.ESRCH
+	return 0, nil
 }
 
 // testInit is an Init on a directory tree with a fake kernel.
