@@ -20,7 +20,7 @@ func TestCountProcesses(t *testing.T) {
 		}
 	}
 	stat("1", "1 (init) S 0 1 1 0 -1 4194560 0 0")
-	stat("2", "2 (kthreadd) S 0 0 0 0 -1 2129984 0 0")        // PF_KTHREAD
+	stat("2", "2 (kthreadd) S 0 0 0 0 -1 2129984 0 0")          // PF_KTHREAD
 	stat("15", "15 (kworker/0:1-events) I 2 0 0 0 -1 69238880") // PF_KTHREAD
 	stat("200", "200 (containerd) S 1 200 200 0 -1 4194560 0 0")
 	stat("201", "201 (a) b (c)) R 1 201 201 0 -1 4194304 0 0") // a command with spaces and ')'
