@@ -13,6 +13,12 @@ const (
 	FactoryEtc    = "/usr/share/factory/etc"           // copied into the tmpfs /etc at every boot
 	DefaultsPath  = "/usr/share/ballast/defaults.toml" // the image's default settings (TOML user data)
 	CABundle      = FactoryEtc + "/ssl/certs/ca-certificates.crt"
+	// ModprobePath is Ballast's module loader, which the kernel runs for its own module requests
+	// (kernel.modprobe) and which refuses modules the kernel policy blocks.
+	ModprobePath = "/usr/sbin/modprobe"
+	// EmptyFile is an empty file on the verified root; the system init bind-mounts it read-only
+	// over the files of blocked modules, so nothing can load them from the image.
+	EmptyFile = "/usr/lib/ballast/empty"
 )
 
 // Mount points the initramfs prepares and the system init relies on.
@@ -30,6 +36,16 @@ const (
 	LogDir       = "/run/ballast/logs"                // <service>.log, written by the system init
 	DatastoreDir = "/local/var/lib/ballast/datastore" // the API server's settings
 	ShellHome    = "/local/root"                      // HOME of dev images' console shell
+	// KernelPolicyPath is KernelPolicy: settings.kernel as the system init applies it at boot.
+	KernelPolicyPath = "/local/var/lib/ballast/kernel-policy.json"
+)
+
+// Kernel interfaces the hardening reads and writes.
+const (
+	SecurityFS     = "/sys/kernel/security"
+	LockdownFile   = SecurityFS + "/lockdown" // "none [integrity] confidentiality"
+	LSMFile        = SecurityFS + "/lsm"      // the active LSMs, comma-separated
+	SELinuxEnforce = "/sys/fs/selinux/enforce"
 )
 
 // The development PKI of dev variants: file names in a PKI directory (build/<variant>/pki for

@@ -79,6 +79,12 @@ func Programs() []Program {
 			Label: "init_exec_t", Always: true,
 		},
 		{
+			// Every image: the kernel runs it for its own module requests (ModprobeSysctl), so the
+			// module policy holds for them as for everyone else.
+			Name: "modprobe", Main: "./init/modprobe/cmd/modprobe", Path: ModprobePath,
+			Label: "modprobe_exec_t", Always: true,
+		},
+		{
 			Name: "netconf", Main: "./init/system/cmd/netconf", Path: "/usr/bin/netconf", Label: "netconf_exec_t",
 			// One-shot: a configured lease stays; a failed attempt is tried again with backoff.
 			Service: &Service{ID: "network", Restart: RestartOnFailure},

@@ -20,6 +20,7 @@ type Module struct {
 	Name    string   // canonical name: dashes turned into underscores, as the kernel names it
 	Path    string   // relative to /lib/modules/<kver>, e.g. kernel/drivers/md/dm-verity.ko
 	Depends []string // canonical names from .modinfo depends=
+	Aliases []string // .modinfo alias= patterns, e.g. fs-vfat, char-major-10-200
 }
 
 // ReadModinfo returns the key=value pairs of a module's .modinfo section.
@@ -68,6 +69,7 @@ func (ix Index) Add(path string, r io.ReaderAt) error {
 			}
 		}
 	}
+	m.Aliases = info["alias"]
 	ix[m.Name] = m
 	return nil
 }
@@ -114,6 +116,19 @@ func (ix Index) Closure(wanted []string) ([]Module, error) {
 		}
 	}
 	return order, nil
+}
+
+// ModulesAlias renders modules.alias for mods: "alias <pattern> <name>" for each alias of each
+// module, sorted, as depmod writes it. Module loaders resolve the kernel's requests with it.
+func ModulesAlias(mods []Module) []byte {
+	var lines []string
+	for _, m := range mods {
+		for _, a := range m.Aliases {
+			lines = append(lines, "alias "+a+" "+m.Name+"\n")
+		}
+	}
+	slices.Sort(lines)
+	return []byte(strings.Join(slices.Compact(lines), ""))
 }
 
 // ModulesDep renders modules.dep for mods (as returned by Closure): one line per module, its whole

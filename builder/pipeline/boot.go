@@ -42,7 +42,8 @@ func (b *builder) planLayout(context.Context) error {
 	if err := b.boot.Validate(); err != nil {
 		return err
 	}
-	var line contract.Cmdline
+	// Ballast's own words first: a variant's word with the same key comes later and wins.
+	line := contract.ImageParams()
 	for _, w := range b.v.Kernel.Cmdline {
 		line = append(line, contract.ParseCmdline(w)...)
 	}

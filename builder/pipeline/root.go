@@ -8,9 +8,11 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 
 	"github.com/ballast-os/ballast/builder/debinstall"
 	"github.com/ballast-os/ballast/builder/devpki"
+	"github.com/ballast-os/ballast/builder/kmod"
 	"github.com/ballast-os/ballast/builder/rootfs"
 	"github.com/ballast-os/ballast/builder/sbom"
 	"github.com/ballast-os/ballast/contract"
@@ -71,7 +73,7 @@ func (b *builder) buildRoot(context.Context) error {
 			}
 		}
 	}
-	mods, dep, err := b.kernel.Modules("kernel.modules", b.v.Kernel.Modules)
+	mods, dep, err := b.kernel.Modules("kernel.modules", slices.Concat(b.v.Kernel.Modules, b.v.Kernel.OptionalModules))
 	if err != nil {
 		return fmt.Errorf("%s: %w", b.v.Path, err)
 	}
@@ -82,6 +84,13 @@ func (b *builder) buildRoot(context.Context) error {
 		}
 	}
 	if err := t.AddFile(path.Join(dest, "modules.dep"), dep, 0o644, "kernel"); err != nil {
+		return err
+	}
+	if err := t.AddFile(path.Join(dest, "modules.alias"), kmod.ModulesAlias(mods), 0o644, "kernel"); err != nil {
+		return err
+	}
+	// What the system init bind-mounts over the files of blocked modules.
+	if err := t.AddFile(contract.EmptyFile, nil, 0o444, "ballast"); err != nil {
 		return err
 	}
 	if err := addFactoryEtc(t, b.v.Dev); err != nil {

@@ -3,16 +3,11 @@ package rootfs
 import (
 	"fmt"
 	"path"
-	"regexp"
 	"sort"
 	"strings"
-)
 
-// Shells and interpreters have no place on a production host: nothing on it should run scripts, and
-// an attacker who gets code execution should not find a ready-made one.
-var interpreterRE = regexp.MustCompile(`^(sh|ash|bash|dash|zsh|ksh|mksh|csh|tcsh|fish|busybox|toybox|` +
-	`perl|perl5.*|python.*|ruby.*|irb.*|lua.*|luajit.*|tclsh.*|wish.*|php.*|node|nodejs|` +
-	`awk|gawk|mawk|nawk|expect|guile.*|rc|es|scsh)$`)
+	"github.com/ballast-os/ballast/contract"
+)
 
 // DroppedPrefixes are removed from every image: documentation and translations are not needed to run
 // containers, and leaving them out keeps the root small.
@@ -30,15 +25,15 @@ func Dropped(p string) bool {
 	return false
 }
 
-// CheckNoInterpreters fails when a shell or interpreter (by file or link name) is in the tree, naming
-// each with the package it came from.
+// CheckNoInterpreters fails when a shell or interpreter (contract.IsInterpreter, by file or link
+// name) is in the tree, naming each with the package it came from.
 func (t *Tree) CheckNoInterpreters() error {
 	var found []string
 	for p, e := range t.entries {
 		if e.Kind == Dir {
 			continue
 		}
-		if interpreterRE.MatchString(path.Base(p)) {
+		if contract.IsInterpreter(path.Base(p)) {
 			found = append(found, fmt.Sprintf("%s (from %s)", p, e.Origin))
 		}
 	}

@@ -39,6 +39,10 @@ type Kernel struct {
 	Package string `toml:"package"`
 	// Modules go into the root filesystem and are loaded by the system init.
 	Modules []string `toml:"modules"`
+	// OptionalModules go into the root filesystem but are loaded only when asked for: by the
+	// kernel's own requests (through Ballast's modprobe), or at boot by
+	// settings.kernel.modules.<name>.autoload.
+	OptionalModules []string `toml:"optional-modules"`
 	// InitramfsModules go into the initramfs: what it takes to reach the verity root.
 	InitramfsModules []string `toml:"initramfs-modules"`
 	// Cmdline words come before the ones the builder adds (roothash=, ballast.*).
@@ -204,6 +208,14 @@ func (v *Variant) validate() error {
 	}
 	if err := checkList("kernel.modules", v.Kernel.Modules, moduleRE, nil); err != nil {
 		return err
+	}
+	if err := checkList("kernel.optional-modules", v.Kernel.OptionalModules, moduleRE, nil); err != nil {
+		return err
+	}
+	for _, m := range v.Kernel.OptionalModules {
+		if slices.ContainsFunc(v.Kernel.Modules, func(n string) bool { return contract.ModuleName(n) == contract.ModuleName(m) }) {
+			return bad("kernel.optional-modules", "%s is in kernel.modules too, which loads it at every boot", m)
+		}
 	}
 	if len(v.Kernel.InitramfsModules) == 0 {
 		return bad("kernel.initramfs-modules", "missing: the initramfs needs at least the disk, dm-verity and EROFS drivers")

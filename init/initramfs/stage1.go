@@ -97,7 +97,8 @@ func mountEarly() error {
 		{"proc", "/proc", "proc", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
 		{"sysfs", "/sys", "sysfs", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
 		{"devtmpfs", "/dev", "devtmpfs", unix.MS_NOSUID, "mode=0755"},
-		{"tmpfs", "/run", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=0755"},
+		// Moved into the new root: sockets, logs and state, never programs.
+		{"tmpfs", "/run", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, "mode=0755"},
 	} {
 		if err := os.MkdirAll(m.dst, 0o755); err != nil {
 			return fmt.Errorf("mkdir %s: %w", m.dst, err)
@@ -164,10 +165,11 @@ func mountData(con *console.Writer, data blockdev.Partition) error {
 }
 
 // prepareEtc puts a tmpfs on /etc and fills it from the image's factory defaults: /etc is writable
-// for rendered configuration, yet every boot starts from what the verified image says.
+// for rendered configuration, yet every boot starts from what the verified image says. It holds
+// configuration only, so nothing on it may be executed.
 func prepareEtc() error {
 	etc := filepath.Join(NewRoot, "etc")
-	if err := unix.Mount("tmpfs", etc, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
+	if err := unix.Mount("tmpfs", etc, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=0755"); err != nil {
 		return fmt.Errorf("etc: mount tmpfs: %w", err)
 	}
 	src := filepath.Join(NewRoot, contract.FactoryEtc)

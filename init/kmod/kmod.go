@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -16,12 +18,22 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// ErrBlocked is in the error of a load that the Blocked hook refused.
+var ErrBlocked = errors.New("blocked by the kernel policy")
+
 // Loader loads modules of one kernel tree.
 type Loader struct {
-	Dir  string            // /lib/modules/<kver>
-	deps map[string]string // canonical name → path relative to Dir
-	line map[string][]string
-	done map[string]bool
+	Dir string // /lib/modules/<kver>
+	// Blocked, when set, refuses a module (by canonical name) before anything of it is loaded:
+	// a wanted module one of whose dependencies it refuses is refused as a whole.
+	Blocked func(name string) bool
+	// Finit is finit_module(2) [unix.FinitModule]; tests replace it.
+	Finit func(fd int, params string, flags int) error
+
+	deps    map[string]string // canonical name → path relative to Dir
+	line    map[string][]string
+	done    map[string]bool
+	aliases [][2]string // modules.alias: pattern, canonical name
 }
 
 // New reads Dir/modules.dep. root is "/" on a running system; kver is uname -r when empty.
@@ -33,7 +45,11 @@ func New(root, kver string) (*Loader, error) {
 		}
 		kver = unix.ByteSliceToString(u.Release[:])
 	}
-	dir := filepath.Join(root, contract.KernelModules, kver)
+	return NewDir(filepath.Join(root, contract.KernelModules, kver))
+}
+
+// NewDir reads dir/modules.dep (and modules.alias, when there is one) of a kernel tree.
+func NewDir(dir string) (*Loader, error) {
 	f, err := os.Open(filepath.Join(dir, "modules.dep"))
 	if err != nil {
 		return nil, fmt.Errorf("kmod: %w", err)
@@ -54,7 +70,72 @@ func New(root, kver string) (*Loader, error) {
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("kmod: %s/modules.dep: %w", dir, err)
 	}
+	if err := l.readAliases(); err != nil {
+		return nil, err
+	}
 	return l, nil
+}
+
+// readAliases reads modules.alias ("alias <pattern> <module>" lines), which is optional: without
+// it only module names resolve.
+func (l *Loader) readAliases() error {
+	f, err := os.Open(filepath.Join(l.Dir, "modules.alias"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("kmod: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		w := strings.Fields(sc.Text())
+		if len(w) == 3 && w[0] == "alias" {
+			l.aliases = append(l.aliases, [2]string{w[1], contract.ModuleName(w[2])})
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("kmod: %s/modules.alias: %w", l.Dir, err)
+	}
+	return nil
+}
+
+// Resolve returns the canonical names of the modules a request names: the module itself when
+// modules.dep has it, else every module one of whose aliases matches (as modprobe does for the
+// kernel's requests such as "fs-vfat" or "char-major-10-200"). None is not an error.
+func (l *Loader) Resolve(request string) []string {
+	if c := contract.ModuleName(request); l.deps[c] != "" {
+		return []string{c}
+	}
+	var out []string
+	for _, a := range l.aliases {
+		// Alias patterns are fnmatch(3) globs; none holds a '/', so path.Match reads them alike.
+		if ok, _ := path.Match(a[0], request); ok && !slices.Contains(out, a[1]) && l.deps[a[1]] != "" {
+			out = append(out, a[1])
+		}
+	}
+	return out
+}
+
+// Path returns the file of a module in this tree, by any spelling of its name.
+func (l *Loader) Path(name string) (string, bool) {
+	rel, ok := l.deps[contract.ModuleName(name)]
+	if !ok {
+		return "", false
+	}
+	return filepath.Join(l.Dir, rel), true
+}
+
+// Closure returns the canonical names of a module and of everything it depends on, the module
+// itself first.
+func (l *Loader) Closure(name string) []string {
+	c := contract.ModuleName(name)
+	out := []string{c}
+	for _, d := range l.line[c] {
+		out = append(out, contract.ModuleName(filepath.Base(d)))
+	}
+	return out
 }
 
 // Load loads each named module after its dependencies. A module that is already loaded or built
@@ -70,6 +151,16 @@ func (l *Loader) Load(names ...string) error {
 			}
 			errs = append(errs, fmt.Errorf("kmod: module %s is not in %s/modules.dep", n, l.Dir))
 			continue
+		}
+		if l.Blocked != nil {
+			if b := slices.IndexFunc(l.Closure(c), l.Blocked); b >= 0 {
+				if b == 0 {
+					errs = append(errs, fmt.Errorf("kmod: %s: %w", n, ErrBlocked))
+				} else {
+					errs = append(errs, fmt.Errorf("kmod: %s: needs %s, %w", n, l.Closure(c)[b], ErrBlocked))
+				}
+				continue
+			}
 		}
 		deps := l.line[c]
 		// modules.dep lists the deepest dependency last, so load from the end.
@@ -94,7 +185,11 @@ func (l *Loader) insert(rel string) error {
 		return err
 	}
 	defer f.Close()
-	if err := unix.FinitModule(int(f.Fd()), "", 0); err != nil && !errors.Is(err, unix.EEXIST) {
+	finit := l.Finit
+	if finit == nil {
+		finit = unix.FinitModule
+	}
+	if err := finit(int(f.Fd()), "", 0); err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("finit_module: %w", err)
 	}
 	l.done[rel] = true

@@ -32,9 +32,10 @@ func systemMounts() []mountSpec {
 	return []mountSpec{
 		// gid 5 is tty; ptmxmode lets unprivileged programs open /dev/ptmx.
 		{target: "/dev/pts", fstype: "devpts", source: "devpts", flags: unix.MS_NOSUID | unix.MS_NOEXEC, data: "gid=5,mode=0620,ptmxmode=0666", mkdir: true},
-		{target: "/dev/shm", fstype: "tmpfs", source: "shm", flags: unix.MS_NOSUID | unix.MS_NODEV, data: "mode=1777", mkdir: true},
+		// Nothing is run from the world-writable tmpfs mounts, so nothing dropped there can be.
+		{target: "/dev/shm", fstype: "tmpfs", source: "shm", flags: hard, data: "mode=1777", mkdir: true},
 		{target: "/dev/mqueue", fstype: "mqueue", source: "mqueue", flags: hard, mkdir: true, optional: true},
-		{target: "/tmp", fstype: "tmpfs", source: "tmpfs", flags: unix.MS_NOSUID | unix.MS_NODEV, data: "mode=1777"},
+		{target: "/tmp", fstype: "tmpfs", source: "tmpfs", flags: hard, data: "mode=1777"},
 		// nsdelegate: container runtimes may delegate cgroup subtrees to namespaces safely.
 		{target: "/sys/fs/cgroup", fstype: "cgroup2", source: "cgroup2", flags: hard, data: "nsdelegate"},
 		{target: "/sys/kernel/security", fstype: "securityfs", source: "securityfs", flags: hard, optional: true},

@@ -40,7 +40,8 @@ type Config struct {
 	Kernel  Kernel          // [Linux]
 	// Reaper must be the process's only one [a new one, run by Run].
 	Reaper *reap.Reaper
-	// LoadModules loads kernel modules and their dependencies [kmod.Load("/", names...)].
+	// LoadModules loads kernel modules and their dependencies [kmod.Load("/", names...), refusing
+	// what the kernel policy blocks].
 	LoadModules func(names ...string) error
 	// Supervise tunes the supervisor; its Console is always the init's.
 	Supervise   supervise.Options
@@ -62,6 +63,7 @@ type Init struct {
 
 	image     contract.Image
 	identity  contract.Identity
+	policy    contract.KernelPolicy // as read at boot
 	sup       *supervise.Supervisor
 	announced chan struct{} // closed once the ready line (or the reason there is none) is out
 	requests  chan Action   // shutdowns asked for over the init socket, run by Run's loop
@@ -97,7 +99,14 @@ func New(cfg Config) *Init {
 		i.runReaper = true
 	}
 	if i.loadModules == nil {
-		i.loadModules = func(names ...string) error { return kmod.Load("/", names...) }
+		i.loadModules = func(names ...string) error {
+			l, err := kmod.New("/", "")
+			if err != nil {
+				return err
+			}
+			l.Blocked = i.policy.Blocks
+			return l.Load(names...)
+		}
 	}
 	i.supOpts.Console = i.console
 	return i
@@ -154,11 +163,13 @@ func (i *Init) boot(ctx context.Context) {
 	i.readIdentity()
 	i.console.Milestone("init", "variant=%s version=%s services=%s", i.image.Variant, i.image.Version,
 		strings.Join(i.image.Services, ","))
-	if len(i.image.Modules) > 0 {
-		if err := i.loadModules(i.image.Modules...); err != nil {
+	// Before the modules: a network driver's interfaces take the net.*.default sysctls as they
+	// are when it creates them, and the modules load under the lockdown level.
+	if mods := i.harden(); len(mods) > 0 {
+		if err := i.loadModules(mods...); err != nil {
 			i.report("modules", err)
 		} else {
-			i.console.Milestone("modules", "loaded %s", strings.Join(i.image.Modules, ","))
+			i.console.Milestone("modules", "loaded %s", strings.Join(mods, ","))
 		}
 	}
 	if err := i.kernel.Sethostname(Hostname); err != nil {

@@ -1,0 +1,65 @@
+package system
+
+import (
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ballast-os/ballast/contract"
+	"github.com/ballast-os/ballast/init/harden"
+)
+
+// harden applies the kernel policy the API server left on the data partition (Ballast's defaults
+// when there is none) before any module of the image is loaded and any service starts: the
+// hardened sysctls with the operator's overrides, kernel.modprobe, the module blocks and the
+// lockdown level. It returns the modules to load: the image's, but for blocked ones, and the ones
+// the policy wants loaded at boot.
+func (i *Init) harden() []string {
+	policy, err := contract.ReadKernelPolicy(i.root)
+	if err != nil {
+		// A policy that cannot be read must not leave the kernel softer than the defaults.
+		i.console.Errorf("%v; applying Ballast's defaults", err)
+		policy = contract.KernelPolicy{}
+	}
+	i.policy = policy
+	k := harden.Kernel{Root: i.root, Mount: i.kernel.Mount}
+	n, err := k.ApplySysctls(policy)
+	i.report("hardening", err)
+
+	kver := i.image.Kernel
+	if kver == "" {
+		var u unix.Utsname
+		if err := unix.Uname(&u); err == nil {
+			kver = unix.ByteSliceToString(u.Release[:])
+		}
+	}
+	blocked, err := k.BlockModules(path.Join(contract.KernelModules, kver), policy.Blocked)
+	i.report("hardening", err)
+
+	level, err := k.SetLockdown(policy.Level())
+	i.report("hardening", err)
+	if level == "" {
+		level = "unknown"
+	}
+	details := fmt.Sprintf("lockdown=%s sysctls=%d", level, n)
+	if len(blocked) > 0 {
+		details += " blocked-modules=" + strings.Join(blocked, ",")
+	}
+	i.console.Milestone("hardening", "%s", details)
+
+	var load []string
+	for _, m := range i.image.Modules {
+		if !policy.Blocks(m) {
+			load = append(load, m)
+		}
+	}
+	for _, m := range policy.Autoload {
+		if !slices.ContainsFunc(load, func(n string) bool { return contract.ModuleName(n) == m }) && !policy.Blocks(m) {
+			load = append(load, m)
+		}
+	}
+	return load
+}
