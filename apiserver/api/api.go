@@ -260,7 +260,7 @@ func (h *handler) commitAndApply(w http.ResponseWriter, r *http.Request) {
 }
 
 func commitAnswer(changed []string, res render.Result) apitypes.Commit {
-	return apitypes.Commit{Changed: orEmpty(changed), Files: res.Files, Restarted: res.Restarted}
+	return apitypes.Commit{Changed: orEmpty(changed), Files: res.Files, Restarted: res.Restarted, Notes: res.Notes}
 }
 
 func orEmpty(l []string) []string {

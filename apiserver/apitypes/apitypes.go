@@ -26,6 +26,9 @@ type Commit struct {
 	Changed   []string `json:"changed"`
 	Files     []string `json:"files,omitempty"`     // configuration files rewritten
 	Restarted []string `json:"restarted,omitempty"` // services restarted
+	// Notes are changes the running kernel does not make (a lower lockdown level, a module in
+	// use): they take effect at the next boot.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Transactions is the answer to GET /tx/list: the transactions with pending changes.
@@ -102,4 +105,32 @@ type ConfigFile struct {
 type ConfigAction struct {
 	Name string   `json:"name"`
 	Keys []string `json:"keys"`
+}
+
+// Statuses of a HardeningCheck.
+const (
+	CheckPass = "pass"
+	CheckFail = "fail"
+	// CheckExpectedFail is a failure with a known cause that Reason names (a dev variant's shell,
+	// the SELinux policy that is not there yet): reported, not hidden.
+	CheckExpectedFail = "expected-fail"
+)
+
+// HardeningReport is the answer to GET /report/hardening: checks of the running system, each
+// computed from what the kernel and the mount table say, never from configuration alone.
+type HardeningReport struct {
+	Passed       int              `json:"passed"`
+	Failed       int              `json:"failed"`
+	ExpectedFail int              `json:"expected_fail"`
+	Checks       []HardeningCheck `json:"checks"`
+}
+
+// HardeningCheck is one check of the report.
+type HardeningCheck struct {
+	ID       string `json:"id"` // stable, e.g. verity-root, sysctl.kernel.kptr_restrict
+	Title    string `json:"title"`
+	Status   string `json:"status"`             // CheckPass, CheckFail or CheckExpectedFail
+	Observed string `json:"observed"`           // what the running system shows
+	Expected string `json:"expected,omitempty"` // what would pass
+	Reason   string `json:"reason,omitempty"`   // why it fails (or is expected to)
 }

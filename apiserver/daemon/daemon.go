@@ -21,6 +21,7 @@ import (
 	"github.com/ballast-os/ballast/apiserver/osinfo"
 	"github.com/ballast-os/ballast/apiserver/render"
 	"github.com/ballast-os/ballast/apiserver/userdata"
+	"github.com/ballast-os/ballast/init/harden"
 )
 
 // ShutdownTimeout bounds how long a stop waits for requests in flight.
@@ -35,7 +36,12 @@ type Options struct {
 	EtcDir    string // stands for /etc: where configuration files are rendered
 	// ProcDir stands for /proc, where sysctls are written; "" leaves them alone.
 	ProcDir string
-	OS      osinfo.Sources
+	// Kernel is the running kernel, for lockdown and module policy; nil leaves them alone.
+	Kernel *harden.Kernel
+	// KernelPolicy is where settings.kernel is left for the system init's next boot
+	// (contract.KernelPolicyPath); "" writes nothing.
+	KernelPolicy string
+	OS           osinfo.Sources
 	// Defaults are the image's default settings, taken at every start for keys not set yet; nil
 	// means none.
 	Defaults userdata.Source
@@ -78,6 +84,8 @@ func Run(ctx context.Context, o Options) error {
 	renderer := &render.Renderer{
 		EtcDir:      o.EtcDir,
 		ProcDir:     o.ProcDir,
+		Kernel:      o.Kernel,
+		PolicyFile:  o.KernelPolicy,
 		SetHostname: o.SetHostname,
 		Init:        o.Init,
 		Actions:     []render.Action{{Name: render.ActionRemoteAPI, Keys: render.ActionKeys()[render.ActionRemoteAPI], Run: remote.apply}},
@@ -101,8 +109,12 @@ func Run(ctx context.Context, o Options) error {
 
 	// Rendered at every start: /etc is a tmpfs filled from the image, so the settings have to be
 	// put back into it on each boot.
-	if _, err := renderer.Apply(ctx, store.Live(), nil); err != nil {
+	res, err := renderer.Apply(ctx, store.Live(), nil)
+	if err != nil {
 		fmt.Fprintf(o.Console, "ballast: apply: %v\n", err)
+	}
+	for _, n := range res.Notes {
+		fmt.Fprintf(o.Console, "ballast: apply: %s\n", n)
 	}
 
 	ln, err := api.ListenUnix(o.Socket)

@@ -10,7 +10,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -22,6 +21,7 @@ import (
 	"github.com/ballast-os/ballast/apiserver/apitypes"
 	"github.com/ballast-os/ballast/apiserver/initclient"
 	"github.com/ballast-os/ballast/apiserver/settings"
+	"github.com/ballast-os/ballast/init/harden"
 )
 
 // File is a configuration file rendered from settings.
@@ -50,6 +50,10 @@ type Action struct {
 const (
 	ActionSethostname = "sethostname"
 	ActionSysctl      = "sysctl"
+	// ActionKernelPolicy writes settings.kernel for the system init to apply at the next boot.
+	ActionKernelPolicy = "kernel-policy"
+	ActionLockdown     = "lockdown"
+	ActionModules      = "kernel-modules"
 	// ActionRemoteAPI (re)starts the API's TCP listener; the daemon implements it.
 	ActionRemoteAPI = "remote-api"
 )
@@ -70,9 +74,12 @@ func Files() []File {
 // ActionKeys are the setting prefixes of the built-in actions, and of the ones the daemon adds.
 func ActionKeys() map[string][]string {
 	return map[string][]string{
-		ActionSethostname: {"settings.network.hostname"},
-		ActionSysctl:      {"settings.kernel.sysctl"},
-		ActionRemoteAPI:   {"settings.api.remote"},
+		ActionSethostname:  {"settings.network.hostname"},
+		ActionSysctl:       {"settings.kernel.sysctl"},
+		ActionKernelPolicy: {"settings.kernel"},
+		ActionLockdown:     {"settings.kernel.lockdown"},
+		ActionModules:      {"settings.kernel.modules"},
+		ActionRemoteAPI:    {"settings.api.remote"},
 	}
 }
 
@@ -138,6 +145,12 @@ type Renderer struct {
 	EtcDir string
 	// ProcDir stands for /proc; "" leaves sysctls to the next boot (the file is still written).
 	ProcDir string
+	// Kernel is the running kernel, for lockdown and module policy; nil leaves them to the next
+	// boot (tests, non-root servers).
+	Kernel *harden.Kernel
+	// PolicyFile is where the system init finds settings.kernel at boot
+	// (contract.KernelPolicyPath); "" writes none.
+	PolicyFile string
 	// SetHostname sets the kernel's host name; nil leaves it alone (tests, non-root servers).
 	SetHostname func(name string) error
 	// Init restarts services; nil restarts nothing.
@@ -158,6 +171,8 @@ type Result struct {
 	Files     []string // files whose content changed
 	Actions   []string // actions run
 	Restarted []string // services restarted
+	// Notes are changes the running kernel does not make, which take effect at the next boot.
+	Notes []string
 }
 
 // Apply makes the host match s. With changed nil (at start), every file and action whose keys
@@ -201,7 +216,9 @@ func (r *Renderer) Apply(ctx context.Context, s settings.Settings, changed []str
 			continue
 		}
 		res.Actions = append(res.Actions, a.Name)
-		if err := a.Run(ctx, s); err != nil {
+		notes, err := splitNotes(a.Run(ctx, s))
+		res.Notes = append(res.Notes, notes...)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", a.Name, err))
 		}
 	}
@@ -217,7 +234,10 @@ func (r *Renderer) actions() []Action {
 	keys := ActionKeys()
 	builtin := []Action{
 		{Name: ActionSethostname, Keys: keys[ActionSethostname], Run: r.sethostname},
+		{Name: ActionKernelPolicy, Keys: keys[ActionKernelPolicy], Run: r.writeKernelPolicy},
 		{Name: ActionSysctl, Keys: keys[ActionSysctl], Run: r.sysctl},
+		{Name: ActionLockdown, Keys: keys[ActionLockdown], Run: r.lockdown},
+		{Name: ActionModules, Keys: keys[ActionModules], Run: r.modules},
 	}
 	return append(builtin, r.Actions...)
 }
@@ -303,38 +323,6 @@ func (r *Renderer) sethostname(_ context.Context, s settings.Settings) error {
 		return fmt.Errorf("sethostname %q: %w", name, err)
 	}
 	return nil
-}
-
-// sysctl writes every set sysctl to /proc/sys. A key the kernel does not have is an error for
-// that key only; the rest are still written.
-func (r *Renderer) sysctl(_ context.Context, s settings.Settings) error {
-	if r.ProcDir == "" || s.Kernel == nil {
-		return nil
-	}
-	var errs []error
-	keys := make([]string, 0, len(s.Kernel.Sysctl))
-	for k := range s.Kernel.Sysctl {
-		keys = append(keys, string(k))
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		key := settings.SysctlKey(k)
-		path := filepath.Join(r.ProcDir, "sys", key.ProcPath())
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
-		if err == nil {
-			_, err = f.WriteString(string(s.Kernel.Sysctl[key]))
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-		}
-		if errors.Is(err, fs.ErrNotExist) {
-			err = errors.New("the kernel has no such sysctl")
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", k, err))
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // restart restarts the services among ids that the init supervises. Services this image does not

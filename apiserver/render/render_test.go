@@ -16,6 +16,8 @@ import (
 	"github.com/ballast-os/ballast/apiserver/initclient"
 	"github.com/ballast-os/ballast/apiserver/initclient/initclienttest"
 	"github.com/ballast-os/ballast/apiserver/settings"
+	"github.com/ballast-os/ballast/contract"
+	"github.com/ballast-os/ballast/init/harden/hardentest"
 )
 
 func decode(t *testing.T, body string) settings.Settings {
@@ -86,7 +88,7 @@ func TestFiles(t *testing.T) {
 }
 
 func TestActions(t *testing.T) {
-	etc, proc := t.TempDir(), t.TempDir()
+	etc, proc := t.TempDir(), filepath.Join(hardentest.Root(t), "proc")
 	for _, f := range []string{"sys/net/ipv4/ip_forward", "sys/net/ipv4/conf/eth0.100/rp_filter"} {
 		os.MkdirAll(filepath.Dir(filepath.Join(proc, f)), 0o755)
 		os.WriteFile(filepath.Join(proc, f), []byte("0\n"), 0o644)
@@ -95,15 +97,17 @@ func TestActions(t *testing.T) {
 	r := &Renderer{EtcDir: etc, ProcDir: proc, SetHostname: func(n string) error { names = append(names, n); return nil }}
 	s := decode(t, `{"network":{"hostname":"h1"},"kernel":{"sysctl":{"net.ipv4.ip_forward":"1","net/ipv4/conf/eth0.100/rp_filter":"2","net.nope.x":"3"}}}`)
 	res, err := r.Apply(context.Background(), s, nil)
-	if err == nil || !strings.Contains(err.Error(), "sysctl: net.nope.x: the kernel has no such sysctl") {
+	if err == nil || !strings.Contains(err.Error(), "sysctl: sysctl net.nope.x: the kernel has no such sysctl") {
 		t.Fatalf("Apply = %v, want the missing sysctl reported", err)
 	}
-	for f, want := range map[string]string{"sys/net/ipv4/ip_forward": "1", "sys/net/ipv4/conf/eth0.100/rp_filter": "2"} {
+	// The overrides, and the hardened defaults around them.
+	for f, want := range map[string]string{"sys/net/ipv4/ip_forward": "1", "sys/net/ipv4/conf/eth0.100/rp_filter": "2",
+		"sys/kernel/kptr_restrict": "1", "sys/fs/protected_regular": "2", "sys/kernel/modprobe": contract.ModprobePath} {
 		if b, _ := os.ReadFile(filepath.Join(proc, f)); string(b) != want {
 			t.Errorf("%s = %q, want %q", f, b, want)
 		}
 	}
-	if !reflect.DeepEqual(names, []string{"h1"}) || !reflect.DeepEqual(res.Actions, []string{ActionSethostname, ActionSysctl}) {
+	if !reflect.DeepEqual(names, []string{"h1"}) || !reflect.DeepEqual(res.Actions, []string{ActionSethostname, ActionKernelPolicy, ActionSysctl}) {
 		t.Fatalf("sethostname %q, actions %q", names, res.Actions)
 	}
 	// A change elsewhere runs neither action again.
@@ -209,7 +213,7 @@ func TestMapping(t *testing.T) {
 	if got := AppliedBy("settings.network.hostname"); !reflect.DeepEqual(got, []string{"/etc/hostname", ActionSethostname}) {
 		t.Fatalf("AppliedBy(hostname) = %q", got)
 	}
-	if got := AppliedBy("settings.kernel.sysctl.<key>"); !reflect.DeepEqual(got, []string{"/etc/sysctl.d/ballast.conf", ActionSysctl}) {
+	if got := AppliedBy("settings.kernel.sysctl.<key>"); !reflect.DeepEqual(got, []string{"/etc/sysctl.d/ballast.conf", ActionKernelPolicy, ActionSysctl}) {
 		t.Fatalf("AppliedBy(sysctl) = %q", got)
 	}
 	if got := AppliedBy("settings.ntp.time-servers"); got != nil {

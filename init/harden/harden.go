@@ -27,10 +27,39 @@ var ErrNextBoot = errors.New("takes effect at the next boot")
 type Kernel struct {
 	// Root is where the running system's files are ["/"]; tests point it at a directory.
 	Root string
+	// Proc stands for /proc [Root/proc].
+	Proc string
+	// Kver is the release whose modules are in /lib/modules/<Kver> [uname -r].
+	Kver string
 	// Mount is mount(2) [unix.Mount]; tests record the calls.
 	Mount func(source, target, fstype string, flags uintptr, data string) error
 	// DeleteModule is delete_module(2) [unix.DeleteModule]; tests replace it.
 	DeleteModule func(name string, flags int) error
+	// Finit is finit_module(2) [unix.FinitModule]; tests replace it.
+	Finit func(fd int, params string, flags int) error
+}
+
+// ModulesDir is the running kernel's module tree, /lib/modules/<release>.
+func (k Kernel) ModulesDir() string {
+	kver := k.Kver
+	if kver == "" {
+		var u unix.Utsname
+		if err := unix.Uname(&u); err == nil {
+			kver = unix.ByteSliceToString(u.Release[:])
+		}
+	}
+	return filepath.Join(contract.KernelModules, kver)
+}
+
+// LoadModules loads modules and their dependencies from the running kernel's tree, refusing any
+// whose dependency closure the policy blocks.
+func (k Kernel) LoadModules(p contract.KernelPolicy, names ...string) error {
+	l, err := kmod.NewDir(k.path(k.ModulesDir()))
+	if err != nil {
+		return err
+	}
+	l.Blocked, l.Finit = p.Blocks, k.Finit
+	return l.Load(names...)
 }
 
 func (k Kernel) path(p string) string {
@@ -38,6 +67,14 @@ func (k Kernel) path(p string) string {
 		return p
 	}
 	return filepath.Join(k.Root, p)
+}
+
+func (k Kernel) sysctlFile(key string) string {
+	proc := k.Proc
+	if proc == "" {
+		proc = k.path("/proc")
+	}
+	return filepath.Join(proc, "sys", contract.SysctlPath(key))
 }
 
 func (k Kernel) mount(source, target, fstype string, flags uintptr, data string) error {
@@ -49,7 +86,7 @@ func (k Kernel) mount(source, target, fstype string, flags uintptr, data string)
 
 // ReadSysctl returns a sysctl's value with the final newline removed.
 func (k Kernel) ReadSysctl(key string) (string, error) {
-	b, err := os.ReadFile(k.path(filepath.Join("/proc/sys", contract.SysctlPath(key))))
+	b, err := os.ReadFile(k.sysctlFile(key))
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("sysctl %s: the kernel has no such sysctl", key)
 	}
@@ -62,7 +99,7 @@ func (k Kernel) ReadSysctl(key string) (string, error) {
 // WriteSysctl writes one sysctl. When the kernel refuses to lower a one-way default
 // (contract.SysctlDefault.OneWay), the error holds ErrNextBoot.
 func (k Kernel) WriteSysctl(key, value string) error {
-	f, err := os.OpenFile(k.path(filepath.Join("/proc/sys", contract.SysctlPath(key))), os.O_WRONLY|os.O_TRUNC, 0)
+	f, err := os.OpenFile(k.sysctlFile(key), os.O_WRONLY|os.O_TRUNC, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("sysctl %s: the kernel has no such sysctl", key)
 	}
@@ -142,17 +179,18 @@ func (k Kernel) SetLockdown(want contract.Lockdown) (contract.Lockdown, error) {
 	if err := os.WriteFile(k.path(contract.LockdownFile), []byte(want), 0); err != nil {
 		return cur, fmt.Errorf("lockdown: raise from %s to %s: %w", cur, want, err)
 	}
-	return k.Lockdown()
+	return want, nil
 }
 
-// BlockModules makes the files of the blocked modules in the kernel tree at modDir
-// (/lib/modules/<kver>) unloadable: the verified root's empty file is bind-mounted read-only over
-// each, so neither Ballast's modprobe nor anyone's finit_module(2) on that path gets a module. A
-// module the tree does not have needs nothing. It returns the modules it blocked now.
-func (k Kernel) BlockModules(modDir string, blocked []string) ([]string, error) {
+// BlockModules makes the files of the blocked modules in the running kernel's tree unloadable:
+// the verified root's empty file is bind-mounted read-only over each, so neither Ballast's
+// modprobe nor anyone's finit_module(2) on that path gets a module. A module the tree does not
+// have needs nothing. It returns the modules it blocked now.
+func (k Kernel) BlockModules(blocked []string) ([]string, error) {
 	if len(blocked) == 0 {
 		return nil, nil
 	}
+	modDir := k.ModulesDir()
 	l, err := kmod.NewDir(k.path(modDir))
 	if err != nil {
 		return nil, err
@@ -187,6 +225,22 @@ func (k Kernel) BlockModules(modDir string, blocked []string) ([]string, error) 
 	return done, errors.Join(errs...)
 }
 
+// Covered reports whether a module's file in the running kernel's tree is the empty file
+// BlockModules puts over blocked modules.
+func (k Kernel) Covered(name string) bool {
+	l, err := kmod.NewDir(k.path(k.ModulesDir()))
+	if err != nil {
+		return false
+	}
+	file, ok := l.Path(name)
+	if !ok {
+		return false
+	}
+	st, err1 := os.Stat(file)
+	empty, err2 := os.Stat(k.path(contract.EmptyFile))
+	return err1 == nil && err2 == nil && os.SameFile(st, empty)
+}
+
 // Loaded reports whether a module is loaded (built-in modules count as loaded).
 func (k Kernel) Loaded(name string) bool {
 	_, err := os.Stat(k.path(filepath.Join("/sys/module", contract.ModuleName(name))))
@@ -212,7 +266,7 @@ func (k Kernel) Unload(name string) error {
 	case err == nil, errors.Is(err, unix.ENOENT):
 		return nil
 	case errors.Is(err, unix.EWOULDBLOCK), errors.Is(err, unix.EBUSY):
-		return fmt.Errorf("module %s is in use and stays loaded until the next boot: %w", c, err)
+		return fmt.Errorf("module %s is in use, so it stays loaded; the block %w (%v)", c, ErrNextBoot, err)
 	}
 	return fmt.Errorf("unload module %s: %w", c, err)
 }

@@ -2,11 +2,8 @@ package system
 
 import (
 	"fmt"
-	"path"
 	"slices"
 	"strings"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/init/harden"
@@ -25,18 +22,12 @@ func (i *Init) harden() []string {
 		policy = contract.KernelPolicy{}
 	}
 	i.policy = policy
-	k := harden.Kernel{Root: i.root, Mount: i.kernel.Mount}
+	// Kver "" (no image.json) is uname -r.
+	k := harden.Kernel{Root: i.root, Kver: i.image.Kernel, Mount: i.kernel.Mount}
 	n, err := k.ApplySysctls(policy)
 	i.report("hardening", err)
 
-	kver := i.image.Kernel
-	if kver == "" {
-		var u unix.Utsname
-		if err := unix.Uname(&u); err == nil {
-			kver = unix.ByteSliceToString(u.Release[:])
-		}
-	}
-	blocked, err := k.BlockModules(path.Join(contract.KernelModules, kver), policy.Blocked)
+	blocked, err := k.BlockModules(policy.Blocked)
 	i.report("hardening", err)
 
 	level, err := k.SetLockdown(policy.Level())

@@ -93,7 +93,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, out io.Writer) err
 		}
 		return printJSON(out, v)
 	case "set":
-		return set(ctx, c, rest)
+		return set(ctx, c, rest, out)
 	case "apply":
 		return apply(ctx, c, rest, stdin, out)
 	case "raw":
@@ -127,7 +127,9 @@ func newClient(socket, endpoint, pkiDir string) (*client.Client, error) {
 	return client.NewRemote(endpoint, cfg)
 }
 
-func set(ctx context.Context, c *client.Client, args []string) error {
+// set prints what the running kernel leaves to the next boot, so nobody takes a stored setting for
+// one in effect.
+func set(ctx context.Context, c *client.Client, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("set", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	js := fs.String("json", "", "JSON object of settings keys")
@@ -141,13 +143,22 @@ func set(ctx context.Context, c *client.Client, args []string) error {
 		if err := c.Patch(ctx, []byte(*js)); err != nil {
 			return err
 		}
-		_, err := c.CommitAndApply(ctx)
-		return err
+	} else {
+		if fs.NArg() == 0 {
+			return fmt.Errorf("%w: set needs KEY=VALUE", errUsage)
+		}
+		patch, err := client.PatchFromPairs(fs.Args())
+		if err != nil {
+			return err
+		}
+		if err := c.Patch(ctx, patch); err != nil {
+			return err
+		}
 	}
-	if fs.NArg() == 0 {
-		return fmt.Errorf("%w: set needs KEY=VALUE", errUsage)
+	res, err := c.CommitAndApplyTx(ctx, "")
+	for _, n := range res.Notes {
+		fmt.Fprintf(out, "note: %s\n", n)
 	}
-	_, err := c.Set(ctx, fs.Args())
 	return err
 }
 

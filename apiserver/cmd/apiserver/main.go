@@ -22,6 +22,7 @@ import (
 	"github.com/ballast-os/ballast/apiserver/initclient"
 	"github.com/ballast-os/ballast/apiserver/osinfo"
 	"github.com/ballast-os/ballast/apiserver/userdata"
+	"github.com/ballast-os/ballast/init/harden"
 )
 
 func main() {
@@ -44,6 +45,7 @@ func main() {
 		initSocket   = flag.String("init-socket", contract.InitSocket, "the system init's socket (services, restarts, reboot)")
 		logDir       = flag.String("log-dir", contract.LogDir, "where the system init writes service logs")
 		setHostname  = flag.Bool("sethostname", true, "set the kernel host name (only done when running as root)")
+		kernelPolicy = flag.String("kernel-policy", contract.KernelPolicyPath, "where settings.kernel is left for the system init's next boot (only as root; \"\" for none)")
 	)
 	flag.Parse()
 	if flag.NArg() != 0 {
@@ -82,25 +84,31 @@ func main() {
 		sethostname = func(name string) error { return syscall.Sethostname([]byte(name)) }
 	}
 	procDir := *proc
-	if !root {
-		procDir = ""
+	var kernel *harden.Kernel
+	policyFile := *kernelPolicy
+	if root {
+		kernel = &harden.Kernel{}
+	} else {
+		procDir, policyFile = "", ""
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	err = daemon.Run(ctx, daemon.Options{
-		Socket:      *socket,
-		AllowUID:    func(uid uint32) bool { return slices.Contains(uids, uid) },
-		Datastore:   *store,
-		EtcDir:      *etc,
-		ProcDir:     procDir,
-		OS:          osinfo.Sources{OSRelease: *osRelease, Cmdline: *cmdline},
-		Defaults:    defaultsSrc,
-		UserData:    sources,
-		SetHostname: sethostname,
-		Init:        initclient.New(*initSocket, *logDir),
-		Console:     os.Stderr,
-		Log:         log,
+		Socket:       *socket,
+		AllowUID:     func(uid uint32) bool { return slices.Contains(uids, uid) },
+		Datastore:    *store,
+		EtcDir:       *etc,
+		ProcDir:      procDir,
+		Kernel:       kernel,
+		KernelPolicy: policyFile,
+		OS:           osinfo.Sources{OSRelease: *osRelease, Cmdline: *cmdline},
+		Defaults:     defaultsSrc,
+		UserData:     sources,
+		SetHostname:  sethostname,
+		Init:         initclient.New(*initSocket, *logDir),
+		Console:      os.Stderr,
+		Log:          log,
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "ballast: apiserver: %v\n", err)

@@ -1,0 +1,82 @@
+package render
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/ballast-os/ballast/contract"
+	"github.com/ballast-os/ballast/init/harden"
+	"github.com/ballast-os/ballast/init/harden/hardentest"
+)
+
+func TestKernelActions(t *testing.T) {
+	root := hardentest.Root(t)
+	os.MkdirAll(filepath.Join(root, "sys/module/a"), 0o755)
+	os.WriteFile(filepath.Join(root, "sys/module/a/initstate"), []byte("live\n"), 0o444)
+	var calls []string
+	k := &harden.Kernel{Root: root, Kver: hardentest.Kver,
+		Mount: func(source, target, fstype string, flags uintptr, data string) error {
+			calls = append(calls, "mount "+target)
+			return nil
+		},
+		DeleteModule: func(name string, flags int) error {
+			calls = append(calls, "delete "+name)
+			return syscall.EWOULDBLOCK
+		},
+		Finit: func(fd int, params string, flags int) error {
+			calls = append(calls, "finit fd")
+			return nil
+		},
+	}
+	policy := filepath.Join(root, contract.KernelPolicyPath)
+	r := &Renderer{EtcDir: t.TempDir(), Kernel: k, PolicyFile: policy}
+	s := decode(t, `{"kernel":{"lockdown":"confidentiality","modules":{"a":{"allowed":false},"c":{"autoload":true}}}}`)
+	res, err := r.Apply(context.Background(), s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := hardentest.Read(t, root, contract.LockdownFile); got != "confidentiality" {
+		t.Errorf("lockdown file = %q, want confidentiality written", got)
+	}
+	wantCalls := []string{"mount /lib/modules/" + hardentest.Kver + "/kernel/a.ko", "mount /lib/modules/" + hardentest.Kver + "/kernel/a.ko", "delete a", "finit fd"}
+	if !slices.Equal(calls, wantCalls) {
+		t.Errorf("calls %q, want %q", calls, wantCalls)
+	}
+	// a is in use: that is not a failure, it is a note.
+	if len(res.Notes) != 1 || !strings.Contains(res.Notes[0], "module a is in use") || !strings.Contains(res.Notes[0], "next boot") {
+		t.Errorf("notes %q", res.Notes)
+	}
+	got, err := contract.ReadKernelPolicy(root)
+	want := contract.KernelPolicy{Lockdown: "confidentiality", Blocked: []string{"a"}, Autoload: []string{"c"}}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("policy file = %+v, %v; want %+v", got, err, want)
+	}
+	if st, err := os.Stat(policy); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("policy file: %v, %v", st, err)
+	}
+
+	// Lowering: the kernel stays, the file changes, and the answer says when it takes effect.
+	os.WriteFile(filepath.Join(root, contract.LockdownFile), []byte("none integrity [confidentiality]\n"), 0o644)
+	res, err = r.Apply(context.Background(), decode(t, `{"kernel":{"lockdown":"none"}}`), []string{"settings.kernel.lockdown"})
+	if err != nil || len(res.Notes) != 1 || !strings.Contains(res.Notes[0], "stays at confidentiality") || !strings.Contains(res.Notes[0], "none takes effect at the next boot") {
+		t.Errorf("lowering: %+v, %v", res, err)
+	}
+	if got, _ := contract.ReadKernelPolicy(root); got.Lockdown != "none" {
+		t.Errorf("policy file lockdown %q after lowering", got.Lockdown)
+	}
+
+	// Allowing a covered module again is left to the next boot too.
+	ko := filepath.Join(root, contract.KernelModules, hardentest.Kver, "kernel/a.ko")
+	os.Remove(ko)
+	os.Link(filepath.Join(root, contract.EmptyFile), ko)
+	res, err = r.Apply(context.Background(), decode(t, `{"kernel":{"modules":{"a":{"allowed":true}}}}`), []string{"settings.kernel.modules.a.allowed"})
+	if err != nil || len(res.Notes) != 1 || !strings.Contains(res.Notes[0], "module a: allowed again") {
+		t.Errorf("allowing again: %+v, %v", res, err)
+	}
+}
