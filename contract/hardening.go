@@ -36,16 +36,17 @@ const (
 	NonZero              // any value but 0: the non-zero values differ in kind, not in strength
 )
 
-func (h Holds) String() string {
-	switch h {
+// Rule says in words which values satisfy the default, e.g. "at least 1" or "not 0".
+func (d SysctlDefault) Rule() string {
+	switch d.Holds {
 	case AtLeast:
-		return "at least"
+		return "at least " + d.Value
 	case AtMost:
-		return "at most"
+		return "at most " + d.Value
 	case NonZero:
-		return "not 0 (any other value)"
+		return "not 0"
 	}
-	return fmt.Sprintf("Holds(%d)", int(h))
+	return fmt.Sprintf("Holds(%d)", int(d.Holds))
 }
 
 // SysctlDefault is one hardened sysctl: the value the system init writes before the first service

@@ -45,6 +45,8 @@ type Config struct {
 	OS osinfo.Sources
 	// UserData reports this boot's user data outcome; nil answers "not-checked".
 	UserData func() apitypes.UserData
+	// Hardening computes the hardening report (GET /report/hardening); nil answers 503.
+	Hardening func(ctx context.Context) apitypes.HardeningReport
 	// Log gets errors that are the server's fault; nil discards them.
 	Log *slog.Logger
 }
@@ -82,6 +84,7 @@ func NewHandler(cfg Config) http.Handler {
 	mux.HandleFunc("POST /actions/reboot", h.reboot)
 	mux.HandleFunc("GET /logs", h.getLogs)
 	mux.HandleFunc("GET /userdata", h.getUserData)
+	mux.HandleFunc("GET /report/hardening", h.getHardening)
 	return jsonMuxErrors(mux)
 }
 
@@ -372,6 +375,14 @@ func (h *handler) getUserData(w http.ResponseWriter, r *http.Request) {
 		st = h.cfg.UserData()
 	}
 	writeJSON(w, http.StatusOK, st)
+}
+
+func (h *handler) getHardening(w http.ResponseWriter, r *http.Request) {
+	if h.cfg.Hardening == nil {
+		h.fail(w, r, http.StatusServiceUnavailable, errors.New("this server computes no hardening report"))
+		return
+	}
+	writeJSON(w, http.StatusOK, h.cfg.Hardening(r.Context()))
 }
 
 func (h *handler) haveInit(w http.ResponseWriter, r *http.Request) bool {

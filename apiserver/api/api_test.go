@@ -268,6 +268,11 @@ func TestWithoutInit(t *testing.T) {
 		}
 	}
 	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/report/hardening", nil))
+	if rec.Code != 503 || !strings.Contains(rec.Body.String(), "no hardening report") {
+		t.Errorf("GET /report/hardening without a reporter = %d %s", rec.Code, rec.Body)
+	}
+	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/os", nil))
 	if rec.Code != 500 || !strings.Contains(rec.Body.String(), "os-release") {
 		t.Fatalf("GET /os = %d %s", rec.Code, rec.Body)
@@ -278,6 +283,23 @@ func TestWithoutInit(t *testing.T) {
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/services", nil))
 	if rec.Code != 503 {
 		t.Fatalf("GET /services with a missing init socket = %d %s", rec.Code, rec.Body)
+	}
+}
+
+func TestHardeningReport(t *testing.T) {
+	store, _, err := datastore.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	h := NewHandler(Config{Store: store, Hardening: func(context.Context) apitypes.HardeningReport {
+		return apitypes.HardeningReport{Failed: 1, Checks: []apitypes.HardeningCheck{{ID: "lockdown", Status: apitypes.CheckFail, Observed: "none"}}}
+	}})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/report/hardening", nil))
+	want := `{"passed":0,"failed":1,"expected_fail":0,"checks":[{"id":"lockdown","title":"","status":"fail","observed":"none"}]}` + "\n"
+	if rec.Code != 200 || rec.Body.String() != want {
+		t.Errorf("GET /report/hardening = %d %s, want %s", rec.Code, rec.Body, want)
 	}
 }
 

@@ -202,6 +202,12 @@ func (c *Client) Services(ctx context.Context) ([]apitypes.Service, error) {
 	return v.Services, c.getJSON(ctx, "/services", &v)
 }
 
+// Hardening returns the hardening report of the running host.
+func (c *Client) Hardening(ctx context.Context) (apitypes.HardeningReport, error) {
+	var v apitypes.HardeningReport
+	return v, c.getJSON(ctx, "/report/hardening", &v)
+}
+
 // Reboot asks the host to reboot.
 func (c *Client) Reboot(ctx context.Context) error {
 	_, err := c.Do(ctx, http.MethodPost, "/actions/reboot", nil)

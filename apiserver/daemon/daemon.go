@@ -20,6 +20,7 @@ import (
 	"github.com/ballast-os/ballast/apiserver/initclient"
 	"github.com/ballast-os/ballast/apiserver/osinfo"
 	"github.com/ballast-os/ballast/apiserver/render"
+	"github.com/ballast-os/ballast/apiserver/report"
 	"github.com/ballast-os/ballast/apiserver/userdata"
 	"github.com/ballast-os/ballast/init/harden"
 )
@@ -56,6 +57,9 @@ type Options struct {
 	Console io.Writer
 	// Log gets the server's own diagnostics; nil discards them.
 	Log *slog.Logger
+	// Report says where the hardening report looks; nil serves no report. Its Settings and
+	// RemoteAddr are the server's own.
+	Report *report.Sources
 	// OnListen, when set, is called once the socket accepts connections.
 	OnListen func()
 	// OnRemoteListen, when set, is called each time the remote API starts listening.
@@ -91,14 +95,21 @@ func Run(ctx context.Context, o Options) error {
 		Actions:     []render.Action{{Name: render.ActionRemoteAPI, Keys: render.ActionKeys()[render.ActionRemoteAPI], Run: remote.apply}},
 		Log:         o.Log,
 	}
+	var hardening func(context.Context) apitypes.HardeningReport
+	if o.Report != nil {
+		src := *o.Report
+		src.Settings, src.RemoteAddr = store.Live, remote.addr
+		hardening = report.New(src).Hardening
+	}
 	h := api.NewHandler(api.Config{
-		Store:    store,
-		Apply:    renderer.Apply,
-		Mapping:  renderer.Mapping,
-		Init:     o.Init,
-		OS:       o.OS,
-		UserData: func() apitypes.UserData { return ud },
-		Log:      o.Log,
+		Store:     store,
+		Apply:     renderer.Apply,
+		Mapping:   renderer.Mapping,
+		Init:      o.Init,
+		OS:        o.OS,
+		UserData:  func() apitypes.UserData { return ud },
+		Hardening: hardening,
+		Log:       o.Log,
 	})
 	remote.handler = h
 	defer func() {

@@ -16,6 +16,7 @@ import (
 	"github.com/ballast-os/ballast/apiserver/client"
 	"github.com/ballast-os/ballast/apiserver/initclient"
 	"github.com/ballast-os/ballast/apiserver/osinfo"
+	"github.com/ballast-os/ballast/apiserver/report"
 	"github.com/ballast-os/ballast/apiserver/userdata"
 	"github.com/ballast-os/ballast/tests/testutil"
 )
@@ -27,6 +28,7 @@ type host struct {
 	userData                    []userdata.NamedSource
 	defaults                    userdata.Source
 	proc                        string
+	report                      *report.Sources
 	init                        initclient.Init
 	remoteAddrs                 chan net.Addr
 
@@ -93,6 +95,7 @@ func (h *host) start(t testing.TB) *running {
 			Defaults:  h.defaults,
 			AllowUID:  func(uid uint32) bool { return uid == uint32(os.Getuid()) },
 			ProcDir:   h.proc,
+			Report:    h.report,
 			Init:      h.init,
 			OnRemoteListen: func(a net.Addr) {
 				if h.remoteAddrs != nil {

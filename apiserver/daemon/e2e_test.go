@@ -23,9 +23,11 @@ import (
 	"github.com/ballast-os/ballast/apiserver/apitypes"
 	"github.com/ballast-os/ballast/apiserver/client"
 	"github.com/ballast-os/ballast/apiserver/initclient/initclienttest"
+	"github.com/ballast-os/ballast/apiserver/report"
 	"github.com/ballast-os/ballast/apiserver/settings"
 	"github.com/ballast-os/ballast/apiserver/userdata"
 	"github.com/ballast-os/ballast/builder/devpki"
+	"github.com/ballast-os/ballast/init/harden/hardentest"
 )
 
 func writeFile(t *testing.T, path, content string) {
@@ -181,7 +183,7 @@ func (i *testInit) Reboot(context.Context) error { return nil }
 func TestRenderAndRestarts(t *testing.T) {
 	ctx := context.Background()
 	h := newHost(t)
-	h.proc = filepath.Join(h.dir, "proc")
+	h.proc = filepath.Join(hardentest.Root(t), "proc")
 	sysctl := filepath.Join(h.proc, "sys", "net", "ipv4", "ip_forward")
 	os.MkdirAll(filepath.Dir(sysctl), 0o755)
 	writeFile(t, sysctl, "0\n")
@@ -241,6 +243,7 @@ func TestRemoteAPI(t *testing.T) {
 	ctx := context.Background()
 	h := newHost(t)
 	h.remoteAddrs = make(chan net.Addr, 4)
+	h.report = &report.Sources{Root: t.TempDir()}
 	h.start(t)
 	local := client.New(h.socket)
 	defer local.Close()
@@ -282,6 +285,11 @@ func TestRemoteAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The hardening report probes the live listener the way an anonymous client would.
+	if c := hardeningCheck(t, local, "remote-api-client-auth"); c.Status != apitypes.CheckPass || !strings.Contains(c.Observed, "refused") {
+		t.Errorf("the report's remote API check with the listener up: %+v", c)
+	}
+
 	// A client without a certificate gets nothing.
 	anonCfg := cfg.Clone()
 	anonCfg.Certificates = nil
@@ -317,10 +325,29 @@ func TestRemoteAPI(t *testing.T) {
 	if _, err := fresh2.OS(ctx); err == nil {
 		t.Fatal("a disabled remote API still serves")
 	}
+	if c := hardeningCheck(t, local, "remote-api-client-auth"); c.Status != apitypes.CheckPass || c.Observed != "remote API off" {
+		t.Errorf("the report's remote API check with the listener off: %+v", c)
+	}
 	var apiErr *client.Error
 	if _, err := local.Set(ctx, []string{"api.remote.enabled=true", "api.remote.listen=:99999"}); !errors.As(err, &apiErr) || apiErr.Key != "settings.api.remote.listen" {
 		t.Fatalf("bad listen address: %v", err)
 	}
+}
+
+// hardeningCheck returns one check of GET /report/hardening.
+func hardeningCheck(t *testing.T, c *client.Client, id string) apitypes.HardeningCheck {
+	t.Helper()
+	rep, err := c.Hardening(context.Background())
+	if err != nil {
+		t.Fatalf("GET /report/hardening: %v", err)
+	}
+	for _, ch := range rep.Checks {
+		if ch.ID == id {
+			return ch
+		}
+	}
+	t.Fatalf("the hardening report has no check %s", id)
+	return apitypes.HardeningCheck{}
 }
 
 func waitAddr(t *testing.T, ch chan net.Addr) net.Addr {

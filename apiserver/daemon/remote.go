@@ -84,6 +84,16 @@ func (r *remoteAPI) stopLocked() {
 	r.current, r.ln = nil, nil
 }
 
+// addr is the address the remote API listens on, nil while it is off.
+func (r *remoteAPI) addr() net.Addr {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ln == nil {
+		return nil
+	}
+	return r.ln.Addr()
+}
+
 // shutdown stops the remote API and waits, within ctx, for its requests.
 func (r *remoteAPI) shutdown(ctx context.Context) error {
 	r.mu.Lock()

@@ -71,6 +71,7 @@ Keys marked "stored only" are validated and kept, ready for the components that 
 			fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", r.key, mdEscape(r.typ), mdEscape(r.rules), mdEscape(r.doc), applied)
 		}
 		b.WriteString("\n")
+		b.WriteString(sectionNotes(strings.Join(path, ".")))
 	}
 	return b.Bytes(), nil
 }

@@ -28,4 +28,3 @@ func TestKernelPolicy(t *testing.T) {
 		})
 	}
 }
-

@@ -65,15 +65,15 @@ type NTP struct {
 
 // Kernel is settings.kernel.
 type Kernel struct {
-	Sysctl   map[SysctlKey]SysctlValue `json:"sysctl,omitempty" max:"256" key:"key" doc:"Kernel parameters by sysctl name, e.g. \"net.ipv4.ip_forward\" = \"1\"; written to /proc/sys at once and at every boot. Quote names with dots in TOML and in key paths."`
-	Lockdown *Lockdown                 `json:"lockdown,omitempty" doc:"Mode of the kernel's lockdown security module. Moving to a less strict mode needs a reboot."`
+	Sysctl   map[SysctlKey]SysctlValue `json:"sysctl,omitempty" max:"256" key:"key" doc:"Kernel parameters by sysctl name, e.g. \"net.ipv4.ip_forward\" = \"1\"; written to /proc/sys at once and at every boot, over Ballast's hardened defaults (below), key by key. Quote names with dots in TOML and in key paths. kernel.modprobe is refused."`
+	Lockdown *Lockdown                 `json:"lockdown,omitempty" doc:"Level of the kernel's lockdown security module; integrity when unset. Raised at once; a lower level takes effect at the next boot (the kernel never lowers it while running)."`
 	Modules  map[ModuleName]*Module    `json:"modules,omitempty" max:"256" key:"module" doc:"Policy for individual kernel modules."`
 }
 
 // Module is settings.kernel.modules.<module>.
 type Module struct {
-	Allowed  *bool `json:"allowed,omitempty" doc:"Whether the module may be loaded at all; false blocks it from the next boot on."`
-	Autoload *bool `json:"autoload,omitempty" doc:"Load the module at boot."`
+	Allowed  *bool `json:"allowed,omitempty" doc:"Whether the module may be loaded at all. false blocks it at once (unloading it when nothing uses it) and at every boot, also for the kernel's own module requests; true after false takes effect at the next boot."`
+	Autoload *bool `json:"autoload,omitempty" doc:"Load the module (from the image's module tree) at once and at every boot, before the services start."`
 }
 
 // HostContainer is settings.host-containers.<name>.

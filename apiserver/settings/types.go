@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/ballast-os/ballast/contract"
 )
 
 // The model's named value types implement these. A type's rules live with it, so a value is
@@ -229,6 +231,10 @@ func (k SysctlKey) check() error {
 	if len(k) > 256 || !sysctlKeyRe.MatchString(string(k)) {
 		return fmt.Errorf("%q is not a sysctl name: like net.ipv4.ip_forward (letters, digits, '_', '-', separated by '.' or '/')", string(k))
 	}
+	if k.ProcPath() == contract.SysctlPath(contract.ModprobeSysctl) {
+		// Pointing the kernel's module requests elsewhere would step around the module policy.
+		return fmt.Errorf("%s names Ballast's module loader (%s) and is not a setting; use settings.kernel.modules", contract.ModprobeSysctl, contract.ModprobePath)
+	}
 	return nil
 }
 func (SysctlKey) describe() typeSpec {
@@ -237,12 +243,7 @@ func (SysctlKey) describe() typeSpec {
 
 // ProcPath returns the key's file under /proc/sys. Dots separate levels in the dotted form; in the
 // slashed form a dot belongs to the name (an interface like eth0.100), as sysctl(8) has it.
-func (k SysctlKey) ProcPath() string {
-	if strings.Contains(string(k), "/") {
-		return string(k)
-	}
-	return strings.ReplaceAll(string(k), ".", "/")
-}
+func (k SysctlKey) ProcPath() string { return contract.SysctlPath(string(k)) }
 
 // SysctlValue is a sysctl value: one line, words separated by blanks.
 type SysctlValue string

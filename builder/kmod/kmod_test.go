@@ -92,7 +92,7 @@ func TestReadModinfo(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "m.c")
 	os.WriteFile(src, []byte(`__attribute__((section(".modinfo"), used)) static const char info[] =
-		"license=GPL\0depends=dm-mod,dm_bufio\0name=dm_verity\0vermagic=6.1.0 SMP mod_unload\0";`), 0o644)
+		"license=GPL\0depends=dm-mod,dm_bufio\0name=dm_verity\0alias=dm-verity-target\0vermagic=6.1.0 SMP mod_unload\0";`), 0o644)
 	obj := filepath.Join(dir, "dm-verity.ko")
 	testutil.Run(t, cc, "-c", "-o", obj, src)
 	f, _ := os.Open(obj)
@@ -102,10 +102,22 @@ func TestReadModinfo(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := ix["dm_verity"]
-	if !reflect.DeepEqual(m.Depends, []string{"dm_mod", "dm_bufio"}) {
-		t.Fatalf("depends %v", m.Depends)
+	if !reflect.DeepEqual(m.Depends, []string{"dm_mod", "dm_bufio"}) || !reflect.DeepEqual(m.Aliases, []string{"dm-verity-target"}) {
+		t.Fatalf("depends %v, aliases %v", m.Depends, m.Aliases)
 	}
 	if err := ix.Add("x.ko", strings.NewReader("not elf")); err == nil || !strings.Contains(err.Error(), "x.ko") {
 		t.Fatalf("bad module: %v", err)
+	}
+}
+
+func TestModulesAlias(t *testing.T) {
+	mods := []Module{
+		{Name: "tun", Aliases: []string{"devname:net/tun", "char-major-10-200"}},
+		{Name: "dummy", Aliases: []string{"rtnl-link-dummy"}},
+		{Name: "plain"},
+	}
+	want := "alias char-major-10-200 tun\nalias devname:net/tun tun\nalias rtnl-link-dummy dummy\n"
+	if got := string(ModulesAlias(mods)); got != want {
+		t.Errorf("modules.alias:\n%s\nwant:\n%s", got, want)
 	}
 }

@@ -56,6 +56,15 @@ func TestParse(t *testing.T) {
 		}, `unknown "system-init"`},
 		{"reserved cmdline", func(s string) string { return strings.Replace(s, `"console=ttyS0"`, `"roothash=00"`, 1) }, "set by the builder"},
 		{"unknown format", func(s string) string { return strings.Replace(s, `formats = ["raw"]`, `formats = ["iso"]`, 1) }, `unknown "iso"`},
+		{"optional module", func(s string) string {
+			return strings.Replace(s, `modules = ["vfat"]`, "modules = [\"vfat\"]\noptional-modules = [\"tun\"]", 1)
+		}, ""},
+		{"optional module also loaded at boot", func(s string) string {
+			return strings.Replace(s, `modules = ["vfat"]`, "modules = [\"vfat\"]\noptional-modules = [\"vfat\"]", 1)
+		}, `key "kernel.optional-modules": vfat is in kernel.modules too`},
+		{"bad optional module", func(s string) string {
+			return strings.Replace(s, `modules = ["vfat"]`, "modules = [\"vfat\"]\noptional-modules = [\"a b\"]", 1)
+		}, `kernel.optional-modules`},
 		{"dup module", func(s string) string {
 			return strings.Replace(s, `modules = ["vfat"]`, `modules = ["vfat", "vfat"]`, 1)
 		}, `"vfat" listed twice`},

@@ -225,14 +225,19 @@ func (k Kernel) BlockModules(blocked []string) ([]string, error) {
 	return done, errors.Join(errs...)
 }
 
+// ModuleFile returns a module's file in the running kernel's tree, if the tree has the module.
+func (k Kernel) ModuleFile(name string) (string, bool) {
+	l, err := kmod.NewDir(k.path(k.ModulesDir()))
+	if err != nil {
+		return "", false
+	}
+	return l.Path(name)
+}
+
 // Covered reports whether a module's file in the running kernel's tree is the empty file
 // BlockModules puts over blocked modules.
 func (k Kernel) Covered(name string) bool {
-	l, err := kmod.NewDir(k.path(k.ModulesDir()))
-	if err != nil {
-		return false
-	}
-	file, ok := l.Path(name)
+	file, ok := k.ModuleFile(name)
 	if !ok {
 		return false
 	}

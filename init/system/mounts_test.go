@@ -31,9 +31,10 @@ func TestMountAll(t *testing.T) {
 	}
 	want := []string{
 		// /dev/pts is mounted already.
-		"mount shm /dev/shm tmpfs 0x6 mode=1777",
+		"mount shm /dev/shm tmpfs 0xe mode=1777", // nosuid,nodev,noexec
+
 		"mount mqueue /dev/mqueue mqueue 0xe ",
-		"mount tmpfs /tmp tmpfs 0x6 mode=1777",
+		"mount tmpfs /tmp tmpfs 0xe mode=1777",
 		"mount cgroup2 /sys/fs/cgroup cgroup2 0xe nsdelegate",
 		// /sys/kernel/security does not exist: skipped.
 		"mount bpf /sys/fs/bpf bpf 0xe mode=0700",

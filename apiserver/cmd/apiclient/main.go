@@ -7,6 +7,7 @@
 //	apiclient [global flags] raw -m METHOD -u URI [-d DATA]
 //	apiclient [global flags] logs [-f] [SERVICE]
 //	apiclient [global flags] reboot
+//	apiclient [global flags] report [--json] [hardening]
 //
 // Global flags: --socket PATH (the local API, default /run/api.sock), or --endpoint
 // https://host:port with --pki DIR (ca.pem, client.pem, client-key.pem) for the remote API.
@@ -24,7 +25,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"text/tabwriter"
 
 	"github.com/ballast-os/ballast/apiserver/client"
 	"github.com/ballast-os/ballast/apiserver/userdata"
@@ -38,6 +41,9 @@ const usage = `usage: apiclient [--socket PATH | --endpoint https://HOST:PORT --
   raw -m METHOD -u URI [-d DATA]   send one request and print the answer
   logs [-f] [SERVICE]          print a service's log (-f: keep following); without SERVICE, list them
   reboot                       reboot the host
+  report [--json] [hardening]  the hardening report: each check with what the host shows; exits 1
+                               when a check fails (expected failures, such as a dev image's
+                               shell, are listed with their reason but do not count)
 `
 
 // maxApply bounds an apply document, like the API bounds a request body.
@@ -100,6 +106,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, out io.Writer) err
 		return raw(ctx, c, rest, out)
 	case "logs":
 		return logs(ctx, c, rest, out)
+	case "report":
+		return hardeningReport(ctx, c, rest, out)
 	case "reboot":
 		if len(rest) != 0 {
 			return fmt.Errorf("%w: reboot takes no arguments", errUsage)
@@ -261,6 +269,42 @@ func logs(ctx context.Context, c *client.Client, args []string, out io.Writer) e
 		return nil // interrupted while following: the normal way out
 	}
 	return err
+}
+
+func hardeningReport(ctx context.Context, c *client.Client, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: report: %v", errUsage, err)
+	}
+	if fs.NArg() > 1 || (fs.NArg() == 1 && fs.Arg(0) != "hardening") {
+		return fmt.Errorf("%w: report knows one report, hardening", errUsage)
+	}
+	rep, err := c.Hardening(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		if err := printJSON(out, rep); err != nil {
+			return err
+		}
+	} else {
+		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+		for _, ch := range rep.Checks {
+			line := ch.Observed
+			if ch.Reason != "" {
+				line += " — " + ch.Reason
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", strings.ToUpper(ch.Status), ch.ID, line)
+		}
+		tw.Flush()
+		fmt.Fprintf(out, "%d passed, %d failed, %d expected failures\n", rep.Passed, rep.Failed, rep.ExpectedFail)
+	}
+	if rep.Failed > 0 {
+		return fmt.Errorf("hardening report: %d checks failed", rep.Failed)
+	}
+	return nil
 }
 
 func printJSON(out io.Writer, v any) error {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ballast-os/ballast/apiserver/daemon"
 	"github.com/ballast-os/ballast/apiserver/osinfo"
+	"github.com/ballast-os/ballast/apiserver/report"
 )
 
 // TestCommands drives the command against a real server in temp directories.
@@ -30,6 +31,8 @@ func TestCommands(t *testing.T) {
 			OS:       osinfo.Sources{OSRelease: rel, Cmdline: filepath.Join(dir, "cmdline")},
 			OnListen: func() { close(listening) },
 			AllowUID: func(uid uint32) bool { return uid == uint32(os.Getuid()) },
+			// A root with nothing of a Ballast host in it: most checks fail.
+			Report: &report.Sources{Root: filepath.Join(dir, "etc")},
 		})
 	}()
 	select {
@@ -79,6 +82,9 @@ func TestCommands(t *testing.T) {
 		{args: []string{"logs", "-f"}, wantUsage: true},
 		{args: []string{"reboot"}, wantErr: "system init is not reachable"},
 		{args: []string{"reboot", "now"}, wantUsage: true},
+		{args: []string{"report"}, wantErr: "checks failed", wantOut: "EXPECTED-FAIL  selinux"},
+		{args: []string{"report", "--json", "hardening"}, wantErr: "checks failed", wantOut: `"id": "verity-root"`},
+		{args: []string{"report", "security"}, wantUsage: true},
 		{args: []string{"--endpoint", "https://127.0.0.1:1", "get"}, wantUsage: true},
 		{args: []string{"--pki", "/tmp", "get"}, wantUsage: true},
 		{args: []string{"--endpoint", "http://127.0.0.1:1", "--pki", "/nonexistent", "get"}, wantErr: "pki"},
@@ -95,6 +101,9 @@ func TestCommands(t *testing.T) {
 			case tt.wantErr != "":
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				if !strings.Contains(out.String(), tt.wantOut) {
+					t.Fatalf("output %q, want it to contain %q", out.String(), tt.wantOut)
 				}
 			default:
 				if err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/ballast-os/ballast/apiserver/daemon"
 	"github.com/ballast-os/ballast/apiserver/initclient"
 	"github.com/ballast-os/ballast/apiserver/osinfo"
+	"github.com/ballast-os/ballast/apiserver/report"
 	"github.com/ballast-os/ballast/apiserver/userdata"
 	"github.com/ballast-os/ballast/init/harden"
 )
@@ -108,6 +109,7 @@ func main() {
 		SetHostname:  sethostname,
 		Init:         initclient.New(*initSocket, *logDir),
 		Console:      os.Stderr,
+		Report:       &report.Sources{},
 		Log:          log,
 	})
 	if err != nil {
