@@ -8,7 +8,11 @@
 //   - well-known paths (paths.go);
 //   - partition names as a type and the UUIDs derived for them from the root hash (PartitionName);
 //   - the Ballast programs and services an image can hold (Programs);
-//   - the system init's control protocol (InitClient, ServeInit).
+//   - the system init's control protocol (InitClient, ServeInit);
+//   - the kernel hardening: the words on every UKI's command line (ImageParams), the hardened
+//     sysctl defaults (HardenedSysctls), lockdown levels, the kernel policy file the API server
+//     writes and the system init applies at boot (KernelPolicy), the declared listening sockets
+//     and what counts as an interpreter (IsInterpreter).
 //
 // It imports the standard library only, so the smallest program in the chain, the initramfs
 // init, can link it.
