@@ -2,6 +2,7 @@ package settings
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/ballast-os/ballast/contract"
@@ -26,5 +27,15 @@ func TestKernelPolicy(t *testing.T) {
 				t.Errorf("KernelPolicy = %+v, want %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+// kernel.modprobe would send the kernel's module requests past the module policy.
+func TestModprobeIsNotASetting(t *testing.T) {
+	for _, key := range []string{"kernel.modprobe", "kernel/modprobe"} {
+		_, err := DecodeJSON(strings.NewReader(`{"kernel":{"sysctl":{"` + key + `":"/tmp/x"}}}`))
+		if err == nil || !strings.Contains(err.Error(), "names Ballast's module loader") {
+			t.Errorf("%s: %v, want it refused", key, err)
+		}
 	}
 }
