@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -18,6 +19,10 @@ import (
 	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/init/kmod"
 )
+
+// ErrNoSysctl is in the error of a write to a sysctl the kernel does not have (yet: a module's
+// sysctls appear when it is loaded).
+var ErrNoSysctl = errors.New("the kernel has no such sysctl")
 
 // ErrNextBoot is in the error of a change the running kernel refuses to make and that the system
 // init makes at the next boot instead: lowering the lockdown level, undoing a one-way sysctl.
@@ -88,7 +93,7 @@ func (k Kernel) mount(source, target, fstype string, flags uintptr, data string)
 func (k Kernel) ReadSysctl(key string) (string, error) {
 	b, err := os.ReadFile(k.sysctlFile(key))
 	if errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("sysctl %s: the kernel has no such sysctl", key)
+		return "", fmt.Errorf("sysctl %s: %w", key, ErrNoSysctl)
 	}
 	if err != nil {
 		return "", fmt.Errorf("sysctl %s: %w", key, err)
@@ -101,7 +106,7 @@ func (k Kernel) ReadSysctl(key string) (string, error) {
 func (k Kernel) WriteSysctl(key, value string) error {
 	f, err := os.OpenFile(k.sysctlFile(key), os.O_WRONLY|os.O_TRUNC, 0)
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("sysctl %s: the kernel has no such sysctl", key)
+		return fmt.Errorf("sysctl %s: %w", key, ErrNoSysctl)
 	}
 	if err != nil {
 		return fmt.Errorf("sysctl %s: %w", key, err)
@@ -130,24 +135,60 @@ func oneWay(key string) bool {
 
 // ApplySysctls writes the policy's sysctls (the hardened defaults with the overrides in place)
 // and points kernel.modprobe at Ballast's module loader. It carries on past a failing key and
-// returns every failure; it returns how many it wrote.
-func (k Kernel) ApplySysctls(p contract.KernelPolicy) (int, error) {
+// returns every failure; it returns how many it wrote. With only set, it writes only those keys
+// (a retry).
+func (k Kernel) ApplySysctls(p contract.KernelPolicy, only ...string) (int, error) {
 	var errs []error
 	n := 0
 	for _, kv := range p.Sysctls() {
 		if contract.SysctlPath(kv[0]) == contract.SysctlPath(contract.ModprobeSysctl) {
 			continue // not the operator's to change: see contract.ModprobeSysctl
 		}
+		if only != nil && !slices.Contains(only, kv[0]) {
+			continue
+		}
 		if err := k.WriteSysctl(kv[0], kv[1]); err != nil {
-			errs = append(errs, err)
+			errs = append(errs, &SysctlError{Key: kv[0], Err: err})
 			continue
 		}
 		n++
 	}
-	if err := k.WriteSysctl(contract.ModprobeSysctl, contract.ModprobePath); err != nil {
-		errs = append(errs, err)
+	if only == nil {
+		if err := k.WriteSysctl(contract.ModprobeSysctl, contract.ModprobePath); err != nil {
+			errs = append(errs, &SysctlError{Key: contract.ModprobeSysctl, Err: err})
+		}
 	}
 	return n, errors.Join(errs...)
+}
+
+// SysctlError is one key's failure in ApplySysctls.
+type SysctlError struct {
+	Key string
+	Err error
+}
+
+func (e *SysctlError) Error() string { return e.Err.Error() }
+func (e *SysctlError) Unwrap() error { return e.Err }
+
+// Missing returns the keys ApplySysctls found missing (ErrNoSysctl) and the rest of its error.
+func Missing(err error) (keys []string, rest error) {
+	if err == nil {
+		return nil, nil
+	}
+	list := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		list = j.Unwrap()
+	}
+	var errs []error
+	for _, e := range list {
+		var se *SysctlError
+		if errors.As(e, &se) && errors.Is(se, ErrNoSysctl) {
+			keys = append(keys, se.Key)
+			continue
+		}
+		errs = append(errs, e)
+	}
+	return keys, errors.Join(errs...)
 }
 
 // Lockdown returns the kernel's lockdown level; securityfs must be mounted.

@@ -52,6 +52,10 @@ func TestApplySysctls(t *testing.T) {
 	if n != len(contract.HardenedSysctls()) {
 		t.Errorf("wrote %d sysctls, want %d", n, len(contract.HardenedSysctls()))
 	}
+	if keys, rest := Missing(err); !slices.Equal(keys, []string{"vm.nope"}) || rest != nil {
+		t.Errorf("Missing = %q, %v; want vm.nope alone", keys, rest)
+	}
+
 	for _, tt := range []struct{ key, want string }{
 		{"kernel.kptr_restrict", "2"},
 		{"kernel.dmesg_restrict", "1"},
@@ -62,6 +66,18 @@ func TestApplySysctls(t *testing.T) {
 		if got, err := k.ReadSysctl(tt.key); err != nil || got != tt.want {
 			t.Errorf("%s = %q, %v; want %q", tt.key, got, err, tt.want)
 		}
+	}
+	// Once a module made it, a retry writes that key and no other.
+	os.WriteFile(filepath.Join(root, "proc/sys/vm/nope"), []byte("0\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "proc/sys/kernel/dmesg_restrict"), []byte("0\n"), 0o644)
+	if n, err := k.ApplySysctls(p, "vm.nope"); n != 1 || err != nil {
+		t.Errorf("retry = %d, %v", n, err)
+	}
+	if got, _ := k.ReadSysctl("vm.nope"); got != "1" {
+		t.Errorf("vm.nope = %q after the retry", got)
+	}
+	if got, _ := k.ReadSysctl("kernel.dmesg_restrict"); got != "0" {
+		t.Errorf("the retry wrote kernel.dmesg_restrict too")
 	}
 }
 

@@ -25,6 +25,9 @@ func (i *Init) harden() []string {
 	// Kver "" (no image.json) is uname -r.
 	k := harden.Kernel{Root: i.root, Kver: i.image.Kernel, Mount: i.kernel.Mount}
 	n, err := k.ApplySysctls(policy)
+	// A module's sysctls (net.bridge.*, net.netfilter.*) appear once it is loaded: those are
+	// written again after the modules.
+	i.sysctlRetry, err = harden.Missing(err)
 	i.report("hardening", err)
 
 	blocked, err := k.BlockModules(policy.Blocked)
@@ -53,4 +56,14 @@ func (i *Init) harden() []string {
 		}
 	}
 	return load
+}
+
+// retrySysctls writes the policy's sysctls that were missing before the modules were loaded.
+func (i *Init) retrySysctls() {
+	if len(i.sysctlRetry) == 0 {
+		return
+	}
+	k := harden.Kernel{Root: i.root}
+	_, err := k.ApplySysctls(i.policy, i.sysctlRetry...)
+	i.report("hardening", err)
 }

@@ -28,6 +28,8 @@ func bootHardened(t *testing.T, policy string) (*Init, *fakeKernel, string, []st
 	var loaded []string
 	i.loadModules = func(names ...string) error {
 		loaded = names
+		// As br_netfilter does: its sysctls appear when it is loaded.
+		write(t, i, "/proc/sys/net/bridge/bridge-nf-call-iptables", "0\n")
 		return nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -42,14 +44,14 @@ func bootHardened(t *testing.T, policy string) (*Init, *fakeKernel, string, []st
 }
 
 func TestBootHardening(t *testing.T) {
-	i, k, out, loaded := bootHardened(t, `{"lockdown":"confidentiality","sysctl":{"kernel.kptr_restrict":"2","vm.swappiness":"10"},
+	i, k, out, loaded := bootHardened(t, `{"lockdown":"confidentiality","sysctl":{"kernel.kptr_restrict":"2","vm.swappiness":"10","net.bridge.bridge-nf-call-iptables":"1"},
 		"blocked_modules":["c"],"autoload_modules":["a","c"]}`)
 	// The blocked module is left out even where the image and the policy's autoload list name it.
 	if !slices.Equal(loaded, []string{"b-mod", "a"}) {
 		t.Errorf("modules loaded %q, want b-mod and the autoloaded a", loaded)
 	}
 	for key, want := range map[string]string{"kernel.kptr_restrict": "2", "kernel.dmesg_restrict": "1", "vm.swappiness": "<absent>",
-		"fs.protected_regular": "2", "kernel.modprobe": contract.ModprobePath} {
+		"fs.protected_regular": "2", "kernel.modprobe": contract.ModprobePath, "net.bridge.bridge-nf-call-iptables": "1"} {
 		if got := hardentest.Read(t, i.root, "/proc/sys/"+contract.SysctlPath(key)); got != want {
 			t.Errorf("%s = %q, want %q", key, got, want)
 		}
@@ -61,7 +63,8 @@ func TestBootHardening(t *testing.T) {
 	if !slices.Contains(k.log(), cover) {
 		t.Errorf("kernel calls lack %q:\n%s", cover, strings.Join(k.log(), "\n"))
 	}
-	// vm.swappiness is not in this fake /proc: reported, and the rest still written.
+	// vm.swappiness is not in this fake /proc, not even after the modules: reported once, and
+	// the rest still written.
 	for _, want := range []string{
 		"ballast: error: hardening: sysctl vm.swappiness: the kernel has no such sysctl\n",
 		"ballast: hardening lockdown=confidentiality sysctls=28 blocked-modules=c\n",
@@ -69,6 +72,9 @@ func TestBootHardening(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("console lacks %q:\n%s", want, out)
 		}
+	}
+	if strings.Count(out, "vm.swappiness") != 1 || strings.Contains(out, "bridge-nf-call-iptables") {
+		t.Errorf("console must report the missing sysctl once, and not the module's:\n%s", out)
 	}
 	if h, m := strings.Index(out, "ballast: hardening"), strings.Index(out, "ballast: modules"); h < 0 || m < h {
 		t.Errorf("the hardening line must come before the modules are loaded:\n%s", out)

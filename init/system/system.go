@@ -61,13 +61,14 @@ type Init struct {
 	killPoll    time.Duration
 	killWait    [2]time.Duration // after SIGTERM, after SIGKILL
 
-	image     contract.Image
-	identity  contract.Identity
-	policy    contract.KernelPolicy // as read at boot
-	sup       *supervise.Supervisor
-	announced chan struct{} // closed once the ready line (or the reason there is none) is out
-	requests  chan Action   // shutdowns asked for over the init socket, run by Run's loop
-	shutDown  bool          // the shutdown sequence ran; later requests only retry reboot(2)
+	image       contract.Image
+	identity    contract.Identity
+	policy      contract.KernelPolicy // as read at boot
+	sysctlRetry []string              // its sysctls the kernel did not have before the modules
+	sup         *supervise.Supervisor
+	announced   chan struct{} // closed once the ready line (or the reason there is none) is out
+	requests    chan Action   // shutdowns asked for over the init socket, run by Run's loop
+	shutDown    bool          // the shutdown sequence ran; later requests only retry reboot(2)
 }
 
 // New returns a system init; Run starts it.
@@ -172,6 +173,7 @@ func (i *Init) boot(ctx context.Context) {
 			i.console.Milestone("modules", "loaded %s", strings.Join(mods, ","))
 		}
 	}
+	i.retrySysctls()
 	if err := i.kernel.Sethostname(Hostname); err != nil {
 		i.console.Errorf("hostname: %v", err)
 	}
