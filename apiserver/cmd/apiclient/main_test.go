@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -119,5 +122,34 @@ func TestCommands(t *testing.T) {
 	err := run(context.Background(), []string{"--socket", filepath.Join(dir, "none"), "get"}, nil, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "none")) {
 		t.Fatalf("without a server: %v", err)
+	}
+}
+
+// set prints the notes of the apply: what the running kernel leaves to the next boot.
+func TestSetPrintsNotes(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "s")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/settings":
+			w.WriteHeader(http.StatusNoContent)
+		case "/tx/commit_and_apply":
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintln(w, `{"changed":["settings.kernel.lockdown"],"notes":["lockdown: none takes effect at the next boot"]}`)
+		default:
+			http.NotFound(w, r)
+		}
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"--socket", sock, "set", "kernel.lockdown=none"}, nil, &out); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); got != "note: lockdown: none takes effect at the next boot\n" {
+		t.Errorf("set printed %q", got)
 	}
 }
