@@ -25,11 +25,12 @@ const (
 
 // Run-time paths on a booted host.
 const (
-	APISocket    = "/run/api.sock"                    // the host API (HTTP over a Unix socket)
-	InitSocket   = "/run/ballast/init.sock"           // the system init's control protocol
-	LogDir       = "/run/ballast/logs"                // <service>.log, written by the system init
-	DatastoreDir = "/local/var/lib/ballast/datastore" // the API server's settings
-	ShellHome    = "/local/root"                      // HOME of dev images' console shell
+	APISocket    = "/run/api.sock"                      // the host API (HTTP over a Unix socket)
+	InitSocket   = "/run/ballast/init.sock"             // the system init's control protocol
+	LogDir       = "/run/ballast/logs"                  // <service>.log, written by the system init
+	DatastoreDir = "/local/var/lib/ballast/datastore"   // the API server's settings
+	ShellHome    = "/local/root"                        // HOME of dev images' console shell
+	RandomSeed   = "/local/var/lib/ballast/random-seed" // kept across boots for the kernel's random pool
 )
 
 // The development PKI of dev variants: file names in a PKI directory (build/<variant>/pki for

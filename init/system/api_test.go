@@ -111,6 +111,7 @@ func TestAnnounce(t *testing.T) {
 			i.image.Services = []string{"apiserver"}
 			i.identity = contract.Identity{Version: "0.1.0", Variant: "qemu", Slot: "a", RootHash: hash}
 			startFakeAPIServer(t, i)
+			go i.initRandom(context.Background())
 			go i.announce(context.Background())
 			time.Sleep(50 * time.Millisecond)
 			if strings.Contains(out.String(), "ready version") {
@@ -136,6 +137,7 @@ func TestAnnounce(t *testing.T) {
 
 func TestAnnounceWithoutAPIServer(t *testing.T) {
 	i, _, out := testInit(t)
+	go i.initRandom(context.Background())
 	i.announce(context.Background())
 	select {
 	case <-i.announced:
@@ -144,5 +146,37 @@ func TestAnnounceWithoutAPIServer(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "ballast: error: no service serves the API: no ready line") {
 		t.Errorf("console:\n%s", out)
+	}
+}
+
+// The ready line waits for the kernel's random pool: it promises a remote API that can do TLS.
+func TestReadyWaitsForRandomPool(t *testing.T) {
+	hash := strings.Repeat("0f", 32)
+	i, _, out := testInit(t)
+	release := make(chan struct{})
+	i.random = func(ctx context.Context) (string, error) {
+		<-release
+		return "pool ready after 1.00s (seed none; new seed saved)", nil
+	}
+	i.image.Services = []string{"apiserver"}
+	i.identity = contract.Identity{Version: "0.1.0", Variant: "qemu", Slot: "a", RootHash: hash}
+	startFakeAPIServer(t, i)
+	fakeAPI(t, i, `{"motd":""}`)
+	go i.initRandom(context.Background())
+	go i.announce(context.Background())
+	time.Sleep(500 * time.Millisecond)
+	if strings.Contains(out.String(), "ready version") {
+		t.Fatalf("ready line before the random pool:\n%s", out)
+	}
+	close(release)
+	select {
+	case <-i.announced:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("not announced; console:\n%s", out)
+	}
+	random := strings.Index(out.String(), "ballast: random pool ready")
+	ready := strings.Index(out.String(), "ballast: ready version")
+	if random < 0 || ready < random {
+		t.Errorf("want the random milestone, then the ready line:\n%s", out)
 	}
 }
