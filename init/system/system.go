@@ -213,7 +213,7 @@ func (i *Init) startServices() {
 	i.sup = sup
 }
 
-// announce prints the ready line once the API answers, then the motd. This is the console
+// announce prints the ready line once the API answers, then the motd (/etc/motd). This is the console
 // contract the image tests wait for; it is printed once per boot even if the apiserver restarts.
 func (i *Init) announce(ctx context.Context) {
 	defer close(i.announced)
@@ -236,13 +236,13 @@ func (i *Init) announce(ctx context.Context) {
 		return
 	}
 	i.console.Milestone("ready", "%s", i.identity.ReadyLine())
-	mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	motd, err := newAPIClient(i.path(contract.APISocket)).motd(mctx)
-	if err != nil {
+	// The apiserver renders /etc/motd from the settings before it answers.
+	b, err := os.ReadFile(i.path("/etc/motd"))
+	if err != nil && !os.IsNotExist(err) {
 		i.console.Errorf("motd: %v", err)
 		return
 	}
+	motd := string(b)
 	if motd != "" {
 		i.console.Raw(motd)
 	}
