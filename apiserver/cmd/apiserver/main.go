@@ -35,9 +35,11 @@ func main() {
 		cmdline   = flag.String("cmdline", "/proc/cmdline", "kernel command line: GET /os and ballast.userdata=")
 		defaults  = flag.String("defaults", contract.DefaultsPath, "the image's default settings (TOML user data; a missing file means none)")
 		userData  = flag.String("user-data", "", "read first-boot user data from this file instead of a cidata volume")
-		// Disks present at boot were probed in the initramfs before the root was mounted, so the wait
-		// only covers late devices; every second of it delays a first boot without a seed volume.
-		udWait       = flag.Duration("user-data-wait", 500*time.Millisecond, "how long to wait for a cidata volume to appear on first boot")
+		// No wait by default: the system init loads the image's modules, whose drivers probe their
+		// devices as they load, before it starts the apiserver, so a seed volume present at power-on
+		// is there to be found. A wait only helps with devices that arrive later (USB), and every
+		// second of it delays each first boot without a seed volume.
+		udWait       = flag.Duration("user-data-wait", 0, "how long to keep looking for a cidata volume that is not there yet on first boot")
 		runDir       = flag.String("run", "/run", "where the cidata volume is mounted while it is read")
 		imdsEndpoint = flag.String("imds-endpoint", userdata.IMDSEndpoint, "EC2 instance metadata service for first-boot user data (\"off\" to skip)")
 		imdsTimeout  = flag.Duration("imds-timeout", 2*time.Second, "how long to try the instance metadata service")
