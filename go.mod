@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/BurntSushi/toml v1.6.0
+	github.com/beevik/ntp v1.5.0
 	github.com/klauspost/compress v1.18.5
 	github.com/spdx/tools-golang v0.5.7
 	github.com/u-root/u-root v0.16.0
