@@ -172,9 +172,18 @@ func Exchange(ctx context.Context, conn net.Conn, now func() time.Time) (Sample,
 	if err := conn.SetDeadline(deadline); err != nil {
 		return Sample{}, fmt.Errorf("ntp: %w", err)
 	}
-	// A context cancelled early ends the wait too.
-	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Unix(1, 0)) })
-	defer stop()
+	// A context cancelled early ends the wait too. Once started, that must finish before this
+	// returns, or it could cut short the next exchange on the same socket.
+	unblocked := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(unblocked)
+		conn.SetReadDeadline(time.Unix(1, 0))
+	})
+	defer func() {
+		if !stop() {
+			<-unblocked
+		}
+	}()
 
 	var nonce Timestamp
 	for nonce == 0 {
