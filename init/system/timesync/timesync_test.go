@@ -134,8 +134,10 @@ func (c *fakeConn) SetReadDeadline(t time.Time) error {
 	c.deadline = t
 	return nil
 }
-func (c *fakeConn) RemoteAddr() net.Addr              { return net.UDPAddrFromAddrPort(netip.MustParseAddrPort(c.addr)) }
-func (c *fakeConn) Close() error                      { return nil }
+func (c *fakeConn) RemoteAddr() net.Addr {
+	return net.UDPAddrFromAddrPort(netip.MustParseAddrPort(c.addr))
+}
+func (c *fakeConn) Close() error { return nil }
 
 func (c *fakeConn) Write(b []byte) (int, error) {
 	req, err := ntp.ParseHeader(b)
@@ -267,7 +269,9 @@ func TestStepThenSlew(t *testing.T) {
 }
 
 // round drops what NTP's 2^-16 s short format adds to or takes from milliseconds.
-func round(s float64) float64 { return float64(time.Duration(s * 1e9).Round(100 * time.Microsecond).Seconds()) }
+func round(s float64) float64 {
+	return float64(time.Duration(s * 1e9).Round(100 * time.Microsecond).Seconds())
+}
 
 // Four samples through a queueing network: the least delayed one is right, the others are off by
 // half their asymmetry, and their spread is the jitter.
@@ -294,7 +298,9 @@ func TestSamplesFiltered(t *testing.T) {
 // Servers that must not be followed, alone and beside a good one.
 func TestServersRejected(t *testing.T) {
 	kiss := func(code string) func(*ntp.Header) {
-		return func(h *ntp.Header) { h.Stratum, h.Leap, h.ReferenceID = 0, ntp.LeapAlarm, [4]byte{code[0], code[1], code[2], code[3]} }
+		return func(h *ntp.Header) {
+			h.Stratum, h.Leap, h.ReferenceID = 0, ntp.LeapAlarm, [4]byte{code[0], code[1], code[2], code[3]}
+		}
 	}
 	tests := []struct {
 		name string
