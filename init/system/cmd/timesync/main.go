@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/init/system/timesync"
@@ -32,7 +33,7 @@ func main() {
 		// The apiserver renders the file, so this is a bug; restarting would not fix it, and the
 		// state tells the operator what is wrong.
 		log.Error("reading the configuration", "err", err)
-		st := contract.TimeStatus{State: contract.TimeError, Error: err.Error(), Servers: []string{}}
+		st := contract.TimeStatus{State: contract.TimeError, Error: err.Error(), Servers: []string{}, Updated: time.Now()}
 		if err := timesync.WriteState(*state, st); err != nil {
 			log.Error("writing the state", "err", err)
 		}
