@@ -31,6 +31,12 @@ const (
 	DatastoreDir = "/local/var/lib/ballast/datastore"   // the API server's settings
 	ShellHome    = "/local/root"                        // HOME of dev images' console shell
 	RandomSeed   = "/local/var/lib/ballast/random-seed" // kept across boots for the kernel's random pool
+	TimeState    = "/run/ballast/time.json"             // TimeStatus, written by the time service for GET /time
+)
+
+// Configuration files the apiserver renders from settings for other services.
+const (
+	TimeConfig = "/etc/ballast/ntp.conf" // TimeConfigFile, from settings.ntp, for the time service
 )
 
 // The development PKI of dev variants: file names in a PKI directory (build/<variant>/pki for

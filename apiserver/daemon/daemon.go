@@ -20,6 +20,7 @@ import (
 	"github.com/ballast-os/ballast/apiserver/initclient"
 	"github.com/ballast-os/ballast/apiserver/osinfo"
 	"github.com/ballast-os/ballast/apiserver/render"
+	"github.com/ballast-os/ballast/apiserver/timeinfo"
 	"github.com/ballast-os/ballast/apiserver/userdata"
 )
 
@@ -36,6 +37,7 @@ type Options struct {
 	// ProcDir stands for /proc, where sysctls are written; "" leaves them alone.
 	ProcDir string
 	OS      osinfo.Sources
+	Time    timeinfo.Sources
 	// Defaults are the image's default settings, taken at every start for keys not set yet; nil
 	// means none.
 	Defaults userdata.Source
@@ -97,6 +99,7 @@ func Run(ctx context.Context, o Options) error {
 		Mapping:  renderer.Mapping,
 		Init:     o.Init,
 		OS:       o.OS,
+		Time:     o.Time,
 		UserData: func() apitypes.UserData { return ud },
 		Log:      o.Log,
 	})

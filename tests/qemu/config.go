@@ -76,6 +76,11 @@ type Config struct {
 	// "tcp:10.0.2.100:80-tcp:127.0.0.1:8080".
 	GuestFwd []string
 
+	// Taps are NICs after the user-networking one, each backed by a tap device the caller
+	// opened (tests/netns) that QEMU inherits as fd 3, 4, ... in this order; the guest sees
+	// them as virtio-net devices after the first. Only Start can hand the files over.
+	Taps []Tap
+
 	// QMPSocket is the path of QEMU's QMP unix socket. Start defaults it to a
 	// path in the VM's temp dir; Args leaves QMP out when it is empty.
 	QMPSocket string
@@ -96,6 +101,12 @@ type Config struct {
 
 	// ExtraArgs are appended to the command line verbatim.
 	ExtraArgs []string
+}
+
+// Tap is a NIC backed by an open tap device.
+type Tap struct {
+	File *os.File
+	MAC  string // "" lets QEMU choose
 }
 
 // withDefaults returns c with every zero field that has a default filled in.
@@ -160,6 +171,11 @@ func (c Config) validate() error {
 		}
 		if fi.IsDir() {
 			return fmt.Errorf("qemu: config: %s: %s is a directory", f.what, f.path)
+		}
+	}
+	for i, tap := range c.Taps {
+		if tap.File == nil || strings.ContainsAny(tap.MAC, ", \t\n") {
+			return fmt.Errorf("qemu: config: Taps[%d]: want an open tap device and a MAC without commas", i)
 		}
 	}
 	for _, r := range append(append([]string(nil), c.HostFwd...), c.GuestFwd...) {
@@ -231,6 +247,15 @@ func (c Config) Args() []string {
 			"-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=n",
 			"-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=n",
 		)
+	}
+
+	for i, tap := range c.Taps {
+		id := "tap" + strconv.Itoa(i)
+		dev := "virtio-net-pci,netdev=" + id + ",romfile="
+		if tap.MAC != "" {
+			dev += ",mac=" + tap.MAC
+		}
+		args = append(args, "-netdev", "tap,id="+id+",fd="+strconv.Itoa(3+i), "-device", dev)
 	}
 
 	if !c.NoRNG {

@@ -21,6 +21,7 @@ import (
 	"github.com/ballast-os/ballast/apiserver/daemon"
 	"github.com/ballast-os/ballast/apiserver/initclient"
 	"github.com/ballast-os/ballast/apiserver/osinfo"
+	"github.com/ballast-os/ballast/apiserver/timeinfo"
 	"github.com/ballast-os/ballast/apiserver/userdata"
 )
 
@@ -45,6 +46,7 @@ func main() {
 		imdsTimeout  = flag.Duration("imds-timeout", 2*time.Second, "how long to try the instance metadata service")
 		initSocket   = flag.String("init-socket", contract.InitSocket, "the system init's socket (services, restarts, reboot)")
 		logDir       = flag.String("log-dir", contract.LogDir, "where the system init writes service logs")
+		timeState    = flag.String("time-state", contract.TimeState, "the time service's state GET /time serves")
 		setHostname  = flag.Bool("sethostname", true, "set the kernel host name (only done when running as root)")
 	)
 	flag.Parse()
@@ -104,6 +106,7 @@ func main() {
 		EtcDir:      *etc,
 		ProcDir:     procDir,
 		OS:          osinfo.Sources{OSRelease: *osRelease, Cmdline: *cmdline},
+		Time:        timeinfo.Sources{State: *timeState},
 		Defaults:    defaultsSrc,
 		UserData:    sources,
 		SetHostname: sethostname,
