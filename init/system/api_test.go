@@ -62,6 +62,7 @@ func TestAPIClient(t *testing.T) {
 	defer l.Close()
 	go func() {
 		if c, err := l.Accept(); err == nil {
+			c.Read(make([]byte, 256)) // the request, then an answer that is not HTTP
 			c.Write([]byte("SSH-2.0-nope\r\n"))
 			c.Close()
 		}
