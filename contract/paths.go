@@ -31,13 +31,20 @@ const (
 
 // Run-time paths on a booted host.
 const (
-	APISocket    = "/run/api.sock"                    // the host API (HTTP over a Unix socket)
-	InitSocket   = "/run/ballast/init.sock"           // the system init's control protocol
-	LogDir       = "/run/ballast/logs"                // <service>.log, written by the system init
-	DatastoreDir = "/local/var/lib/ballast/datastore" // the API server's settings
-	ShellHome    = "/local/root"                      // HOME of dev images' console shell
+	APISocket    = "/run/api.sock"                      // the host API (HTTP over a Unix socket)
+	InitSocket   = "/run/ballast/init.sock"             // the system init's control protocol
+	LogDir       = "/run/ballast/logs"                  // <service>.log, written by the system init
+	DatastoreDir = "/local/var/lib/ballast/datastore"   // the API server's settings
+	ShellHome    = "/local/root"                        // HOME of dev images' console shell
+	RandomSeed   = "/local/var/lib/ballast/random-seed" // kept across boots for the kernel's random pool
+	TimeState    = "/run/ballast/time.json"             // TimeStatus, written by the time service for GET /time
 	// KernelPolicyPath is KernelPolicy: settings.kernel as the system init applies it at boot.
 	KernelPolicyPath = "/local/var/lib/ballast/kernel-policy.json"
+)
+
+// Configuration files the apiserver renders from settings for other services.
+const (
+	TimeConfig = "/etc/ballast/ntp.conf" // TimeConfigFile, from settings.ntp, for the time service
 )
 
 // Kernel interfaces the hardening reads and writes.

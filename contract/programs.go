@@ -55,7 +55,10 @@ const (
 // Service is how the system init runs a program.
 type Service struct {
 	// ID names the service in image.json, on the console, in GET /services and in LogDir.
-	ID      string
+	ID string
+	// Depends names services that must be ready before this one starts; the system init leaves
+	// out those the image does not run.
+	Depends []string
 	Args    []string
 	Env     []string // besides PATH=/usr/bin:/usr/sbin
 	Ready   Readiness
@@ -93,6 +96,12 @@ func Programs() []Program {
 			Name: "apiserver", Main: "./apiserver/cmd/apiserver", Path: "/usr/bin/apiserver", Label: "api_exec_t",
 			// Its flags default to the paths in this package.
 			Service: &Service{ID: "apiserver", Ready: ReadyWhenAPIAnswers, Restart: RestartAlways},
+		},
+		{
+			Name: "timesync", Main: "./init/system/cmd/timesync", Path: "/usr/bin/timesync", Label: "timesync_exec_t",
+			// The apiserver renders TimeConfig before it answers, and restarts the service when the
+			// file changes.
+			Service: &Service{ID: "time", Restart: RestartAlways, Depends: []string{"apiserver"}},
 		},
 		{
 			Name: "apiclient", Main: "./apiserver/cmd/apiclient", Path: "/usr/bin/apiclient", Label: "api_exec_t",

@@ -36,6 +36,12 @@ func TestProgramsTable(t *testing.T) {
 			if ids[s.ID] {
 				t.Errorf("service %s declared twice", s.ID)
 			}
+			// A dependency comes earlier in the table, so start order and dependencies agree.
+			for _, d := range s.Depends {
+				if !ids[d] {
+					t.Errorf("service %s depends on %s, which is not a service declared before it", s.ID, d)
+				}
+			}
 			ids[s.ID] = true
 			if _, err := FindService(s.ID); err != nil {
 				t.Error(err)

@@ -1,5 +1,6 @@
 // Package api serves the host API over HTTP: settings and their transactions, the OS description,
-// services and their logs, reboot, the configuration-file mapping and what happened to user data.
+// services and their logs, reboot, the configuration-file mapping, what happened to user data and
+// the time service's state.
 // It holds no state of its own beyond the queue that keeps applies in order; settings live in
 // the datastore, services in the system init.
 package api
@@ -23,6 +24,7 @@ import (
 	"github.com/ballast-os/ballast/apiserver/osinfo"
 	"github.com/ballast-os/ballast/apiserver/render"
 	"github.com/ballast-os/ballast/apiserver/settings"
+	"github.com/ballast-os/ballast/apiserver/timeinfo"
 )
 
 // MaxBodyBytes bounds request bodies; settings documents are far smaller.
@@ -43,6 +45,8 @@ type Config struct {
 	Init initclient.Init
 	// OS says where GET /os reads from.
 	OS osinfo.Sources
+	// Time says where GET /time reads from.
+	Time timeinfo.Sources
 	// UserData reports this boot's user data outcome; nil answers "not-checked".
 	UserData func() apitypes.UserData
 	// Hardening computes the hardening report (GET /report/hardening); nil answers 503.
@@ -85,6 +89,7 @@ func NewHandler(cfg Config) http.Handler {
 	mux.HandleFunc("GET /logs", h.getLogs)
 	mux.HandleFunc("GET /userdata", h.getUserData)
 	mux.HandleFunc("GET /report/hardening", h.getHardening)
+	mux.HandleFunc("GET /time", h.getTime)
 	return jsonMuxErrors(mux)
 }
 
@@ -383,6 +388,15 @@ func (h *handler) getHardening(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, h.cfg.Hardening(r.Context()))
+}
+
+func (h *handler) getTime(w http.ResponseWriter, r *http.Request) {
+	t, err := timeinfo.Read(h.cfg.Time)
+	if err != nil {
+		h.fail(w, r, http.StatusInternalServerError, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, t)
 }
 
 func (h *handler) haveInit(w http.ResponseWriter, r *http.Request) bool {

@@ -26,6 +26,7 @@ import (
 	"github.com/ballast-os/ballast/apiserver/osinfo"
 	"github.com/ballast-os/ballast/apiserver/render"
 	"github.com/ballast-os/ballast/apiserver/settings"
+	"github.com/ballast-os/ballast/apiserver/timeinfo"
 )
 
 // testInit stands in for the system init behind the real socket protocol.
@@ -66,6 +67,8 @@ func newFixture(t *testing.T) *fixture {
 	rel, cmd := filepath.Join(dir, "os-release"), filepath.Join(dir, "cmdline")
 	os.WriteFile(rel, []byte("VERSION_ID=1.2.3\nVARIANT_ID=qemu\nBUILD_ID=abc\n"), 0o644)
 	os.WriteFile(cmd, []byte("roothash=00ff ballast.slot=b\n"), 0o644)
+	timeState := filepath.Join(dir, "time.json")
+	os.WriteFile(timeState, []byte(`{"state":"synced","servers":["ntp.test"],"last_sync":{"server":"ntp.test","stratum":2}}`), 0o644)
 
 	f := &fixture{store: store, init: &testInit{}, logDir: filepath.Join(dir, "logs")}
 	os.Mkdir(f.logDir, 0o755)
@@ -95,6 +98,9 @@ func newFixture(t *testing.T) *fixture {
 		Mapping: (&render.Renderer{}).Mapping,
 		Init:    ic,
 		OS:      osinfo.Sources{OSRelease: rel, Cmdline: cmd, Kernel: func() (string, error) { return "6.1.0", nil }},
+		Time: timeinfo.Sources{State: timeState,
+			Now:    func() time.Time { return time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC) },
+			Kernel: func() (apitypes.KernelClock, error) { return apitypes.KernelClock{Synchronised: true}, nil }},
 	})
 	return f
 }
@@ -151,6 +157,11 @@ func TestRequests(t *testing.T) {
 		{"logs of nothing", "GET", "/logs?service=none", "", 404, "service none: no log", ""},
 		{"logs bad name", "GET", "/logs?service=../x", "", 400, "not a service name", ""},
 		{"logs bad follow", "GET", "/logs?service=x&follow=maybe", "", 400, "follow", ""},
+		{"time", "GET", "/time", "", 200, `{"state":"synced","servers":["ntp.test"],"last_sync":{"server":"ntp.test","address":"","stratum":2,` +
+			`"reference_id":"","offset_seconds":0,"delay_seconds":0,"jitter_seconds":0,"root_distance_seconds":0,"time":"0001-01-01T00:00:00Z"},` +
+			`"updated":"0001-01-01T00:00:00Z","clock":"2026-05-01T08:00:00Z","kernel":{"synchronised":true,"max_error_seconds":0,` +
+			`"est_error_seconds":0,"frequency_ppm":0}}`, ""},
+		{"time by POST", "POST", "/time", "", 405, "Method Not Allowed", ""},
 		{"not found", "GET", "/nope", "", 404, `"error":"GET /nope: Not Found"`, ""},
 		{"method not allowed", "DELETE", "/settings", "", 405, "Method Not Allowed", ""},
 	}

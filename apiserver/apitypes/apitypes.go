@@ -2,7 +2,11 @@
 // server and its clients so neither has to import the other.
 package apitypes
 
-import "github.com/ballast-os/ballast/contract"
+import (
+	"time"
+
+	"github.com/ballast-os/ballast/contract"
+)
 
 // OS is the answer to GET /os.
 type OS struct {
@@ -133,4 +137,26 @@ type HardeningCheck struct {
 	Observed string `json:"observed"`           // what the running system shows
 	Expected string `json:"expected,omitempty"` // what would pass
 	Reason   string `json:"reason,omitempty"`   // why it fails (or is expected to)
+}
+
+// TimeUnknown is the state of GET /time when the time service has written none: the image does
+// not run it, or it has not started yet.
+const TimeUnknown = "unknown"
+
+// Time is the answer to GET /time: the time service's state (contract.TimeStatus, whose fields it
+// carries at its top level), the host's clock when the answer was made, and whether the kernel
+// counts its clock as synchronised.
+type Time struct {
+	contract.TimeStatus
+	Clock  time.Time   `json:"clock"`
+	Kernel KernelClock `json:"kernel"`
+}
+
+// KernelClock is the kernel's view of its clock, from adjtimex(2): what every program that asks
+// the kernel whether the time is right sees.
+type KernelClock struct {
+	Synchronised    bool    `json:"synchronised"`      // not TIME_ERROR: STA_UNSYNC is clear
+	MaxErrorSeconds float64 `json:"max_error_seconds"` // grows by 500 ppm between updates
+	EstErrorSeconds float64 `json:"est_error_seconds"`
+	FrequencyPPM    float64 `json:"frequency_ppm"` // the correction of the clock's rate
 }

@@ -168,6 +168,12 @@ func (c *Client) OS(ctx context.Context) (apitypes.OS, error) {
 	return v, c.getJSON(ctx, "/os", &v)
 }
 
+// Time returns the time service's state, the host's clock and the kernel's view of it.
+func (c *Client) Time(ctx context.Context) (apitypes.Time, error) {
+	var v apitypes.Time
+	return v, c.getJSON(ctx, "/time", &v)
+}
+
 // Settings returns the live settings.
 func (c *Client) Settings(ctx context.Context) (settings.Settings, error) {
 	b, err := c.Do(ctx, http.MethodGet, "/settings", nil)

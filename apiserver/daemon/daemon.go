@@ -21,6 +21,7 @@ import (
 	"github.com/ballast-os/ballast/apiserver/osinfo"
 	"github.com/ballast-os/ballast/apiserver/render"
 	"github.com/ballast-os/ballast/apiserver/report"
+	"github.com/ballast-os/ballast/apiserver/timeinfo"
 	"github.com/ballast-os/ballast/apiserver/userdata"
 	"github.com/ballast-os/ballast/init/harden"
 )
@@ -43,6 +44,7 @@ type Options struct {
 	// (contract.KernelPolicyPath); "" writes nothing.
 	KernelPolicy string
 	OS           osinfo.Sources
+	Time         timeinfo.Sources
 	// Defaults are the image's default settings, taken at every start for keys not set yet; nil
 	// means none.
 	Defaults userdata.Source
@@ -76,13 +78,21 @@ func Run(ctx context.Context, o Options) error {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+	// How long each start step takes, in the log: the boot waits for all of them.
+	start := time.Now()
+	var steps []any
+	step := func(name string) {
+		steps = append(steps, name, time.Since(start).Round(time.Millisecond).String())
+	}
 	store, created, err := datastore.New(o.Datastore)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	step("datastore")
 
 	ud := takeUserData(ctx, store, created, o.Defaults, o.UserData, o.Console)
+	step("userdata")
 
 	remote := &remoteAPI{log: o.Log, console: o.Console, onListen: o.OnRemoteListen}
 	renderer := &render.Renderer{
@@ -107,6 +117,7 @@ func Run(ctx context.Context, o Options) error {
 		Mapping:   renderer.Mapping,
 		Init:      o.Init,
 		OS:        o.OS,
+		Time:      o.Time,
 		UserData:  func() apitypes.UserData { return ud },
 		Hardening: hardening,
 		Log:       o.Log,
@@ -127,6 +138,7 @@ func Run(ctx context.Context, o Options) error {
 	for _, n := range res.Notes {
 		fmt.Fprintf(o.Console, "ballast: apply: %s\n", n)
 	}
+	step("render")
 
 	ln, err := api.ListenUnix(o.Socket)
 	if err != nil {
@@ -136,7 +148,8 @@ func Run(ctx context.Context, o Options) error {
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	o.Log.Info("listening", "socket", o.Socket, "datastore", o.Datastore, "first_boot", created)
+	step("listen")
+	o.Log.Info("listening", append([]any{"socket", o.Socket, "datastore", o.Datastore, "first_boot", created}, steps...)...)
 	if o.OnListen != nil {
 		o.OnListen()
 	}

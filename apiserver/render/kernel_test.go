@@ -29,7 +29,7 @@ func TestKernelActions(t *testing.T) {
 			calls = append(calls, "delete "+name)
 			return syscall.EWOULDBLOCK
 		},
-		Finit: func(fd int, params string, flags int) error {
+		Finit: func(f *os.File) error {
 			calls = append(calls, "finit fd")
 			return nil
 		},

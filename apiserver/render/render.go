@@ -21,6 +21,7 @@ import (
 	"github.com/ballast-os/ballast/apiserver/apitypes"
 	"github.com/ballast-os/ballast/apiserver/initclient"
 	"github.com/ballast-os/ballast/apiserver/settings"
+	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/init/harden"
 )
 
@@ -68,6 +69,7 @@ func Files() []File {
 		{Path: "/etc/sysctl.d/ballast.conf", Keys: []string{"settings.kernel.sysctl"}, Template: "sysctl.conf.tmpl"},
 		{Path: "/etc/ballast/proxy.env", Keys: []string{"settings.network.https-proxy", "settings.network.no-proxy"},
 			Services: []string{"containerd"}, Template: "proxy.env.tmpl"},
+		{Path: contract.TimeConfig, Keys: []string{"settings.ntp"}, Services: []string{"time"}, Template: "ntp.conf.tmpl"},
 	}
 }
 

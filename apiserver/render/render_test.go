@@ -37,7 +37,7 @@ func TestFiles(t *testing.T) {
 		body  string
 		files map[string]string // path under /etc → content, or absent
 	}{
-		{"nothing set", `{}`, map[string]string{"motd": absent, "hostname": absent, "hosts": absent, "resolv.conf": absent, "sysctl.d/ballast.conf": absent, "ballast/proxy.env": absent}},
+		{"nothing set", `{}`, map[string]string{"motd": absent, "hostname": absent, "hosts": absent, "resolv.conf": absent, "sysctl.d/ballast.conf": absent, "ballast/proxy.env": absent, "ballast/ntp.conf": absent}},
 		{"motd gets a newline", `{"motd":"hello"}`, map[string]string{"motd": "hello\n", "hostname": absent}},
 		{"multi-line motd kept", `{"motd":"a\nb\n"}`, map[string]string{"motd": "a\nb\n"}},
 		{"empty motd", `{"motd":""}`, map[string]string{"motd": ""}},
@@ -52,6 +52,11 @@ func TestFiles(t *testing.T) {
 			map[string]string{"sysctl.d/ballast.conf": "# Rendered from settings.kernel.sysctl by the apiserver, which also applies them at once.\nnet.ipv4.ip_forward = 1\nvm.swappiness = 10\n"}},
 		{"proxy", `{"network":{"https-proxy":"proxy:3128","no-proxy":[".internal","localhost"]}}`,
 			map[string]string{"ballast/proxy.env": "# Rendered from settings.network.https-proxy and no-proxy by the apiserver, for containerd.\nHTTPS_PROXY=proxy:3128\nhttps_proxy=proxy:3128\nNO_PROXY=localhost,127.0.0.1,::1,.internal\nno_proxy=localhost,127.0.0.1,::1,.internal\n"}},
+		{"time servers", `{"ntp":{"time-servers":["10.0.0.1","pool.ntp.org"]}}`,
+			map[string]string{"ballast/ntp.conf": "# Rendered from settings.ntp by the apiserver, for the time service.\nserver 10.0.0.1\nserver pool.ntp.org\n"}},
+		// Set but empty: the file says there are none, and the time service stops following any.
+		{"no time servers", `{"ntp":{"time-servers":[]}}`,
+			map[string]string{"ballast/ntp.conf": "# Rendered from settings.ntp by the apiserver, for the time service.\n"}},
 		{"no-proxy alone", `{"network":{"no-proxy":["10.0.0.0/8"]}}`,
 			map[string]string{"ballast/proxy.env": "# Rendered from settings.network.https-proxy and no-proxy by the apiserver, for containerd.\nNO_PROXY=localhost,127.0.0.1,::1,10.0.0.0/8\nno_proxy=localhost,127.0.0.1,::1,10.0.0.0/8\n"}},
 	}
@@ -216,7 +221,30 @@ func TestMapping(t *testing.T) {
 	if got := AppliedBy("settings.kernel.sysctl.<key>"); !reflect.DeepEqual(got, []string{"/etc/sysctl.d/ballast.conf", ActionKernelPolicy, ActionSysctl}) {
 		t.Fatalf("AppliedBy(sysctl) = %q", got)
 	}
-	if got := AppliedBy("settings.ntp.time-servers"); got != nil {
+	if got := AppliedBy("settings.ntp.time-servers"); !reflect.DeepEqual(got, []string{contract.TimeConfig}) {
 		t.Fatalf("AppliedBy(ntp) = %q", got)
+	}
+}
+
+// The time service reads what the template writes with contract.ParseTimeConfig; a change of
+// servers restarts it.
+func TestTimeConfig(t *testing.T) {
+	ctx := context.Background()
+	h := &testInit{known: []string{"apiserver", "time"}}
+	etc := t.TempDir()
+	r := &Renderer{EtcDir: etc, Init: initclienttest.Start(t, h, "")}
+	servers := []string{"ntp.example", "10.0.0.1", "fd00::123"}
+	s := decode(t, `{"ntp":{"time-servers":["ntp.example","10.0.0.1","fd00::123"]}}`)
+	res, err := r.Apply(ctx, s, []string{"settings.ntp.time-servers"})
+	if err != nil || !reflect.DeepEqual(res.Restarted, []string{"time"}) || !reflect.DeepEqual(res.Files, []string{contract.TimeConfig}) {
+		t.Fatalf("Apply = %+v, %v", res, err)
+	}
+	b, err := os.ReadFile(filepath.Join(etc, strings.TrimPrefix(contract.TimeConfig, "/etc/")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := contract.ParseTimeConfig(b)
+	if err != nil || !slices.Equal(c.Servers, servers) {
+		t.Errorf("ParseTimeConfig(%q) = %q, %v; want %q", b, c.Servers, err, servers)
 	}
 }

@@ -60,7 +60,7 @@ type DNS struct {
 
 // NTP is settings.ntp.
 type NTP struct {
-	TimeServers []TimeServer `json:"time-servers,omitzero" max:"16" doc:"NTP servers or pools, as host names or addresses."`
+	TimeServers []TimeServer `json:"time-servers,omitzero" max:"16" doc:"NTP servers or pools, as host names (looked up in /etc/hosts, then DNS) or addresses, in order of preference. Without any the clock is left alone and GET /time says unconfigured."`
 }
 
 // Kernel is settings.kernel.

@@ -40,8 +40,8 @@ type Kernel struct {
 	Mount func(source, target, fstype string, flags uintptr, data string) error
 	// DeleteModule is delete_module(2) [unix.DeleteModule]; tests replace it.
 	DeleteModule func(name string, flags int) error
-	// Finit is finit_module(2) [unix.FinitModule]; tests replace it.
-	Finit func(fd int, params string, flags int) error
+	// Finit inserts one module file [finit_module(2)]; tests replace it.
+	Finit func(f *os.File) error
 }
 
 // ModulesDir is the running kernel's module tree, /lib/modules/<release>.
@@ -63,7 +63,10 @@ func (k Kernel) LoadModules(p contract.KernelPolicy, names ...string) error {
 	if err != nil {
 		return err
 	}
-	l.Blocked, l.Finit = p.Blocks, k.Finit
+	l.Blocked = p.Blocks
+	if k.Finit != nil {
+		l.Finit = k.Finit
+	}
 	return l.Load(names...)
 }
 

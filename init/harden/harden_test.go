@@ -31,9 +31,9 @@ func (r *recorder) kernel(root string) Kernel {
 			r.calls = append(r.calls, "delete "+name)
 			return r.deleteTo
 		},
-		Finit: func(fd int, params string, flags int) error {
-			b := make([]byte, 64)
-			n, _ := syscall.Read(fd, b)
+		Finit: func(f *os.File) error {
+			b, _ := os.ReadFile(f.Name())
+			n := len(b)
 			r.calls = append(r.calls, "finit "+string(b[:n]))
 			return nil
 		},

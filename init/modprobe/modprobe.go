@@ -23,8 +23,8 @@ type Options struct {
 	// Log is the kernel log; each line is written whole, "<level>ballast: modprobe: ...".
 	Log    io.Writer
 	Stderr io.Writer
-	// Finit is finit_module(2) [unix.FinitModule].
-	Finit func(fd int, params string, flags int) error
+	// Finit inserts one module file [finit_module(2)].
+	Finit func(f *os.File) error
 }
 
 // Exit codes, as modprobe(8) uses them.
@@ -93,7 +93,10 @@ func Run(args []string, o Options) int {
 	if err != nil {
 		return refuse(warning, "refused %s: %v", request, err)
 	}
-	l.Blocked, l.Finit = policy.Blocks, o.Finit
+	l.Blocked = policy.Blocks
+	if o.Finit != nil {
+		l.Finit = o.Finit
+	}
 	names := l.Resolve(request)
 	if len(names) == 0 {
 		if _, err := os.Stat(filepath.Join(o.Root, "sys/module", contract.ModuleName(request))); err == nil {

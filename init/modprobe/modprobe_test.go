@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/ballast-os/ballast/contract"
@@ -49,9 +48,9 @@ func TestRun(t *testing.T) {
 			var log, stderr bytes.Buffer
 			var loaded []string
 			code := Run(tt.args, Options{Root: root, Kver: hardentest.Kver, Log: &log, Stderr: &stderr,
-				Finit: func(fd int, params string, flags int) error {
-					b := make([]byte, 64)
-					n, _ := syscall.Read(fd, b)
+				Finit: func(f *os.File) error {
+					b, _ := os.ReadFile(f.Name())
+					n := len(b)
 					loaded = append(loaded, strings.TrimPrefix(string(b[:n]), "module "))
 					return nil
 				}})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/ballast-os/ballast/contract"
@@ -29,6 +30,13 @@ func (i *Init) service(p contract.Program) (supervise.Service, error) {
 		Env:    append([]string{servicePath}, s.Env...),
 	}
 	svc := supervise.Service{ID: s.ID, Runner: x, StopSignal: s.StopSignal}
+	// A dependency the image does not run has nothing to wait for, and the supervisor refuses
+	// unknown ones.
+	for _, d := range s.Depends {
+		if slices.Contains(i.image.Services, d) {
+			svc.Depends = append(svc.Depends, d)
+		}
+	}
 	switch s.Restart {
 	case contract.RestartAlways:
 		svc.Restart = supervise.RestartAlways

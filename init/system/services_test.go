@@ -18,15 +18,20 @@ func TestEnabledServices(t *testing.T) {
 		image    contract.Image
 		want     []string
 		wantErrs []string
+		deps     map[string][]string // what the enabled services wait for
 	}{
-		{"dev", contract.Image{Dev: true, Services: []string{"apiserver", "console-shell"}}, []string{"apiserver", "console-shell"}, nil},
-		{"production", contract.Image{Services: []string{"apiserver"}}, []string{"apiserver"}, nil},
+		{"dev", contract.Image{Dev: true, Services: []string{"apiserver", "console-shell"}}, []string{"apiserver", "console-shell"}, nil, nil},
+		{"production", contract.Image{Services: []string{"apiserver"}}, []string{"apiserver"}, nil, nil},
 		{"shell without dev", contract.Image{Services: []string{"apiserver", "console-shell"}}, []string{"apiserver"},
-			[]string{"service console-shell not started: console-shell is for dev variants only"}},
+			[]string{"service console-shell not started: console-shell is for dev variants only"}, nil},
 		{"unknown", contract.Image{Services: []string{"sshd", "apiserver"}}, []string{"apiserver"},
-			[]string{`/usr/lib/ballast/image.json: unknown service "sshd"`}},
-		{"listed twice", contract.Image{Services: []string{"apiserver", "apiserver"}}, []string{"apiserver"}, nil},
-		{"none", contract.Image{}, nil, nil},
+			[]string{`/usr/lib/ballast/image.json: unknown service "sshd"`}, nil},
+		{"listed twice", contract.Image{Services: []string{"apiserver", "apiserver"}}, []string{"apiserver"}, nil, nil},
+		{"none", contract.Image{}, nil, nil, nil},
+		{"time after the apiserver", contract.Image{Services: []string{"apiserver", "time"}}, []string{"apiserver", "time"}, nil,
+			map[string][]string{"time": {"apiserver"}}},
+		// Nothing renders its configuration then, but it must not keep the supervisor from starting.
+		{"time without the apiserver", contract.Image{Services: []string{"time"}}, []string{"time"}, nil, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -46,6 +51,12 @@ func TestEnabledServices(t *testing.T) {
 			// Whatever is enabled must make a valid supervisor.
 			if _, err := supervise.New(supervise.Options{}, svcs...); err != nil {
 				t.Error(err)
+			}
+			for _, s := range svcs {
+				want := tt.deps[s.ID]
+				if !slices.Equal(s.Depends, want) {
+					t.Errorf("%s depends on %q, want %q", s.ID, s.Depends, want)
+				}
 			}
 		})
 	}

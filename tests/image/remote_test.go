@@ -20,6 +20,7 @@ import (
 	"github.com/ballast-os/ballast/apiserver/apitypes"
 	"github.com/ballast-os/ballast/apiserver/client"
 	"github.com/ballast-os/ballast/builder/devpki"
+	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/tests/qemu"
 )
 
@@ -113,6 +114,11 @@ func TestRemoteAPIUserDataAndRefusals(t *testing.T) {
 	}
 	if s := fmt.Sprintf("%+v", svcs); !strings.Contains(s, "apiserver") || !strings.Contains(s, "console-shell") {
 		t.Errorf("GET /services: %s", s)
+	}
+	// Without settings.ntp the time service leaves the clock alone, and the kernel says so.
+	tm, _ := waitTime(t, c, "the time service's state", func(tm apitypes.Time) bool { return tm.State != apitypes.TimeUnknown })
+	if tm.State != contract.TimeUnconfigured || tm.Kernel.Synchronised {
+		t.Errorf("GET /time without time servers: state %q, kernel %+v; want unconfigured, not synchronised", tm.State, tm.Kernel)
 	}
 	expect(t, vm, `# $`)
 	if out := shell(t, vm, 1, "cat /proc/sys/vm/max_map_count"); out != "262144" {

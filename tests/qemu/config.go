@@ -40,6 +40,11 @@ type Config struct {
 
 	MemoryMB int // default DefaultMemoryMB
 	CPUs     int // default DefaultCPUs
+	// CPU is the -cpu model. Default: "host" under KVM, else "max" (every feature TCG emulates,
+	// RDRAND among them). "qemu64" is a CPU without RDRAND, as on older or locked-down hosts.
+	CPU string
+	// NoRNG leaves out the virtio-rng device, so the guest's only entropy is its own.
+	NoRNG bool
 	// Accel is the -accel value. Default: "kvm" when /dev/kvm can be opened,
 	// otherwise "tcg,thread=multi".
 	Accel string
@@ -71,6 +76,11 @@ type Config struct {
 	// "tcp:10.0.2.100:80-tcp:127.0.0.1:8080".
 	GuestFwd []string
 
+	// Taps are NICs after the user-networking one, each backed by a tap device the caller
+	// opened (tests/netns) that QEMU inherits as fd 3, 4, ... in this order; the guest sees
+	// them as virtio-net devices after the first. Only Start can hand the files over.
+	Taps []Tap
+
 	// QMPSocket is the path of QEMU's QMP unix socket. Start defaults it to a
 	// path in the VM's temp dir; Args leaves QMP out when it is empty.
 	QMPSocket string
@@ -91,6 +101,12 @@ type Config struct {
 
 	// ExtraArgs are appended to the command line verbatim.
 	ExtraArgs []string
+}
+
+// Tap is a NIC backed by an open tap device.
+type Tap struct {
+	File *os.File
+	MAC  string // "" lets QEMU choose
 }
 
 // withDefaults returns c with every zero field that has a default filled in.
@@ -157,6 +173,11 @@ func (c Config) validate() error {
 			return fmt.Errorf("qemu: config: %s: %s is a directory", f.what, f.path)
 		}
 	}
+	for i, tap := range c.Taps {
+		if tap.File == nil || strings.ContainsAny(tap.MAC, ", \t\n") {
+			return fmt.Errorf("qemu: config: Taps[%d]: want an open tap device and a MAC without commas", i)
+		}
+	}
 	for _, r := range append(append([]string(nil), c.HostFwd...), c.GuestFwd...) {
 		if r == "" || strings.ContainsAny(r, ", \t\n") {
 			return fmt.Errorf("qemu: config: forwarding rule %q: must be non-empty without commas or spaces", r)
@@ -173,6 +194,9 @@ func (c Config) Args() []string {
 	cpu := "max" // TCG: every feature it emulates, notably RDRAND so the guest CRNG is ready at once
 	if strings.HasPrefix(c.Accel, "kvm") {
 		cpu = "host"
+	}
+	if c.CPU != "" {
+		cpu = c.CPU
 	}
 	args := []string{
 		// No default VGA, CD-ROM, NIC or monitor: each of them adds a boot
@@ -225,8 +249,19 @@ func (c Config) Args() []string {
 		)
 	}
 
+	for i, tap := range c.Taps {
+		id := "tap" + strconv.Itoa(i)
+		dev := "virtio-net-pci,netdev=" + id + ",romfile="
+		if tap.MAC != "" {
+			dev += ",mac=" + tap.MAC
+		}
+		args = append(args, "-netdev", "tap,id="+id+",fd="+strconv.Itoa(3+i), "-device", dev)
+	}
+
+	if !c.NoRNG {
+		args = append(args, "-device", "virtio-rng-pci")
+	}
 	args = append(args,
-		"-device", "virtio-rng-pci",
 		// A guest with the pvpanic-pci driver reports panics, and QEMU then
 		// exits non-zero instead of leaving a test to time out.
 		"-device", "pvpanic-pci",

@@ -37,6 +37,18 @@ func TestArgs(t *testing.T) {
 			}, network, devices, []string{"-serial", "stdio", "-no-reboot"}),
 		},
 		{
+			name: "entropy-starved: no RDRAND, no virtio-rng",
+			cfg:  Config{Disk: "/img/disk.raw", Accel: "tcg,thread=multi", CPU: "qemu64", NoRNG: true, NoNetwork: true},
+			want: cat([]string{
+				"-nodefaults", "-machine", "q35", "-accel", "tcg,thread=multi", "-cpu", "qemu64",
+				"-smp", "2", "-m", "1024", "-display", "none",
+				"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+				"-drive", "if=pflash,format=raw,unit=1,snapshot=on,file=/usr/share/OVMF/OVMF_VARS_4M.fd",
+				"-drive", "if=none,id=disk0,format=raw,file=/img/disk.raw",
+				"-device", "virtio-blk-pci,drive=disk0,bootindex=1",
+			}, devices[2:], []string{"-serial", "stdio", "-no-reboot"}),
+		},
+		{
 			name: "test VM with cidata and forwards",
 			cfg: Config{
 				Disk:       "/w/disk.qcow2",
@@ -49,6 +61,7 @@ func TestArgs(t *testing.T) {
 				OVMFVars:   "/w/VARS.fd",
 				HostFwd:    []string{"tcp:127.0.0.1:50443-:50443", "tcp:127.0.0.1:2222-:22"},
 				GuestFwd:   []string{"tcp:10.0.2.100:80-tcp:127.0.0.1:8080"},
+				Taps:       []Tap{{File: os.Stdin}, {File: os.Stdin, MAC: "52:54:00:00:00:02"}},
 				QMPSocket:  "/run/vm/qmp.sock",
 			},
 			want: cat([]string{
@@ -64,7 +77,10 @@ func TestArgs(t *testing.T) {
 				"-device", "virtio-blk-pci,drive=disk2",
 				"-netdev", "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:50443-:50443,hostfwd=tcp:127.0.0.1:2222-:22," +
 					"guestfwd=tcp:10.0.2.100:80-tcp:127.0.0.1:8080",
-			}, network, devices, []string{
+			}, network, []string{
+				"-netdev", "tap,id=tap0,fd=3", "-device", "virtio-net-pci,netdev=tap0,romfile=",
+				"-netdev", "tap,id=tap1,fd=4", "-device", "virtio-net-pci,netdev=tap1,romfile=,mac=52:54:00:00:00:02",
+			}, devices, []string{
 				"-serial", "stdio",
 				"-qmp", "unix:/run/vm/qmp.sock,server=on,wait=off",
 				"-no-reboot",
@@ -141,6 +157,7 @@ func TestValidate(t *testing.T) {
 		{"missing extra disk", func(c *Config) { c.ExtraDisks = []string{disk, "/nonexistent.iso"} }, "ExtraDisks[1]"},
 		{"comma in hostfwd", func(c *Config) { c.HostFwd = []string{"tcp::1-:1,x"} }, "forwarding rule"},
 		{"empty guestfwd", func(c *Config) { c.GuestFwd = []string{""} }, "forwarding rule"},
+		{"tap without a file", func(c *Config) { c.Taps = []Tap{{File: os.Stdin}, {}} }, "Taps[1]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -122,6 +122,9 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	// stuck pipe cannot hang Kill.
 	cmd.WaitDelay = 5 * time.Second
 	setProcAttr(cmd)
+	for _, tap := range cfg.Taps {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, tap.File) // fd 3 + i, as Args numbers them
+	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return fail(fmt.Errorf("qemu: stdin pipe: %w", err))

@@ -6,6 +6,7 @@
 //	apiclient [global flags] apply -f FILE|-              TOML or JSON, with a [settings] table
 //	apiclient [global flags] raw -m METHOD -u URI [-d DATA]
 //	apiclient [global flags] logs [-f] [SERVICE]
+//	apiclient [global flags] time [--json]
 //	apiclient [global flags] reboot
 //	apiclient [global flags] report [--json] [hardening]
 //
@@ -28,6 +29,7 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/ballast-os/ballast/apiserver/client"
 	"github.com/ballast-os/ballast/apiserver/userdata"
@@ -40,6 +42,7 @@ const usage = `usage: apiclient [--socket PATH | --endpoint https://HOST:PORT --
   apply -f FILE|-              apply a settings document: TOML or JSON with a [settings] table
   raw -m METHOD -u URI [-d DATA]   send one request and print the answer
   logs [-f] [SERVICE]          print a service's log (-f: keep following); without SERVICE, list them
+  time [--json]                print the time service's state and the clock
   reboot                       reboot the host
   report [--json] [hardening]  the hardening report: each check with what the host shows; exits 1
                                when a check fails (expected failures, such as a dev image's
@@ -106,6 +109,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, out io.Writer) err
 		return raw(ctx, c, rest, out)
 	case "logs":
 		return logs(ctx, c, rest, out)
+	case "time":
+		return showTime(ctx, c, rest, out)
 	case "report":
 		return hardeningReport(ctx, c, rest, out)
 	case "reboot":
@@ -269,6 +274,60 @@ func logs(ctx context.Context, c *client.Client, args []string, out io.Writer) e
 		return nil // interrupted while following: the normal way out
 	}
 	return err
+}
+
+// showTime prints GET /time for a person, or as it came with --json.
+func showTime(ctx context.Context, c *client.Client, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("time", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	asJSON := fs.Bool("json", false, "print the API's answer")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: time: %v", errUsage, err)
+	}
+	if fs.NArg() != 0 {
+		return fmt.Errorf("%w: time takes no arguments", errUsage)
+	}
+	t, err := c.Time(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(out, t)
+	}
+	stamp := func(t time.Time) string { return t.Format(time.RFC3339Nano) }
+	line := func(label, format string, args ...any) {
+		fmt.Fprintf(out, "%-11s %s\n", label+":", fmt.Sprintf(format, args...))
+	}
+	line("state", "%s", t.State)
+	if t.Error != "" {
+		line("error", "%s", t.Error)
+	}
+	if len(t.Servers) > 0 {
+		line("servers", "%s", strings.Join(t.Servers, ", "))
+	}
+	if s := t.LastSync; s != nil {
+		line("server", "%s (%s), stratum %d, reference %s", s.Server, s.Address, s.Stratum, s.ReferenceID)
+		line("offset", "%+.6f s (delay %.6f s, jitter %.6f s, root distance %.6f s)", s.OffsetSeconds, s.DelaySeconds, s.JitterSeconds, s.RootDistanceSeconds)
+		line("last sync", "%s", stamp(s.Time))
+	}
+	if s := t.LastStep; s != nil {
+		line("last step", "%+.6f s at %s", s.Seconds, stamp(s.Time))
+	}
+	if t.PollSeconds > 0 {
+		next := ""
+		if t.NextPoll != nil {
+			next = ", next at " + stamp(*t.NextPoll)
+		}
+		line("poll", "every %g s%s", t.PollSeconds, next)
+	}
+	line("clock", "%s", stamp(t.Clock))
+	k := t.Kernel
+	sync := "not synchronised"
+	if k.Synchronised {
+		sync = "synchronised"
+	}
+	line("kernel", "%s (max error %.6f s, estimated error %.6f s, frequency %+.3f ppm)", sync, k.MaxErrorSeconds, k.EstErrorSeconds, k.FrequencyPPM)
+	return nil
 }
 
 func hardeningReport(ctx context.Context, c *client.Client, args []string, out io.Writer) error {

@@ -13,9 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ballast-os/ballast/apiserver/apitypes"
 	"github.com/ballast-os/ballast/apiserver/daemon"
 	"github.com/ballast-os/ballast/apiserver/osinfo"
 	"github.com/ballast-os/ballast/apiserver/report"
+	"github.com/ballast-os/ballast/apiserver/timeinfo"
 )
 
 // TestCommands drives the command against a real server in temp directories.
@@ -26,12 +28,21 @@ func TestCommands(t *testing.T) {
 	os.WriteFile(rel, []byte("VERSION_ID=9\nVARIANT_ID=dev\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "cmdline"), []byte("ballast.slot=a\n"), 0o644)
 	os.Mkdir(filepath.Join(dir, "etc"), 0o755)
+	timeState := filepath.Join(dir, "time.json")
+	os.WriteFile(timeState, []byte(`{"state":"synced","servers":["ntp.test","10.0.0.1"],"last_sync":{"server":"ntp.test",
+		"address":"10.0.3.1:123","stratum":2,"reference_id":"GPS","offset_seconds":-0.0015,"delay_seconds":0.002,"jitter_seconds":0.0001,
+		"root_distance_seconds":0.011,"time":"2026-05-01T07:59:50Z"},"last_step":{"time":"2026-05-01T07:59:40Z","seconds":5.000001},
+		"poll_seconds":64,"next_poll":"2026-05-01T08:00:54Z","updated":"2026-05-01T07:59:50Z"}`), 0o644)
 	ctx, cancel := context.WithCancel(context.Background())
 	listening, done := make(chan struct{}), make(chan error, 1)
 	go func() {
 		done <- daemon.Run(ctx, daemon.Options{
 			Socket: sock, Datastore: filepath.Join(dir, "ds"), EtcDir: filepath.Join(dir, "etc"),
-			OS:       osinfo.Sources{OSRelease: rel, Cmdline: filepath.Join(dir, "cmdline")},
+			OS: osinfo.Sources{OSRelease: rel, Cmdline: filepath.Join(dir, "cmdline")},
+			Time: timeinfo.Sources{State: timeState, Now: func() time.Time { return time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC) },
+				Kernel: func() (apitypes.KernelClock, error) {
+					return apitypes.KernelClock{Synchronised: true, MaxErrorSeconds: 0.0125, FrequencyPPM: -3.5}, nil
+				}},
 			OnListen: func() { close(listening) },
 			AllowUID: func(uid uint32) bool { return uid == uint32(os.Getuid()) },
 			// A root with nothing of a Ballast host in it: most checks fail.
@@ -81,6 +92,14 @@ func TestCommands(t *testing.T) {
 		{args: []string{"apply", "-f", "-"}, stdin: "[settings]\n\nmotd = 7\n", wantErr: "standard input: line 3: key settings.motd: expected string, got integer"},
 		{args: []string{"apply", "-f", "/nonexistent"}, wantErr: "no such file"},
 		{args: []string{"apply"}, wantUsage: true},
+		{args: []string{"time"}, wantOut: "state:      synced\nservers:    ntp.test, 10.0.0.1\n" +
+			"server:     ntp.test (10.0.3.1:123), stratum 2, reference GPS\n" +
+			"offset:     -0.001500 s (delay 0.002000 s, jitter 0.000100 s, root distance 0.011000 s)\n" +
+			"last sync:  2026-05-01T07:59:50Z\nlast step:  +5.000001 s at 2026-05-01T07:59:40Z\n" +
+			"poll:       every 64 s, next at 2026-05-01T08:00:54Z\nclock:      2026-05-01T08:00:00Z\n" +
+			"kernel:     synchronised (max error 0.012500 s, estimated error 0.000000 s, frequency -3.500 ppm)\n"},
+		{args: []string{"time", "--json"}, wantOut: `"clock": "2026-05-01T08:00:00Z"`},
+		{args: []string{"time", "now"}, wantUsage: true},
 		{args: []string{"logs"}, wantErr: "system init is not reachable"},
 		{args: []string{"logs", "-f"}, wantUsage: true},
 		{args: []string{"reboot"}, wantErr: "system init is not reachable"},
