@@ -297,9 +297,9 @@ func (h *handler) reboot(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, apitypes.Status{Status: "rebooting"})
 }
 
-// getLogs streams a service's log as text; ?follow=true keeps the response open and sends what
-// the service writes until the client goes away. Without ?service= it lists the services that
-// have a log.
+// getLogs streams a source's log as text (the kernel, the init, a service; earlier boots first);
+// ?lines=N starts N lines before the end; ?follow=true keeps the response open and sends what is
+// written until the client goes away. Without ?service= it lists the sources that have a log.
 func (h *handler) getLogs(w http.ResponseWriter, r *http.Request) {
 	if !h.haveInit(w, r) {
 		return
@@ -307,12 +307,7 @@ func (h *handler) getLogs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	service := q.Get("service")
 	if service == "" {
-		lister, ok := h.cfg.Init.(interface{ List() ([]string, error) })
-		if !ok {
-			h.fail(w, r, http.StatusBadRequest, errors.New("name a service with ?service="))
-			return
-		}
-		names, err := lister.List()
+		names, err := h.cfg.Init.List()
 		if err != nil {
 			h.fail(w, r, http.StatusInternalServerError, err)
 			return
@@ -320,15 +315,24 @@ func (h *handler) getLogs(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, apitypes.Logs{Services: names})
 		return
 	}
-	follow := false
+	var o initclient.LogOptions
 	if f := q.Get("follow"); f != "" {
 		var err error
-		if follow, err = strconv.ParseBool(f); err != nil {
+		if o.Follow, err = strconv.ParseBool(f); err != nil {
 			h.fail(w, r, http.StatusBadRequest, fmt.Errorf("follow: %q is not true or false", f))
 			return
 		}
 	}
-	rc, err := h.cfg.Init.Logs(r.Context(), service, follow)
+	if l := q.Get("lines"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 0 {
+			h.fail(w, r, http.StatusBadRequest, fmt.Errorf("lines: %q is not a number of lines", l))
+			return
+		}
+		o.Lines = n
+	}
+	follow := o.Follow
+	rc, err := h.cfg.Init.Logs(r.Context(), service, o)
 	if err != nil {
 		status := http.StatusBadRequest
 		if errors.Is(err, initclient.ErrNoLog) {
