@@ -45,6 +45,8 @@ type Config struct {
 	OS osinfo.Sources
 	// UserData reports this boot's user data outcome; nil answers "not-checked".
 	UserData func() apitypes.UserData
+	// Bundle says where the support bundle reads what no other request answers.
+	Bundle BundleSources
 	// Log gets errors that are the server's fault; nil discards them.
 	Log *slog.Logger
 }
@@ -52,6 +54,7 @@ type Config struct {
 type handler struct {
 	cfg     Config
 	applies *applyQueue
+	mux     *http.ServeMux // the support bundle asks it for its parts
 }
 
 // NewHandler returns the API's HTTP handler. It does not check who is calling; the listeners do
@@ -81,7 +84,9 @@ func NewHandler(cfg Config) http.Handler {
 	mux.HandleFunc("GET /configuration-files", h.getConfigurationFiles)
 	mux.HandleFunc("POST /actions/reboot", h.reboot)
 	mux.HandleFunc("GET /logs", h.getLogs)
+	mux.HandleFunc("GET /logs/bundle", h.getBundle)
 	mux.HandleFunc("GET /userdata", h.getUserData)
+	h.mux = mux
 	return jsonMuxErrors(mux)
 }
 

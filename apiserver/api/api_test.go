@@ -95,7 +95,9 @@ func newFixture(t *testing.T) *fixture {
 		Mapping: (&render.Renderer{}).Mapping,
 		Init:    ic,
 		OS:      osinfo.Sources{OSRelease: rel, Cmdline: cmd, Kernel: func() (string, error) { return "6.1.0", nil }},
+		Bundle:  BundleSources{Mountinfo: filepath.Join(dir, "mountinfo"), Kmsg: filepath.Join(dir, "no-kmsg")},
 	})
+	os.WriteFile(filepath.Join(dir, "mountinfo"), []byte("22 1 254:0 / / ro,relatime - erofs /dev/dm-0 ro\n"), 0o644)
 	return f
 }
 
