@@ -54,7 +54,7 @@ const (
 
 // Service is how the system init runs a program.
 type Service struct {
-	// ID names the service in image.json, on the console, in GET /services and in LogDir.
+	// ID names the service in image.json, on the console, in GET /services and its log.
 	ID      string
 	Args    []string
 	Env     []string // besides PATH=/usr/bin:/usr/sbin
