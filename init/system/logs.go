@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/init/kmsg"
@@ -39,8 +40,9 @@ func (i *Init) openLogs() {
 
 // logKernel copies the kernel's records into its log until the reader is closed. The kernel
 // stamps a record with the time since boot when it logs it, which may be long before it is read
-// (everything before PID 1 started): the wall time is derived from that, not from the reading.
+// (everything before PID 1 started): the wall time is the boot's wall time plus that.
 func (i *Init) logKernel(r *kmsg.Reader, src *logs.Source) {
+	var booted time.Time
 	for {
 		rec, lost, err := r.Next()
 		if err != nil {
@@ -50,13 +52,23 @@ func (i *Init) logKernel(r *kmsg.Reader, src *logs.Source) {
 			return
 		}
 		wall, mono := i.logs.Now()
+		// Two readings of the clocks differ by the time between them, which would make records
+		// logged at one moment differ by microseconds; only a step of the wall clock (NTP, the
+		// RTC set) moves the boot's wall time.
+		if b := wall.Add(-mono); booted.IsZero() || b.Sub(booted).Abs() > clockStep {
+			booted = b
+		}
 		if lost > 0 {
 			src.Record(contract.LogRecord{Time: wall, Mono: mono, Priority: contract.NoPriority,
 				Text: fmt.Sprintf("-- %d kernel messages lost: overwritten before they were read --", lost)})
 		}
-		src.Record(contract.LogRecord{Time: wall.Add(rec.Time - mono), Mono: rec.Time, Priority: rec.Priority, Text: rec.Message})
+		src.Record(contract.LogRecord{Time: booted.Add(rec.Time), Mono: rec.Time, Priority: rec.Priority, Text: rec.Message})
 	}
 }
+
+// clockStep is the smallest change of the wall clock against the monotonic one taken as the wall
+// clock being set rather than the time between two readings.
+const clockStep = 10 * time.Millisecond
 
 // closeLogs syncs and closes the log files before the data partition is unmounted; later lines
 // (the last milestones) only reach the console.

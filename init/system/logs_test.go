@@ -75,10 +75,13 @@ func TestBootLogsTheConsole(t *testing.T) {
 	}
 }
 
-// fakeKmsg hands out records like /dev/kmsg and blocks at the end until closed.
+// fakeKmsg hands out records like /dev/kmsg and blocks at the end until closed; before[n] runs
+// before the n-th record (from 0) is handed out.
 type fakeKmsg struct {
 	mu     sync.Mutex
 	reads  []string
+	before map[int]func()
+	n      int
 	closed chan struct{}
 	once   sync.Once
 }
@@ -88,7 +91,12 @@ func (f *fakeKmsg) Read(p []byte) (int, error) {
 	if len(f.reads) > 0 {
 		r := f.reads[0]
 		f.reads = f.reads[1:]
+		hook := f.before[f.n]
+		f.n++
 		f.mu.Unlock()
+		if hook != nil {
+			hook()
+		}
 		return copy(p, r), nil
 	}
 	f.mu.Unlock()
@@ -104,8 +112,20 @@ func (f *fakeKmsg) Close() error {
 func TestKernelLog(t *testing.T) {
 	i, _, out := testInit(t)
 	booted := time.Date(2025, 6, 7, 8, 0, 0, 0, time.UTC)
-	// The init reads the kernel's records at uptime 10 s.
-	i.logs = newTestStore(t, i, func() (time.Time, time.Duration) { return booted.Add(10 * time.Second), 10 * time.Second })
+	// The init reads the kernel's records at uptime 10 s; the readings of the two clocks are a few
+	// microseconds apart, until the wall clock is set an hour ahead before the last record.
+	var mu sync.Mutex
+	readings, stepped := 0, false
+	i.logs = newTestStore(t, i, func() (time.Time, time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		readings++
+		wall := booted.Add(10*time.Second + time.Duration(readings%3)*time.Microsecond)
+		if stepped {
+			wall = wall.Add(time.Hour)
+		}
+		return wall, 10 * time.Second
+	})
 	if err := i.logs.Open("b", "v"); err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +134,7 @@ func TestKernelLog(t *testing.T) {
 		"5,0,0,-;Linux version 6.1.0-50-cloud-amd64\n",
 		"6,1,1500000,-;virtio_blk virtio1: [vda] 4194304 512-byte logical blocks\n SUBSYSTEM=virtio\n",
 		"4,5,2000000,-;late \\x5c \\xc3\\xa9\n",
-	}}
+	}, before: map[int]func(){2: func() { mu.Lock(); stepped = true; mu.Unlock() }}}
 	done := make(chan struct{})
 	go func() { i.logKernel(kmsg.NewReader(f), src); close(done) }()
 	deadline := time.Now().Add(5 * time.Second)
@@ -145,10 +165,21 @@ func TestKernelLog(t *testing.T) {
 	}
 	for n, w := range want {
 		r := recs[n]
-		// A record's wall time is the boot's plus its own uptime, not when it was read.
-		if r.Mono != w.at || !r.Time.Equal(booted.Add(w.at)) || r.Priority != w.prio || r.Text != w.text {
-			t.Errorf("record %d = %+v, want %v after %v, <%d> %q", n, r, w.at, booted, w.prio, w.text)
+		if r.Mono != w.at || r.Priority != w.prio || r.Text != w.text {
+			t.Errorf("record %d = %+v, want %v since boot, <%d> %q", n, r, w.at, w.prio, w.text)
 		}
+	}
+	// A kernel record's wall time is the boot's plus its own uptime, not when it was read; the
+	// boot's wall time stays put between readings, and moves when the clock is set.
+	base := func(r contract.LogRecord) time.Time { return r.Time.Add(-r.Mono) }
+	if !base(recs[1]).Equal(base(recs[2])) || base(recs[1]).Sub(booted).Abs() > 10*time.Microsecond {
+		t.Errorf("boot time of the first records: %v and %v, want both %v", base(recs[1]), base(recs[2]), booted)
+	}
+	if d := base(recs[4]).Sub(booted.Add(time.Hour)).Abs(); d > 10*time.Microsecond {
+		t.Errorf("boot time after the clock was set: %v, want %v", base(recs[4]), booted.Add(time.Hour))
+	}
+	if d := recs[3].Time.Sub(booted.Add(time.Hour + 10*time.Second)).Abs(); d > 10*time.Microsecond {
+		t.Errorf("the note of lost records is stamped %v, want when it was written", recs[3].Time)
 	}
 	if strings.Contains(out.String(), "error") {
 		t.Errorf("console: %s", out)
