@@ -145,4 +145,3 @@ func TestWriteStopsWhenTheArchiveFails(t *testing.T) {
 		t.Errorf("Write with a cancelled context = %v", err)
 	}
 }
-
