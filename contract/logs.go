@@ -3,7 +3,6 @@ package contract
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -46,12 +45,17 @@ const (
 	MaxLogText = 16 << 10
 )
 
-var logSourceRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
-
 // ValidLogSource checks a source name: it becomes a file name, so 1-64 letters, digits, '_', '.',
-// '-', starting with a letter or digit, without "..".
+// '-', starting with a letter or digit, without "..". (Checked by hand: regexp would add half a
+// megabyte to PID 1.)
 func ValidLogSource(name string) error {
-	if !logSourceRE.MatchString(name) || strings.Contains(name, "..") {
+	ok := len(name) >= 1 && len(name) <= 64 && !strings.Contains(name, "..")
+	for i := 0; ok && i < len(name); i++ {
+		c := name[i]
+		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+		ok = alnum || i > 0 && (c == '_' || c == '.' || c == '-')
+	}
+	if !ok {
 		return fmt.Errorf("%q is not a log source name", name)
 	}
 	return nil

@@ -25,10 +25,11 @@ const (
 
 // Run-time paths on a booted host.
 const (
-	APISocket    = "/run/api.sock"                    // the host API (HTTP over a Unix socket)
-	InitSocket   = "/run/ballast/init.sock"           // the system init's control protocol
-	DatastoreDir = "/local/var/lib/ballast/datastore" // the API server's settings
-	ShellHome    = "/local/root"                      // HOME of dev images' console shell
+	APISocket    = "/run/api.sock"                      // the host API (HTTP over a Unix socket)
+	InitSocket   = "/run/ballast/init.sock"             // the system init's control protocol
+	DatastoreDir = "/local/var/lib/ballast/datastore"   // the API server's settings
+	ShellHome    = "/local/root"                        // HOME of dev images' console shell
+	RandomSeed   = "/local/var/lib/ballast/random-seed" // kept across boots for the kernel's random pool
 )
 
 // Host logs (logs.go): the system init writes them, the API server reads them.

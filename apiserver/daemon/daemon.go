@@ -66,13 +66,21 @@ func Run(ctx context.Context, o Options) error {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+	// How long each start step takes, in the log: the boot waits for all of them.
+	start := time.Now()
+	var steps []any
+	step := func(name string) {
+		steps = append(steps, name, time.Since(start).Round(time.Millisecond).String())
+	}
 	store, created, err := datastore.New(o.Datastore)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	step("datastore")
 
 	ud := takeUserData(ctx, store, created, o.Defaults, o.UserData, o.Console)
+	step("userdata")
 
 	remote := &remoteAPI{log: o.Log, console: o.Console, onListen: o.OnRemoteListen}
 	renderer := &render.Renderer{
@@ -104,6 +112,7 @@ func Run(ctx context.Context, o Options) error {
 	if _, err := renderer.Apply(ctx, store.Live(), nil); err != nil {
 		fmt.Fprintf(o.Console, "ballast: apply: %v\n", err)
 	}
+	step("render")
 
 	ln, err := api.ListenUnix(o.Socket)
 	if err != nil {
@@ -113,7 +122,8 @@ func Run(ctx context.Context, o Options) error {
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	o.Log.Info("listening", "socket", o.Socket, "datastore", o.Datastore, "first_boot", created)
+	step("listen")
+	o.Log.Info("listening", append([]any{"socket", o.Socket, "datastore", o.Datastore, "first_boot", created}, steps...)...)
 	if o.OnListen != nil {
 		o.OnListen()
 	}

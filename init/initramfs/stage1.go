@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/ballast-os/ballast/init/entropy"
+
 	"github.com/ballast-os/ballast/contract"
 
 	"golang.org/x/sys/unix"
@@ -47,6 +49,14 @@ func Run(ctx context.Context, con *console.Writer) error {
 		return err
 	}
 	con.Milestone("initramfs", "slot=%s roothash=%s", p.Slot, p.RootHash)
+	// The kernel gathers jitter entropy only while someone waits for its pool; waiting from here
+	// on, beside the module loading and the verity setup, means the pool is usually ready before
+	// the system init needs it. The wait is cut short by switch_root's exec, and PID 1 waits again.
+	go func() {
+		if d, err := entropy.Gather(ctx); err == nil && d > 0 {
+			con.Milestone("random", "pool ready in the initramfs after %.2fs", d.Seconds())
+		}
+	}()
 
 	l, err := kmod.New("/", "")
 	if err != nil {

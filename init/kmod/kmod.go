@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/ballast-os/ballast/contract"
 
@@ -21,7 +23,10 @@ type Loader struct {
 	Dir  string            // /lib/modules/<kver>
 	deps map[string]string // canonical name → path relative to Dir
 	line map[string][]string
+	mu   sync.Mutex
 	done map[string]bool
+	// finit inserts one module file; finit_module(2) but in tests.
+	finit func(f *os.File) error
 }
 
 // New reads Dir/modules.dep. root is "/" on a running system; kver is uname -r when empty.
@@ -39,7 +44,7 @@ func New(root, kver string) (*Loader, error) {
 		return nil, fmt.Errorf("kmod: %w", err)
 	}
 	defer f.Close()
-	l := &Loader{Dir: dir, deps: map[string]string{}, line: map[string][]string{}, done: map[string]bool{}}
+	l := &Loader{Dir: dir, deps: map[string]string{}, line: map[string][]string{}, done: map[string]bool{}, finit: finitModule}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -58,35 +63,77 @@ func New(root, kver string) (*Loader, error) {
 }
 
 // Load loads each named module after its dependencies. A module that is already loaded or built
-// into the kernel is not an error.
+// into the kernel is not an error. Modules whose dependencies are in load at once, as many as
+// there are CPUs: loading is the kernel relocating and initialising each module, work that keeps a
+// CPU busy, and a boot spends that time waiting.
 func (l *Loader) Load(names ...string) error {
 	var errs []error
+	// Every file to insert, with the files it needs first.
+	needs := map[string][]string{}
+	var order []string
+	var add func(rel string)
+	add = func(rel string) {
+		if _, ok := needs[rel]; ok {
+			return
+		}
+		deps := l.line[contract.ModuleName(filepath.Base(rel))]
+		needs[rel] = deps
+		for _, d := range deps {
+			add(d)
+		}
+		order = append(order, rel)
+	}
 	for _, n := range names {
 		c := contract.ModuleName(n)
 		path, ok := l.deps[c]
 		if !ok {
-			if builtin(c) {
-				continue
+			if !builtin(c) {
+				errs = append(errs, fmt.Errorf("kmod: module %s is not in %s/modules.dep", n, l.Dir))
 			}
-			errs = append(errs, fmt.Errorf("kmod: module %s is not in %s/modules.dep", n, l.Dir))
 			continue
 		}
-		deps := l.line[c]
-		// modules.dep lists the deepest dependency last, so load from the end.
-		for i := len(deps) - 1; i >= 0; i-- {
-			if err := l.insert(deps[i]); err != nil {
-				errs = append(errs, fmt.Errorf("kmod: %s (needed by %s): %w", deps[i], n, err))
+		add(path)
+	}
+	type result struct {
+		done chan struct{}
+		err  error
+	}
+	res := map[string]*result{}
+	for _, rel := range order {
+		res[rel] = &result{done: make(chan struct{})}
+	}
+	slots := make(chan struct{}, max(runtime.NumCPU(), 1))
+	var wg sync.WaitGroup
+	for _, rel := range order {
+		wg.Go(func() {
+			r := res[rel]
+			defer close(r.done)
+			for _, d := range needs[rel] {
+				<-res[d].done
+				if res[d].err != nil {
+					r.err = fmt.Errorf("needs %s, which did not load", d)
+					return
+				}
 			}
-		}
-		if err := l.insert(path); err != nil {
-			errs = append(errs, fmt.Errorf("kmod: %s: %w", n, err))
+			slots <- struct{}{}
+			r.err = l.insert(rel)
+			<-slots
+		})
+	}
+	wg.Wait()
+	for _, rel := range order {
+		if err := res[rel].err; err != nil {
+			errs = append(errs, fmt.Errorf("kmod: %s: %w", rel, err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
 func (l *Loader) insert(rel string) error {
-	if l.done[rel] {
+	l.mu.Lock()
+	done := l.done[rel]
+	l.mu.Unlock()
+	if done {
 		return nil
 	}
 	f, err := os.Open(filepath.Join(l.Dir, rel))
@@ -94,10 +141,12 @@ func (l *Loader) insert(rel string) error {
 		return err
 	}
 	defer f.Close()
-	if err := unix.FinitModule(int(f.Fd()), "", 0); err != nil && !errors.Is(err, unix.EEXIST) {
-		return fmt.Errorf("finit_module: %w", err)
+	if err := l.finit(f); err != nil {
+		return err
 	}
+	l.mu.Lock()
 	l.done[rel] = true
+	l.mu.Unlock()
 	return nil
 }
 
@@ -127,4 +176,15 @@ func (l *Loader) LoadAll() error {
 }
 
 // Count returns how many module files were inserted (or found loaded) so far.
-func (l *Loader) Count() int { return len(l.done) }
+func (l *Loader) Count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.done)
+}
+
+func finitModule(f *os.File) error {
+	if err := unix.FinitModule(int(f.Fd()), "", 0); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("finit_module: %w", err)
+	}
+	return nil
+}

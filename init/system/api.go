@@ -1,92 +1,82 @@
 package system
 
 import (
+	"bufio"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
+	"strconv"
+	"strings"
+	"time"
 )
 
-// apiClient talks HTTP to the apiserver's Unix socket.
+// apiClient asks the apiserver, over its Unix socket, the one thing PID 1 needs from it: whether it
+// answers. It speaks just enough HTTP/1.0 for that by hand: net/http and the TLS stack it brings
+// would triple the size of PID 1, which is paged in through dm-verity on every boot.
 type apiClient struct {
 	socket string
-	http   *http.Client
 }
 
-func newAPIClient(socket string) *apiClient {
-	return &apiClient{
-		socket: socket,
-		http: &http.Client{Transport: &http.Transport{
-			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				var d net.Dialer
-				return d.DialContext(ctx, "unix", socket)
-			},
-			// PID 1 polls the socket during boot; idle connections would only pile up.
-			DisableKeepAlives: true,
-		}},
-	}
-}
+func newAPIClient(socket string) *apiClient { return &apiClient{socket: socket} }
 
-// get returns the body of a 200 answer to GET path.
-func (c *apiClient) get(ctx context.Context, path string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://apiserver"+path, nil)
+// maxAnswer bounds what get reads.
+const maxAnswer = 1 << 20
+
+// get sends GET path and returns the status code and body of the answer.
+func (c *apiClient) get(ctx context.Context, path string) (int, []byte, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", c.socket)
 	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", path, err)
+		return 0, nil, fmt.Errorf("GET %s on %s: %w", path, c.socket, err)
 	}
-	resp, err := c.http.Do(req)
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	} else {
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+	}
+	// HTTP/1.0: the server closes the connection after its answer, which ends the body.
+	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.0\r\nHost: apiserver\r\n\r\n", path); err != nil {
+		return 0, nil, fmt.Errorf("GET %s on %s: %w", path, c.socket, err)
+	}
+	br := bufio.NewReader(io.LimitReader(conn, maxAnswer+64<<10))
+	status, err := br.ReadString('\n')
 	if err != nil {
-		return nil, fmt.Errorf("GET %s on %s: %w", path, c.socket, err)
+		return 0, nil, fmt.Errorf("GET %s on %s: %w", path, c.socket, err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	f := strings.Fields(status)
+	if len(f) < 2 || !strings.HasPrefix(f[0], "HTTP/1.") {
+		return 0, nil, fmt.Errorf("GET %s on %s: not an HTTP answer: %q", path, c.socket, status)
+	}
+	code, err := strconv.Atoi(f[1])
 	if err != nil {
-		return nil, fmt.Errorf("GET %s on %s: %w", path, c.socket, err)
+		return 0, nil, fmt.Errorf("GET %s on %s: status %q", path, c.socket, f[1])
 	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s on %s: %s", path, c.socket, resp.Status)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return 0, nil, fmt.Errorf("GET %s on %s: headers: %w", path, c.socket, err)
+		}
+		if line == "\r\n" || line == "\n" {
+			break
+		}
 	}
-	return body, nil
+	body, err := io.ReadAll(io.LimitReader(br, maxAnswer))
+	if err != nil {
+		return 0, nil, fmt.Errorf("GET %s on %s: %w", path, c.socket, err)
+	}
+	return code, body, nil
 }
 
 // ready is the apiserver's readiness check: GET /os answers 200.
 func (c *apiClient) ready(ctx context.Context) error {
-	_, err := c.get(ctx, "/os")
-	return err
-}
-
-// motd returns the motd setting, "" when it is not set.
-func (c *apiClient) motd(ctx context.Context) (string, error) {
-	body, err := c.get(ctx, "/settings")
+	code, _, err := c.get(ctx, "/os")
 	if err != nil {
-		return "", err
+		return err
 	}
-	return motdFrom(body)
-}
-
-// motdFrom takes settings.motd from a GET /settings answer. It accepts the settings object
-// itself ({"motd": ...}) and one wrapped in {"settings": {...}}, so the system init does not
-// break whichever way the apiserver frames it.
-func motdFrom(body []byte) (string, error) {
-	var doc map[string]json.RawMessage
-	if err := json.Unmarshal(body, &doc); err != nil {
-		return "", fmt.Errorf("settings: %w", err)
+	if code != 200 {
+		return fmt.Errorf("GET /os on %s: status %d", c.socket, code)
 	}
-	if inner, ok := doc["settings"]; ok {
-		doc = nil
-		if err := json.Unmarshal(inner, &doc); err != nil {
-			return "", fmt.Errorf("settings.settings: %w", err)
-		}
-	}
-	raw, ok := doc["motd"]
-	if !ok || string(raw) == "null" {
-		return "", nil
-	}
-	var motd string
-	if err := json.Unmarshal(raw, &motd); err != nil {
-		return "", errors.New("settings.motd is not a string")
-	}
-	return motd, nil
+	return nil
 }

@@ -15,31 +15,12 @@ import (
 	"github.com/ballast-os/ballast/init/system/supervise"
 )
 
-func TestMotdFrom(t *testing.T) {
-	tests := []struct {
-		name, body, want, wantErr string
-	}{
-		{"flat", `{"motd": "Welcome", "hostname": "x"}`, "Welcome", ""},
-		{"wrapped", `{"settings": {"motd": "Hello\nthere"}}`, "Hello\nthere", ""},
-		{"unset", `{"hostname": "x"}`, "", ""},
-		{"null", `{"motd": null}`, "", ""},
-		{"empty", `{"motd": ""}`, "", ""},
-		{"not a string", `{"motd": 3}`, "", "not a string"},
-		{"not json", `motd`, "", "settings:"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := motdFrom([]byte(tt.body))
-			if got != tt.want || (err == nil) != (tt.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
-				t.Errorf("motdFrom = %q, %v; want %q, %q", got, err, tt.want, tt.wantErr)
-			}
-		})
-	}
-}
-
-// fakeAPI serves /os and /settings on the Init's API socket.
-func fakeAPI(t *testing.T, i *Init, settings string) {
+// fakeAPI serves /os on the Init's API socket, after rendering the motd as the apiserver does.
+func fakeAPI(t *testing.T, i *Init, motd string) {
 	t.Helper()
+	if motd != "" {
+		write(t, i, "/etc/motd", motd)
+	}
 	sock := i.path(contract.APISocket)
 	if err := os.MkdirAll(filepath.Dir(sock), 0o755); err != nil {
 		t.Fatal(err)
@@ -50,7 +31,6 @@ func fakeAPI(t *testing.T, i *Init, settings string) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /os", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"id":"ballast"}`)) })
-	mux.HandleFunc("GET /settings", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(settings)) })
 	srv := &http.Server{Handler: mux}
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
@@ -63,15 +43,31 @@ func TestAPIClient(t *testing.T) {
 	if err := c.ready(ctx); err == nil {
 		t.Error("ready before the server listens")
 	}
-	fakeAPI(t, i, `{"motd":"hi"}`)
+	fakeAPI(t, i, "")
 	if err := c.ready(ctx); err != nil {
 		t.Errorf("ready: %v", err)
 	}
-	if motd, err := c.motd(ctx); motd != "hi" || err != nil {
-		t.Errorf("motd = %q, %v", motd, err)
+	if code, body, err := c.get(ctx, "/os"); code != 200 || string(body) != `{"id":"ballast"}` || err != nil {
+		t.Errorf("GET /os = %d %q %v", code, body, err)
 	}
-	if _, err := c.get(ctx, "/nothing"); err == nil || !strings.Contains(err.Error(), "404") {
-		t.Errorf("GET /nothing: %v", err)
+	if code, _, err := c.get(ctx, "/nothing"); code != 404 || err != nil {
+		t.Errorf("GET /nothing = %d, %v", code, err)
+	}
+	// Something that is not HTTP on the socket is an error, not a hang.
+	bogus := filepath.Join(t.TempDir(), "bogus.sock")
+	l, err := net.Listen("unix", bogus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		if c, err := l.Accept(); err == nil {
+			c.Write([]byte("SSH-2.0-nope\r\n"))
+			c.Close()
+		}
+	}()
+	if err := newAPIClient(bogus).ready(ctx); err == nil || !strings.Contains(err.Error(), "not an HTTP answer") {
+		t.Errorf("ready on a non-HTTP socket: %v", err)
 	}
 }
 
@@ -100,10 +96,10 @@ func startFakeAPIServer(t *testing.T, i *Init) {
 func TestAnnounce(t *testing.T) {
 	hash := strings.Repeat("0f", 32)
 	tests := []struct {
-		name, settings, motd string
+		name, rendered, motd string
 	}{
-		{"with motd", `{"motd":"Welcome to Ballast!"}`, "Welcome to Ballast!\n"},
-		{"without motd", `{"motd":""}`, ""},
+		{"with motd", "Welcome to Ballast!\n", "Welcome to Ballast!\n"},
+		{"without motd", "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -111,12 +107,13 @@ func TestAnnounce(t *testing.T) {
 			i.image.Services = []string{"apiserver"}
 			i.identity = contract.Identity{Version: "0.1.0", Variant: "qemu", Slot: "a", RootHash: hash}
 			startFakeAPIServer(t, i)
+			go i.initRandom(context.Background())
 			go i.announce(context.Background())
 			time.Sleep(50 * time.Millisecond)
 			if strings.Contains(out.String(), "ready version") {
 				t.Fatal("ready line before the API answers")
 			}
-			fakeAPI(t, i, tt.settings)
+			fakeAPI(t, i, tt.rendered)
 			select {
 			case <-i.announced:
 			case <-time.After(10 * time.Second):
@@ -136,6 +133,7 @@ func TestAnnounce(t *testing.T) {
 
 func TestAnnounceWithoutAPIServer(t *testing.T) {
 	i, _, out := testInit(t)
+	go i.initRandom(context.Background())
 	i.announce(context.Background())
 	select {
 	case <-i.announced:
@@ -144,5 +142,37 @@ func TestAnnounceWithoutAPIServer(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "ballast: error: no service serves the API: no ready line") {
 		t.Errorf("console:\n%s", out)
+	}
+}
+
+// The ready line waits for the kernel's random pool: it promises a remote API that can do TLS.
+func TestReadyWaitsForRandomPool(t *testing.T) {
+	hash := strings.Repeat("0f", 32)
+	i, _, out := testInit(t)
+	release := make(chan struct{})
+	i.random = func(ctx context.Context) (string, error) {
+		<-release
+		return "pool ready after 1.00s (seed none; new seed saved)", nil
+	}
+	i.image.Services = []string{"apiserver"}
+	i.identity = contract.Identity{Version: "0.1.0", Variant: "qemu", Slot: "a", RootHash: hash}
+	startFakeAPIServer(t, i)
+	fakeAPI(t, i, "")
+	go i.initRandom(context.Background())
+	go i.announce(context.Background())
+	time.Sleep(500 * time.Millisecond)
+	if strings.Contains(out.String(), "ready version") {
+		t.Fatalf("ready line before the random pool:\n%s", out)
+	}
+	close(release)
+	select {
+	case <-i.announced:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("not announced; console:\n%s", out)
+	}
+	random := strings.Index(out.String(), "ballast: random pool ready")
+	ready := strings.Index(out.String(), "ballast: ready version")
+	if random < 0 || ready < random {
+		t.Errorf("want the random milestone, then the ready line:\n%s", out)
 	}
 }

@@ -47,6 +47,9 @@ type Config struct {
 	// Supervise tunes the supervisor; its Console is always the init's.
 	Supervise   supervise.Options
 	PowerButton powerbutton.Watcher
+	// Random gets the kernel's random pool initialised and returns what it did, for the console
+	// [seeding from contract.RandomSeed and gathering entropy, see randomPool].
+	Random func(ctx context.Context) (string, error)
 	// Logs tunes the host logs; directories are under Root [contract.PersistentLogDir,
 	// contract.LogDir], and errors go to the console.
 	Logs logs.Options
@@ -64,6 +67,8 @@ type Init struct {
 	loadModules func(names ...string) error
 	supOpts     supervise.Options
 	button      powerbutton.Watcher
+	random      func(ctx context.Context) (string, error)
+	randomReady chan struct{} // closed once the kernel's random pool is initialised (or that failed)
 	killPoll    time.Duration
 	killWait    [2]time.Duration // after SIGTERM, after SIGKILL
 	logs        *logs.Store
@@ -88,6 +93,8 @@ func New(cfg Config) *Init {
 		loadModules: cfg.LoadModules,
 		supOpts:     cfg.Supervise,
 		button:      cfg.PowerButton,
+		random:      cfg.Random,
+		randomReady: make(chan struct{}),
 		killPoll:    50 * time.Millisecond,
 		killWait:    [2]time.Duration{5 * time.Second, 2 * time.Second},
 		announced:   make(chan struct{}),
@@ -105,6 +112,9 @@ func New(cfg Config) *Init {
 	if i.reaper == nil {
 		i.reaper = reap.New()
 		i.runReaper = true
+	}
+	if i.random == nil {
+		i.random = randomPool
 	}
 	if i.loadModules == nil {
 		i.loadModules = func(names ...string) error { return kmod.Load("/", names...) }
@@ -180,6 +190,8 @@ func (i *Init) boot(ctx context.Context) {
 		i.console.Errorf("ctrl-alt-del: %v", err)
 	}
 	i.report("mounts", i.mountAll())
+	// In parallel with everything up to the ready line: TLS and DHCP need the pool, nothing before.
+	go i.initRandom(ctx)
 	i.readIdentity()
 	i.console.Milestone("init", "variant=%s version=%s services=%s", i.image.Variant, i.image.Version,
 		strings.Join(i.image.Services, ","))
@@ -231,7 +243,7 @@ func (i *Init) startServices() {
 	i.sup = sup
 }
 
-// announce prints the ready line once the API answers, then the motd. This is the console
+// announce prints the ready line once the API answers, then the motd (/etc/motd). This is the console
 // contract the image tests wait for; it is printed once per boot even if the apiserver restarts.
 func (i *Init) announce(ctx context.Context) {
 	defer close(i.announced)
@@ -246,14 +258,21 @@ func (i *Init) announce(ctx context.Context) {
 		}
 		return
 	}
+	// The ready line promises that every API listener serves; the remote one needs the pool
+	// for its TLS handshakes.
+	select {
+	case <-i.randomReady:
+	case <-ctx.Done():
+		return
+	}
 	i.console.Milestone("ready", "%s", i.identity.ReadyLine())
-	mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	motd, err := newAPIClient(i.path(contract.APISocket)).motd(mctx)
-	if err != nil {
+	// The apiserver renders /etc/motd from the settings before it answers.
+	b, err := os.ReadFile(i.path("/etc/motd"))
+	if err != nil && !os.IsNotExist(err) {
 		i.console.Errorf("motd: %v", err)
 		return
 	}
+	motd := string(b)
 	if motd != "" {
 		i.console.Raw(motd)
 	}

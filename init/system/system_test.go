@@ -1,6 +1,7 @@
 package system
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -88,6 +89,7 @@ func testInit(t *testing.T) (*Init, *fakeKernel, *testutil.Buffer) {
 		Kernel:      k,
 		Reaper:      testReaper,
 		LoadModules: func(...string) error { return nil },
+		Random:      func(context.Context) (string, error) { return "pool ready (test)", nil },
 	})
 	i.killPoll = 0
 	return i, k, out

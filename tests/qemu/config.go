@@ -40,6 +40,11 @@ type Config struct {
 
 	MemoryMB int // default DefaultMemoryMB
 	CPUs     int // default DefaultCPUs
+	// CPU is the -cpu model. Default: "host" under KVM, else "max" (every feature TCG emulates,
+	// RDRAND among them). "qemu64" is a CPU without RDRAND, as on older or locked-down hosts.
+	CPU string
+	// NoRNG leaves out the virtio-rng device, so the guest's only entropy is its own.
+	NoRNG bool
 	// Accel is the -accel value. Default: "kvm" when /dev/kvm can be opened,
 	// otherwise "tcg,thread=multi".
 	Accel string
@@ -174,6 +179,9 @@ func (c Config) Args() []string {
 	if strings.HasPrefix(c.Accel, "kvm") {
 		cpu = "host"
 	}
+	if c.CPU != "" {
+		cpu = c.CPU
+	}
 	args := []string{
 		// No default VGA, CD-ROM, NIC or monitor: each of them adds a boot
 		// option or a console that OVMF would otherwise try first.
@@ -225,8 +233,10 @@ func (c Config) Args() []string {
 		)
 	}
 
+	if !c.NoRNG {
+		args = append(args, "-device", "virtio-rng-pci")
+	}
 	args = append(args,
-		"-device", "virtio-rng-pci",
 		// A guest with the pvpanic-pci driver reports panics, and QEMU then
 		// exits non-zero instead of leaving a test to time out.
 		"-device", "pvpanic-pci",

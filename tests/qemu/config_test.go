@@ -37,6 +37,18 @@ func TestArgs(t *testing.T) {
 			}, network, devices, []string{"-serial", "stdio", "-no-reboot"}),
 		},
 		{
+			name: "entropy-starved: no RDRAND, no virtio-rng",
+			cfg:  Config{Disk: "/img/disk.raw", Accel: "tcg,thread=multi", CPU: "qemu64", NoRNG: true, NoNetwork: true},
+			want: cat([]string{
+				"-nodefaults", "-machine", "q35", "-accel", "tcg,thread=multi", "-cpu", "qemu64",
+				"-smp", "2", "-m", "1024", "-display", "none",
+				"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+				"-drive", "if=pflash,format=raw,unit=1,snapshot=on,file=/usr/share/OVMF/OVMF_VARS_4M.fd",
+				"-drive", "if=none,id=disk0,format=raw,file=/img/disk.raw",
+				"-device", "virtio-blk-pci,drive=disk0,bootindex=1",
+			}, devices[2:], []string{"-serial", "stdio", "-no-reboot"}),
+		},
+		{
 			name: "test VM with cidata and forwards",
 			cfg: Config{
 				Disk:       "/w/disk.qcow2",

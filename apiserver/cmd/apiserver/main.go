@@ -35,11 +35,13 @@ func main() {
 		cmdline   = flag.String("cmdline", "/proc/cmdline", "kernel command line: GET /os and ballast.userdata=")
 		defaults  = flag.String("defaults", contract.DefaultsPath, "the image's default settings (TOML user data; a missing file means none)")
 		userData  = flag.String("user-data", "", "read first-boot user data from this file instead of a cidata volume")
-		// Disks present at boot were probed in the initramfs before the root was mounted, so the wait
-		// only covers late devices; every second of it delays a first boot without a seed volume.
-		udWait       = flag.Duration("user-data-wait", 500*time.Millisecond, "how long to wait for a cidata volume to appear on first boot")
+		// No wait by default: the system init loads the image's modules, whose drivers probe their
+		// devices as they load, before it starts the apiserver, so a seed volume present at power-on
+		// is there to be found. A wait only helps with devices that arrive later (USB), and every
+		// second of it delays each first boot without a seed volume.
+		udWait       = flag.Duration("user-data-wait", 0, "how long to keep looking for a cidata volume that is not there yet on first boot")
 		runDir       = flag.String("run", "/run", "where the cidata volume is mounted while it is read")
-		imdsEndpoint = flag.String("imds-endpoint", userdata.IMDSEndpoint, "EC2 instance metadata service for first-boot user data (\"off\" to skip)")
+		imdsEndpoint = flag.String("imds-endpoint", "auto", "EC2 instance metadata service for first-boot user data: \"auto\" asks "+userdata.IMDSEndpoint+" on EC2 only (by the SMBIOS vendor), \"off\" never, a URL always")
 		imdsTimeout  = flag.Duration("imds-timeout", 2*time.Second, "how long to try the instance metadata service")
 		initSocket   = flag.String("init-socket", contract.InitSocket, "the system init's socket (services, restarts, reboot)")
 		logDir       = flag.String("log-dir", contract.PersistentLogDir, "where the system init writes the host logs")
@@ -69,8 +71,15 @@ func main() {
 		first = userdata.NamedSource{Name: "nocloud", Source: userdata.NoCloud{RunDir: *runDir, Wait: *udWait}}
 	}
 	sources := []userdata.NamedSource{first}
-	if *imdsEndpoint != "off" && *imdsEndpoint != "" {
-		sources = append(sources, userdata.NamedSource{Name: "imds", Source: userdata.IMDS{Endpoint: *imdsEndpoint, Timeout: *imdsTimeout}})
+	imds := *imdsEndpoint
+	if imds == "auto" {
+		imds = "off"
+		if userdata.OnEC2("/sys") {
+			imds = userdata.IMDSEndpoint
+		}
+	}
+	if imds != "off" && imds != "" {
+		sources = append(sources, userdata.NamedSource{Name: "imds", Source: userdata.IMDS{Endpoint: imds, Timeout: *imdsTimeout}})
 	}
 	sources = append(sources, userdata.NamedSource{Name: "cmdline", Source: userdata.Cmdline{Path: *cmdline}})
 	var defaultsSrc userdata.Source

@@ -7,6 +7,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -27,6 +28,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/ballast-os/ballast/tests/timeline"
 
 	"golang.org/x/sys/unix"
 
@@ -186,16 +189,49 @@ func run(repoArg, variant string, boots, runs int) (err error) {
 	// Boot: QEMU start → ready line, median of N boots of fresh copies.
 	const boot = "QEMU start → ready line"
 	ready := regexp.MustCompile(`ballast: ready `)
-	var times []float64
+	type bootRun struct {
+		total float64
+		tl    timeline.Timeline
+	}
+	var bootRuns []bootRun
 	for i := range boots {
-		el, err := bootOnce(ctx, disk, filepath.Join(os.TempDir(), fmt.Sprintf("bench-boot-%d.raw", i)), ready)
+		el, con, err := bootOnce(ctx, disk, filepath.Join(os.TempDir(), fmt.Sprintf("bench-boot-%d.raw", i)), ready)
 		if err != nil {
 			return fmt.Errorf("%s: boot %d of %d: %w", boot, i+1, boots, err)
 		}
-		times = append(times, el)
+		tl, err := timeline.Parse(con)
+		if err != nil {
+			return fmt.Errorf("%s: boot %d of %d: %w", boot, i+1, boots, err)
+		}
+		bootRuns = append(bootRuns, bootRun{el, tl})
 	}
-	slices.Sort(times)
-	add(result{boot + " (median)", times[len(times)/2], "s", "", fmt.Sprintf("%d boots, TCG, first boot each", boots)})
+	slices.SortFunc(bootRuns, func(a, b bootRun) int { return cmp.Compare(a.total, b.total) })
+	med := bootRuns[len(bootRuns)/2]
+	note := fmt.Sprintf("%d boots, TCG, first boot each", boots)
+	add(result{boot + " (median)", med.total, "s", "", note})
+	// The issue's measure: from the initramfs's first line to the ready line, by the guest's clock.
+	var guest []float64
+	for _, r := range bootRuns {
+		d, err := r.tl.Duration("initramfs", "ready")
+		if err != nil {
+			return fmt.Errorf("%s: %w", boot, err)
+		}
+		guest = append(guest, d)
+	}
+	slices.Sort(guest)
+	add(result{"initramfs → ready line (median)", guest[len(guest)/2], "s", "≤ 1.5 s", note + ", the guest's milestones"})
+	for _, id := range []string{"apiserver"} {
+		d, err := med.tl.Service(id)
+		if err != nil {
+			return fmt.Errorf("%s: %w", boot, err)
+		}
+		add(result{"service " + id + " started → ready", d, "s", "", "the median boot"})
+	}
+	svg := filepath.Join(repo, "build", "boot-timeline.svg")
+	if err := os.WriteFile(svg, med.tl.SVG(fmt.Sprintf("Ballast %s, median of %d boots under TCG", variant, boots)), 0o644); err != nil {
+		return fmt.Errorf("boot timeline: %w", err)
+	}
+	fmt.Printf("boot timeline: %s\n", svg)
 
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "measure\tvalue\tunit\ttarget\tnote")
@@ -218,10 +254,10 @@ func run(repoArg, variant string, boots, runs int) (err error) {
 }
 
 // bootOnce boots a fresh sparse copy of disk and returns the seconds from starting QEMU to the
-// ready line.
-func bootOnce(ctx context.Context, disk, copyPath string, ready *regexp.Regexp) (sec float64, err error) {
+// ready line, and the console up to it.
+func bootOnce(ctx context.Context, disk, copyPath string, ready *regexp.Regexp) (sec float64, console string, err error) {
 	if o, err := exec.Command("cp", "--sparse=always", disk, copyPath).CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("copy the disk: %v %s", err, o)
+		return 0, "", fmt.Errorf("copy the disk: %v %s", err, o)
 	}
 	defer func() {
 		if e := os.Remove(copyPath); e != nil {
@@ -231,11 +267,11 @@ func bootOnce(ctx context.Context, disk, copyPath string, ready *regexp.Regexp) 
 	t0 := time.Now()
 	vm, err := qemu.Start(ctx, qemu.Config{Disk: copyPath, Timeout: 3 * time.Minute})
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	_, err = vm.Expect(ready, 2*time.Minute)
 	sec = time.Since(t0).Seconds()
-	return sec, errors.Join(err, vm.Kill())
+	return sec, vm.Console(), errors.Join(err, vm.Kill())
 }
 
 // benchVerity times the Go verity builder against `veritysetup format` on the root image data and

@@ -1,5 +1,5 @@
 // Command fakeapiserver stands in for the apiserver in the system init's namespace test: it
-// takes the real flags (with the real defaults), answers GET /os and GET /settings on the socket, and leaves an orphan
+// takes the real flags (with the real defaults), renders /etc/motd, answers GET /os on the socket, and leaves an orphan
 // behind for PID 1 to reap.
 package main
 
@@ -44,6 +44,10 @@ func main() {
 	}
 
 	time.Sleep(300 * time.Millisecond) // not ready at once
+	// Like the real one, it renders the motd before it answers.
+	if err := os.WriteFile("/etc/motd", []byte("Welcome to the namespace test\n"), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
 	os.Remove(*sock)
 	l, err := net.Listen("unix", *sock)
 	if err != nil {
@@ -51,9 +55,6 @@ func main() {
 		os.Exit(1)
 	}
 	http.HandleFunc("GET /os", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `{"id":"ballast"}`) })
-	http.HandleFunc("GET /settings", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, `{"motd":"Welcome to the namespace test"}`)
-	})
 	fmt.Fprintln(os.Stderr, http.Serve(l, nil))
 	os.Exit(1)
 }
