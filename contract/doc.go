@@ -8,7 +8,8 @@
 //   - well-known paths (paths.go);
 //   - partition names as a type and the UUIDs derived for them from the root hash (PartitionName);
 //   - the Ballast programs and services an image can hold (Programs);
-//   - the system init's control protocol (InitClient, ServeInit).
+//   - the system init's control protocol (InitClient, ServeInit);
+//   - the host logs: where the system init writes them, their files and line format (logs.go).
 //
 // It imports the standard library only, so the smallest program in the chain, the initramfs
 // init, can link it.
