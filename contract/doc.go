@@ -12,7 +12,8 @@
 //   - the kernel hardening: the words on every UKI's command line (ImageParams), the hardened
 //     sysctl defaults (HardenedSysctls), lockdown levels, the kernel policy file the API server
 //     writes and the system init applies at boot (KernelPolicy), the declared listening sockets
-//     and what counts as an interpreter (IsInterpreter).
+//     and what counts as an interpreter (IsInterpreter);
+//   - the host logs: where the system init writes them, their files and line format (logs.go).
 //
 // It imports the standard library only, so the smallest program in the chain, the initramfs
 // init, can link it.

@@ -35,8 +35,8 @@ import (
 // with an unknown op, another version, or that is not JSON gets {"ok": false, "error": ...}. The init
 // reads a request with a deadline, so a client that sends nothing cannot block it.
 //
-// Service logs are not part of the protocol: the init writes each service's output to
-// LogDir/<service>.log, and readers open those files.
+// Logs are not part of the protocol: the init writes the host logs (logs.go), and readers open
+// their files.
 const (
 	InitProtocolVersion = 1
 	MaxInitRequest      = 64 << 10

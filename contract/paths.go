@@ -33,7 +33,6 @@ const (
 const (
 	APISocket    = "/run/api.sock"                      // the host API (HTTP over a Unix socket)
 	InitSocket   = "/run/ballast/init.sock"             // the system init's control protocol
-	LogDir       = "/run/ballast/logs"                  // <service>.log, written by the system init
 	DatastoreDir = "/local/var/lib/ballast/datastore"   // the API server's settings
 	ShellHome    = "/local/root"                        // HOME of dev images' console shell
 	RandomSeed   = "/local/var/lib/ballast/random-seed" // kept across boots for the kernel's random pool
@@ -53,6 +52,15 @@ const (
 	LockdownFile   = SecurityFS + "/lockdown" // "none [integrity] confidentiality"
 	LSMFile        = SecurityFS + "/lsm"      // the active LSMs, comma-separated
 	SELinuxEnforce = "/sys/fs/selinux/enforce"
+)
+
+// Host logs (logs.go): the system init writes them, the API server reads them.
+const (
+	PersistentLogDir = VarOnData + "/log/ballast" // every source's log, kept across reboots
+	// LogDir holds this boot's lines of a source whose persistent log cannot be written.
+	LogDir   = "/run/ballast/logs"
+	BootID   = "/proc/sys/kernel/random/boot_id" // marks each boot's start in the logs
+	KmsgPath = "/dev/kmsg"                       // the kernel's log records
 )
 
 // The development PKI of dev variants: file names in a PKI directory (build/<variant>/pki for

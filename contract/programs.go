@@ -54,7 +54,7 @@ const (
 
 // Service is how the system init runs a program.
 type Service struct {
-	// ID names the service in image.json, on the console, in GET /services and in LogDir.
+	// ID names the service in image.json, on the console, in GET /services and its log.
 	ID string
 	// Depends names services that must be ready before this one starts; the system init leaves
 	// out those the image does not run.

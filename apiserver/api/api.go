@@ -51,6 +51,8 @@ type Config struct {
 	UserData func() apitypes.UserData
 	// Hardening computes the hardening report (GET /report/hardening); nil answers 503.
 	Hardening func(ctx context.Context) apitypes.HardeningReport
+	// Bundle says where the support bundle reads what no other request answers.
+	Bundle BundleSources
 	// Log gets errors that are the server's fault; nil discards them.
 	Log *slog.Logger
 }
@@ -58,6 +60,7 @@ type Config struct {
 type handler struct {
 	cfg     Config
 	applies *applyQueue
+	mux     *http.ServeMux // the support bundle asks it for its parts
 }
 
 // NewHandler returns the API's HTTP handler. It does not check who is calling; the listeners do
@@ -87,9 +90,11 @@ func NewHandler(cfg Config) http.Handler {
 	mux.HandleFunc("GET /configuration-files", h.getConfigurationFiles)
 	mux.HandleFunc("POST /actions/reboot", h.reboot)
 	mux.HandleFunc("GET /logs", h.getLogs)
+	mux.HandleFunc("GET /logs/bundle", h.getBundle)
 	mux.HandleFunc("GET /userdata", h.getUserData)
 	mux.HandleFunc("GET /report/hardening", h.getHardening)
 	mux.HandleFunc("GET /time", h.getTime)
+	h.mux = mux
 	return jsonMuxErrors(mux)
 }
 
@@ -305,9 +310,9 @@ func (h *handler) reboot(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, apitypes.Status{Status: "rebooting"})
 }
 
-// getLogs streams a service's log as text; ?follow=true keeps the response open and sends what
-// the service writes until the client goes away. Without ?service= it lists the services that
-// have a log.
+// getLogs streams a source's log as text (the kernel, the init, a service; earlier boots first);
+// ?lines=N starts N lines before the end; ?follow=true keeps the response open and sends what is
+// written until the client goes away. Without ?service= it lists the sources that have a log.
 func (h *handler) getLogs(w http.ResponseWriter, r *http.Request) {
 	if !h.haveInit(w, r) {
 		return
@@ -315,12 +320,7 @@ func (h *handler) getLogs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	service := q.Get("service")
 	if service == "" {
-		lister, ok := h.cfg.Init.(interface{ List() ([]string, error) })
-		if !ok {
-			h.fail(w, r, http.StatusBadRequest, errors.New("name a service with ?service="))
-			return
-		}
-		names, err := lister.List()
+		names, err := h.cfg.Init.List()
 		if err != nil {
 			h.fail(w, r, http.StatusInternalServerError, err)
 			return
@@ -328,15 +328,24 @@ func (h *handler) getLogs(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, apitypes.Logs{Services: names})
 		return
 	}
-	follow := false
+	var o initclient.LogOptions
 	if f := q.Get("follow"); f != "" {
 		var err error
-		if follow, err = strconv.ParseBool(f); err != nil {
+		if o.Follow, err = strconv.ParseBool(f); err != nil {
 			h.fail(w, r, http.StatusBadRequest, fmt.Errorf("follow: %q is not true or false", f))
 			return
 		}
 	}
-	rc, err := h.cfg.Init.Logs(r.Context(), service, follow)
+	if l := q.Get("lines"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 0 {
+			h.fail(w, r, http.StatusBadRequest, fmt.Errorf("lines: %q is not a number of lines", l))
+			return
+		}
+		o.Lines = n
+	}
+	follow := o.Follow
+	rc, err := h.cfg.Init.Logs(r.Context(), service, o)
 	if err != nil {
 		status := http.StatusBadRequest
 		if errors.Is(err, initclient.ErrNoLog) {

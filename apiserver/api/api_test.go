@@ -81,7 +81,7 @@ func newFixture(t *testing.T) *fixture {
 	done := make(chan struct{})
 	go func() { contract.ServeInit(ctx, ln, f.init); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	ic := initclient.New(sock, f.logDir)
+	ic := initclient.New(sock, f.logDir, filepath.Join(dir, "volatile"))
 	ic.Poll = 10 * time.Millisecond
 
 	f.h = NewHandler(Config{
@@ -101,7 +101,9 @@ func newFixture(t *testing.T) *fixture {
 		Time: timeinfo.Sources{State: timeState,
 			Now:    func() time.Time { return time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC) },
 			Kernel: func() (apitypes.KernelClock, error) { return apitypes.KernelClock{Synchronised: true}, nil }},
+		Bundle: BundleSources{Mountinfo: filepath.Join(dir, "mountinfo"), Kmsg: filepath.Join(dir, "no-kmsg")},
 	})
+	os.WriteFile(filepath.Join(dir, "mountinfo"), []byte("22 1 254:0 / / ro,relatime - erofs /dev/dm-0 ro\n"), 0o644)
 	return f
 }
 
@@ -154,8 +156,8 @@ func TestRequests(t *testing.T) {
 		{"reboot", "POST", "/actions/reboot", "", 202, `{"status":"rebooting"}`, ""},
 		{"reboot by GET", "GET", "/actions/reboot", "", 405, "Method Not Allowed", ""},
 		{"logs list", "GET", "/logs", "", 200, `{"services":[]}`, ""},
-		{"logs of nothing", "GET", "/logs?service=none", "", 404, "service none: no log", ""},
-		{"logs bad name", "GET", "/logs?service=../x", "", 400, "not a service name", ""},
+		{"logs of nothing", "GET", "/logs?service=none", "", 404, "log none: no log", ""},
+		{"logs bad name", "GET", "/logs?service=../x", "", 400, "not a log source name", ""},
 		{"logs bad follow", "GET", "/logs?service=x&follow=maybe", "", 400, "follow", ""},
 		{"time", "GET", "/time", "", 200, `{"state":"synced","servers":["ntp.test"],"last_sync":{"server":"ntp.test","address":"","stratum":2,` +
 			`"reference_id":"","offset_seconds":0,"delay_seconds":0,"jitter_seconds":0,"root_distance_seconds":0,"time":"0001-01-01T00:00:00Z"},` +
@@ -289,7 +291,7 @@ func TestWithoutInit(t *testing.T) {
 		t.Fatalf("GET /os = %d %s", rec.Code, rec.Body)
 	}
 	// An init whose socket is missing is unavailable too.
-	h = NewHandler(Config{Store: store, Init: initclient.New(filepath.Join(t.TempDir(), "none"), "")})
+	h = NewHandler(Config{Store: store, Init: initclient.New(filepath.Join(t.TempDir(), "none"), "", "")})
 	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/services", nil))
 	if rec.Code != 503 {
@@ -328,6 +330,23 @@ func TestRebootAndLogs(t *testing.T) {
 	if rec := f.do(t, "GET", "/logs", ""); rec.Body.String() != "{\"services\":[\"containerd\"]}\n" {
 		t.Fatalf("log list = %s", rec.Body)
 	}
+	// Earlier files first; ?lines= takes the end.
+	os.WriteFile(logPath+".1", []byte("before\n"), 0o644)
+	if rec := f.do(t, "GET", "/logs?service=containerd", ""); rec.Body.String() != "before\nstarted\n" {
+		t.Fatalf("logs with a rotated file = %q", rec.Body)
+	}
+	if rec := f.do(t, "GET", "/logs?service=containerd&lines=1", ""); rec.Code != 200 || rec.Body.String() != "started\n" {
+		t.Fatalf("last line = %d %q", rec.Code, rec.Body)
+	}
+	for _, bad := range []string{"service=containerd&lines=-1", "service=containerd&lines=x", "service=containerd&follow=maybe", "service=../x"} {
+		if rec := f.do(t, "GET", "/logs?"+bad, ""); rec.Code != 400 {
+			t.Errorf("GET /logs?%s = %d %s", bad, rec.Code, rec.Body)
+		}
+	}
+	if rec := f.do(t, "GET", "/logs?service=nothing", ""); rec.Code != 404 {
+		t.Errorf("log of a source without one = %d %s", rec.Code, rec.Body)
+	}
+	os.Remove(logPath + ".1")
 
 	// Following over a real connection: appended lines arrive; closing the client ends it.
 	srv := httptest.NewServer(f.h)

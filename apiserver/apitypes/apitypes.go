@@ -160,3 +160,26 @@ type KernelClock struct {
 	EstErrorSeconds float64 `json:"est_error_seconds"`
 	FrequencyPPM    float64 `json:"frequency_ppm"` // the correction of the clock's rate
 }
+
+// States of a support bundle's part (BundlePart.State).
+const (
+	BundlePartOK          = "ok"
+	BundlePartUnavailable = "unavailable" // this host or build has no producer for it
+	BundlePartError       = "error"       // its producer failed
+)
+
+// BundleIndex is bundle.json, the last file of a support bundle (GET /logs/bundle): what each
+// part holds. A part that is unavailable has the file <name>.unavailable ("not available:
+// <reason>"), one that failed <name>.error, instead of its own.
+type BundleIndex struct {
+	Created string       `json:"created"` // RFC 3339
+	Parts   []BundlePart `json:"parts"`
+}
+
+// BundlePart is one part of a support bundle.
+type BundlePart struct {
+	Name   string   `json:"name"`
+	State  string   `json:"state"`
+	Detail string   `json:"detail,omitempty"` // why it is unavailable or failed
+	Files  []string `json:"files"`
+}

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -220,13 +221,28 @@ func (c *Client) Reboot(ctx context.Context) error {
 	return err
 }
 
-// Logs returns a service's log; with follow, the stream stays open for what the service writes.
+// Logs returns a source's log (kernel, init or a service), earlier boots first; with follow,
+// the stream stays open for what is written.
 func (c *Client) Logs(ctx context.Context, service string, follow bool) (io.ReadCloser, error) {
-	q := url.Values{"service": {service}}
+	return c.LogTail(ctx, service, 0, follow)
+}
+
+// LogTail is Logs from the given number of lines before the end (0: from the start).
+func (c *Client) LogTail(ctx context.Context, source string, lines int, follow bool) (io.ReadCloser, error) {
+	q := url.Values{"service": {source}}
+	if lines > 0 {
+		q.Set("lines", strconv.Itoa(lines))
+	}
 	if follow {
 		q.Set("follow", "true")
 	}
 	return c.Stream(ctx, "/logs?"+q.Encode())
+}
+
+// Bundle returns the host's support bundle, a gzip'd tar (apitypes.BundleIndex says what it
+// holds).
+func (c *Client) Bundle(ctx context.Context) (io.ReadCloser, error) {
+	return c.Stream(ctx, "/logs/bundle")
 }
 
 // Patch stages a settings patch, given as a JSON object of settings keys, in the default

@@ -184,7 +184,7 @@ func TestRestarts(t *testing.T) {
 	}
 
 	// An init that does not run containerd restarts nothing, and neither does a missing init.
-	for _, init := range []initclient.Init{initclienttest.Start(t, &testInit{known: []string{"apiserver"}}, ""), initclient.New(filepath.Join(t.TempDir(), "none"), "")} {
+	for _, init := range []initclient.Init{initclienttest.Start(t, &testInit{known: []string{"apiserver"}}, ""), initclient.New(filepath.Join(t.TempDir(), "none"), "", "")} {
 		r := &Renderer{EtcDir: t.TempDir(), Init: init}
 		if res, err := r.Apply(ctx, s2, []string{"settings.network.https-proxy"}); err != nil || res.Restarted != nil {
 			t.Fatalf("Apply = %+v, %v", res, err)

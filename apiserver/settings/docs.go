@@ -49,6 +49,7 @@ merge key by key. Every string is UTF-8 without NUL bytes.
 The last column says what puts a key into effect on the host: a file under /etc rendered from it
 (services reading the file are restarted when it changes), or an action on the running system.
 Keys marked "stored only" are validated and kept, ready for the components that will read them.
+Keys marked secret are replaced by ` + "`" + Redacted + "`" + ` in support bundles (` + "`apiclient logs --bundle`" + `).
 
 `)
 	t := reflect.TypeFor[Settings]()
@@ -124,7 +125,11 @@ func docField(f reflect.StructField, path []string, rows *[]docRow) error {
 		item := append(path[:len(path)-1:len(path)-1], path[len(path)-1]+"[]")
 		return docTable(t.Elem(), item, rows)
 	}
-	*rows = append(*rows, docRow{key: key, typ: typeText(t), rules: rulesText(t, lim), doc: doc})
+	rules := rulesText(t, lim)
+	if isSecret(f) {
+		rules = strings.TrimPrefix(rules+"; secret: redacted in support bundles", "; ")
+	}
+	*rows = append(*rows, docRow{key: key, typ: typeText(t), rules: rules, doc: doc})
 	return nil
 }
 

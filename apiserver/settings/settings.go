@@ -8,7 +8,8 @@
 // data) can tell "absent" from "set to the empty value". Struct fields are tables, maps are tables
 // whose keys the user picks, everything else is a value. The JSON tag names the key in every
 // format; the doc tag is the key's documentation; max and min bound sizes (bytes of a string, items
-// of a list, entries of a map) and integer values; the key tag names a map's keys in the docs.
+// of a list, entries of a map) and integer values; the key tag names a map's keys in the docs;
+// secret:"true" marks a value that must not leave the host (Redact), such as a private key.
 package settings
 
 // Settings is the whole settings tree, or a patch of it.
@@ -81,7 +82,7 @@ type HostContainer struct {
 	Source       *ImageRef `json:"source,omitempty" doc:"Image reference, e.g. registry.example.com/admin:v1.2 or ...@sha256:<digest>. Required when enabled."`
 	Enabled      *bool     `json:"enabled,omitempty" doc:"Run the container."`
 	Superpowered *bool     `json:"superpowered,omitempty" doc:"Run with all capabilities and the host's namespaces; for administration containers only."`
-	UserData     *Base64   `json:"user-data,omitempty" max:"16384" doc:"Base64-encoded data handed to the container, e.g. its configuration."`
+	UserData     *Base64   `json:"user-data,omitempty" max:"16384" secret:"true" doc:"Base64-encoded data handed to the container, e.g. its configuration."`
 }
 
 // BootstrapContainer is settings.bootstrap-containers.<name>.
@@ -89,7 +90,7 @@ type BootstrapContainer struct {
 	Source    *ImageRef      `json:"source,omitempty" doc:"Image reference. Required unless mode is off."`
 	Mode      *BootstrapMode `json:"mode,omitempty" doc:"When the container runs: off, once (the next boot, then off) or always (every boot)."`
 	Essential *bool          `json:"essential,omitempty" doc:"Fail the boot when the container exits non-zero."`
-	UserData  *Base64        `json:"user-data,omitempty" max:"16384" doc:"Base64-encoded data given to the container."`
+	UserData  *Base64        `json:"user-data,omitempty" max:"16384" secret:"true" doc:"Base64-encoded data given to the container."`
 }
 
 // ContainerRuntime is settings.container-runtime.
@@ -129,5 +130,5 @@ type RemoteAPI struct {
 	Listen     *ListenAddress `json:"listen,omitempty" doc:"TCP address, host:port, e.g. \":8443\" or \"10.0.0.5:8443\"."`
 	ClientCA   *PEMCerts      `json:"client-ca,omitempty" max:"65536" doc:"PEM CA certificates; only clients with a certificate issued by one of them are served."`
 	ServerCert *PEMCerts      `json:"server-cert,omitempty" max:"65536" doc:"PEM server certificate, then any intermediates."`
-	ServerKey  *PEMKey        `json:"server-key,omitempty" max:"16384" doc:"PEM private key of server-cert."`
+	ServerKey  *PEMKey        `json:"server-key,omitempty" max:"16384" secret:"true" doc:"PEM private key of server-cert."`
 }

@@ -18,6 +18,16 @@ type Writer struct {
 	Out io.Writer
 	// Uptime returns seconds since boot; nil reads /proc/uptime.
 	Uptime func() float64
+	tee    func(line string)
+}
+
+// SetTee makes f get every line the writer prints, without the uptime (the system init keeps
+// its console in its log); nil stops it. f is called without the writer's lock held, in the
+// order the lines were printed only as far as their writers were ordered.
+func (w *Writer) SetTee(f func(line string)) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.tee = f
 }
 
 // Default is the writer the init programs share; tests build their own Writer.
@@ -36,25 +46,42 @@ func (w *Writer) Errorf(format string, args ...any) {
 // Raw prints text as-is (for the motd, which is the user's text, not a milestone).
 func (w *Writer) Raw(text string) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	if !strings.HasSuffix(text, "\n") {
 		text += "\n"
 	}
 	io.WriteString(w.out(), text)
+	tee := w.tee
+	w.mu.Unlock()
+	if tee != nil {
+		for _, l := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
+			tee(l)
+		}
+	}
 }
 
+// Relay prints a milestone line a service wrote ("ballast: userdata: ..."), with the uptime.
+func (w *Writer) Relay(text string) { w.print(strings.TrimSuffix(text, "\n")) }
+
 func (w *Writer) line(stage, details string) {
+	msg := "ballast: " + stage
+	if details != "" {
+		msg += " " + details
+	}
+	w.print(msg)
+}
+
+func (w *Writer) print(msg string) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	up := w.Uptime
 	if up == nil {
 		up = ReadUptime
 	}
-	msg := fmt.Sprintf("[%10.6f] ballast: %s", up(), stage)
-	if details != "" {
-		msg += " " + details
+	io.WriteString(w.out(), fmt.Sprintf("[%10.6f] %s\n", up(), msg))
+	tee := w.tee
+	w.mu.Unlock()
+	if tee != nil {
+		tee(msg)
 	}
-	io.WriteString(w.out(), msg+"\n")
 }
 
 func (w *Writer) out() io.Writer {

@@ -55,8 +55,11 @@ func (i *Init) service(p contract.Program) (supervise.Service, error) {
 		return supervise.Service{}, fmt.Errorf("%s: unknown readiness %d", s.ID, s.Ready)
 	}
 	if !s.Console {
-		x.LogFile = contract.LogDir + "/" + s.ID + ".log"
-		x.Console = i.console
+		log, err := i.logs.Source(s.ID)
+		if err != nil {
+			return supervise.Service{}, err
+		}
+		x.Log, x.Console = log, i.console
 		return svc, nil
 	}
 	// A console service is the dev shell: on the console's terminal, after the ready line and

@@ -74,7 +74,7 @@ func TestAPIServerService(t *testing.T) {
 	if cmd != want {
 		t.Errorf("command = %q, want %q", cmd, want)
 	}
-	if x.LogFile != "/run/ballast/logs/apiserver.log" || svc.Restart != supervise.RestartAlways || svc.Ready == nil {
+	if x.Log == nil || svc.Restart != supervise.RestartAlways || svc.Ready == nil {
 		t.Errorf("service = %+v, runner = %+v", svc, x)
 	}
 	// Nothing listens in the test's root: not ready.

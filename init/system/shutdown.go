@@ -70,6 +70,7 @@ func (i *Init) Shutdown(act Action, cause string) {
 		cancel()
 	}
 	i.killAll()
+	i.closeLogs()
 	i.kernel.Sync()
 	i.unmountData()
 	i.kernel.Sync()

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime"
@@ -23,6 +24,7 @@ import (
 	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/init/console"
 	"github.com/ballast-os/ballast/init/kmod"
+	"github.com/ballast-os/ballast/init/system/logs"
 	"github.com/ballast-os/ballast/init/system/powerbutton"
 	"github.com/ballast-os/ballast/init/system/reap"
 	"github.com/ballast-os/ballast/init/system/supervise"
@@ -49,6 +51,11 @@ type Config struct {
 	// Random gets the kernel's random pool initialised and returns what it did, for the console
 	// [seeding from contract.RandomSeed and gathering entropy, see randomPool].
 	Random func(ctx context.Context) (string, error)
+	// Logs tunes the host logs; directories are under Root [contract.PersistentLogDir,
+	// contract.LogDir], and errors go to the console.
+	Logs logs.Options
+	// Kmsg is the kernel's log device [contract.KmsgPath under Root].
+	Kmsg string
 }
 
 // Init is the system init.
@@ -65,6 +72,9 @@ type Init struct {
 	randomReady chan struct{} // closed once the kernel's random pool is initialised (or that failed)
 	killPoll    time.Duration
 	killWait    [2]time.Duration // after SIGTERM, after SIGKILL
+	logs        *logs.Store
+	kmsg        string
+	kernelLog   io.Closer // the kernel log reader, closed at shutdown
 
 	image       contract.Image
 	identity    contract.Identity
@@ -120,6 +130,21 @@ func New(cfg Config) *Init {
 		}
 	}
 	i.supOpts.Console = i.console
+	lo := cfg.Logs
+	if lo.Dir == "" {
+		lo.Dir = i.path(contract.PersistentLogDir)
+	}
+	if lo.Volatile == "" {
+		lo.Volatile = i.path(contract.LogDir)
+	}
+	if lo.Errorf == nil {
+		lo.Errorf = i.console.Errorf
+	}
+	i.logs = logs.New(lo)
+	i.kmsg = cfg.Kmsg
+	if i.kmsg == "" {
+		i.kmsg = i.path(contract.KmsgPath)
+	}
 	return i
 }
 
@@ -167,6 +192,10 @@ func (i *Init) Run(ctx context.Context) {
 // boot runs the start-up steps; each reports its failures and boot goes on, because a system
 // with an API is more use than one that stopped at the first error.
 func (i *Init) boot(ctx context.Context) {
+	// The console's lines are the init's log; they wait in memory until the logs are open.
+	if src, err := i.logs.Source(contract.InitLogSource); err == nil {
+		i.console.SetTee(src.Line)
+	}
 	if err := i.kernel.DisableCtrlAltDel(); err != nil {
 		i.console.Errorf("ctrl-alt-del: %v", err)
 	}
@@ -176,6 +205,7 @@ func (i *Init) boot(ctx context.Context) {
 	i.readIdentity()
 	i.console.Milestone("init", "variant=%s version=%s services=%s", i.image.Variant, i.image.Version,
 		strings.Join(i.image.Services, ","))
+	i.openLogs()
 	// Before the modules: a network driver's interfaces take the net.*.default sysctls as they
 	// are when it creates them, and the modules load under the lockdown level.
 	if mods := i.harden(); len(mods) > 0 {

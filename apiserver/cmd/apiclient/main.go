@@ -5,7 +5,8 @@
 //	apiclient [global flags] set --json '{"motd":"hi"}'
 //	apiclient [global flags] apply -f FILE|-              TOML or JSON, with a [settings] table
 //	apiclient [global flags] raw -m METHOD -u URI [-d DATA]
-//	apiclient [global flags] logs [-f] [SERVICE]
+//	apiclient [global flags] logs [-f] [-n LINES] [SOURCE]  kernel, init or a service
+//	apiclient [global flags] logs --bundle > host.tar.gz
 //	apiclient [global flags] time [--json]
 //	apiclient [global flags] reboot
 //	apiclient [global flags] report [--json] [hardening]
@@ -41,7 +42,9 @@ const usage = `usage: apiclient [--socket PATH | --endpoint https://HOST:PORT --
   set --json JSON              the same, from a JSON object of settings keys
   apply -f FILE|-              apply a settings document: TOML or JSON with a [settings] table
   raw -m METHOD -u URI [-d DATA]   send one request and print the answer
-  logs [-f] [SERVICE]          print a service's log (-f: keep following); without SERVICE, list them
+  logs [-f] [-n N] [SOURCE]    print a log: kernel, init or a service, earlier boots first
+                               (-f: keep following; -n: the last N lines); without SOURCE, list them
+  logs --bundle                write a support bundle (gzip'd tar: logs, redacted settings, state)
   time [--json]                print the time service's state and the clock
   reboot                       reboot the host
   report [--json] [hardening]  the hardening report: each check with what the host shows; exits 1
@@ -239,14 +242,33 @@ func raw(ctx context.Context, c *client.Client, args []string, out io.Writer) er
 func logs(ctx context.Context, c *client.Client, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("logs", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	follow := fs.Bool("f", false, "keep printing what the service writes")
+	follow := fs.Bool("f", false, "keep printing what is written")
+	lines := fs.Int("n", 0, "only the last N lines")
+	bundle := fs.Bool("bundle", false, "write a support bundle to standard output")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: logs: %v", errUsage, err)
 	}
+	if *lines < 0 {
+		return fmt.Errorf("%w: logs -n wants a number of lines", errUsage)
+	}
+	if *bundle {
+		if *follow || *lines != 0 || fs.NArg() != 0 {
+			return fmt.Errorf("%w: logs --bundle takes nothing else", errUsage)
+		}
+		rc, err := c.Bundle(ctx)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		if _, err := io.Copy(out, rc); err != nil {
+			return fmt.Errorf("support bundle: %w", err)
+		}
+		return nil
+	}
 	switch fs.NArg() {
 	case 0:
-		if *follow {
-			return fmt.Errorf("%w: logs -f needs a service", errUsage)
+		if *follow || *lines != 0 {
+			return fmt.Errorf("%w: logs -f and -n need a source", errUsage)
 		}
 		b, err := c.Do(ctx, "GET", "/logs", nil)
 		if err != nil {
@@ -262,9 +284,9 @@ func logs(ctx context.Context, c *client.Client, args []string, out io.Writer) e
 		return nil
 	case 1:
 	default:
-		return fmt.Errorf("%w: logs takes one service", errUsage)
+		return fmt.Errorf("%w: logs takes one source", errUsage)
 	}
-	rc, err := c.Logs(ctx, fs.Arg(0), *follow)
+	rc, err := c.LogTail(ctx, fs.Arg(0), *lines, *follow)
 	if err != nil {
 		return err
 	}

@@ -102,6 +102,13 @@ func TestCommands(t *testing.T) {
 		{args: []string{"time", "now"}, wantUsage: true},
 		{args: []string{"logs"}, wantErr: "system init is not reachable"},
 		{args: []string{"logs", "-f"}, wantUsage: true},
+		{args: []string{"logs", "-n", "3"}, wantUsage: true},
+		{args: []string{"logs", "-n", "-1", "kernel"}, wantUsage: true},
+		{args: []string{"logs", "--bundle", "kernel"}, wantUsage: true},
+		{args: []string{"logs", "--bundle", "-f"}, wantUsage: true},
+		{args: []string{"logs", "-n", "5", "kernel"}, wantErr: "system init is not reachable"},
+		// Without a system init the bundle still comes, its logs part marked unavailable.
+		{args: []string{"logs", "--bundle"}, wantOut: "\x1f\x8b"},
 		{args: []string{"reboot"}, wantErr: "system init is not reachable"},
 		{args: []string{"reboot", "now"}, wantUsage: true},
 		{args: []string{"report"}, wantErr: "checks failed", wantOut: "EXPECTED-FAIL  selinux"},

@@ -47,7 +47,8 @@ func main() {
 		imdsEndpoint = flag.String("imds-endpoint", "auto", "EC2 instance metadata service for first-boot user data: \"auto\" asks "+userdata.IMDSEndpoint+" on EC2 only (by the SMBIOS vendor), \"off\" never, a URL always")
 		imdsTimeout  = flag.Duration("imds-timeout", 2*time.Second, "how long to try the instance metadata service")
 		initSocket   = flag.String("init-socket", contract.InitSocket, "the system init's socket (services, restarts, reboot)")
-		logDir       = flag.String("log-dir", contract.LogDir, "where the system init writes service logs")
+		logDir       = flag.String("log-dir", contract.PersistentLogDir, "where the system init writes the host logs")
+		volatileLogs = flag.String("volatile-log-dir", contract.LogDir, "where the system init writes a log it cannot keep in --log-dir")
 		timeState    = flag.String("time-state", contract.TimeState, "the time service's state GET /time serves")
 		setHostname  = flag.Bool("sethostname", true, "set the kernel host name (only done when running as root)")
 		kernelPolicy = flag.String("kernel-policy", contract.KernelPolicyPath, "where settings.kernel is left for the system init's next boot (only as root; \"\" for none)")
@@ -120,7 +121,7 @@ func main() {
 		Defaults:     defaultsSrc,
 		UserData:     sources,
 		SetHostname:  sethostname,
-		Init:         initclient.New(*initSocket, *logDir),
+		Init:         initclient.New(*initSocket, *logDir, *volatileLogs),
 		Console:      os.Stderr,
 		Log:          log,
 	})

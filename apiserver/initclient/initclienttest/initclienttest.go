@@ -13,7 +13,7 @@ import (
 )
 
 // Start serves h on a socket in a temporary directory until the test ends, and returns a client
-// of it that reads service logs from logDir.
+// of it that reads the host logs from logDir (and its Files.Volatile, a directory of its own).
 func Start(t testing.TB, h contract.InitHandler, logDir string) *initclient.Client {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "init.sock")
@@ -30,5 +30,5 @@ func Start(t testing.TB, h contract.InitHandler, logDir string) *initclient.Clie
 			t.Errorf("serving the test init: %v", err)
 		}
 	})
-	return initclient.New(sock, logDir)
+	return initclient.New(sock, logDir, filepath.Join(t.TempDir(), "volatile"))
 }

@@ -7,10 +7,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/init/console"
 	"github.com/ballast-os/ballast/init/system/reap"
 )
@@ -38,14 +40,19 @@ type Exec struct {
 	// is not captured.
 	TTY string
 
-	// LogFile, when set, receives stdout and stderr (appended), and a failed instance's last
-	// lines go to the console. When empty, output goes to Console line by line as "<id>: <line>".
-	LogFile string
+	// Log, when set, receives stdout and stderr line by line, and a failed instance's last lines
+	// go to the console. When nil, output goes to Console line by line as "<id>: <line>". Either
+	// way, a line starting with contract.ConsolePrefix (a service's milestone) is printed on the
+	// console as a milestone too.
+	Log LineLogger
 	// Console receives prefixed output and is where failure tails end up [console.Default].
 	Console *console.Writer
 	// TailLines is how many lines Tail keeps [DefaultTailLines].
 	TailLines int
 }
+
+// LineLogger takes a service's output, one line at a time (logs.Source).
+type LineLogger interface{ Line(text string) }
 
 // Start starts one instance of the program; stdin is /dev/null unless TTY is set.
 func (x *Exec) Start(id string) (Instance, error) {
@@ -66,21 +73,8 @@ func (x *Exec) Start(id string) (Instance, error) {
 		return nil, fmt.Errorf("%s: %w", id, err)
 	}
 	defer devnull.Close()
-	var logf *os.File
-	if x.LogFile != "" {
-		if err := os.MkdirAll(filepath.Dir(x.LogFile), 0o755); err != nil {
-			return nil, fmt.Errorf("%s: log directory: %w", id, err)
-		}
-		logf, err = os.OpenFile(x.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", id, err)
-		}
-	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
-		if logf != nil {
-			logf.Close()
-		}
 		return nil, fmt.Errorf("%s: pipe: %w", id, err)
 	}
 	child, err := startClean(x.Reaper, x.Path, argv, &syscall.ProcAttr{
@@ -93,12 +87,9 @@ func (x *Exec) Start(id string) (Instance, error) {
 	pw.Close()
 	if err != nil {
 		pr.Close()
-		if logf != nil {
-			logf.Close()
-		}
 		return nil, fmt.Errorf("%s: %w", id, err)
 	}
-	out := newCapture(id, x.console(), logf, x.tailLines())
+	out := newCapture(id, x.console(), x.Log, x.tailLines())
 	go out.copy(pr)
 	return &execInstance{child: child, out: out}, nil
 }
@@ -161,11 +152,11 @@ func (i *execInstance) Tail() []string {
 	return i.out.tail(tailWait)
 }
 
-// capture copies a service's output to its log file or the console and remembers the last lines.
+// capture copies a service's output to its log or the console and remembers the last lines.
 type capture struct {
 	id      string
 	console *console.Writer
-	log     *os.File // nil: prefixed lines to the console
+	log     LineLogger // nil: prefixed lines to the console
 	done    chan struct{}
 
 	mu   sync.Mutex
@@ -174,7 +165,7 @@ type capture struct {
 	max  int
 }
 
-func newCapture(id string, c *console.Writer, log *os.File, max int) *capture {
+func newCapture(id string, c *console.Writer, log LineLogger, max int) *capture {
 	return &capture{id: id, console: c, log: log, done: make(chan struct{}), max: max}
 }
 
@@ -184,9 +175,6 @@ const maxLine = 4096
 func (c *capture) copy(r io.ReadCloser) {
 	defer close(c.done)
 	defer r.Close()
-	if c.log != nil {
-		defer c.log.Close()
-	}
 	br := bufio.NewReaderSize(r, maxLine)
 	for {
 		line, err := br.ReadSlice('\n')
@@ -208,9 +196,9 @@ func (c *capture) line(b []byte) {
 		c.console.Raw(c.id + ": " + text)
 		return
 	}
-	if _, err := c.log.WriteString(text + "\n"); err != nil {
-		// The log is on /run (tmpfs); if it is full the console is the only place left.
-		c.console.Raw(c.id + ": " + text)
+	c.log.Line(text)
+	if strings.HasPrefix(text, contract.ConsolePrefix) {
+		c.console.Relay(text)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -222,7 +210,7 @@ func (c *capture) line(b []byte) {
 	c.next = (c.next + 1) % c.max
 }
 
-// tail returns the remembered lines of a log-file capture, oldest first, after waiting up to d
+// tail returns the remembered lines of a logged capture, oldest first, after waiting up to d
 // for the output to end.
 func (c *capture) tail(d time.Duration) []string {
 	if c.log == nil {

@@ -110,7 +110,7 @@ func checkServiceSignals(t *testing.T, tty bool) {
 	if tty {
 		master, x.TTY = openPTY(t)
 	} else {
-		x.LogFile = filepath.Join(t.TempDir(), "report.log")
+		x.Log = &lineLog{}
 	}
 	inst, err := x.Start("report")
 	if err != nil {

@@ -411,11 +411,29 @@ func TestStopDuringBackoffAndWaiting(t *testing.T) {
 	}
 }
 
-func TestFailureTailFromLogFile(t *testing.T) {
-	logFile := filepath.Join(t.TempDir(), "logs", "noisy.log")
+// lineLog is a LineLogger that keeps the lines.
+type lineLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *lineLog) Line(text string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, text)
+}
+
+func (l *lineLog) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.lines...)
+}
+
+func TestFailureTailFromLog(t *testing.T) {
+	log := &lineLog{}
 	h := newHarness(t, Options{},
 		with(sh("noisy", `i=1; while [ $i -le 30 ]; do echo "line $i"; i=$((i+1)); done; echo oops >&2; exit 2`, RestartNever),
-			func(s *Service) { s.Runner.(*Exec).LogFile = logFile }))
+			func(s *Service) { s.Runner.(*Exec).Log = log }))
 	h.rec.waitEvents(t, 1, is("noisy", StateFailed))
 	out := h.out.String()
 	if !strings.Contains(out, "ballast: error: service noisy exited: exit status 2\n") {
@@ -430,12 +448,32 @@ func TestFailureTailFromLogFile(t *testing.T) {
 	if len(tail) != DefaultTailLines || tail[0] != "line 12" || tail[len(tail)-1] != "oops" {
 		t.Errorf("tail = %q, want line 12 … oops", tail)
 	}
-	b, err := os.ReadFile(logFile)
-	if err != nil {
-		t.Fatal(err)
+	if lines := log.all(); len(lines) != 31 || lines[0] != "line 1" || lines[30] != "oops" {
+		t.Errorf("log has %d lines (%q ... ), want 31: line 1 … oops", len(lines), lines)
 	}
-	if n := strings.Count(string(b), "\n"); n != 31 {
-		t.Errorf("log file has %d lines, want 31", n)
+}
+
+// A logged service's milestone lines ("ballast: ...") reach the console as milestones, and the
+// log keeps them with the rest.
+func TestMilestonesOfLoggedServices(t *testing.T) {
+	log := &lineLog{}
+	h := newHarness(t, Options{},
+		with(sh("api", `echo "ballast: userdata: applied 2 settings from /dev/vdb"; echo "level=info ballast: not a milestone"; echo plain`, RestartNever),
+			func(s *Service) { s.Runner.(*Exec).Log = log }))
+	h.rec.waitEvents(t, 1, is("api", StateFinished))
+	deadline := time.Now().Add(5 * time.Second)
+	for len(log.all()) < 3 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	out := h.out.String()
+	if !strings.Contains(out, "[  0.000000] ballast: userdata: applied 2 settings from /dev/vdb\n") {
+		t.Errorf("console lacks the milestone:\n%s", out)
+	}
+	if strings.Contains(out, "not a milestone") || strings.Contains(out, "plain") {
+		t.Errorf("console has lines that are no milestones:\n%s", out)
+	}
+	if lines := log.all(); len(lines) != 3 || lines[0] != "ballast: userdata: applied 2 settings from /dev/vdb" {
+		t.Errorf("log = %q", lines)
 	}
 }
 
