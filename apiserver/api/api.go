@@ -45,6 +45,8 @@ type Config struct {
 	OS osinfo.Sources
 	// UserData reports this boot's user data outcome; nil answers "not-checked".
 	UserData func() apitypes.UserData
+	// NetworkState is the network service's state file, GET /network; "" answers 503.
+	NetworkState string
 	// Log gets errors that are the server's fault; nil discards them.
 	Log *slog.Logger
 }
@@ -82,6 +84,7 @@ func NewHandler(cfg Config) http.Handler {
 	mux.HandleFunc("POST /actions/reboot", h.reboot)
 	mux.HandleFunc("GET /logs", h.getLogs)
 	mux.HandleFunc("GET /userdata", h.getUserData)
+	mux.HandleFunc("GET /network", h.getNetwork)
 	return jsonMuxErrors(mux)
 }
 

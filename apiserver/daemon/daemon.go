@@ -46,6 +46,8 @@ type Options struct {
 	SetHostname func(string) error
 	// Init is the system init (services, restarts, reboot, logs); nil answers those with 503.
 	Init initclient.Init
+	// NetworkState is the network service's state file, served as GET /network.
+	NetworkState string
 	// Console gets the short "ballast: ..." lines an operator reads on the console.
 	Console io.Writer
 	// Log gets the server's own diagnostics; nil discards them.
@@ -84,13 +86,14 @@ func Run(ctx context.Context, o Options) error {
 		Log:         o.Log,
 	}
 	h := api.NewHandler(api.Config{
-		Store:    store,
-		Apply:    renderer.Apply,
-		Mapping:  renderer.Mapping,
-		Init:     o.Init,
-		OS:       o.OS,
-		UserData: func() apitypes.UserData { return ud },
-		Log:      o.Log,
+		Store:        store,
+		Apply:        renderer.Apply,
+		Mapping:      renderer.Mapping,
+		Init:         o.Init,
+		OS:           o.OS,
+		UserData:     func() apitypes.UserData { return ud },
+		NetworkState: o.NetworkState,
+		Log:          o.Log,
 	})
 	remote.handler = h
 	defer func() {

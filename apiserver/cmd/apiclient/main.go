@@ -6,6 +6,7 @@
 //	apiclient [global flags] apply -f FILE|-              TOML or JSON, with a [settings] table
 //	apiclient [global flags] raw -m METHOD -u URI [-d DATA]
 //	apiclient [global flags] logs [-f] [SERVICE]
+//	apiclient [global flags] network [--json]
 //	apiclient [global flags] reboot
 //
 // Global flags: --socket PATH (the local API, default /run/api.sock), or --endpoint
@@ -31,12 +32,13 @@ import (
 )
 
 const usage = `usage: apiclient [--socket PATH | --endpoint https://HOST:PORT --pki DIR] COMMAND
-  get [PREFIX]                 print settings and OS info, or the part under PREFIX (settings.motd, os)
+  get [PREFIX]                 print settings and OS info, or the part under PREFIX (settings.motd, os, network)
   set KEY=VALUE ...            change settings (keys like motd, network.hostname) and apply them
   set --json JSON              the same, from a JSON object of settings keys
   apply -f FILE|-              apply a settings document: TOML or JSON with a [settings] table
   raw -m METHOD -u URI [-d DATA]   send one request and print the answer
   logs [-f] [SERVICE]          print a service's log (-f: keep following); without SERVICE, list them
+  network [--json]             the network's live state: addresses, routes, leases, DNS, host name
   reboot                       reboot the host
 `
 
@@ -100,6 +102,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, out io.Writer) err
 		return raw(ctx, c, rest, out)
 	case "logs":
 		return logs(ctx, c, rest, out)
+	case "network":
+		return network(ctx, c, rest, out)
 	case "reboot":
 		if len(rest) != 0 {
 			return fmt.Errorf("%w: reboot takes no arguments", errUsage)

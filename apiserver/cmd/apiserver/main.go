@@ -43,6 +43,7 @@ func main() {
 		imdsTimeout  = flag.Duration("imds-timeout", 2*time.Second, "how long to try the instance metadata service")
 		initSocket   = flag.String("init-socket", contract.InitSocket, "the system init's socket (services, restarts, reboot)")
 		logDir       = flag.String("log-dir", contract.LogDir, "where the system init writes service logs")
+		netState     = flag.String("network-state", contract.NetworkStatePath, "the network service's state file, served as GET /network")
 		setHostname  = flag.Bool("sethostname", true, "set the kernel host name (only done when running as root)")
 	)
 	flag.Parse()
@@ -89,18 +90,19 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	err = daemon.Run(ctx, daemon.Options{
-		Socket:      *socket,
-		AllowUID:    func(uid uint32) bool { return slices.Contains(uids, uid) },
-		Datastore:   *store,
-		EtcDir:      *etc,
-		ProcDir:     procDir,
-		OS:          osinfo.Sources{OSRelease: *osRelease, Cmdline: *cmdline},
-		Defaults:    defaultsSrc,
-		UserData:    sources,
-		SetHostname: sethostname,
-		Init:        initclient.New(*initSocket, *logDir),
-		Console:     os.Stderr,
-		Log:         log,
+		Socket:       *socket,
+		AllowUID:     func(uid uint32) bool { return slices.Contains(uids, uid) },
+		Datastore:    *store,
+		EtcDir:       *etc,
+		ProcDir:      procDir,
+		OS:           osinfo.Sources{OSRelease: *osRelease, Cmdline: *cmdline},
+		Defaults:     defaultsSrc,
+		UserData:     sources,
+		SetHostname:  sethostname,
+		Init:         initclient.New(*initSocket, *logDir),
+		NetworkState: *netState,
+		Console:      os.Stderr,
+		Log:          log,
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "ballast: apiserver: %v\n", err)
