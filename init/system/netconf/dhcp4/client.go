@@ -215,7 +215,7 @@ func (r *run) report() {
 		s.State = contract.DHCPLinkDown
 	}
 	r.mu.Lock()
-	same := r.status == s
+	same := r.status.State == s.State && r.status.Lease == s.Lease && r.status.Renewals == s.Renewals && errText(r.status.Err) == errText(s.Err)
 	r.status = s
 	r.mu.Unlock()
 	if !same && r.cfg.Report != nil {
@@ -543,4 +543,11 @@ func fromServer(id net.IP) func(*dhcpv4.DHCPv4) bool {
 
 func both(a, b func(*dhcpv4.DHCPv4) bool) func(*dhcpv4.DHCPv4) bool {
 	return func(m *dhcpv4.DHCPv4) bool { return a(m) && b(m) }
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
