@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/vishvananda/netlink"
@@ -200,4 +201,30 @@ func (n *Netns) Tap(t testing.TB, name, addr string) *os.File {
 	t.Cleanup(func() { f.Close() })
 	n.up(t, name, addr)
 	return f
+}
+
+// WaitLinkLocal waits until the namespace's interface has a link-local IPv6 address that
+// duplicate address detection is done with, so a server there can answer from it.
+func (n *Netns) WaitLinkLocal(t testing.TB, name string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l, err := n.NL.LinkByName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		as, err := n.NL.AddrList(l, netlink.FAMILY_V6)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range as {
+			if a.IP.IsLinkLocalUnicast() && a.Flags&unix.IFA_F_TENTATIVE == 0 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s has no usable link-local address: %v", name, as)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
