@@ -16,6 +16,10 @@ import "time"
 // so that a restarted service resumes them (DHCPREQUEST for the address it has) instead of
 // dropping them.
 
+// DefaultHostname is the host's name until settings, DHCP or cloud metadata give one: the system
+// init sets it at boot, and the network service goes back to it when nothing else names the host.
+const DefaultHostname = "ballast"
+
 // NetworkConfig is the network service's configuration.
 type NetworkConfig struct {
 	// Interfaces are the settings' entries, in the order of their keys. Interfaces no entry
