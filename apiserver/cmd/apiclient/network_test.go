@@ -16,7 +16,7 @@ func TestPrintNetwork(t *testing.T) {
 		Interfaces: []contract.InterfaceState{
 			{Name: "eth0", MAC: "52:54:00:12:34:56", MTU: 1500, Up: true, Carrier: true, Config: "default",
 				Addresses: []contract.AddressState{{Address: "10.0.2.15/24", Source: "dhcp4", ValidUntil: at(time.Hour)}, {Address: "fe80::1/64", Source: "link-local"}},
-				DHCP4: &contract.LeaseState{State: "bound", Server: "10.0.2.2", RenewAt: at(30 * time.Minute), Expires: at(time.Hour), Renewals: 2}},
+				DHCP4:     &contract.LeaseState{State: "bound", Server: "10.0.2.2", RenewAt: at(30 * time.Minute), Expires: at(time.Hour), Renewals: 2}},
 			{Name: "eth1", MAC: "52:54:00:00:00:01", MTU: 1400, Up: true, Config: "settings.network.interfaces.lan", Error: "add route: EINVAL",
 				DHCP4: &contract.LeaseState{State: "link-down", Expires: at(-time.Minute)}},
 		},

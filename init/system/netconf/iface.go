@@ -38,10 +38,10 @@ type iface struct {
 
 	v4, v6 *runner
 
-	mu     sync.Mutex
-	st4    *dhcp4.Status
-	st6    *dhcp6.Status
-	errs   map[string]string // by what failed: "static", "dhcp4", "dhcp6"
+	mu      sync.Mutex
+	st4     *dhcp4.Status
+	st6     *dhcp6.Status
+	errs    map[string]string // by what failed: "static", "dhcp4", "dhcp6"
 	dhcpMTU int
 }
 

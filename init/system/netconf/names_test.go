@@ -27,8 +27,8 @@ func TestResolver(t *testing.T) {
 		file   string
 		state  contract.DNSState
 	}{{
-		name: "nothing",
-		file: "# Written by the network service from nothing (no settings.dns, no DHCP lease with name servers); settings.dns overrides DHCP.\n",
+		name:  "nothing",
+		file:  "# Written by the network service from nothing (no settings.dns, no DHCP lease with name servers); settings.dns overrides DHCP.\n",
 		state: contract.DNSState{Servers: []string{}, Search: []string{}, Source: "none"},
 	}, {
 		name:   "DHCP, interface order, three servers at most, no duplicates",

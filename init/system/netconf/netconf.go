@@ -193,7 +193,9 @@ func (m *Manager) stop() {
 	m.flush()
 }
 
-func (m *Manager) statePath() string { return filepath.Join(m.opts.StateDir, filepath.Base(contract.NetworkStatePath)) }
+func (m *Manager) statePath() string {
+	return filepath.Join(m.opts.StateDir, filepath.Base(contract.NetworkStatePath))
+}
 
 // loadConfig reads the configuration file and reports whether it changed. A broken file is
 // reported and the configuration in effect kept.

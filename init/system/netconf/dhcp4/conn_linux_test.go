@@ -78,7 +78,9 @@ func TestRealServer(t *testing.T) {
 	}
 	hasAddr := func() bool {
 		as, _ := link.Addresses(l)
-		return slices.ContainsFunc(as, func(a link.AddrInfo) bool { return a.Prefix == netip.MustParsePrefix("192.168.50.10/24") && !a.Permanent })
+		return slices.ContainsFunc(as, func(a link.AddrInfo) bool {
+			return a.Prefix == netip.MustParsePrefix("192.168.50.10/24") && !a.Permanent
+		})
 	}
 	waitFor("lease", 10*time.Second, func() bool { return c.Status().State == contract.DHCPBound && hasAddr() })
 	waitFor("renewal", 5*time.Second, func() bool { return c.Status().Renewals >= 1 })

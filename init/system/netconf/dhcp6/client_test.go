@@ -150,7 +150,7 @@ func TestLeaseLife(t *testing.T) {
 		server: &fakeServer{preferred: 20 * time.Second, valid: 30 * time.Second},
 		resume: &Lease{Addresses: []Address{{Addr: leased, Preferred: 20 * time.Second, Valid: 30 * time.Second}},
 			Acquired: t0.Add(-5 * time.Second), T1: 10 * time.Second, T2: 16 * time.Second},
-		end: 2 * time.Second,
+		end:  2 * time.Second,
 		want: []string{"  0.0s state init-reboot", "  0.0s REBIND fd00:1::50", "  0.0s bind fd00:1::50 until +30s", "  0.0s state bound"},
 	}, {
 		name:   "link lost and back",

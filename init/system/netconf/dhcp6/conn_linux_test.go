@@ -62,7 +62,9 @@ func TestRealServer(t *testing.T) {
 		}
 	}
 	as, err := link.Addresses(l)
-	if err != nil || !slices.ContainsFunc(as, func(a link.AddrInfo) bool { return a.Prefix == netip.MustParsePrefix("fd00:50::10/128") && !a.Permanent }) {
+	if err != nil || !slices.ContainsFunc(as, func(a link.AddrInfo) bool {
+		return a.Prefix == netip.MustParsePrefix("fd00:50::10/128") && !a.Permanent
+	}) {
 		t.Fatalf("addresses of c0: %+v, %v", as, err)
 	}
 	if got := srv.Received(); !slices.Contains(got, "SOLICIT") || !slices.Contains(got, "REQUEST") || !slices.Contains(got, "RENEW") {
