@@ -71,6 +71,11 @@ type Config struct {
 	// "tcp:10.0.2.100:80-tcp:127.0.0.1:8080".
 	GuestFwd []string
 
+	// TapNICs are NICs after the user-network one, in order (the guest names them eth1, eth2, ...):
+	// tap devices the caller opened, e.g. in a network namespace of its own where it runs the
+	// peers (a DHCP server), passed to QEMU as inherited files. They need no NoNetwork.
+	TapNICs []TapNIC
+
 	// QMPSocket is the path of QEMU's QMP unix socket. Start defaults it to a
 	// path in the VM's temp dir; Args leaves QMP out when it is empty.
 	QMPSocket string
@@ -91,6 +96,14 @@ type Config struct {
 
 	// ExtraArgs are appended to the command line verbatim.
 	ExtraArgs []string
+}
+
+// TapNIC is a virtio NIC on an open tap device.
+type TapNIC struct {
+	File *os.File // the tap device's file (/dev/net/tun after TUNSETIFF)
+	// ID names the NIC's device for VM.SetLink; its netdev is ID-net.
+	ID  string
+	MAC string // e.g. "52:54:00:12:34:60"; "" lets QEMU pick one
 }
 
 // withDefaults returns c with every zero field that has a default filled in.
@@ -155,6 +168,11 @@ func (c Config) validate() error {
 		}
 		if fi.IsDir() {
 			return fmt.Errorf("qemu: config: %s: %s is a directory", f.what, f.path)
+		}
+	}
+	for i, n := range c.TapNICs {
+		if n.File == nil || n.ID == "" || strings.ContainsAny(n.ID+n.MAC, ", \t\n=") {
+			return fmt.Errorf("qemu: config: TapNICs[%d]: needs a File and an ID, and no commas, spaces or '=' in ID and MAC", i)
 		}
 	}
 	for _, r := range append(append([]string(nil), c.HostFwd...), c.GuestFwd...) {
@@ -223,6 +241,15 @@ func (c Config) Args() []string {
 			"-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=n",
 			"-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=n",
 		)
+	}
+
+	for i, n := range c.TapNICs {
+		// Start passes the files as ExtraFiles: descriptors 3, 4, ... in order.
+		dev := "virtio-net-pci,netdev=" + n.ID + "-net,id=" + n.ID + ",romfile="
+		if n.MAC != "" {
+			dev += ",mac=" + n.MAC
+		}
+		args = append(args, "-netdev", fmt.Sprintf("tap,id=%s-net,fd=%d", n.ID, 3+i), "-device", dev)
 	}
 
 	args = append(args,

@@ -71,6 +71,23 @@ func TestArgs(t *testing.T) {
 			}),
 		},
 		{
+			name: "tap NICs after the user network",
+			cfg: Config{Disk: "/img/disk.raw", Accel: "tcg", TapNICs: []TapNIC{
+				{File: os.Stdin, ID: "lan", MAC: "52:54:00:00:00:01"}, {File: os.Stdin, ID: "wan"}}},
+			want: cat([]string{
+				"-nodefaults", "-machine", "q35", "-accel", "tcg", "-cpu", "max",
+				"-smp", "2", "-m", "1024", "-display", "none",
+				"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+				"-drive", "if=pflash,format=raw,unit=1,snapshot=on,file=/usr/share/OVMF/OVMF_VARS_4M.fd",
+				"-drive", "if=none,id=disk0,format=raw,file=/img/disk.raw",
+				"-device", "virtio-blk-pci,drive=disk0,bootindex=1",
+				"-netdev", "user,id=net0,restrict=on",
+			}, network, []string{
+				"-netdev", "tap,id=lan-net,fd=3", "-device", "virtio-net-pci,netdev=lan-net,id=lan,romfile=,mac=52:54:00:00:00:01",
+				"-netdev", "tap,id=wan-net,fd=4", "-device", "virtio-net-pci,netdev=wan-net,id=wan,romfile=",
+			}, devices, []string{"-serial", "stdio", "-no-reboot"}),
+		},
+		{
 			name: "interactive without network, commas escaped",
 			cfg: Config{
 				Disk:        "/a,b/disk.raw",
