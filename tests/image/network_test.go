@@ -28,7 +28,10 @@ const (
 	staticMAC = "52:54:00:77:00:02"
 )
 
-const networkUserData = `[settings.network.interfaces.lab]
+const networkUserData = `[settings.network]
+hosts = [["10.77.0.5", ["db.lab", "db"]]]
+
+[settings.network.interfaces.lab]
 mac = "` + staticMAC + `"
 addresses = ["192.168.77.10/24"]
 routes = [{ to = "10.77.0.0/16", via = "192.168.77.1" }]
@@ -189,6 +192,12 @@ func TestNetwork(t *testing.T) {
 	}
 	if out := shell(t, vm, 2, "hostname"); out != "node-7" {
 		t.Errorf("hostname on the guest: %q", out)
+	}
+	if out := shell(t, vm, 3, "grep db.lab /etc/hosts"); strings.Join(strings.Fields(out), " ") != "10.77.0.5 db.lab db" {
+		t.Errorf("/etc/hosts on the guest: %q", out)
+	}
+	if out := shell(t, vm, 4, "apiclient network | grep ^hostname"); out != "hostname: node-7 (settings)" {
+		t.Errorf("apiclient network on the guest: %q", out)
 	}
 
 	// Phase 4: the link's cable is pulled (QMP set_link) and put back.
