@@ -158,6 +158,10 @@ func TestValidate(t *testing.T) {
 		{"missing extra disk", func(c *Config) { c.ExtraDisks = []string{disk, "/nonexistent.iso"} }, "ExtraDisks[1]"},
 		{"comma in hostfwd", func(c *Config) { c.HostFwd = []string{"tcp::1-:1,x"} }, "forwarding rule"},
 		{"empty guestfwd", func(c *Config) { c.GuestFwd = []string{""} }, "forwarding rule"},
+		{"tap NIC", func(c *Config) { c.TapNICs = []TapNIC{{File: os.Stdin, ID: "lan", MAC: "52:54:00:00:00:01"}} }, ""},
+		{"tap NIC without a file", func(c *Config) { c.TapNICs = []TapNIC{{ID: "lan"}} }, "TapNICs[0]"},
+		{"tap NIC without an ID", func(c *Config) { c.TapNICs = []TapNIC{{File: os.Stdin}} }, "TapNICs[0]"},
+		{"tap NIC with a comma", func(c *Config) { c.TapNICs = []TapNIC{{File: os.Stdin, ID: "a,b"}} }, "TapNICs[0]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
