@@ -3,7 +3,7 @@ package netconf
 import (
 	"context"
 	"encoding/json"
-	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -62,7 +62,7 @@ func TestManager(t *testing.T) {
 		}
 	}
 	mac1 := c1.Attrs().HardwareAddr.String()
-	writeConfig(`{"interfaces":[{"key":"c0","dhcp4":true,"dhcp6":false},
+	writeConfig(`{"interfaces":[{"key":"c0","dhcp4":true,"dhcp6":true},
 		{"key":"lan","mac":"` + strings.ToUpper(mac1) + `","dhcp4":false,"dhcp6":false,"addresses":["192.168.60.10/24"],
 		 "routes":[{"to":"10.60.0.0/16","via":"192.168.60.1"}],"mtu":1400}]}`)
 	host := &fakeHost{name: "ballast"}
@@ -86,6 +86,13 @@ func TestManager(t *testing.T) {
 	}
 	stop := start()
 	defer func() { stop() }()
+	// The DHCPv6 server answers from its link-local address, which s0 has once the service has
+	// brought c0 up (a veth has carrier with both ends up) and duplicate address detection is done;
+	// the client's first Solicits meanwhile go unanswered, as on a slow network.
+	peer.WaitLinkLocal(t, "s0")
+	srv6 := &nettest.DHCPv6Server{Addr: netip.MustParseAddr("fd00:50::10"), Preferred: time.Minute, Valid: 2 * time.Minute,
+		DNS: addrs("fd00:50::53"), ServerHW: net.HardwareAddr{2, 0, 0, 0, 0, 1}}
+	srv6.Start(t, peer, "s0")
 
 	state := func() contract.NetworkState { return readState(filepath.Join(opts.StateDir, "state.json")) }
 	iface := func(st contract.NetworkState, name string) contract.InterfaceState {
@@ -125,6 +132,7 @@ func TestManager(t *testing.T) {
 	st := waitFor("lease and static configuration", 15*time.Second, func(st contract.NetworkState) bool {
 		i0, i1 := iface(st, "c0"), iface(st, "c1")
 		return i0.DHCP4 != nil && i0.DHCP4.State == contract.DHCPBound && hasAddr(i0, "192.168.50.10/24", "dhcp4") &&
+			i0.DHCP6 != nil && i0.DHCP6.State == contract.DHCPBound && hasAddr(i0, "fd00:50::10/128", "dhcp6") &&
 			hasAddr(i1, "192.168.60.10/24", "static") && i1.MTU == 1400 && st.Hostname.Name == "from-dhcp"
 	})
 	i1 := iface(st, "c1")
@@ -139,7 +147,8 @@ func TestManager(t *testing.T) {
 			t.Errorf("no route %+v in %+v", r, st.Routes)
 		}
 	}
-	if st.Hostname.Source != "dhcp4 c0" || !strings.Contains(resolv(), "nameserver 192.168.50.53\nsearch lab.example\n") || st.DNS.Source != "dhcp" {
+	if st.Hostname.Source != "dhcp4 c0" || !strings.Contains(resolv(), "nameserver 192.168.50.53\nnameserver fd00:50::53\nsearch lab.example\n") ||
+		st.DNS.Source != "dhcp" || !slices.Equal(st.DNS.Sources, []string{"dhcp4 c0", "dhcp6 c0"}) {
 		t.Errorf("hostname %+v, dns %+v, resolv.conf:\n%s", st.Hostname, st.DNS, resolv())
 	}
 	if h, _ := host.get(); h != "from-dhcp" {
@@ -160,7 +169,7 @@ func TestManager(t *testing.T) {
 	}
 
 	// A new configuration: DNS and the host name from settings, another MTU and route on c1.
-	writeConfig(`{"interfaces":[{"key":"c0","dhcp4":true,"dhcp6":false},
+	writeConfig(`{"interfaces":[{"key":"c0","dhcp4":true,"dhcp6":true},
 		{"key":"lan","mac":"` + mac1 + `","dhcp4":false,"dhcp6":false,"addresses":["192.168.60.10/24"],
 		 "routes":[{"to":"10.61.0.0/16","via":"192.168.60.1","metric":5}],"mtu":1280}],
 		"dns":{"name_servers":["192.0.2.53"],"search":["corp.example"]},"hostname":"node-7"}`)
@@ -236,5 +245,3 @@ func hasLinkAddr(t *testing.T, l netlink.Link, want string) bool {
 	}
 	return slices.ContainsFunc(as, func(a link.AddrInfo) bool { return a.Prefix.String() == want })
 }
-
-var _ = fmt.Sprint
