@@ -85,7 +85,7 @@ func (i *iface) errText() string {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	var out []string
-	for _, k := range []string{"static", "dhcp4", "dhcp6"} {
+	for _, k := range []string{"static", "dhcp4", "dhcp6", "lease"} {
 		if e, ok := i.errs[k]; ok {
 			out = append(out, k+": "+e)
 		}
@@ -408,7 +408,17 @@ func (i *iface) bind4(old, l *dhcp4.Lease) error {
 	default:
 		i.m.console.Milestone("network", "%s dhcp4 renewed %s, lease %s, until %s", d.Name, l.Address, l.Duration, l.Expires().UTC().Format(time.TimeOnly))
 	}
-	return errors.Join(errs...)
+	i.leaseTrouble(errors.Join(errs...))
+	return nil
+}
+
+// leaseTrouble reports what went wrong around a lease whose address the host took: a route, the
+// MTU, the lease file. It does not make the client give the lease up; the address is what counts.
+func (i *iface) leaseTrouble(err error) {
+	i.setErr("lease", err)
+	if err != nil {
+		i.m.console.Errorf("network %s: %v", i.dev().Name, err)
+	}
 }
 
 func routers(l *dhcp4.Lease) string {
@@ -465,12 +475,12 @@ func v6Prefix(a dhcp6.Address) netip.Prefix { return netip.PrefixFrom(a.Addr, 12
 
 func (i *iface) bind6(old, l *dhcp6.Lease) error {
 	d := i.dev()
-	var errs []error
 	for _, a := range l.Addresses {
 		if err := link.ReplaceAddress(d, link.Address{Prefix: v6Prefix(a), Valid: a.Valid, Preferred: a.Preferred}); err != nil {
-			errs = append(errs, err)
+			return err
 		}
 	}
+	var errs []error
 	if old != nil {
 		for _, a := range old.Addresses {
 			if !slices.ContainsFunc(l.Addresses, func(b dhcp6.Address) bool { return b.Addr == a.Addr }) {
@@ -490,7 +500,8 @@ func (i *iface) bind6(old, l *dhcp6.Lease) error {
 		verb = "dhcp6 renewed"
 	}
 	i.m.console.Milestone("network", "%s %s %s, valid %s", d.Name, verb, strings.Join(addrs, " "), l.Expires().Sub(l.Acquired))
-	return errors.Join(errs...)
+	i.leaseTrouble(errors.Join(errs...))
+	return nil
 }
 
 func (i *iface) unbind6(l *dhcp6.Lease) error {

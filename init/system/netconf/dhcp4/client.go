@@ -89,7 +89,8 @@ type Config struct {
 	// an INIT-REBOOT REQUEST instead of starting over.
 	Resume *Lease
 	// Bind makes the host use a lease: old is the lease it replaces (nil for a new one). It must
-	// be idempotent; it is called again for a lease the host may already have.
+	// be idempotent; it is called again for a lease the host may already have. An error means
+	// the host could not take the lease's address: the client drops the lease and starts over.
 	Bind func(old, new *Lease) error
 	// Unbind makes the host stop using a lease (it expired, or a server refused it).
 	Unbind func(l *Lease) error
