@@ -71,12 +71,16 @@ func TestManager(t *testing.T) {
 		ConfigPath: cfgPath, StateDir: filepath.Join(dir, "run"), ResolvConf: filepath.Join(dir, "etc/resolv.conf"),
 		HostnameFile: filepath.Join(dir, "etc/hostname"), MetadataHostname: filepath.Join(dir, "run/metadata-hostname"),
 		ProcSys: "/proc/sys", DefaultHostname: "ballast", SetHostname: host.set, GetHostname: host.get,
-		ConfigPoll: 200 * time.Millisecond, Console: &console.Writer{Out: out, Uptime: func() float64 { return 0 }},
+		// Changes are announced with Reload (SIGHUP), which the test then knows it relies on; the
+		// image test sees the polling pick up the file the apiserver renders at boot.
+		ConfigPoll: time.Hour, Console: &console.Writer{Out: out, Uptime: func() float64 { return 0 }},
 	}
+	var m *Manager
 	start := func() func() {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		go func() { done <- New(opts).Run(ctx) }()
+		m = New(opts)
+		go func() { done <- m.Run(ctx) }()
 		return func() {
 			cancel()
 			if err := <-done; err != nil {
@@ -173,6 +177,7 @@ func TestManager(t *testing.T) {
 		{"key":"lan","mac":"` + mac1 + `","dhcp4":false,"dhcp6":false,"addresses":["192.168.60.10/24"],
 		 "routes":[{"to":"10.61.0.0/16","via":"192.168.60.1","metric":5}],"mtu":1280}],
 		"dns":{"name_servers":["192.0.2.53"],"search":["corp.example"]},"hostname":"node-7"}`)
+	m.Reload()
 	st = waitFor("new configuration", 5*time.Second, func(st contract.NetworkState) bool {
 		return iface(st, "c1").MTU == 1280 && st.DNS.Source == "settings" && st.Hostname.Name == "node-7" &&
 			hasRoute(st, contract.RouteState{To: "10.61.0.0/16", Via: "192.168.60.1", Interface: "c1", Protocol: "static"})
@@ -183,6 +188,25 @@ func TestManager(t *testing.T) {
 	if r := resolv(); !strings.Contains(r, "nameserver 192.0.2.53\nsearch corp.example\n") || strings.Contains(r, "192.168.50.53") {
 		t.Errorf("resolv.conf after settings.dns:\n%s", r)
 	}
+	// A broken file is reported and changes nothing; the next restart reads the good one again.
+	good, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeConfig(`{"interfaces":[{"key":"c0","mtu":"big"}]}`)
+	m.Reload()
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(out.String(), "keeping the configuration in effect"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no console error for a broken configuration:\n%s", out)
+		}
+	}
+	if !strings.Contains(out.String(), "ballast: error: network: "+cfgPath+": json: cannot unmarshal string") {
+		t.Errorf("the error does not name the file and the problem:\n%s", out)
+	}
+	if st := state(); iface(st, "c1").MTU != 1280 || !bound(iface(st, "c0")) {
+		t.Errorf("a broken configuration changed the network: %+v", st)
+	}
+	writeConfig(string(good))
 
 	// A restart keeps the address and resumes the lease with an INIT-REBOOT REQUEST.
 	stop()
@@ -236,6 +260,10 @@ func TestManager(t *testing.T) {
 			t.Errorf("console lacks %q:\n%s", want, out)
 		}
 	}
+}
+
+func bound(i contract.InterfaceState) bool {
+	return i.DHCP4 != nil && i.DHCP4.State == contract.DHCPBound
 }
 
 func hasLinkAddr(t *testing.T, l netlink.Link, want string) bool {
