@@ -2,6 +2,7 @@ package netconf
 
 import (
 	"net/netip"
+	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -105,5 +106,28 @@ func TestApplyHostname(t *testing.T) {
 	m.applyHostname(contract.HostnameState{Name: "node-7", Source: "settings"})
 	if want := []string{"from-dhcp", "other-dhcp", "node-7"}; !reflect.DeepEqual(set, want) {
 		t.Fatalf("sethostname calls %q, want %q", set, want)
+	}
+}
+
+// TestTakeOverHostname: a restarted service may change the name its predecessor set (here back
+// to the default when the lease that named the host is gone), not a name someone else set.
+func TestTakeOverHostname(t *testing.T) {
+	dir := t.TempDir()
+	kernel := "from-dhcp"
+	m := New(Options{StateDir: dir, DefaultHostname: "ballast", Console: testConsole(t),
+		GetHostname: func() (string, error) { return kernel, nil },
+		SetHostname: func(n string) error { kernel = n; return nil }})
+	if err := writeFile(filepath.Join(dir, "state.json"), []byte(`{"hostname":{"name":"from-dhcp","source":"dhcp4 eth1"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	m.takeOver()
+	m.applyHostname(contract.HostnameState{Name: "ballast", Source: contract.SourceDefault})
+	if kernel != "ballast" {
+		t.Fatalf("host name %q after the take-over, want the default back", kernel)
+	}
+	kernel = "by-hand"
+	m.applyHostname(contract.HostnameState{Name: "other", Source: "dhcp4 eth0"})
+	if kernel != "by-hand" {
+		t.Fatalf("a name set by someone else was replaced by %q", kernel)
 	}
 }

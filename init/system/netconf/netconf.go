@@ -122,7 +122,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		return fmt.Errorf("state directory: %w", err)
 	}
 	m.loadConfig()
-	m.prev = readState(m.statePath())
+	m.takeOver()
 	if lo, err := netlink.LinkByName("lo"); err == nil {
 		if err := netlink.LinkSetUp(lo); err != nil {
 			m.console.Errorf("network lo: up: %v", err)
@@ -182,6 +182,17 @@ func (m *Manager) Run(ctx context.Context) error {
 			m.stop()
 			return nil
 		}
+	}
+}
+
+// takeOver picks up where the previous instance left off, from its last state: what it configured
+// statically (see previousStatic), the host name it set, which this service may change, and the
+// resolv.conf it wrote, which is left alone while it is still right.
+func (m *Manager) takeOver() {
+	m.prev = readState(m.statePath())
+	m.hostnameSet = m.prev.Hostname.Name
+	if b, err := os.ReadFile(m.opts.ResolvConf); err == nil {
+		m.resolv = string(b)
 	}
 }
 
