@@ -7,20 +7,20 @@ require (
 	github.com/beevik/ntp v1.5.0
 	github.com/insomniacslk/dhcp v0.0.0-20231206064809-8c70d406f6d2
 	github.com/klauspost/compress v1.18.5
+	github.com/mdlayher/packet v1.1.2
 	github.com/spdx/tools-golang v0.5.7
 	github.com/u-root/u-root v0.16.0
 	github.com/ulikunitz/xz v0.5.17
 	github.com/vishvananda/netlink v1.3.1
 	github.com/vishvananda/netns v0.0.5
+	golang.org/x/net v0.47.0
 	golang.org/x/sys v0.50.0
 )
 
 require (
 	github.com/anchore/go-struct-converter v0.1.0 // indirect
 	github.com/josharian/native v1.1.0 // indirect
-	github.com/mdlayher/packet v1.1.2 // indirect
 	github.com/mdlayher/socket v0.5.1 // indirect
-	golang.org/x/net v0.47.0 // indirect
 	golang.org/x/sync v0.18.0 // indirect
 )
 

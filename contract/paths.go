@@ -63,6 +63,18 @@ const (
 	KmsgPath = "/dev/kmsg"                       // the kernel's log records
 )
 
+// The network service's files (network.go).
+const (
+	NetworkConfigPath = "/etc/ballast/network.json" // NetworkConfig, rendered by the apiserver
+	NetworkDir        = "/run/ballast/network"      // the network service's run-time state
+	NetworkStatePath  = NetworkDir + "/state.json"  // NetworkState, served as GET /network
+	NetworkLeaseDir   = NetworkDir + "/leases"      // <interface>.dhcp4|dhcp6, resumed after a restart
+	// MetadataHostnamePath is a host name from cloud instance metadata, for whoever reads the
+	// metadata service to write; the network service uses it when neither settings nor DHCP name
+	// the host.
+	MetadataHostnamePath = NetworkDir + "/metadata-hostname"
+)
+
 // The development PKI of dev variants: file names in a PKI directory (build/<variant>/pki for
 // `apiclient --pki`), and where dev images serve the remote API.
 const (

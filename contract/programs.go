@@ -89,8 +89,10 @@ func Programs() []Program {
 		},
 		{
 			Name: "netconf", Main: "./init/system/cmd/netconf", Path: "/usr/bin/netconf", Label: "netconf_exec_t",
-			// One-shot: a configured lease stays; a failed attempt is tried again with backoff.
-			Service: &Service{ID: "network", Restart: RestartOnFailure},
+			// The network manager: DHCP leases for their whole life, static addresses and routes,
+			// resolv.conf and the host name. Ready at once: the ready line does not wait for DHCP.
+			// A restart keeps the addresses and resumes the leases from NetworkLeaseDir.
+			Service: &Service{ID: "network", Restart: RestartAlways},
 		},
 		{
 			Name: "apiserver", Main: "./apiserver/cmd/apiserver", Path: "/usr/bin/apiserver", Label: "api_exec_t",

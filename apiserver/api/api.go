@@ -53,6 +53,8 @@ type Config struct {
 	Hardening func(ctx context.Context) apitypes.HardeningReport
 	// Bundle says where the support bundle reads what no other request answers.
 	Bundle BundleSources
+	// NetworkState is the network service's state file, GET /network; "" answers 503.
+	NetworkState string
 	// Log gets errors that are the server's fault; nil discards them.
 	Log *slog.Logger
 }
@@ -95,6 +97,7 @@ func NewHandler(cfg Config) http.Handler {
 	mux.HandleFunc("GET /report/hardening", h.getHardening)
 	mux.HandleFunc("GET /time", h.getTime)
 	h.mux = mux
+	mux.HandleFunc("GET /network", h.getNetwork)
 	return jsonMuxErrors(mux)
 }
 

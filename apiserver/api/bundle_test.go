@@ -64,7 +64,7 @@ func TestBundle(t *testing.T) {
 		"userdata.json":                     `"state":"not-checked"`,
 		"configuration-files.json":          `"/etc/motd"`,
 		"settings.json":                     `"motd": "hello"`,
-		"network.json.unavailable":          "not available: GET /network is not served by this build",
+		"network.json.unavailable":          "not available: GET /network: the network service has not reported its state",
 		"time.json":                         `"state":`,
 		"report-hardening.json.unavailable": "not available: GET /report/hardening: this server computes no hardening report",
 		"mountinfo.txt":                     "erofs /dev/dm-0",

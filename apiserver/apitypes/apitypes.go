@@ -91,6 +91,10 @@ type UserDataSource struct {
 // Service is one supervised service, as GET /services lists them: what the system init reports.
 type Service = contract.ServiceStatus
 
+// Network is the answer to GET /network: what the network service reports (addresses, routes,
+// leases, DNS, the host name and where each came from).
+type Network = contract.NetworkState
+
 // ConfigurationFiles is the answer to GET /configuration-files: which files and actions depend on
 // which settings, and which services a change restarts.
 type ConfigurationFiles struct {

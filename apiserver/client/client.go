@@ -215,6 +215,13 @@ func (c *Client) Hardening(ctx context.Context) (apitypes.HardeningReport, error
 	return v, c.getJSON(ctx, "/report/hardening", &v)
 }
 
+// Network returns the network service's state: interfaces, addresses, routes, leases, DNS and
+// the host name, with where each came from.
+func (c *Client) Network(ctx context.Context) (apitypes.Network, error) {
+	var v apitypes.Network
+	return v, c.getJSON(ctx, "/network", &v)
+}
+
 // Reboot asks the host to reboot.
 func (c *Client) Reboot(ctx context.Context) error {
 	_, err := c.Do(ctx, http.MethodPost, "/actions/reboot", nil)
@@ -315,8 +322,8 @@ func (c *Client) Apply(ctx context.Context, s settings.Settings) (apitypes.Commi
 }
 
 // Get returns the part of the API's state under a dotted prefix as nested JSON, the way it is
-// addressed: "settings.network" gives {"settings":{"network":{...}}}, "os" gives {"os":{...}}, and
-// "" gives both. A prefix that matches nothing gives an empty object.
+// addressed: "settings.network" gives {"settings":{"network":{...}}}, "os" gives {"os":{...}},
+// "network" the network service's state (GET /network), and "" gives os and settings. A prefix that matches nothing gives an empty object.
 func (c *Client) Get(ctx context.Context, prefix string) (map[string]any, error) {
 	get := func(uri string) (map[string]any, error) {
 		var v map[string]any
@@ -340,6 +347,12 @@ func (c *Client) Get(ctx context.Context, prefix string) (map[string]any, error)
 			return nil, err
 		}
 		return Filter(map[string]any{"os": os}, prefix), nil
+	case first == "network":
+		n, err := get("/network")
+		if err != nil {
+			return nil, err
+		}
+		return Filter(map[string]any{"network": n}, prefix), nil
 	case first == settings.Prefix:
 		// Parsed with the model, so that quoted keys and sysctl names with dots work.
 		path, err := settings.ParseKey(prefix)

@@ -55,6 +55,8 @@ type Options struct {
 	SetHostname func(string) error
 	// Init is the system init (services, restarts, reboot, logs); nil answers those with 503.
 	Init initclient.Init
+	// NetworkState is the network service's state file, served as GET /network.
+	NetworkState string
 	// Console gets the short "ballast: ..." lines an operator reads on the console.
 	Console io.Writer
 	// Log gets the server's own diagnostics; nil discards them.
@@ -112,15 +114,16 @@ func Run(ctx context.Context, o Options) error {
 		hardening = report.New(src).Hardening
 	}
 	h := api.NewHandler(api.Config{
-		Store:     store,
-		Apply:     renderer.Apply,
-		Mapping:   renderer.Mapping,
-		Init:      o.Init,
-		OS:        o.OS,
-		Time:      o.Time,
-		UserData:  func() apitypes.UserData { return ud },
-		Hardening: hardening,
-		Log:       o.Log,
+		Store:        store,
+		Apply:        renderer.Apply,
+		Mapping:      renderer.Mapping,
+		Init:         o.Init,
+		OS:           o.OS,
+		Time:         o.Time,
+		UserData:     func() apitypes.UserData { return ud },
+		Hardening:    hardening,
+		Log:          o.Log,
+		NetworkState: o.NetworkState,
 	})
 	remote.handler = h
 	defer func() {

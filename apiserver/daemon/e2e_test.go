@@ -201,7 +201,8 @@ func TestRenderAndRestarts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Restarted != nil || !slices.Contains(res.Files, "/etc/resolv.conf") {
+	// settings.dns goes to the network service's file; this init runs no network service to restart.
+	if res.Restarted != nil || !slices.Contains(res.Files, "/etc/ballast/network.json") {
 		t.Fatalf("apply = %+v", res)
 	}
 	if got := readFile(t, sysctl); got != "1" {

@@ -65,8 +65,11 @@ func Files() []File {
 		{Path: "/etc/motd", Keys: []string{"settings.motd"}, Template: "motd.tmpl"},
 		{Path: "/etc/hostname", Keys: []string{"settings.network.hostname"}, Template: "hostname.tmpl"},
 		{Path: "/etc/hosts", Keys: []string{"settings.network.hosts"}, Template: "hosts.tmpl"},
-		{Path: "/etc/resolv.conf", Keys: []string{"settings.dns"}, Template: "resolv.conf.tmpl"},
 		{Path: "/etc/sysctl.d/ballast.conf", Keys: []string{"settings.kernel.sysctl"}, Template: "sysctl.conf.tmpl"},
+		// The network service owns /etc/resolv.conf (settings.dns, else DHCP) and falls back to DHCP
+		// for the host name; this file tells it what settings say (contract.NetworkConfig).
+		{Path: contract.NetworkConfigPath, Keys: []string{"settings.network.interfaces", "settings.dns", "settings.network.hostname"},
+			Services: []string{"network"}, Template: "network.json.tmpl"},
 		{Path: "/etc/ballast/proxy.env", Keys: []string{"settings.network.https-proxy", "settings.network.no-proxy"},
 			Services: []string{"containerd"}, Template: "proxy.env.tmpl"},
 		{Path: contract.TimeConfig, Keys: []string{"settings.ntp"}, Services: []string{"time"}, Template: "ntp.conf.tmpl"},
@@ -101,6 +104,7 @@ func templates() (*template.Template, error) {
 			}
 			return *s + "\n"
 		},
+		"networkConfig": networkConfigJSON,
 		"noProxy": func(list []settings.NoProxyEntry) string {
 			// Local traffic never goes through the proxy, whatever the list says.
 			out := []string{"localhost", "127.0.0.1", "::1"}

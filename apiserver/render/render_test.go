@@ -37,17 +37,58 @@ func TestFiles(t *testing.T) {
 		body  string
 		files map[string]string // path under /etc → content, or absent
 	}{
-		{"nothing set", `{}`, map[string]string{"motd": absent, "hostname": absent, "hosts": absent, "resolv.conf": absent, "sysctl.d/ballast.conf": absent, "ballast/proxy.env": absent, "ballast/ntp.conf": absent}},
+		{"nothing set", `{}`, map[string]string{"motd": absent, "hostname": absent, "hosts": absent, "sysctl.d/ballast.conf": absent, "ballast/proxy.env": absent, "ballast/ntp.conf": absent, "ballast/network.json": absent}},
 		{"motd gets a newline", `{"motd":"hello"}`, map[string]string{"motd": "hello\n", "hostname": absent}},
 		{"multi-line motd kept", `{"motd":"a\nb\n"}`, map[string]string{"motd": "a\nb\n"}},
 		{"empty motd", `{"motd":""}`, map[string]string{"motd": ""}},
 		{"hostname", `{"network":{"hostname":"node-1"}}`, map[string]string{"hostname": "node-1\n", "hosts": absent}},
 		{"hosts", `{"network":{"hosts":[["10.0.0.1",["db","db.internal"]],["fd00::1",["v6"]]]}}`,
 			map[string]string{"hosts": "127.0.0.1\tlocalhost\n::1\tlocalhost\n10.0.0.1\tdb db.internal\nfd00::1\tv6\n"}},
-		{"resolv.conf", `{"dns":{"name-servers":["10.0.0.2","fd00::53"],"search-list":["a.example","b.example"]}}`,
-			map[string]string{"resolv.conf": "# Rendered from settings.dns by the apiserver.\nnameserver 10.0.0.2\nnameserver fd00::53\nsearch a.example b.example\n"}},
-		{"resolv.conf search only", `{"dns":{"search-list":["a.example"]}}`,
-			map[string]string{"resolv.conf": "# Rendered from settings.dns by the apiserver.\nsearch a.example\n"}},
+		// resolv.conf is the network service's: settings.dns reaches it through network.json.
+		{"dns", `{"dns":{"name-servers":["10.0.0.2","fd00::53"],"search-list":["a.example","b.example"]}}`,
+			map[string]string{"resolv.conf": absent, "ballast/network.json": `{
+  "dns": {
+    "name_servers": [
+      "10.0.0.2",
+      "fd00::53"
+    ],
+    "search": [
+      "a.example",
+      "b.example"
+    ]
+  }
+}
+`}},
+		{"network interfaces", `{"network":{"hostname":"h","interfaces":{"lan":{"mac":"52:54:00:AB:CD:EF","addresses":["192.168.1.10/24"],"gateway":"192.168.1.1","mtu":1400,"routes":[{"to":"10.0.0.0/8","via":"192.168.1.2","metric":7}]},"eth0":{"dhcp6":true}}}}`,
+			map[string]string{"ballast/network.json": `{
+  "interfaces": [
+    {
+      "key": "eth0",
+      "dhcp4": true,
+      "dhcp6": true
+    },
+    {
+      "key": "lan",
+      "mac": "52:54:00:ab:cd:ef",
+      "dhcp4": false,
+      "dhcp6": false,
+      "addresses": [
+        "192.168.1.10/24"
+      ],
+      "gateway": "192.168.1.1",
+      "routes": [
+        {
+          "to": "10.0.0.0/8",
+          "via": "192.168.1.2",
+          "metric": 7
+        }
+      ],
+      "mtu": 1400
+    }
+  ],
+  "hostname": "h"
+}
+`}},
 		{"sysctl", `{"kernel":{"sysctl":{"vm.swappiness":"10","net.ipv4.ip_forward":"1"}}}`,
 			map[string]string{"sysctl.d/ballast.conf": "# Rendered from settings.kernel.sysctl by the apiserver, which also applies them at once.\nnet.ipv4.ip_forward = 1\nvm.swappiness = 10\n"}},
 		{"proxy", `{"network":{"https-proxy":"proxy:3128","no-proxy":[".internal","localhost"]}}`,
@@ -215,8 +256,11 @@ func TestMapping(t *testing.T) {
 			}
 		}
 	}
-	if got := AppliedBy("settings.network.hostname"); !reflect.DeepEqual(got, []string{"/etc/hostname", ActionSethostname}) {
+	if got := AppliedBy("settings.network.hostname"); !reflect.DeepEqual(got, []string{"/etc/hostname", "/etc/ballast/network.json", ActionSethostname}) {
 		t.Fatalf("AppliedBy(hostname) = %q", got)
+	}
+	if got := AppliedBy("settings.network.interfaces.<interface>.mac"); !reflect.DeepEqual(got, []string{"/etc/ballast/network.json"}) {
+		t.Fatalf("AppliedBy(interfaces) = %q", got)
 	}
 	if got := AppliedBy("settings.kernel.sysctl.<key>"); !reflect.DeepEqual(got, []string{"/etc/sysctl.d/ballast.conf", ActionKernelPolicy, ActionSysctl}) {
 		t.Fatalf("AppliedBy(sysctl) = %q", got)

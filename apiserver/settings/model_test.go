@@ -80,6 +80,9 @@ func TestValidation(t *testing.T) {
 		{"route without to", `{"network":{"interfaces":{"eth0":{"routes":[{"via":"10.0.0.1"}]}}}}`, "settings.network.interfaces.eth0.routes", "item 1: to is required"},
 		{"route host bits", `{"network":{"interfaces":{"eth0":{"routes":[{"to":"10.0.0.1/8"}]}}}}`, "settings.network.interfaces.eth0.routes", "host bits"},
 		{"route family", `{"network":{"interfaces":{"eth0":{"routes":[{"to":"10.0.0.0/8","via":"fd00::1"}]}}}}`, "settings.network.interfaces.eth0.routes", "not of the family"},
+		{"interface by mac", `{"network":{"interfaces":{"lan":{"mac":"52:54:00:AB:cd:01","addresses":["192.168.1.10/24"]}}}}`, "", ""},
+		{"mac short", `{"network":{"interfaces":{"lan":{"mac":"52:54:00:ab:cd"}}}}`, "settings.network.interfaces.lan.mac", "not a MAC address"},
+		{"mac dashes", `{"network":{"interfaces":{"lan":{"mac":"52-54-00-ab-cd-01"}}}}`, "settings.network.interfaces.lan.mac", "not a MAC address"},
 		{"route unknown key", `{"network":{"interfaces":{"eth0":{"routes":[{"to":"default","gw":"x"}]}}}}`, "settings.network.interfaces.eth0.routes", "item 1 gw: unknown key"},
 		// dns, ntp
 		{"dns", `{"dns":{"name-servers":["1.1.1.1","2606:4700::1111"],"search-list":["example.com"]}}`, "", ""},
@@ -183,6 +186,8 @@ func TestValidateLive(t *testing.T) {
 		{"bootstrap off", `{"bootstrap-containers":{"b":{"mode":"off"}}}`, "", ""},
 		{"gateway without address", `{"network":{"interfaces":{"eth0":{"gateway":"10.0.0.1"}}}}`, "settings.network.interfaces.eth0.gateway", "needs a static address"},
 		{"gateway other family", `{"network":{"interfaces":{"eth0":{"gateway":"10.0.0.1","addresses":["fd00::2/64"]}}}}`, "settings.network.interfaces.eth0.gateway", "needs a static address"},
+		{"same mac twice", `{"network":{"interfaces":{"a":{"mac":"52:54:00:ab:cd:01"},"b":{"mac":"52:54:00:AB:CD:01"}}}}`, "settings.network.interfaces.b.mac", "already the mac of entry a"},
+		{"macs differ", `{"network":{"interfaces":{"a":{"mac":"52:54:00:ab:cd:01"},"b":{"mac":"52:54:00:ab:cd:02"}}}}`, "", ""},
 		{"soft above hard", `{"oci-defaults":{"resource-limits":{"max-open-files":{"hard-limit":10,"soft-limit":11}}}}`, "settings.oci-defaults.resource-limits.max-open-files.soft-limit", "more than the hard limit"},
 		{"soft unlimited under hard", `{"oci-defaults":{"resource-limits":{"max-open-files":{"hard-limit":10,"soft-limit":"unlimited"}}}}`, "settings.oci-defaults.resource-limits.max-open-files.soft-limit", "more than the hard limit"},
 		{"hard unlimited", `{"oci-defaults":{"resource-limits":{"max-open-files":{"hard-limit":-1,"soft-limit":11}}}}`, "", ""},

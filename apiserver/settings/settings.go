@@ -16,7 +16,7 @@ package settings
 type Settings struct {
 	Motd                *string                               `json:"motd,omitempty" max:"4096" doc:"Message of the day, printed on the console after the ready line."`
 	Network             *Network                              `json:"network,omitempty" doc:"The host's network identity, name resolution overrides, proxy and interfaces."`
-	DNS                 *DNS                                  `json:"dns,omitempty" doc:"Name resolution: rendered to /etc/resolv.conf. Unset keys leave the file to the network configuration (DHCP)."`
+	DNS                 *DNS                                  `json:"dns,omitempty" doc:"Name resolution: the network service writes /etc/resolv.conf from these keys; a list left unset comes from DHCP."`
 	NTP                 *NTP                                  `json:"ntp,omitempty" doc:"Time synchronisation."`
 	Kernel              *Kernel                               `json:"kernel,omitempty" doc:"Kernel parameters, lockdown and module policy."`
 	HostContainers      map[ContainerName]*HostContainer      `json:"host-containers,omitempty" max:"16" key:"name" doc:"Long-running containers that run beside the orchestrated ones, with access to the host (the admin and control containers)."`
@@ -29,16 +29,17 @@ type Settings struct {
 
 // Network is settings.network.
 type Network struct {
-	Hostname   *Hostname                    `json:"hostname,omitempty" doc:"Host name of the machine."`
+	Hostname   *Hostname                    `json:"hostname,omitempty" doc:"Host name of the machine. Unset: the name DHCP gives, else the cloud metadata's, else ballast."`
 	Hosts      []HostsEntry                 `json:"hosts,omitzero" max:"256" doc:"Static entries of /etc/hosts: a list of [address, [names...]] pairs, e.g. [[\"10.0.0.1\", [\"db\", \"db.internal\"]]]."`
 	HTTPSProxy *ProxyURL                    `json:"https-proxy,omitempty" doc:"Proxy for the container runtime's HTTPS requests (image pulls), as host:port or http(s)://host:port."`
 	NoProxy    []NoProxyEntry               `json:"no-proxy,omitzero" max:"64" doc:"Hosts, domains (.example.com), addresses and CIDRs reached without the proxy; localhost, 127.0.0.1 and ::1 are always added."`
-	Interfaces map[InterfaceName]*Interface `json:"interfaces,omitempty" max:"16" key:"interface" doc:"Addressing of network interfaces, by kernel name."`
+	Interfaces map[InterfaceName]*Interface `json:"interfaces,omitempty" max:"16" key:"interface" doc:"Addressing of network interfaces: an entry configures the interface of its name, or the one with its mac. Ethernet interfaces without an entry get DHCPv4 and router advertisements."`
 }
 
 // Interface is settings.network.interfaces.<interface>.
 type Interface struct {
-	DHCP4     *bool              `json:"dhcp4,omitempty" doc:"Configure IPv4 by DHCP."`
+	MAC       *MACAddress        `json:"mac,omitempty" doc:"Match the interface by its hardware address, e.g. \"52:54:00:12:34:56\", instead of by the entry's name, which is then only a label."`
+	DHCP4     *bool              `json:"dhcp4,omitempty" doc:"Configure IPv4 by DHCP. Unset: true unless addresses holds an IPv4 address."`
 	DHCP6     *bool              `json:"dhcp6,omitempty" doc:"Configure IPv6 by DHCPv6 (router advertisements are always accepted)."`
 	Addresses []InterfaceAddress `json:"addresses,omitzero" max:"16" doc:"Static addresses with their prefix length, e.g. [\"192.168.1.10/24\", \"fd00::10/64\"]."`
 	Gateway   *IPAddress         `json:"gateway,omitempty" doc:"Default gateway; needs a static address of the same family."`

@@ -222,6 +222,24 @@ func (InterfaceName) describe() typeSpec {
 	return typeSpec{name: "interface name", schema: stringSchema(map[string]any{"pattern": ifNameRe.String()})}
 }
 
+// MACAddress is an Ethernet hardware address, six colon-separated hex bytes.
+type MACAddress string
+
+var macRe = regexp.MustCompile(`^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$`)
+
+func (m MACAddress) check() error {
+	if !macRe.MatchString(string(m)) {
+		return fmt.Errorf("%q is not a MAC address like 52:54:00:12:34:56", string(m))
+	}
+	return nil
+}
+func (MACAddress) describe() typeSpec {
+	return typeSpec{name: "MAC address", schema: stringSchema(map[string]any{"pattern": macRe.String()})}
+}
+
+// Canonical returns the address in lower case, as the kernel prints it.
+func (m MACAddress) Canonical() string { return strings.ToLower(string(m)) }
+
 // SysctlKey is a sysctl name, dotted or slashed ("net.ipv4.ip_forward", "net/ipv4/ip_forward").
 type SysctlKey string
 

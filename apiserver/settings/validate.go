@@ -223,8 +223,17 @@ func (s Settings) checkInterfaces() error {
 	if s.Network == nil {
 		return nil
 	}
+	macs := map[string]InterfaceName{}
 	for _, name := range sortedMapKeys(s.Network.Interfaces) {
 		i := s.Network.Interfaces[name]
+		if i.MAC != nil {
+			// Two entries for one interface would fight over it.
+			if other, dup := macs[i.MAC.Canonical()]; dup {
+				return keyErr([]string{Prefix, "network", "interfaces", string(name), "mac"},
+					fmt.Errorf("%s is already the mac of entry %s", *i.MAC, other))
+			}
+			macs[i.MAC.Canonical()] = name
+		}
 		if i.Gateway == nil {
 			continue
 		}

@@ -30,8 +30,8 @@ import (
 	"github.com/ballast-os/ballast/init/system/supervise"
 )
 
-// Hostname is the host name until the apiserver sets the configured one.
-const Hostname = "ballast"
+// Hostname is the host name until settings, DHCP or cloud metadata give one.
+const Hostname = contract.DefaultHostname
 
 // Config connects the system init to the machine; zero fields take the defaults in brackets.
 type Config struct {

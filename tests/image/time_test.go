@@ -64,7 +64,7 @@ hosts = [["%s", ["ntp.test"]]]
 	start := time.Now()
 	vm, err := qemu.Start(t.Context(), qemu.Config{Disk: copyDisk(t, 0), ExtraDisks: []string{cidata}, LogFile: log,
 		HostFwd: []string{fmt.Sprintf("tcp:127.0.0.1:%d-:%d", port, contract.DevAPIPort)},
-		Taps:    []qemu.Tap{{File: tap}},
+		TapNICs: []qemu.TapNIC{{File: tap, ID: "ntp"}},
 		// The RTC runs from this time on; the kernel reads it at boot.
 		ExtraArgs: []string{"-rtc", "base=" + rtc.Format("2006-01-02T15:04:05")},
 		Timeout:   5 * time.Minute})

@@ -76,10 +76,10 @@ type Config struct {
 	// "tcp:10.0.2.100:80-tcp:127.0.0.1:8080".
 	GuestFwd []string
 
-	// Taps are NICs after the user-networking one, each backed by a tap device the caller
-	// opened (tests/netns) that QEMU inherits as fd 3, 4, ... in this order; the guest sees
-	// them as virtio-net devices after the first. Only Start can hand the files over.
-	Taps []Tap
+	// TapNICs are NICs after the user-network one, in order (the guest names them eth1, eth2, ...):
+	// tap devices the caller opened, e.g. in a network namespace of its own where it runs the
+	// peers (a DHCP server), passed to QEMU as inherited files. They need no NoNetwork.
+	TapNICs []TapNIC
 
 	// QMPSocket is the path of QEMU's QMP unix socket. Start defaults it to a
 	// path in the VM's temp dir; Args leaves QMP out when it is empty.
@@ -103,10 +103,12 @@ type Config struct {
 	ExtraArgs []string
 }
 
-// Tap is a NIC backed by an open tap device.
-type Tap struct {
-	File *os.File
-	MAC  string // "" lets QEMU choose
+// TapNIC is a virtio NIC on an open tap device.
+type TapNIC struct {
+	File *os.File // the tap device's file (/dev/net/tun after TUNSETIFF)
+	// ID names the NIC's device for VM.SetLink; its netdev is ID-net.
+	ID  string
+	MAC string // e.g. "52:54:00:12:34:60"; "" lets QEMU pick one
 }
 
 // withDefaults returns c with every zero field that has a default filled in.
@@ -173,9 +175,9 @@ func (c Config) validate() error {
 			return fmt.Errorf("qemu: config: %s: %s is a directory", f.what, f.path)
 		}
 	}
-	for i, tap := range c.Taps {
-		if tap.File == nil || strings.ContainsAny(tap.MAC, ", \t\n") {
-			return fmt.Errorf("qemu: config: Taps[%d]: want an open tap device and a MAC without commas", i)
+	for i, n := range c.TapNICs {
+		if n.File == nil || n.ID == "" || strings.ContainsAny(n.ID+n.MAC, ", \t\n=") {
+			return fmt.Errorf("qemu: config: TapNICs[%d]: needs a File and an ID, and no commas, spaces or '=' in ID and MAC", i)
 		}
 	}
 	for _, r := range append(append([]string(nil), c.HostFwd...), c.GuestFwd...) {
@@ -249,13 +251,13 @@ func (c Config) Args() []string {
 		)
 	}
 
-	for i, tap := range c.Taps {
-		id := "tap" + strconv.Itoa(i)
-		dev := "virtio-net-pci,netdev=" + id + ",romfile="
-		if tap.MAC != "" {
-			dev += ",mac=" + tap.MAC
+	for i, n := range c.TapNICs {
+		// Start passes the files as ExtraFiles: descriptors 3, 4, ... in order.
+		dev := "virtio-net-pci,netdev=" + n.ID + "-net,id=" + n.ID + ",romfile="
+		if n.MAC != "" {
+			dev += ",mac=" + n.MAC
 		}
-		args = append(args, "-netdev", "tap,id="+id+",fd="+strconv.Itoa(3+i), "-device", dev)
+		args = append(args, "-netdev", fmt.Sprintf("tap,id=%s-net,fd=%d", n.ID, 3+i), "-device", dev)
 	}
 
 	if !c.NoRNG {

@@ -61,7 +61,6 @@ func TestArgs(t *testing.T) {
 				OVMFVars:   "/w/VARS.fd",
 				HostFwd:    []string{"tcp:127.0.0.1:50443-:50443", "tcp:127.0.0.1:2222-:22"},
 				GuestFwd:   []string{"tcp:10.0.2.100:80-tcp:127.0.0.1:8080"},
-				Taps:       []Tap{{File: os.Stdin}, {File: os.Stdin, MAC: "52:54:00:00:00:02"}},
 				QMPSocket:  "/run/vm/qmp.sock",
 			},
 			want: cat([]string{
@@ -77,14 +76,28 @@ func TestArgs(t *testing.T) {
 				"-device", "virtio-blk-pci,drive=disk2",
 				"-netdev", "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:50443-:50443,hostfwd=tcp:127.0.0.1:2222-:22," +
 					"guestfwd=tcp:10.0.2.100:80-tcp:127.0.0.1:8080",
-			}, network, []string{
-				"-netdev", "tap,id=tap0,fd=3", "-device", "virtio-net-pci,netdev=tap0,romfile=",
-				"-netdev", "tap,id=tap1,fd=4", "-device", "virtio-net-pci,netdev=tap1,romfile=,mac=52:54:00:00:00:02",
-			}, devices, []string{
+			}, network, []string{}, devices, []string{
 				"-serial", "stdio",
 				"-qmp", "unix:/run/vm/qmp.sock,server=on,wait=off",
 				"-no-reboot",
 			}),
+		},
+		{
+			name: "tap NICs after the user network",
+			cfg: Config{Disk: "/img/disk.raw", Accel: "tcg", TapNICs: []TapNIC{
+				{File: os.Stdin, ID: "lan", MAC: "52:54:00:00:00:01"}, {File: os.Stdin, ID: "wan"}}},
+			want: cat([]string{
+				"-nodefaults", "-machine", "q35", "-accel", "tcg", "-cpu", "max",
+				"-smp", "2", "-m", "1024", "-display", "none",
+				"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+				"-drive", "if=pflash,format=raw,unit=1,snapshot=on,file=/usr/share/OVMF/OVMF_VARS_4M.fd",
+				"-drive", "if=none,id=disk0,format=raw,file=/img/disk.raw",
+				"-device", "virtio-blk-pci,drive=disk0,bootindex=1",
+				"-netdev", "user,id=net0,restrict=on",
+			}, network, []string{
+				"-netdev", "tap,id=lan-net,fd=3", "-device", "virtio-net-pci,netdev=lan-net,id=lan,romfile=,mac=52:54:00:00:00:01",
+				"-netdev", "tap,id=wan-net,fd=4", "-device", "virtio-net-pci,netdev=wan-net,id=wan,romfile=",
+			}, devices, []string{"-serial", "stdio", "-no-reboot"}),
 		},
 		{
 			name: "interactive without network, commas escaped",
@@ -157,7 +170,10 @@ func TestValidate(t *testing.T) {
 		{"missing extra disk", func(c *Config) { c.ExtraDisks = []string{disk, "/nonexistent.iso"} }, "ExtraDisks[1]"},
 		{"comma in hostfwd", func(c *Config) { c.HostFwd = []string{"tcp::1-:1,x"} }, "forwarding rule"},
 		{"empty guestfwd", func(c *Config) { c.GuestFwd = []string{""} }, "forwarding rule"},
-		{"tap without a file", func(c *Config) { c.Taps = []Tap{{File: os.Stdin}, {}} }, "Taps[1]"},
+		{"tap NIC", func(c *Config) { c.TapNICs = []TapNIC{{File: os.Stdin, ID: "lan", MAC: "52:54:00:00:00:01"}} }, ""},
+		{"tap NIC without a file", func(c *Config) { c.TapNICs = []TapNIC{{ID: "lan"}} }, "TapNICs[0]"},
+		{"tap NIC without an ID", func(c *Config) { c.TapNICs = []TapNIC{{File: os.Stdin}} }, "TapNICs[0]"},
+		{"tap NIC with a comma", func(c *Config) { c.TapNICs = []TapNIC{{File: os.Stdin, ID: "a,b"}} }, "TapNICs[0]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -132,6 +132,11 @@ func (c *qmpClient) read(dec *json.Decoder) {
 // execute runs one argument-less command. closeOK treats QEMU closing the
 // socket before replying as success, which is how "quit" can end.
 func (c *qmpClient) execute(command string, closeOK bool) error {
+	return c.executeArgs(command, nil, closeOK)
+}
+
+// executeArgs runs one command with its arguments (nil for none).
+func (c *qmpClient) executeArgs(command string, args any, closeOK bool) error {
 	c.cmdMu.Lock()
 	defer c.cmdMu.Unlock()
 	// Drain a late reply to an earlier, timed-out command.
@@ -142,7 +147,11 @@ func (c *qmpClient) execute(command string, closeOK bool) error {
 	if err := c.conn.SetWriteDeadline(time.Now().Add(qmpTimeout)); err != nil {
 		return fmt.Errorf("qmp %s: %w", command, err)
 	}
-	if err := json.NewEncoder(c.conn).Encode(map[string]string{"execute": command}); err != nil {
+	req := map[string]any{"execute": command}
+	if args != nil {
+		req["arguments"] = args
+	}
+	if err := json.NewEncoder(c.conn).Encode(req); err != nil {
 		if closeOK && isClosed(err) {
 			return nil
 		}

@@ -122,8 +122,8 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	// stuck pipe cannot hang Kill.
 	cmd.WaitDelay = 5 * time.Second
 	setProcAttr(cmd)
-	for _, tap := range cfg.Taps {
-		cmd.ExtraFiles = append(cmd.ExtraFiles, tap.File) // fd 3 + i, as Args numbers them
+	for _, n := range cfg.TapNICs {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, n.File)
 	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -302,6 +302,12 @@ func (v *VM) Send(s string) error {
 // ShutdownReason is then "guest-shutdown".
 func (v *VM) Powerdown() error {
 	return v.decorate(v.qmp.execute("system_powerdown", false))
+}
+
+// SetLink connects (up) or disconnects a NIC's cable (QMP set_link): the guest sees its carrier
+// come and go. name is a TapNIC's ID.
+func (v *VM) SetLink(name string, up bool) error {
+	return v.decorate(v.qmp.executeArgs("set_link", map[string]any{"name": name, "up": up}, false))
 }
 
 // Quit stops QEMU at once (QMP quit), like pulling the plug but letting QEMU

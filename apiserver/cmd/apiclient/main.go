@@ -8,6 +8,7 @@
 //	apiclient [global flags] logs [-f] [-n LINES] [SOURCE]  kernel, init or a service
 //	apiclient [global flags] logs --bundle > host.tar.gz
 //	apiclient [global flags] time [--json]
+//	apiclient [global flags] network [--json]
 //	apiclient [global flags] reboot
 //	apiclient [global flags] report [--json] [hardening]
 //
@@ -37,7 +38,7 @@ import (
 )
 
 const usage = `usage: apiclient [--socket PATH | --endpoint https://HOST:PORT --pki DIR] COMMAND
-  get [PREFIX]                 print settings and OS info, or the part under PREFIX (settings.motd, os)
+  get [PREFIX]                 print settings and OS info, or the part under PREFIX (settings.motd, os, network)
   set KEY=VALUE ...            change settings (keys like motd, network.hostname) and apply them
   set --json JSON              the same, from a JSON object of settings keys
   apply -f FILE|-              apply a settings document: TOML or JSON with a [settings] table
@@ -46,6 +47,7 @@ const usage = `usage: apiclient [--socket PATH | --endpoint https://HOST:PORT --
                                (-f: keep following; -n: the last N lines); without SOURCE, list them
   logs --bundle                write a support bundle (gzip'd tar: logs, redacted settings, state)
   time [--json]                print the time service's state and the clock
+  network [--json]             the network's live state: addresses, routes, leases, DNS, host name
   reboot                       reboot the host
   report [--json] [hardening]  the hardening report: each check with what the host shows; exits 1
                                when a check fails (expected failures, such as a dev image's
@@ -116,6 +118,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, out io.Writer) err
 		return showTime(ctx, c, rest, out)
 	case "report":
 		return hardeningReport(ctx, c, rest, out)
+	case "network":
+		return network(ctx, c, rest, out)
 	case "reboot":
 		if len(rest) != 0 {
 			return fmt.Errorf("%w: reboot takes no arguments", errUsage)

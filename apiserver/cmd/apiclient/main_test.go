@@ -46,7 +46,8 @@ func TestCommands(t *testing.T) {
 			OnListen: func() { close(listening) },
 			AllowUID: func(uid uint32) bool { return uid == uint32(os.Getuid()) },
 			// A root with nothing of a Ballast host in it: most checks fail.
-			Report: &report.Sources{Root: filepath.Join(dir, "etc")},
+			Report:       &report.Sources{Root: filepath.Join(dir, "etc")},
+			NetworkState: filepath.Join(dir, "network-state.json"),
 		})
 	}()
 	select {
@@ -66,6 +67,7 @@ func TestCommands(t *testing.T) {
 		stdin     string
 	}{
 		{args: []string{"get", "os"}, wantOut: `"variant": "dev"`},
+		{args: []string{"network"}, wantErr: "the network service has not reported its state"},
 		{args: []string{"set", "motd=hello", "network.hostname=box"}},
 		{args: []string{"get", "settings.motd"}, wantOut: "{\n  \"settings\": {\n    \"motd\": \"hello\"\n  }\n}\n"},
 		{args: []string{"set", "--json", `{"motd":"json"}`}},
@@ -144,6 +146,26 @@ func TestCommands(t *testing.T) {
 			}
 		})
 	}
+	// The network service's state, once written.
+	os.WriteFile(filepath.Join(dir, "network-state.json"), []byte(`{"updated":"2025-01-01T00:00:00Z","interfaces":[],"routes":[],
+		"dns":{"servers":["10.0.2.3"],"search":[],"source":"dhcp","sources":["dhcp4 eth0"]},"hostname":{"name":"box","source":"settings"}}`), 0o644)
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"network"}, "dns: 10.0.2.3 search - (dhcp: dhcp4 eth0)\nhostname: box (settings)\n"},
+		{[]string{"network", "--json"}, `"source": "settings"`},
+		{[]string{"get", "network.hostname"}, "{\n  \"network\": {\n    \"hostname\": {\n      \"name\": \"box\",\n      \"source\": \"settings\"\n    }\n  }\n}\n"},
+	} {
+		var out bytes.Buffer
+		if err := run(context.Background(), append([]string{"--socket", sock}, tt.args...), nil, &out); err != nil || !strings.Contains(out.String(), tt.want) {
+			t.Errorf("%s: %v, output %q, want it to contain %q", tt.args, err, out.String(), tt.want)
+		}
+	}
+	if err := run(context.Background(), []string{"--socket", sock, "network", "eth0"}, nil, &bytes.Buffer{}); !errors.Is(err, errUsage) {
+		t.Errorf("network eth0: %v, want a usage error", err)
+	}
+
 	// No server: a clear error naming the socket.
 	err := run(context.Background(), []string{"--socket", filepath.Join(dir, "none"), "get"}, nil, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "none")) {

@@ -50,6 +50,7 @@ func main() {
 		logDir       = flag.String("log-dir", contract.PersistentLogDir, "where the system init writes the host logs")
 		volatileLogs = flag.String("volatile-log-dir", contract.LogDir, "where the system init writes a log it cannot keep in --log-dir")
 		timeState    = flag.String("time-state", contract.TimeState, "the time service's state GET /time serves")
+		netState     = flag.String("network-state", contract.NetworkStatePath, "the network service's state file, served as GET /network")
 		setHostname  = flag.Bool("sethostname", true, "set the kernel host name (only done when running as root)")
 		kernelPolicy = flag.String("kernel-policy", contract.KernelPolicyPath, "where settings.kernel is left for the system init's next boot (only as root; \"\" for none)")
 	)
@@ -122,6 +123,7 @@ func main() {
 		UserData:     sources,
 		SetHostname:  sethostname,
 		Init:         initclient.New(*initSocket, *logDir, *volatileLogs),
+		NetworkState: *netState,
 		Console:      os.Stderr,
 		Log:          log,
 	})
