@@ -18,7 +18,7 @@ import (
 	"github.com/ballast-os/ballast/apiserver/apitypes"
 	"github.com/ballast-os/ballast/apiserver/client"
 	"github.com/ballast-os/ballast/contract"
-	"github.com/ballast-os/ballast/tests/netns"
+	"github.com/ballast-os/ballast/tests/nettest"
 	"github.com/ballast-os/ballast/tests/ntpserver"
 	"github.com/ballast-os/ballast/tests/qemu"
 	"github.com/ballast-os/ballast/tests/testutil"
@@ -45,8 +45,8 @@ func TestTimeSync(t *testing.T) {
 	if err := qemu.Available(); err != nil {
 		t.Fatalf("QEMU is needed for image tests: %v", err)
 	}
-	ns := netns.New(t)
-	tap := ns.Tap(t, "tap0", netip.PrefixFrom(timeHonest, timeNet.Bits()), netip.PrefixFrom(timeLiar, timeNet.Bits()))
+	ns := nettest.NewNetns(t)
+	tap := ns.Tap(t, "tap0", netip.PrefixFrom(timeHonest, timeNet.Bits()).String(), netip.PrefixFrom(timeLiar, timeNet.Bits()).String())
 	serveLease(t, ns, "tap0", timeHonest, timeGuest)
 	honest := serveNTP(t, ns, timeHonest, ntpserver.Answer{Stratum: uint8(timeStratum), RefID: [4]byte{192, 0, 2, 1},
 		RootDelay: 2 * time.Millisecond, RootDispersion: time.Millisecond})
@@ -195,7 +195,7 @@ func waitTime(t *testing.T, c *client.Client, what string, done func(apitypes.Ti
 }
 
 // serveNTP runs an NTP server on port 123 of addr inside the namespace.
-func serveNTP(t *testing.T, ns *netns.NS, addr netip.Addr, a ntpserver.Answer) *ntpserver.Server {
+func serveNTP(t *testing.T, ns *nettest.Netns, addr netip.Addr, a ntpserver.Answer) *ntpserver.Server {
 	t.Helper()
 	conn, err := ns.ListenPacket("udp", netip.AddrPortFrom(addr, 123).String())
 	if err != nil {
@@ -209,7 +209,7 @@ func serveNTP(t *testing.T, ns *netns.NS, addr netip.Addr, a ntpserver.Answer) *
 // serveLease answers DHCP on ifname inside the namespace with one lease, guest's address on the
 // tap's network, and neither router nor name servers: the guest's default route and resolver stay
 // on its first NIC.
-func serveLease(t *testing.T, ns *netns.NS, ifname string, server, guest netip.Addr) {
+func serveLease(t *testing.T, ns *nettest.Netns, ifname string, server, guest netip.Addr) {
 	t.Helper()
 	handler := func(conn net.PacketConn, peer net.Addr, m *dhcpv4.DHCPv4) {
 		var reply dhcpv4.MessageType

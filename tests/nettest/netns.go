@@ -6,6 +6,7 @@ package nettest
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"regexp"
@@ -130,6 +131,17 @@ func (n *Netns) Do(f func() error) error {
 	return <-errc
 }
 
+// ListenPacket is net.ListenPacket inside the namespace: the socket stays there wherever it is
+// used later.
+func (n *Netns) ListenPacket(network, address string) (net.PacketConn, error) {
+	var c net.PacketConn
+	err := n.Do(func() (err error) {
+		c, err = net.ListenPacket(network, address)
+		return err
+	})
+	return c, err
+}
+
 // Veth makes a veth pair: local in the caller's namespace, peer in n with address peerAddr
 // (a CIDR), both up. It returns the local link.
 func (n *Netns) Veth(t testing.TB, local, peer, peerAddr string) netlink.Link {
@@ -154,14 +166,17 @@ func (n *Netns) Veth(t testing.TB, local, peer, peerAddr string) netlink.Link {
 	return l
 }
 
-// up brings a link of the namespace up, with an address when addr is not "".
-func (n *Netns) up(t testing.TB, name, addr string) {
+// up brings a link of the namespace up, with the addresses (CIDRs) given.
+func (n *Netns) up(t testing.TB, name string, addrs ...string) {
 	t.Helper()
 	l, err := n.NL.LinkByName(name)
 	if err != nil {
 		t.Fatalf("%s in the namespace: %v", name, err)
 	}
-	if addr != "" {
+	for _, addr := range addrs {
+		if addr == "" {
+			continue
+		}
 		a, err := netlink.ParseAddr(addr)
 		if err != nil {
 			t.Fatal(err)
@@ -175,9 +190,10 @@ func (n *Netns) up(t testing.TB, name, addr string) {
 	}
 }
 
-// Tap makes a tap device in n with address addr, up, and returns the file that carries its
-// frames, for QEMU's -netdev tap,fd=N. The device goes when the file is closed and the test ends.
-func (n *Netns) Tap(t testing.TB, name, addr string) *os.File {
+// Tap makes a tap device in n with the addresses given (CIDRs), up, and returns the file that
+// carries its frames, for QEMU's -netdev tap,fd=N. The device goes when the file is closed and the
+// test ends.
+func (n *Netns) Tap(t testing.TB, name string, addrs ...string) *os.File {
 	t.Helper()
 	var f *os.File
 	err := n.Do(func() error {
@@ -199,7 +215,7 @@ func (n *Netns) Tap(t testing.TB, name, addr string) *os.File {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	n.up(t, name, addr)
+	n.up(t, name, addrs...)
 	return f
 }
 
