@@ -37,6 +37,9 @@ const (
 	ShellHome    = "/local/root"                        // HOME of dev images' console shell
 	RandomSeed   = "/local/var/lib/ballast/random-seed" // kept across boots for the kernel's random pool
 	TimeState    = "/run/ballast/time.json"             // TimeStatus, written by the time service for GET /time
+	// BootModules exists once the system init has loaded the image's boot modules and written
+	// their sysctls; services start before that, and wait for it where they need a module.
+	BootModules = "/run/ballast/boot-modules"
 	// KernelPolicyPath is KernelPolicy: settings.kernel as the system init applies it at boot.
 	KernelPolicyPath = "/local/var/lib/ballast/kernel-policy.json"
 )

@@ -96,8 +96,10 @@ func Programs() []Program {
 		},
 		{
 			Name: "apiserver", Main: "./apiserver/cmd/apiserver", Path: "/usr/bin/apiserver", Label: "api_exec_t",
-			// Its flags default to the paths in this package.
-			Service: &Service{ID: "apiserver", Ready: ReadyWhenAPIAnswers, Restart: RestartAlways},
+			// Its flags default to the paths in this package. It starts while the system init
+			// loads the boot modules, and waits for them before it reads user data.
+			Service: &Service{ID: "apiserver", Ready: ReadyWhenAPIAnswers, Restart: RestartAlways,
+				Args: []string{"--boot-modules=" + BootModules}},
 		},
 		{
 			Name: "timesync", Main: "./init/system/cmd/timesync", Path: "/usr/bin/timesync", Label: "timesync_exec_t",

@@ -64,6 +64,10 @@ type Options struct {
 	// Report says where the hardening report looks; nil serves no report. Its Settings and
 	// RemoteAddr are the server's own.
 	Report *report.Sources
+	// WaitBoot, when set, is waited for before user data is looked for and settings applied: on
+	// a host, until the system init has loaded the modules a seed volume's file system or a
+	// module's sysctl needs. Its error is reported and the start goes on.
+	WaitBoot func(context.Context) error
 	// OnListen, when set, is called once the socket accepts connections.
 	OnListen func()
 	// OnRemoteListen, when set, is called each time the remote API starts listening.
@@ -93,6 +97,12 @@ func Run(ctx context.Context, o Options) error {
 	defer store.Close()
 	step("datastore")
 
+	if o.WaitBoot != nil {
+		if err := o.WaitBoot(ctx); err != nil {
+			fmt.Fprintf(o.Console, "ballast: apiserver: %v; going on\n", err)
+		}
+		step("boot")
+	}
 	ud := takeUserData(ctx, store, created, o.Defaults, o.UserData, o.Console)
 	step("userdata")
 

@@ -108,6 +108,7 @@ func TestAnnounce(t *testing.T) {
 			i.image.Services = []string{"apiserver"}
 			i.identity = contract.Identity{Version: "0.1.0", Variant: "qemu", Slot: "a", RootHash: hash}
 			startFakeAPIServer(t, i)
+			close(i.bootDone)
 			go i.initRandom(context.Background())
 			go i.announce(context.Background())
 			time.Sleep(50 * time.Millisecond)
@@ -147,33 +148,48 @@ func TestAnnounceWithoutAPIServer(t *testing.T) {
 }
 
 // The ready line waits for the kernel's random pool: it promises a remote API that can do TLS.
-func TestReadyWaitsForRandomPool(t *testing.T) {
-	hash := strings.Repeat("0f", 32)
-	i, _, out := testInit(t)
-	release := make(chan struct{})
-	i.random = func(ctx context.Context) (string, error) {
-		<-release
-		return "pool ready after 1.00s (seed none; new seed saved)", nil
-	}
-	i.image.Services = []string{"apiserver"}
-	i.identity = contract.Identity{Version: "0.1.0", Variant: "qemu", Slot: "a", RootHash: hash}
-	startFakeAPIServer(t, i)
-	fakeAPI(t, i, "")
-	go i.initRandom(context.Background())
-	go i.announce(context.Background())
-	time.Sleep(500 * time.Millisecond)
-	if strings.Contains(out.String(), "ready version") {
-		t.Fatalf("ready line before the random pool:\n%s", out)
-	}
-	close(release)
-	select {
-	case <-i.announced:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("not announced; console:\n%s", out)
-	}
-	random := strings.Index(out.String(), "ballast: random pool ready")
-	ready := strings.Index(out.String(), "ballast: ready version")
-	if random < 0 || ready < random {
-		t.Errorf("want the random milestone, then the ready line:\n%s", out)
+// The ready line waits for each of the boot's background tasks, whichever ends last.
+func TestReadyWaitsForBackgroundBoot(t *testing.T) {
+	for _, last := range []string{"random pool", "boot modules"} {
+		t.Run(last, func(t *testing.T) {
+			hash := strings.Repeat("0f", 32)
+			i, _, out := testInit(t)
+			release := make(chan struct{})
+			i.random = func(ctx context.Context) (string, error) {
+				if last == "random pool" {
+					<-release
+				}
+				return "pool ready after 1.00s (seed none; new seed saved)", nil
+			}
+			i.image.Services = []string{"apiserver"}
+			i.identity = contract.Identity{Version: "0.1.0", Variant: "qemu", Slot: "a", RootHash: hash}
+			startFakeAPIServer(t, i)
+			fakeAPI(t, i, "")
+			go i.initRandom(context.Background())
+			if last == "boot modules" {
+				go func() {
+					<-release
+					close(i.bootDone)
+				}()
+			} else {
+				close(i.bootDone)
+			}
+			go i.announce(context.Background())
+			time.Sleep(500 * time.Millisecond)
+			if strings.Contains(out.String(), "ready version") {
+				t.Fatalf("ready line before the %s:\n%s", last, out)
+			}
+			close(release)
+			select {
+			case <-i.announced:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("not announced; console:\n%s", out)
+			}
+			random := strings.Index(out.String(), "ballast: random pool ready")
+			ready := strings.Index(out.String(), "ballast: ready version")
+			if random < 0 || ready < random {
+				t.Errorf("want the random milestone, then the ready line:\n%s", out)
+			}
+		})
 	}
 }

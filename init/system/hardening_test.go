@@ -35,10 +35,12 @@ func bootHardened(t *testing.T, policy string) (*Init, *fakeKernel, string, []st
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	i.boot(ctx)
-	select {
-	case <-i.announced:
-	case <-time.After(5 * time.Second):
-		t.Fatal("not announced")
+	for _, c := range []chan struct{}{i.announced, i.bootDone} {
+		select {
+		case <-c:
+		case <-time.After(5 * time.Second):
+			t.Fatal("boot never ended")
+		}
 	}
 	return i, k, out.String(), loaded
 }

@@ -23,6 +23,9 @@ type mountSpec struct {
 	mkdir bool
 	// optional: a kernel without this filesystem still boots; a missing mount point is skipped.
 	optional bool
+	// late: made off the boot path, because the kernel runs a helper program to make it (nothing
+	// before the ready line needs it).
+	late bool
 }
 
 // systemMounts are the mounts beyond the ones the initramfs made (/dev, /proc, /sys, /run,
@@ -39,7 +42,9 @@ func systemMounts() []mountSpec {
 		// nsdelegate: container runtimes may delegate cgroup subtrees to namespaces safely.
 		{target: "/sys/fs/cgroup", fstype: "cgroup2", source: "cgroup2", flags: hard, data: "nsdelegate"},
 		{target: "/sys/kernel/security", fstype: "securityfs", source: "securityfs", flags: hard, optional: true},
-		{target: "/sys/fs/bpf", fstype: "bpf", source: "bpf", flags: hard, data: "mode=0700", optional: true},
+		// The kernel asks for the bpf_preload module on the first bpf mount: a modprobe run,
+		// a quarter of a second under emulation.
+		{target: "/sys/fs/bpf", fstype: "bpf", source: "bpf", flags: hard, data: "mode=0700", optional: true, late: true},
 	}
 }
 
@@ -58,20 +63,11 @@ func runDirs() []string {
 	return []string{"/run/ballast", contract.LogDir}
 }
 
-// mountAll makes the system mounts, /dev links and /run directories; each step is skipped when
-// it was done already (by the initramfs, or by an earlier run). It returns every failure; a
-// failure does not stop the later steps.
+// mountAll makes the system mounts but the late ones, /dev links and /run directories; each
+// step is skipped when it was done already (by the initramfs, or by an earlier run). It returns
+// every failure; a failure does not stop the later steps.
 func (i *Init) mountAll() error {
-	var errs []error
-	mounts, err := mountinfo.ReadFile(i.path(mountinfo.Self))
-	if err != nil {
-		errs = append(errs, err)
-	}
-	for _, m := range systemMounts() {
-		if err := i.mountOne(mounts, m); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	errs := []error{i.mountSome(false)}
 	for _, l := range devLinks() {
 		link := i.path(l[0])
 		if _, err := os.Lstat(link); err == nil {
@@ -84,6 +80,28 @@ func (i *Init) mountAll() error {
 	for _, d := range runDirs() {
 		if err := os.MkdirAll(i.path(d), 0o755); err != nil {
 			errs = append(errs, fmt.Errorf("mkdir: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// mountLate makes the late system mounts.
+func (i *Init) mountLate() error {
+	return i.mountSome(true)
+}
+
+func (i *Init) mountSome(late bool) error {
+	var errs []error
+	mounts, err := mountinfo.ReadFile(i.path(mountinfo.Self))
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, m := range systemMounts() {
+		if m.late != late {
+			continue
+		}
+		if err := i.mountOne(mounts, m); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

@@ -1,6 +1,7 @@
 package system
 
 import (
+	"errors"
 	"os"
 	"slices"
 	"strings"
@@ -27,6 +28,9 @@ func TestMountAll(t *testing.T) {
 	i, k, _ := testInit(t)
 	machine(t, i, "testdata/mountinfo")
 	if err := i.mountAll(); err != nil {
+		t.Fatal(err)
+	}
+	if err := i.mountLate(); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{
@@ -84,7 +88,7 @@ func TestMountAllReportsAndGoesOn(t *testing.T) {
 	machine(t, i, "testdata/mountinfo")
 	k.fail["/tmp"] = syscall.EPERM
 	k.fail["/sys/fs/bpf"] = syscall.ENODEV // optional and not in the kernel: fine
-	err := i.mountAll()
+	err := errors.Join(i.mountAll(), i.mountLate())
 	if err == nil || !strings.Contains(err.Error(), "mount /tmp (tmpfs): operation not permitted") {
 		t.Errorf("err = %v", err)
 	}

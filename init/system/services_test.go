@@ -70,7 +70,7 @@ func TestAPIServerService(t *testing.T) {
 	}
 	x := svc.Runner.(*supervise.Exec)
 	cmd := strings.Join(append([]string{x.Path}, x.Args...), " ")
-	want := "/usr/bin/apiserver"
+	want := "/usr/bin/apiserver --boot-modules=" + contract.BootModules
 	if cmd != want {
 		t.Errorf("command = %q, want %q", cmd, want)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/init/console"
 	"github.com/ballast-os/ballast/init/kmod"
+	"github.com/ballast-os/ballast/init/marker"
 	"github.com/ballast-os/ballast/init/system/logs"
 	"github.com/ballast-os/ballast/init/system/powerbutton"
 	"github.com/ballast-os/ballast/init/system/reap"
@@ -70,6 +71,7 @@ type Init struct {
 	button      powerbutton.Watcher
 	random      func(ctx context.Context) (string, error)
 	randomReady chan struct{} // closed once the kernel's random pool is initialised (or that failed)
+	bootDone    chan struct{} // closed once the boot modules and the late mounts are done
 	killPoll    time.Duration
 	killWait    [2]time.Duration // after SIGTERM, after SIGKILL
 	logs        *logs.Store
@@ -98,6 +100,7 @@ func New(cfg Config) *Init {
 		button:      cfg.PowerButton,
 		random:      cfg.Random,
 		randomReady: make(chan struct{}),
+		bootDone:    make(chan struct{}),
 		killPoll:    50 * time.Millisecond,
 		killWait:    [2]time.Duration{5 * time.Second, 2 * time.Second},
 		announced:   make(chan struct{}),
@@ -208,7 +211,26 @@ func (i *Init) boot(ctx context.Context) {
 	i.openLogs()
 	// Before the modules: a network driver's interfaces take the net.*.default sysctls as they
 	// are when it creates them, and the modules load under the lockdown level.
-	if mods := i.harden(); len(mods) > 0 {
+	mods := i.harden()
+	if err := i.kernel.Sethostname(Hostname); err != nil {
+		i.console.Errorf("hostname: %v", err)
+	}
+	// The services start while the modules load: the network service takes interfaces as their
+	// drivers make them, and the apiserver waits for contract.BootModules before it looks for
+	// a seed volume (vfat, isofs) or writes sysctls.
+	go i.finishBoot(mods)
+	i.startServices()
+	i.serveInitSocket(ctx)
+	go i.announce(ctx)
+}
+
+// finishBoot loads the boot modules, writes the sysctls they bring and makes the late mounts,
+// then sets contract.BootModules and closes bootDone.
+func (i *Init) finishBoot(mods []string) {
+	defer close(i.bootDone)
+	late := make(chan error, 1)
+	go func() { late <- i.mountLate() }()
+	if len(mods) > 0 {
 		if err := i.loadModules(mods...); err != nil {
 			i.report("modules", err)
 		} else {
@@ -216,12 +238,9 @@ func (i *Init) boot(ctx context.Context) {
 		}
 	}
 	i.retrySysctls()
-	if err := i.kernel.Sethostname(Hostname); err != nil {
-		i.console.Errorf("hostname: %v", err)
-	}
-	i.startServices()
-	i.serveInitSocket(ctx)
-	go i.announce(ctx)
+	// Set even when a module failed: the failure is reported, and waiting longer would not help.
+	i.report("modules", marker.Set(i.path(contract.BootModules), []byte(strings.Join(mods, "\n")+"\n")))
+	i.report("mounts", <-late)
 }
 
 // readIdentity reads image.json, os-release and the kernel command line. Without image.json
@@ -272,11 +291,13 @@ func (i *Init) announce(ctx context.Context) {
 		return
 	}
 	// The ready line promises that every API listener serves; the remote one needs the pool
-	// for its TLS handshakes.
-	select {
-	case <-i.randomReady:
-	case <-ctx.Done():
-		return
+	// for its TLS handshakes. And that the boot is over: the modules are in, the mounts made.
+	for _, c := range []chan struct{}{i.randomReady, i.bootDone} {
+		select {
+		case <-c:
+		case <-ctx.Done():
+			return
+		}
 	}
 	i.console.Milestone("ready", "%s", i.identity.ReadyLine())
 	// The apiserver renders /etc/motd from the settings before it answers.

@@ -25,6 +25,7 @@ import (
 	"github.com/ballast-os/ballast/apiserver/timeinfo"
 	"github.com/ballast-os/ballast/apiserver/userdata"
 	"github.com/ballast-os/ballast/init/harden"
+	"github.com/ballast-os/ballast/init/marker"
 )
 
 func main() {
@@ -52,6 +53,8 @@ func main() {
 		timeState    = flag.String("time-state", contract.TimeState, "the time service's state GET /time serves")
 		netState     = flag.String("network-state", contract.NetworkStatePath, "the network service's state file, served as GET /network")
 		setHostname  = flag.Bool("sethostname", true, "set the kernel host name (only done when running as root)")
+		bootModules  = flag.String("boot-modules", "", "wait (at most --boot-wait) for this file, which the system init creates once the boot modules are loaded, before reading user data and applying settings")
+		bootWait     = flag.Duration("boot-wait", time.Minute, "how long --boot-modules is waited for")
 		kernelPolicy = flag.String("kernel-policy", contract.KernelPolicyPath, "where settings.kernel is left for the system init's next boot (only as root; \"\" for none)")
 	)
 	flag.Parse()
@@ -108,6 +111,17 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	var waitBoot func(context.Context) error
+	if *bootModules != "" {
+		waitBoot = func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, *bootWait)
+			defer cancel()
+			if err := marker.Wait(ctx, *bootModules); err != nil {
+				return fmt.Errorf("boot modules: %w", err)
+			}
+			return nil
+		}
+	}
 	err = daemon.Run(ctx, daemon.Options{
 		Socket:       *socket,
 		AllowUID:     func(uid uint32) bool { return slices.Contains(uids, uid) },
@@ -124,6 +138,7 @@ func main() {
 		SetHostname:  sethostname,
 		Init:         initclient.New(*initSocket, *logDir, *volatileLogs),
 		NetworkState: *netState,
+		WaitBoot:     waitBoot,
 		Console:      os.Stderr,
 		Log:          log,
 	})

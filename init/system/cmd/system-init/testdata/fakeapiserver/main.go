@@ -1,9 +1,10 @@
 // Command fakeapiserver stands in for the apiserver in the system init's namespace test: it
-// takes the real flags (with the real defaults), renders /etc/motd, answers GET /os on the socket, and leaves an orphan
+// takes the real flags (with the real defaults), waits for the boot modules, renders /etc/motd, answers GET /os on the socket, and leaves an orphan
 // behind for PID 1 to reap.
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ballast-os/ballast/contract"
+	"github.com/ballast-os/ballast/init/marker"
 )
 
 func main() {
@@ -33,7 +35,19 @@ func main() {
 	flag.String("datastore", "", "")
 	flag.String("etc", "", "")
 	flag.String("os-release", "", "")
+	bootModules := flag.String("boot-modules", "", "")
 	flag.Parse()
+
+	// Like the real one: nothing is applied before the system init has loaded the modules.
+	if *bootModules != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := marker.Wait(ctx, *bootModules)
+		cancel()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
 
 	p, err := os.StartProcess("/proc/self/exe", []string{"fakeapiserver", "spawn"}, &os.ProcAttr{})
 	if err == nil {
