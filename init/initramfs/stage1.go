@@ -85,6 +85,10 @@ func Run(ctx context.Context, con *console.Writer) error {
 		return fmt.Errorf("mount verity root %s (EROFS) on %s: %w", verityDevNode, NewRoot, err)
 	}
 	con.Milestone("root", "verity root mounted read-only (%d blocks)", p.VerityBlocks)
+	if img, err := contract.ReadImage(NewRoot); err == nil {
+		n := prefetch(NewRoot, bootPrograms(img))
+		con.Milestone("prefetch", "%d MiB of programs", n>>20)
+	}
 
 	if err := mountData(con, data); err != nil {
 		return err
