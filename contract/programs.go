@@ -97,7 +97,8 @@ func Programs() []Program {
 		{
 			Name: "apiserver", Main: "./apiserver/cmd/apiserver", Path: "/usr/bin/apiserver", Label: "api_exec_t",
 			// Its flags default to the paths in this package. It starts while the system init
-			// loads the boot modules, and waits for them before it reads user data.
+			// loads the boot modules, and waits for them only to mount a seed volume or apply a
+			// setting that needs a module.
 			Service: &Service{ID: "apiserver", Ready: ReadyWhenAPIAnswers, Restart: RestartAlways,
 				Args: []string{"--boot-modules=" + BootModules}},
 		},

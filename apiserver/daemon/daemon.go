@@ -64,9 +64,9 @@ type Options struct {
 	// Report says where the hardening report looks; nil serves no report. Its Settings and
 	// RemoteAddr are the server's own.
 	Report *report.Sources
-	// WaitBoot, when set, is waited for before user data is looked for and settings applied: on
-	// a host, until the system init has loaded the modules a seed volume's file system or a
-	// module's sysctl needs. Its error is reported and the start goes on.
+	// WaitBoot, when set, returns once the system init has loaded the boot modules; the
+	// settings that need a module (a module's sysctls, module blocks and loads) wait for it.
+	// The user data sources take their own wait (userdata.NoCloud.BeforeMount).
 	WaitBoot func(context.Context) error
 	// OnListen, when set, is called once the socket accepts connections.
 	OnListen func()
@@ -97,12 +97,6 @@ func Run(ctx context.Context, o Options) error {
 	defer store.Close()
 	step("datastore")
 
-	if o.WaitBoot != nil {
-		if err := o.WaitBoot(ctx); err != nil {
-			fmt.Fprintf(o.Console, "ballast: apiserver: %v; going on\n", err)
-		}
-		step("boot")
-	}
 	ud := takeUserData(ctx, store, created, o.Defaults, o.UserData, o.Console)
 	step("userdata")
 
@@ -116,6 +110,7 @@ func Run(ctx context.Context, o Options) error {
 		Init:        o.Init,
 		Actions:     []render.Action{{Name: render.ActionRemoteAPI, Keys: render.ActionKeys()[render.ActionRemoteAPI], Run: remote.apply}},
 		Log:         o.Log,
+		WaitBoot:    o.WaitBoot,
 	}
 	var hardening func(context.Context) apitypes.HardeningReport
 	if o.Report != nil {

@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -31,7 +30,6 @@ type host struct {
 	proc                        string
 	report                      *report.Sources
 	init                        initclient.Init
-	waitBoot                    func(context.Context) error
 	remoteAddrs                 chan net.Addr
 
 	mu        sync.Mutex // the server's goroutines call SetHostname
@@ -105,7 +103,6 @@ func (h *host) start(t testing.TB) *running {
 				}
 			},
 			SetHostname: h.setHostname,
-			WaitBoot:    h.waitBoot,
 			Console:     r.console,
 			OnListen:    func() { close(listening) },
 		})
@@ -305,50 +302,6 @@ func TestFirstBootUserData(t *testing.T) {
 			s, err = c2.Settings(ctx)
 			if err != nil || s.Motd != nil && *s.Motd == "second boot" {
 				t.Fatalf("user data re-applied on the second boot: %+v, %v", s, err)
-			}
-		})
-	}
-}
-
-// sourceFunc is a user data source that is a function.
-type sourceFunc func(context.Context) ([]byte, string, error)
-
-func (f sourceFunc) Fetch(ctx context.Context) ([]byte, string, error) { return f(ctx) }
-
-// User data is looked for only after the boot modules are in (a seed volume's file system is a
-// module), and a boot that never says so delays the start but does not stop it.
-func TestWaitBootBeforeUserData(t *testing.T) {
-	for _, fail := range []bool{false, true} {
-		t.Run(fmt.Sprintf("fail=%v", fail), func(t *testing.T) {
-			h := newHost(t)
-			var mu sync.Mutex
-			waited := false
-			h.waitBoot = func(ctx context.Context) error {
-				time.Sleep(100 * time.Millisecond)
-				mu.Lock()
-				defer mu.Unlock()
-				waited = true
-				if fail {
-					return errors.New("boot modules: context deadline exceeded")
-				}
-				return nil
-			}
-			fetchedAfter := false
-			h.userData = []userdata.NamedSource{{Name: "probe", Source: sourceFunc(func(context.Context) ([]byte, string, error) {
-				mu.Lock()
-				defer mu.Unlock()
-				fetchedAfter = waited
-				return []byte("[settings]\nmotd = \"x\"\n"), "probe", nil
-			})}}
-			srv := h.start(t)
-			mu.Lock()
-			defer mu.Unlock()
-			if !fetchedAfter {
-				t.Error("user data fetched before the boot modules were in")
-			}
-			const warn = "ballast: apiserver: boot modules: context deadline exceeded; going on\n"
-			if got := strings.Contains(srv.console.String(), warn); got != fail {
-				t.Errorf("console reports the failed wait: %v, want %v:\n%s", got, fail, srv.console)
 			}
 		})
 	}

@@ -76,12 +76,21 @@ func writeDurable(path string, content []byte) (err error) {
 // sysctl writes Ballast's hardened defaults with settings.kernel.sysctl in place to /proc/sys, so
 // a removed override gives way to the default again. A key the kernel does not have is an error
 // for that key only; the rest are still written.
-func (r *Renderer) sysctl(_ context.Context, s settings.Settings) error {
+func (r *Renderer) sysctl(ctx context.Context, s settings.Settings) error {
 	if r.ProcDir == "" {
 		return nil
 	}
-	_, err := harden.Kernel{Proc: r.ProcDir}.ApplySysctls(s.KernelPolicy())
-	return err
+	k, p := harden.Kernel{Proc: r.ProcDir}, s.KernelPolicy()
+	_, err := k.ApplySysctls(p)
+	missing, rest := harden.Missing(err)
+	if len(missing) == 0 || r.WaitBoot == nil {
+		return err
+	}
+	if werr := r.WaitBoot(ctx); werr != nil {
+		return errors.Join(err, werr)
+	}
+	_, err = k.ApplySysctls(p, missing...)
+	return errors.Join(rest, err)
 }
 
 // lockdown raises the kernel's lockdown level to settings.kernel.lockdown (integrity when unset).
@@ -97,11 +106,16 @@ func (r *Renderer) lockdown(_ context.Context, s settings.Settings) error {
 // modules puts settings.kernel.modules into effect on the running kernel: blocked modules' files
 // are covered and the modules unloaded when nothing uses them; autoload modules are loaded. A
 // module allowed again stays covered until the next boot.
-func (r *Renderer) modules(_ context.Context, s settings.Settings) error {
+func (r *Renderer) modules(ctx context.Context, s settings.Settings) error {
 	if r.Kernel == nil {
 		return nil
 	}
 	p := s.KernelPolicy()
+	if r.WaitBoot != nil && len(p.Blocked)+len(p.Autoload) > 0 {
+		if err := r.WaitBoot(ctx); err != nil {
+			return err
+		}
+	}
 	var errs []error
 	if _, err := r.Kernel.BlockModules(p.Blocked); err != nil {
 		errs = append(errs, err)

@@ -35,7 +35,11 @@ func TestKernelActions(t *testing.T) {
 		},
 	}
 	policy := filepath.Join(root, contract.KernelPolicyPath)
-	r := &Renderer{EtcDir: t.TempDir(), Kernel: k, PolicyFile: policy}
+	// Blocking and loading wait for the boot's module loading, so neither races it.
+	r := &Renderer{EtcDir: t.TempDir(), Kernel: k, PolicyFile: policy, WaitBoot: func(context.Context) error {
+		calls = append(calls, "wait")
+		return nil
+	}}
 	s := decode(t, `{"kernel":{"lockdown":"confidentiality","modules":{"a":{"allowed":false},"c":{"autoload":true}}}}`)
 	res, err := r.Apply(context.Background(), s, nil)
 	if err != nil {
@@ -44,7 +48,7 @@ func TestKernelActions(t *testing.T) {
 	if got := hardentest.Read(t, root, contract.LockdownFile); got != "confidentiality" {
 		t.Errorf("lockdown file = %q, want confidentiality written", got)
 	}
-	wantCalls := []string{"mount /lib/modules/" + hardentest.Kver + "/kernel/a.ko", "mount /lib/modules/" + hardentest.Kver + "/kernel/a.ko", "delete a", "finit fd"}
+	wantCalls := []string{"wait", "mount /lib/modules/" + hardentest.Kver + "/kernel/a.ko", "mount /lib/modules/" + hardentest.Kver + "/kernel/a.ko", "delete a", "finit fd"}
 	if !slices.Equal(calls, wantCalls) {
 		t.Errorf("calls %q, want %q", calls, wantCalls)
 	}
@@ -78,5 +82,42 @@ func TestKernelActions(t *testing.T) {
 	res, err = r.Apply(context.Background(), decode(t, `{"kernel":{"modules":{"a":{"allowed":true}}}}`), []string{"settings.kernel.modules.a.allowed"})
 	if err != nil || len(res.Notes) != 1 || !strings.Contains(res.Notes[0], "module a: allowed again") {
 		t.Errorf("allowing again: %+v, %v", res, err)
+	}
+}
+
+// A sysctl a module brings (net.bridge.*) may be missing while the system init is still loading
+// the boot modules: the action waits for them then, and only then.
+func TestSysctlWaitsForBootModules(t *testing.T) {
+	const bridge = "sys/net/bridge/bridge-nf-call-iptables"
+	for _, tt := range []struct {
+		name      string
+		settings  string
+		wantWaits int
+		want      string // the bridge sysctl after the apply; "" for absent
+	}{
+		{"built-in keys only", `{"kernel":{"sysctl":{"kernel.kptr_restrict":"2"}}}`, 0, ""},
+		{"a module's key", `{"kernel":{"sysctl":{"net.bridge.bridge-nf-call-iptables":"1"}}}`, 1, "1"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			root := hardentest.Root(t)
+			proc := filepath.Join(root, "proc")
+			waits := 0
+			r := &Renderer{EtcDir: t.TempDir(), ProcDir: proc, WaitBoot: func(context.Context) error {
+				waits++
+				// br_netfilter is loaded: its sysctls appear.
+				os.MkdirAll(filepath.Dir(filepath.Join(proc, bridge)), 0o755)
+				return os.WriteFile(filepath.Join(proc, bridge), []byte("0\n"), 0o644)
+			}}
+			if _, err := r.Apply(context.Background(), decode(t, tt.settings), nil); err != nil {
+				t.Fatal(err)
+			}
+			if waits != tt.wantWaits {
+				t.Errorf("waited %d times, want %d", waits, tt.wantWaits)
+			}
+			got, _ := os.ReadFile(filepath.Join(proc, bridge))
+			if tt.want != "" && strings.TrimSpace(string(got)) != tt.want {
+				t.Errorf("%s = %q, want %q", bridge, got, tt.want)
+			}
+		})
 	}
 }

@@ -165,6 +165,10 @@ type Renderer struct {
 	Actions []Action
 	// Log gets what is worth knowing but is not an error; nil discards it.
 	Log *slog.Logger
+	// WaitBoot, when set, returns once the system init has loaded the boot modules (at once
+	// after that). The sysctl action waits for it when a key is missing (a module brings it) and
+	// the modules action before it blocks or loads one, so neither races the boot's loading.
+	WaitBoot func(context.Context) error
 
 	// The templates, parsed on first use.
 	tmplOnce sync.Once

@@ -30,6 +30,10 @@ type NoCloud struct {
 	// Wait is how long to keep looking when no device has the label yet: virtio and CD-ROM
 	// devices can appear a little after the first program runs.
 	Wait time.Duration
+	// BeforeMount, when set, is waited for once a volume is found and before it is mounted:
+	// on a host, until the system init has loaded the file systems' modules. Finding the volume
+	// needs no module, so a boot without one never waits.
+	BeforeMount func(context.Context) error
 }
 
 // Device is a block device holding the seed volume.
@@ -63,6 +67,12 @@ func (n NoCloud) Fetch(ctx context.Context) ([]byte, string, error) {
 		return nil, n.Label, err
 	}
 	origin := dev.Path + ":user-data"
+	if n.BeforeMount != nil {
+		// A failed wait is tried past: the mount says whether the module is there.
+		if err := n.BeforeMount(ctx); err != nil && ctx.Err() != nil {
+			return nil, origin, err
+		}
+	}
 	b, err := n.read(dev)
 	return b, origin, err
 }

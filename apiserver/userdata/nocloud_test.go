@@ -102,6 +102,39 @@ func TestNoCloudFind(t *testing.T) {
 	}
 }
 
+// A volume is mounted only after BeforeMount (the boot's modules, vfat among them); a boot without
+// one never waits.
+func TestNoCloudBeforeMount(t *testing.T) {
+	other := fatImage(t, 2, "", "-F", "12", "-n", "EFI")
+	seed := fatImage(t, 2, "[settings]\n", "-F", "12", "-n", "CIDATA")
+	for _, tt := range []struct {
+		name      string
+		devs      []fakeDev
+		wantCalls int
+		wantErr   error
+	}{
+		{"no volume", []fakeDev{{name: "vda", image: other}}, 0, ErrNotFound},
+		// The wait is cut short by the context, which shows it came before the mount.
+		{"volume", []fakeDev{{name: "vda", image: other}, {name: "vdb", image: seed}}, 1, context.Canceled},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sysBlock, devDir := fakeBlock(t, tt.devs)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			calls := 0
+			src := NoCloud{SysBlock: sysBlock, DevDir: devDir, RunDir: t.TempDir(), BeforeMount: func(ctx context.Context) error {
+				calls++
+				cancel()
+				return ctx.Err()
+			}}
+			_, _, err := src.Fetch(ctx)
+			if !errors.Is(err, tt.wantErr) || calls != tt.wantCalls {
+				t.Errorf("Fetch = %v with %d waits; want %v with %d", err, calls, tt.wantErr, tt.wantCalls)
+			}
+		})
+	}
+}
+
 func TestNoCloudWaitHonoursContext(t *testing.T) {
 	sysBlock, devDir := fakeBlock(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)

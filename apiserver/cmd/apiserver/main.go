@@ -53,7 +53,7 @@ func main() {
 		timeState    = flag.String("time-state", contract.TimeState, "the time service's state GET /time serves")
 		netState     = flag.String("network-state", contract.NetworkStatePath, "the network service's state file, served as GET /network")
 		setHostname  = flag.Bool("sethostname", true, "set the kernel host name (only done when running as root)")
-		bootModules  = flag.String("boot-modules", "", "wait (at most --boot-wait) for this file, which the system init creates once the boot modules are loaded, before reading user data and applying settings")
+		bootModules  = flag.String("boot-modules", "", "the file the system init creates once the boot modules are loaded: mounting a seed volume and the settings that need a module wait for it (at most --boot-wait)")
 		bootWait     = flag.Duration("boot-wait", time.Minute, "how long --boot-modules is waited for")
 		kernelPolicy = flag.String("kernel-policy", contract.KernelPolicyPath, "where settings.kernel is left for the system init's next boot (only as root; \"\" for none)")
 	)
@@ -73,11 +73,23 @@ func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	root := os.Geteuid() == 0
 
+	var waitBoot func(context.Context) error
+	if *bootModules != "" {
+		waitBoot = func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, *bootWait)
+			defer cancel()
+			if err := marker.Wait(ctx, *bootModules); err != nil {
+				return fmt.Errorf("boot modules: %w", err)
+			}
+			return nil
+		}
+	}
+
 	var first userdata.NamedSource
 	if *userData != "" {
 		first = userdata.NamedSource{Name: "file", Source: userdata.File(*userData)}
 	} else {
-		first = userdata.NamedSource{Name: "nocloud", Source: userdata.NoCloud{RunDir: *runDir, Wait: *udWait}}
+		first = userdata.NamedSource{Name: "nocloud", Source: userdata.NoCloud{RunDir: *runDir, Wait: *udWait, BeforeMount: waitBoot}}
 	}
 	sources := []userdata.NamedSource{first}
 	imds := *imdsEndpoint
@@ -111,17 +123,6 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	var waitBoot func(context.Context) error
-	if *bootModules != "" {
-		waitBoot = func(ctx context.Context) error {
-			ctx, cancel := context.WithTimeout(ctx, *bootWait)
-			defer cancel()
-			if err := marker.Wait(ctx, *bootModules); err != nil {
-				return fmt.Errorf("boot modules: %w", err)
-			}
-			return nil
-		}
-	}
 	err = daemon.Run(ctx, daemon.Options{
 		Socket:       *socket,
 		AllowUID:     func(uid uint32) bool { return slices.Contains(uids, uid) },

@@ -38,7 +38,8 @@ func main() {
 	bootModules := flag.String("boot-modules", "", "")
 	flag.Parse()
 
-	// Like the real one: nothing is applied before the system init has loaded the modules.
+	// As the real one does for a seed volume: it waits for the boot modules, which the system
+	// init must announce.
 	if *bootModules != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err := marker.Wait(ctx, *bootModules)
