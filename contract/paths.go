@@ -46,7 +46,16 @@ const (
 
 // Configuration files the apiserver renders from settings for other services.
 const (
-	TimeConfig = "/etc/ballast/ntp.conf" // TimeConfigFile, from settings.ntp, for the time service
+	TimeConfig       = "/etc/ballast/ntp.conf"       // TimeConfigFile, from settings.ntp, for the time service
+	ProxyEnv         = "/etc/ballast/proxy.env"      // HTTPS_PROXY and NO_PROXY for the services that fetch
+	ContainerdConfig = "/etc/containerd/config.toml" // from settings.container-runtime
+)
+
+// The container runtime's places.
+const (
+	ContainerdSocket = "/run/containerd/containerd.sock"
+	ContainerdRoot   = VarOnData + "/lib/containerd" // images, snapshots, containers: kept across boots
+	ContainerdState  = "/run/containerd"             // sockets, shims, mounts: this boot only
 )
 
 // Kernel interfaces the hardening reads and writes.

@@ -17,6 +17,9 @@ type Program struct {
 	// Package is the Debian package that provides the binary when Main is empty; the variant
 	// must list it.
 	Package string
+	// Component is the pinned Go component (packages/go-components.toml) that installs the
+	// binary, when neither Main nor Package is set; the variant must list it in packages.go.
+	Component string
 	// Path is where the binary lands: in the root, or in the initramfs when Initramfs is set.
 	Path string
 	// Label is the SELinux file type the builder gives a binary it compiles into the root
@@ -40,6 +43,7 @@ type Readiness int
 const (
 	ReadyWhenStarted    Readiness = iota // as soon as the process runs
 	ReadyWhenAPIAnswers                  // when GET /os on APISocket answers 200
+	ReadyWhenListening                   // when the Unix socket Service.Socket accepts a connection
 )
 
 // RestartPolicy says when an exited service is started again.
@@ -61,6 +65,11 @@ type Service struct {
 	Depends []string
 	Args    []string
 	Env     []string // besides PATH=/usr/bin:/usr/sbin
+	// EnvFile holds KEY=VALUE lines (and # comments) added to Env at each start, so a restart
+	// takes a rewritten file; a missing file adds nothing.
+	EnvFile string
+	// Socket is the Unix socket ReadyWhenListening waits for.
+	Socket  string
 	Ready   Readiness
 	Restart RestartPolicy
 	// StopSignal asks the service to stop; 0 means SIGTERM.
@@ -107,6 +116,14 @@ func Programs() []Program {
 			// The apiserver renders TimeConfig before it answers, and restarts the service when the
 			// file changes.
 			Service: &Service{ID: "time", Restart: RestartAlways, Depends: []string{"apiserver"}},
+		},
+		{
+			// The container runtime's daemon, configured by the apiserver (ContainerdConfig, the
+			// proxy in ProxyEnv) and restarted when those change; its state is on /local.
+			Name: "containerd", Component: "containerd", Path: "/usr/bin/containerd",
+			Service: &Service{ID: "containerd", Depends: []string{"apiserver"}, Restart: RestartAlways,
+				Args: []string{"--config", ContainerdConfig}, EnvFile: ProxyEnv,
+				Ready: ReadyWhenListening, Socket: ContainerdSocket},
 		},
 		{
 			Name: "apiclient", Main: "./apiserver/cmd/apiclient", Path: "/usr/bin/apiclient", Label: "api_exec_t",

@@ -18,8 +18,10 @@ func TestProgramsTable(t *testing.T) {
 			t.Errorf("program %s: path %s used twice", p.Name, p.Path)
 		case !strings.HasPrefix(p.Path, "/"):
 			t.Errorf("program %s: path %q is not absolute", p.Name, p.Path)
-		case (p.Main == "") == (p.Package == ""):
-			t.Errorf("program %s: give exactly one of Main (built) and Package (from Debian)", p.Name)
+		case btoi(p.Main != "")+btoi(p.Package != "")+btoi(p.Component != "") != 1:
+			t.Errorf("program %s: give exactly one of Main (built), Package (from Debian) and Component (pinned Go component)", p.Name)
+		case p.Service != nil && (p.Service.Ready == ReadyWhenListening) != (p.Service.Socket != ""):
+			t.Errorf("program %s: a Socket is what ReadyWhenListening waits for, and only that", p.Name)
 		case p.Main != "" && !p.Initramfs && p.Label == "":
 			t.Errorf("program %s: a built program in the root needs a Label", p.Name)
 		case p.Initramfs && p.Service != nil:
@@ -55,4 +57,11 @@ func TestProgramsTable(t *testing.T) {
 	if got != "network,apiserver,console-shell" {
 		t.Errorf("ServicesOf = %s, want table order network,apiserver,console-shell", got)
 	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

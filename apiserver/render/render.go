@@ -36,6 +36,9 @@ type File struct {
 	Services []string
 	// Template names the template in templates/.
 	Template string
+	// Always renders the file at every start and on any change of Keys, set or not: its
+	// service needs it, and the template holds the defaults.
+	Always bool
 }
 
 // Action changes the running system from settings, apart from files.
@@ -59,6 +62,10 @@ const (
 	ActionRemoteAPI = "remote-api"
 )
 
+// DefaultMaxConcurrentDownloads is containerd's own default for
+// settings.container-runtime.max-concurrent-downloads.
+const DefaultMaxConcurrentDownloads = 3
+
 // Files is the declared mapping from settings to configuration files.
 func Files() []File {
 	return []File{
@@ -70,9 +77,11 @@ func Files() []File {
 		// for the host name; this file tells it what settings say (contract.NetworkConfig).
 		{Path: contract.NetworkConfigPath, Keys: []string{"settings.network.interfaces", "settings.dns", "settings.network.hostname"},
 			Services: []string{"network"}, Template: "network.json.tmpl"},
-		{Path: "/etc/ballast/proxy.env", Keys: []string{"settings.network.https-proxy", "settings.network.no-proxy"},
+		{Path: contract.ProxyEnv, Keys: []string{"settings.network.https-proxy", "settings.network.no-proxy"},
 			Services: []string{"containerd"}, Template: "proxy.env.tmpl"},
 		{Path: contract.TimeConfig, Keys: []string{"settings.ntp"}, Services: []string{"time"}, Template: "ntp.conf.tmpl"},
+		{Path: contract.ContainerdConfig, Keys: []string{"settings.container-runtime.max-concurrent-downloads"}, Services: []string{"containerd"},
+			Template: "containerd.toml.tmpl", Always: true},
 	}
 }
 
@@ -104,7 +113,16 @@ func templates() (*template.Template, error) {
 			}
 			return *s + "\n"
 		},
-		"networkConfig": networkConfigJSON,
+		"networkConfig":    networkConfigJSON,
+		"containerdRoot":   func() string { return contract.ContainerdRoot },
+		"containerdState":  func() string { return contract.ContainerdState },
+		"containerdSocket": func() string { return contract.ContainerdSocket },
+		"maxDownloads": func(r *settings.ContainerRuntime) int64 {
+			if r == nil || r.MaxConcurrentDownloads == nil {
+				return DefaultMaxConcurrentDownloads
+			}
+			return *r.MaxConcurrentDownloads
+		},
 		"noProxy": func(list []settings.NoProxyEntry) string {
 			// Local traffic never goes through the proxy, whatever the list says.
 			out := []string{"localhost", "127.0.0.1", "::1"}
@@ -206,7 +224,10 @@ func (r *Renderer) Apply(ctx context.Context, s settings.Settings, changed []str
 	tmpl := r.tmpl
 	var restart []string
 	for _, f := range Files() {
-		if !affected(f.Keys) || !anyUnder(set, f.Keys) {
+		switch {
+		case f.Always && changed == nil:
+		case f.Always && anyUnder(changed, f.Keys):
+		case !affected(f.Keys) || !anyUnder(set, f.Keys):
 			continue
 		}
 		wrote, err := r.renderFile(tmpl, f, s)

@@ -31,13 +31,30 @@ func decode(t *testing.T, body string) settings.Settings {
 
 const absent = "<absent>"
 
+// containerdConfig is the containerd configuration rendered with downloads concurrent downloads.
+func containerdConfig(downloads int) string {
+	return fmt.Sprintf(`# Rendered from settings.container-runtime.max-concurrent-downloads by the apiserver, for containerd.
+version = 3
+root = "/local/var/lib/containerd"
+state = "/run/containerd"
+
+[grpc]
+  address = "/run/containerd/containerd.sock"
+
+[plugins]
+  [plugins.'io.containerd.transfer.v1.local']
+    max_concurrent_downloads = %d
+`, downloads)
+}
+
 func TestFiles(t *testing.T) {
 	tests := []struct {
 		name  string
 		body  string
 		files map[string]string // path under /etc → content, or absent
 	}{
-		{"nothing set", `{}`, map[string]string{"motd": absent, "hostname": absent, "hosts": absent, "sysctl.d/ballast.conf": absent, "ballast/proxy.env": absent, "ballast/ntp.conf": absent, "ballast/network.json": absent}},
+		{"nothing set", `{}`, map[string]string{"containerd/config.toml": containerdConfig(3), "motd": absent, "hostname": absent, "hosts": absent, "sysctl.d/ballast.conf": absent, "ballast/proxy.env": absent, "ballast/ntp.conf": absent, "ballast/network.json": absent}},
+		{"runtime", `{"container-runtime":{"max-concurrent-downloads":8}}`, map[string]string{"containerd/config.toml": containerdConfig(8)}},
 		{"motd gets a newline", `{"motd":"hello"}`, map[string]string{"motd": "hello\n", "hostname": absent}},
 		{"multi-line motd kept", `{"motd":"a\nb\n"}`, map[string]string{"motd": "a\nb\n"}},
 		{"empty motd", `{"motd":""}`, map[string]string{"motd": ""}},
@@ -208,7 +225,8 @@ func TestRestarts(t *testing.T) {
 	s := decode(t, `{"network":{"https-proxy":"p:1"}}`)
 
 	// At start files are written but nothing restarts: services start after the apiserver.
-	if res, err := r.Apply(ctx, s, nil); err != nil || res.Restarted != nil || len(res.Files) != 1 {
+	// containerd's configuration is written whether its settings are set or not.
+	if res, err := r.Apply(ctx, s, nil); err != nil || res.Restarted != nil || !reflect.DeepEqual(res.Files, []string{"/etc/ballast/proxy.env", "/etc/containerd/config.toml"}) {
 		t.Fatalf("start Apply = %+v, %v", res, err)
 	}
 	s2 := decode(t, `{"network":{"https-proxy":"p:2"},"motd":"m"}`)
@@ -290,5 +308,29 @@ func TestTimeConfig(t *testing.T) {
 	c, err := contract.ParseTimeConfig(b)
 	if err != nil || !slices.Equal(c.Servers, servers) {
 		t.Errorf("ParseTimeConfig(%q) = %q, %v; want %q", b, c.Servers, err, servers)
+	}
+}
+
+// Removing a runtime setting puts containerd's default back, and restarts it.
+func TestContainerdConfigFollowsRemoval(t *testing.T) {
+	ctx := context.Background()
+	h := &testInit{known: []string{"apiserver", "containerd"}}
+	etc := t.TempDir()
+	r := &Renderer{EtcDir: etc, Init: initclienttest.Start(t, h, "")}
+	key := []string{"settings.container-runtime.max-concurrent-downloads"}
+	for _, step := range []struct {
+		body string
+		want int
+	}{
+		{`{"container-runtime":{"max-concurrent-downloads":8}}`, 8},
+		{`{}`, DefaultMaxConcurrentDownloads},
+	} {
+		res, err := r.Apply(ctx, decode(t, step.body), key)
+		if err != nil || !reflect.DeepEqual(res.Restarted, []string{"containerd"}) {
+			t.Fatalf("Apply %s = %+v, %v; want containerd restarted", step.body, res, err)
+		}
+		if got, _ := os.ReadFile(filepath.Join(etc, "containerd/config.toml")); string(got) != containerdConfig(step.want) {
+			t.Errorf("after %s:\n%s", step.body, got)
+		}
 	}
 }

@@ -69,7 +69,7 @@ func (b *builder) buildRoot(context.Context) error {
 	for _, p := range b.v.ProgramList() {
 		if p.Main == "" {
 			if _, ok := t.Get(p.Path); !ok {
-				return fmt.Errorf("variant %s: program %s: %s is not in the root (package %s)", b.v.Path, p.Name, p.Path, p.Package)
+				return fmt.Errorf("variant %s: program %s: %s is not in the root (package %q, component %q)", b.v.Path, p.Name, p.Path, p.Package, p.Component)
 			}
 		}
 	}

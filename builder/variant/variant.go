@@ -253,6 +253,9 @@ func (v *Variant) validate() error {
 		if p.Package != "" && !slices.Contains(v.Packages.Debian, p.Package) {
 			return bad("programs.include", "%s comes from the Debian package %s: add it to packages.debian", name, p.Package)
 		}
+		if p.Component != "" && !slices.Contains(v.Packages.Go, p.Component) {
+			return bad("programs.include", "%s comes from the Go component %s: add it to packages.go", name, p.Component)
+		}
 	}
 	for _, p := range []struct {
 		key string

@@ -51,6 +51,9 @@ func TestParse(t *testing.T) {
 		{"shell needs its package", func(s string) string {
 			return strings.Replace(strings.Replace(s, `include = ["apiserver"]`, `include = ["apiserver", "console-shell"]`, 1), `name = "t"`, "name = \"t\"\ndev = true", 1)
 		}, `console-shell comes from the Debian package busybox-static`},
+		{"runtime needs its component", func(s string) string {
+			return strings.Replace(s, `include = ["apiserver"]`, `include = ["apiserver", "containerd"]`, 1)
+		}, `containerd comes from the Go component containerd: add it to packages.go`},
 		{"an init is not listed", func(s string) string {
 			return strings.Replace(s, `include = ["apiserver"]`, `include = ["apiserver", "system-init"]`, 1)
 		}, `unknown "system-init"`},

@@ -3,6 +3,7 @@ package system
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -29,6 +30,9 @@ func (i *Init) service(p contract.Program) (supervise.Service, error) {
 		Args:   s.Args,
 		Env:    append([]string{servicePath}, s.Env...),
 	}
+	if s.EnvFile != "" {
+		x.EnvFile = i.path(s.EnvFile)
+	}
 	svc := supervise.Service{ID: s.ID, Runner: x, StopSignal: s.StopSignal}
 	// A dependency the image does not run has nothing to wait for, and the supervisor refuses
 	// unknown ones.
@@ -51,6 +55,9 @@ func (i *Init) service(p contract.Program) (supervise.Service, error) {
 	case contract.ReadyWhenStarted:
 	case contract.ReadyWhenAPIAnswers:
 		svc.Ready = newAPIClient(i.path(contract.APISocket)).ready
+	case contract.ReadyWhenListening:
+		sock := i.path(s.Socket)
+		svc.Ready = func(ctx context.Context) error { return socketAccepts(ctx, sock) }
 	default:
 		return supervise.Service{}, fmt.Errorf("%s: unknown readiness %d", s.ID, s.Ready)
 	}
@@ -135,4 +142,14 @@ func (i *Init) readyService() string {
 		}
 	}
 	return ""
+}
+
+// socketAccepts returns nil once a connection to the Unix socket path is accepted.
+func socketAccepts(ctx context.Context, path string) error {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return err
+	}
+	return c.Close()
 }

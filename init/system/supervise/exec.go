@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -33,7 +34,10 @@ type Exec struct {
 	Path   string   // absolute path of the program
 	Args   []string // arguments after the program name
 	Env    []string // the whole environment; nothing is inherited
-	Dir    string   // working directory; "" is /
+	// EnvFile, when set, is read at each start: its KEY=VALUE lines are added to Env (later
+	// ones win), # lines and blank lines skipped. A missing file adds nothing.
+	EnvFile string
+	Dir     string // working directory; "" is /
 
 	// TTY, when set, makes the program a session leader with this terminal as its stdin, stdout,
 	// stderr and controlling terminal (setsid + TIOCSCTTY), for an interactive shell. Its output
@@ -64,8 +68,12 @@ func (x *Exec) Start(id string) (Instance, error) {
 	if dir == "" {
 		dir = "/"
 	}
+	env, err := x.environ()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", id, err)
+	}
 	if x.TTY != "" {
-		return x.startTTY(argv, dir)
+		return x.startTTY(argv, dir, env)
 	}
 
 	devnull, err := os.Open(os.DevNull)
@@ -79,7 +87,7 @@ func (x *Exec) Start(id string) (Instance, error) {
 	}
 	child, err := startClean(x.Reaper, x.Path, argv, &syscall.ProcAttr{
 		Dir:   dir,
-		Env:   x.Env,
+		Env:   env,
 		Files: []uintptr{devnull.Fd(), pw.Fd(), pw.Fd()},
 		// Its own process group, so stopping the service also stops what it forked.
 		Sys: &syscall.SysProcAttr{Setpgid: true},
@@ -94,7 +102,35 @@ func (x *Exec) Start(id string) (Instance, error) {
 	return &execInstance{child: child, out: out}, nil
 }
 
-func (x *Exec) startTTY(argv []string, dir string) (Instance, error) {
+// environ is Env with EnvFile's variables.
+func (x *Exec) environ() ([]string, error) {
+	if x.EnvFile == "" {
+		return x.Env, nil
+	}
+	b, err := os.ReadFile(x.EnvFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return x.Env, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("environment file: %w", err)
+	}
+	env := slices.Clone(x.Env)
+	for n, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		key, _, ok := strings.Cut(line, "=")
+		if !ok || key == "" || strings.ContainsAny(key, " \t") {
+			return nil, fmt.Errorf("environment file %s: line %d: not KEY=VALUE", x.EnvFile, n+1)
+		}
+		env = slices.DeleteFunc(env, func(e string) bool { return strings.HasPrefix(e, key+"=") })
+		env = append(env, line)
+	}
+	return env, nil
+}
+
+func (x *Exec) startTTY(argv []string, dir string, env []string) (Instance, error) {
 	// O_NOCTTY: the terminal must become the child's controlling terminal, never PID 1's.
 	tty, err := os.OpenFile(x.TTY, os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {
@@ -104,7 +140,7 @@ func (x *Exec) startTTY(argv []string, dir string) (Instance, error) {
 	fd := tty.Fd()
 	child, err := startClean(x.Reaper, x.Path, argv, &syscall.ProcAttr{
 		Dir:   dir,
-		Env:   x.Env,
+		Env:   env,
 		Files: []uintptr{fd, fd, fd},
 		Sys:   &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0},
 	})
