@@ -149,8 +149,9 @@ hosts = [["%s", ["ntp.test"]]]
 	if err != nil {
 		t.Fatalf("the time service's log: %v", err)
 	}
-	// The RTC and the kernel reading it both count whole seconds: the boot step is 600 to 602 s.
-	for _, want := range []string{`ballast: time stepped by \+60[012]\.\d+s from ntp\.test \(10\.0\.3\.1:123\)`,
+	// The RTC and the kernel reading it both count whole seconds, and an emulated guest's clock
+	// drifts while it boots under load: the boot step is within 2 s of rtcBehind, as above.
+	for _, want := range []string{`ballast: time stepped by \+(59[89]|60[012])\.\d+s from ntp\.test \(10\.0\.3\.1:123\)`,
 		`ballast: time synced with ntp\.test \(10\.0\.3\.1:123\) stratum=3 `, `ballast: time stepped by \+(4\.9[5-9]|5\.0[0-4])\d*s from 10\.0\.3\.2 `} {
 		if !regexp.MustCompile(want).Match(b) {
 			t.Errorf("the time service's log lacks a line matching %q:\n%s", want, b)
