@@ -94,7 +94,7 @@ func (b *builder) writeSBOM(context.Context) error {
 		in.Go = append(in.Go, sbom.GoBinary{Path: path, HostPath: b.bins[p.Name], DevelVersion: b.version})
 	}
 	for _, c := range b.comps {
-		for _, cb := range c.Binaries {
+		for _, cb := range installed(c.Binaries, b.v.Dev) {
 			// Built from the module directory, so the binary records its main module as (devel).
 			in.Go = append(in.Go, sbom.GoBinary{Path: cb.InstallPath, HostPath: cb.HostPath, DevelVersion: c.Component.Version})
 		}

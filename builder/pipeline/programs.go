@@ -63,3 +63,14 @@ func (b *builder) buildComponents(ctx context.Context) error {
 	}
 	return nil
 }
+
+// installed is the component binaries a variant gets: dev-only tools in dev variants only.
+func installed(bins []gocomponents.Binary, dev bool) []gocomponents.Binary {
+	var out []gocomponents.Binary
+	for _, b := range bins {
+		if dev || !b.DevOnly {
+			out = append(out, b)
+		}
+	}
+	return out
+}

@@ -42,7 +42,7 @@ func (b *builder) buildRoot(context.Context) error {
 		return err
 	}
 	for _, c := range b.comps {
-		for _, bin := range c.Binaries {
+		for _, bin := range installed(c.Binaries, b.v.Dev) {
 			if err := t.AddHostFile(bin.InstallPath, bin.HostPath, 0o755, c.Component.Name+" "+c.Component.Version); err != nil {
 				return err
 			}

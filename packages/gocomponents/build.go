@@ -44,6 +44,7 @@ type Binary struct {
 	Name        string
 	HostPath    string // in the cache; callers copy it, never modify it in place
 	InstallPath string // in the image
+	DevOnly     bool   // installed in dev variants only
 	Size        int64
 	SHA256      string
 }
@@ -187,6 +188,7 @@ func result(c Component, key, dir string, m manifest, cached bool) Built {
 			Name:        spec.Name,
 			HostPath:    filepath.Join(dir, spec.Name),
 			InstallPath: spec.Install,
+			DevOnly:     spec.DevOnly,
 			Size:        s.Size,
 			SHA256:      s.SHA256,
 		})

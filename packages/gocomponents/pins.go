@@ -39,6 +39,9 @@ type BinarySpec struct {
 	Install string `toml:"install"` // absolute path in the image
 	// Tags are added to the component's tags for this binary only.
 	Tags []string `toml:"tags"`
+	// DevOnly installs the binary in dev variants only (a debugging tool); it is built either
+	// way, so the cache key does not depend on the variant.
+	DevOnly bool `toml:"dev_only"`
 }
 
 // Pins is a parsed pin file.
