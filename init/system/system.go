@@ -216,8 +216,8 @@ func (i *Init) boot(ctx context.Context) {
 		i.console.Errorf("hostname: %v", err)
 	}
 	// The services start while the modules load: the network service takes interfaces as their
-	// drivers make them, and the apiserver waits for contract.BootModules before it looks for
-	// a seed volume (vfat, isofs) or writes sysctls.
+	// drivers make them, and the apiserver waits for contract.BootModules only where it needs a
+	// module (mounting a seed volume, a module's sysctl, blocking or loading one).
 	go i.finishBoot(mods)
 	i.startServices()
 	i.serveInitSocket(ctx)
