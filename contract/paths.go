@@ -81,9 +81,9 @@ const (
 	NetworkDir        = "/run/ballast/network"      // the network service's run-time state
 	NetworkStatePath  = NetworkDir + "/state.json"  // NetworkState, served as GET /network
 	NetworkLeaseDir   = NetworkDir + "/leases"      // <interface>.dhcp4|dhcp6, resumed after a restart
-	// MetadataHostnamePath is a host name from cloud instance metadata, for whoever reads the
-	// metadata service to write; the network service uses it when neither settings nor DHCP name
-	// the host.
+	// MetadataHostnamePath is a host name from cloud instance metadata, written by the apiserver
+	// at every start on EC2 (local-hostname); the network service uses it when neither settings
+	// nor DHCP name the host, and looks at it as often as at its configuration.
 	MetadataHostnamePath = NetworkDir + "/metadata-hostname"
 )
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -44,3 +46,33 @@ func (m IMDS) Fetch(ctx context.Context) ([]byte, string, error) {
 
 // OnEC2 tells whether the machine is an EC2 instance (imds.OnEC2).
 func OnEC2(sys string) bool { return imds.OnEC2(sys) }
+
+// WriteHostname asks the metadata service at endpoint for the instance's host name, again after
+// a pause that doubles from first to at most max until it answers, and writes the name to path
+// (contract.MetadataHostnamePath) for the network service. It returns once the name is written,
+// or with ctx's error.
+func WriteHostname(ctx context.Context, endpoint, path string, first, max time.Duration) error {
+	pause := first
+	for {
+		b, err := imds.Client{Endpoint: endpoint}.Get(ctx, "/latest/meta-data/local-hostname", 255)
+		if name := strings.TrimSpace(string(b)); err == nil && name != "" {
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				return fmt.Errorf("metadata host name: %w", err)
+			}
+			tmp := path + ".tmp"
+			if err := os.WriteFile(tmp, []byte(name+"\n"), 0o644); err != nil {
+				return fmt.Errorf("metadata host name: %w", err)
+			}
+			if err := os.Rename(tmp, path); err != nil {
+				return fmt.Errorf("metadata host name: %w", err)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, max)
+	}
+}

@@ -43,19 +43,20 @@ func main() {
 		// devices as they load, before it starts the apiserver, so a seed volume present at power-on
 		// is there to be found. A wait only helps with devices that arrive later (USB), and every
 		// second of it delays each first boot without a seed volume.
-		udWait       = flag.Duration("user-data-wait", 0, "how long to keep looking for a cidata volume that is not there yet on first boot")
-		runDir       = flag.String("run", "/run", "where the cidata volume is mounted while it is read")
-		imdsEndpoint = flag.String("imds-endpoint", "auto", "EC2 instance metadata service for first-boot user data: \"auto\" asks "+userdata.IMDSEndpoint+" on EC2 only (by the SMBIOS vendor), \"off\" never, a URL always")
-		imdsTimeout  = flag.Duration("imds-timeout", 2*time.Second, "how long to try the instance metadata service")
-		initSocket   = flag.String("init-socket", contract.InitSocket, "the system init's socket (services, restarts, reboot)")
-		logDir       = flag.String("log-dir", contract.PersistentLogDir, "where the system init writes the host logs")
-		volatileLogs = flag.String("volatile-log-dir", contract.LogDir, "where the system init writes a log it cannot keep in --log-dir")
-		timeState    = flag.String("time-state", contract.TimeState, "the time service's state GET /time serves")
-		netState     = flag.String("network-state", contract.NetworkStatePath, "the network service's state file, served as GET /network")
-		setHostname  = flag.Bool("sethostname", true, "set the kernel host name (only done when running as root)")
-		bootModules  = flag.String("boot-modules", "", "the file the system init creates once the boot modules are loaded: mounting a seed volume and the settings that need a module wait for it (at most --boot-wait)")
-		bootWait     = flag.Duration("boot-wait", time.Minute, "how long --boot-modules is waited for")
-		kernelPolicy = flag.String("kernel-policy", contract.KernelPolicyPath, "where settings.kernel is left for the system init's next boot (only as root; \"\" for none)")
+		udWait           = flag.Duration("user-data-wait", 0, "how long to keep looking for a cidata volume that is not there yet on first boot")
+		runDir           = flag.String("run", "/run", "where the cidata volume is mounted while it is read")
+		imdsEndpoint     = flag.String("imds-endpoint", "auto", "EC2 instance metadata service for first-boot user data: \"auto\" asks "+userdata.IMDSEndpoint+" on EC2 only (by the SMBIOS vendor), \"off\" never, a URL always")
+		imdsTimeout      = flag.Duration("imds-timeout", 2*time.Second, "how long to try the instance metadata service")
+		initSocket       = flag.String("init-socket", contract.InitSocket, "the system init's socket (services, restarts, reboot)")
+		logDir           = flag.String("log-dir", contract.PersistentLogDir, "where the system init writes the host logs")
+		volatileLogs     = flag.String("volatile-log-dir", contract.LogDir, "where the system init writes a log it cannot keep in --log-dir")
+		timeState        = flag.String("time-state", contract.TimeState, "the time service's state GET /time serves")
+		netState         = flag.String("network-state", contract.NetworkStatePath, "the network service's state file, served as GET /network")
+		setHostname      = flag.Bool("sethostname", true, "set the kernel host name (only done when running as root)")
+		bootModules      = flag.String("boot-modules", "", "the file the system init creates once the boot modules are loaded: mounting a seed volume and the settings that need a module wait for it (at most --boot-wait)")
+		bootWait         = flag.Duration("boot-wait", time.Minute, "how long --boot-modules is waited for")
+		metadataHostname = flag.String("metadata-hostname", contract.MetadataHostnamePath, "where the instance's host name from the metadata service is written for the network service (\"\" for nowhere)")
+		kernelPolicy     = flag.String("kernel-policy", contract.KernelPolicyPath, "where settings.kernel is left for the system init's next boot (only as root; \"\" for none)")
 	)
 	flag.Parse()
 	if flag.NArg() != 0 {
@@ -123,6 +124,15 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if imds != "off" && imds != "" && *metadataHostname != "" {
+		// At every start, for the network service, which names the host with it when neither
+		// settings nor DHCP do. The service is reached once the network is up: asked until then.
+		go func() {
+			if err := userdata.WriteHostname(ctx, imds, *metadataHostname, time.Second, time.Minute); err != nil && ctx.Err() == nil {
+				fmt.Fprintf(os.Stderr, "ballast: apiserver: %v\n", err)
+			}
+		}()
+	}
 	err = daemon.Run(ctx, daemon.Options{
 		Socket:       *socket,
 		AllowUID:     func(uid uint32) bool { return slices.Contains(uids, uid) },

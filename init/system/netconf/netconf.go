@@ -76,6 +76,7 @@ type Manager struct {
 	// hostnameSet is the name this service last gave the kernel.
 	hostnameSet string
 	resolv      string // what it last wrote to resolv.conf
+	metadata    string // MetadataHostname as last read
 }
 
 // New returns a service that has not started.
@@ -166,6 +167,10 @@ func (m *Manager) Run(ctx context.Context) error {
 		case <-poll.C:
 			if m.loadConfig() {
 				m.reconfigure(ctx)
+			}
+			// The apiserver writes the metadata host name once the metadata service answers.
+			if m.metadataChanged() {
+				m.dirty()
 			}
 		case <-m.reload:
 			if m.loadConfig() {
@@ -469,4 +474,15 @@ func readState(path string) contract.NetworkState {
 		json.Unmarshal(b, &st)
 	}
 	return st
+}
+
+// metadataChanged reads MetadataHostname and reports whether it changed since the last call.
+func (m *Manager) metadataChanged() bool {
+	b, _ := os.ReadFile(m.opts.MetadataHostname)
+	name := strings.TrimSpace(string(b))
+	if name == m.metadata {
+		return false
+	}
+	m.metadata = name
+	return true
 }
