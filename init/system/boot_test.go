@@ -3,6 +3,7 @@ package system
 import (
 	"context"
 	"errors"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -25,14 +26,21 @@ func TestBoot(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	i.boot(ctx)
-	select {
-	case <-i.announced:
-	case <-time.After(5 * time.Second):
-		t.Fatal("not announced")
+	// The modules load beside the services: the boot is over once both are done.
+	for _, c := range []chan struct{}{i.announced, i.bootDone} {
+		select {
+		case <-c:
+		case <-time.After(5 * time.Second):
+			t.Fatal("boot never ended")
+		}
 	}
 
 	if !slices.Equal(loaded, []string{"button", "evdev", "nope"}) {
 		t.Errorf("modules loaded: %q", loaded)
+	}
+	// Announced even though a module failed: waiting longer would not bring it.
+	if b, err := os.ReadFile(i.path(contract.BootModules)); err != nil || string(b) != "button\nevdev\nnope\n" {
+		t.Errorf("%s = %q, %v", contract.BootModules, b, err)
 	}
 	log := k.log()
 	if log[0] != "cad off" || !slices.Contains(log, "hostname ballast") {

@@ -54,6 +54,7 @@ func TestBootLogsTheConsole(t *testing.T) {
 	defer cancel()
 	i.boot(ctx)
 	<-i.announced
+	<-i.bootDone
 	i.Shutdown(PowerOff, "test")
 
 	got := texts(readLog(t, i, contract.InitLogSource))
