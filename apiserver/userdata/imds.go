@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ballast-os/ballast/init/imds"
+	filemarker "github.com/ballast-os/ballast/init/marker"
 )
 
 // IMDS reads user data from the EC2 instance metadata service (package init/imds). A host that
@@ -59,14 +60,7 @@ func WriteHostname(ctx context.Context, endpoint, path string, first, max time.D
 			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 				return fmt.Errorf("metadata host name: %w", err)
 			}
-			tmp := path + ".tmp"
-			if err := os.WriteFile(tmp, []byte(name+"\n"), 0o644); err != nil {
-				return fmt.Errorf("metadata host name: %w", err)
-			}
-			if err := os.Rename(tmp, path); err != nil {
-				return fmt.Errorf("metadata host name: %w", err)
-			}
-			return nil
+			return filemarker.Set(path, []byte(name+"\n"))
 		}
 		select {
 		case <-ctx.Done():
