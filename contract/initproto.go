@@ -64,9 +64,12 @@ type InitResponse struct {
 // ServiceStatus is one supervised service. State is the supervisor's state name (waiting, running,
 // ready, backoff, stopping, stopped, finished, failed); Pid is 0 when no instance runs; Restarts
 // counts instances started after the first; LastExit says how the previous instance ended
-// ("exit status 1", "signal: killed"); Error why a failed service failed.
+// ("exit status 1", "signal: killed"); Error why a failed service failed. Kind is "" for a system
+// service, KindHostContainer or KindBootstrapContainer for a container the host-container
+// manager runs.
 type ServiceStatus struct {
 	ID       string `json:"id"`
+	Kind     string `json:"kind,omitempty"`
 	State    string `json:"state"`
 	Pid      int    `json:"pid"`
 	Restarts int    `json:"restarts"`

@@ -74,6 +74,9 @@ type Service struct {
 	Restart RestartPolicy
 	// StopSignal asks the service to stop; 0 means SIGTERM.
 	StopSignal syscall.Signal
+	// ReadyLine holds the ready line until the service is ready, besides the API: a service
+	// whose work must be done before the host counts as booted (the bootstrap containers).
+	ReadyLine bool
 	// Console runs the service on the console's terminal, once the ready line and the motd are out
 	// (the dev console shell); its output is the console, not a log file.
 	Console bool
@@ -124,6 +127,16 @@ func Programs() []Program {
 			Service: &Service{ID: "containerd", Depends: []string{"apiserver"}, Restart: RestartAlways,
 				Args: []string{"--config", ContainerdConfig}, EnvFile: ProxyEnv,
 				Ready: ReadyWhenListening, Socket: ContainerdSocket},
+		},
+		{
+			// The host-container manager: bootstrap containers, then host containers, through
+			// containerd. It reads ContainersConfigPath (rendered by the apiserver) again when the
+			// file changes, so it is not restarted for a settings change; it listens on
+			// ContainersSocket once the bootstrap containers are done, and the ready line waits
+			// for that.
+			Name: "host-containers", Main: "./runtime/cmd/hostctr", Path: "/usr/bin/hostctr", Label: "runtime_exec_t",
+			Service: &Service{ID: "host-containers", Depends: []string{"apiserver"}, Restart: RestartAlways,
+				Ready: ReadyWhenListening, Socket: ContainersSocket, ReadyLine: true},
 		},
 		{
 			Name: "apiclient", Main: "./apiserver/cmd/apiclient", Path: "/usr/bin/apiclient", Label: "api_exec_t",

@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -55,6 +56,8 @@ type Config struct {
 	Bundle BundleSources
 	// NetworkState is the network service's state file, GET /network; "" answers 503.
 	NetworkState string
+	// Containers says where the host-container manager's state, logs and control socket are.
+	Containers Containers
 	// Log gets errors that are the server's fault; nil discards them.
 	Log *slog.Logger
 }
@@ -98,6 +101,7 @@ func NewHandler(cfg Config) http.Handler {
 	mux.HandleFunc("GET /time", h.getTime)
 	h.mux = mux
 	mux.HandleFunc("GET /network", h.getNetwork)
+	mux.HandleFunc("POST /exec", h.exec)
 	return jsonMuxErrors(mux)
 }
 
@@ -295,7 +299,7 @@ func (h *handler) getServices(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, initStatus(err), err)
 		return
 	}
-	writeJSON(w, http.StatusOK, apitypes.Services{Services: svcs})
+	writeJSON(w, http.StatusOK, apitypes.Services{Services: append(svcs, h.containerStatuses()...)})
 }
 
 func (h *handler) getConfigurationFiles(w http.ResponseWriter, r *http.Request) {
@@ -328,6 +332,13 @@ func (h *handler) getLogs(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, r, http.StatusInternalServerError, err)
 			return
 		}
+		if ctrs, err := h.cfg.Containers.Logs.List(); err == nil {
+			for _, n := range ctrs {
+				if !slices.Contains(names, n) {
+					names = append(names, n)
+				}
+			}
+		}
 		writeJSON(w, http.StatusOK, apitypes.Logs{Services: names})
 		return
 	}
@@ -349,6 +360,10 @@ func (h *handler) getLogs(w http.ResponseWriter, r *http.Request) {
 	}
 	follow := o.Follow
 	rc, err := h.cfg.Init.Logs(r.Context(), service, o)
+	if errors.Is(err, initclient.ErrNoLog) {
+		// Not a system source: a container's, by its name.
+		rc, err = h.cfg.Containers.Logs.Logs(r.Context(), service, o)
+	}
 	if err != nil {
 		status := http.StatusBadRequest
 		if errors.Is(err, initclient.ErrNoLog) {

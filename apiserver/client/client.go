@@ -435,3 +435,31 @@ func PatchFromPairs(pairs []string) ([]byte, error) {
 	}
 	return json.Marshal(root)
 }
+
+// Exec starts req's command in a host container and returns the upgraded connection, which
+// carries the exec stream protocol (contract.ExecFrame*): the caller sends stdin, its end and
+// terminal sizes, and reads output frames up to the exit or error frame.
+func (c *Client) Exec(ctx context.Context, req contract.ExecRequest) (io.ReadWriteCloser, error) {
+	uri := "/exec?" + req.Query().Encode()
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+uri, nil)
+	if err != nil {
+		return nil, fmt.Errorf("POST /exec: %w", err)
+	}
+	hreq.Header.Set("Connection", "Upgrade")
+	hreq.Header.Set("Upgrade", contract.ExecUpgrade)
+	resp, err := c.http.Do(hreq)
+	if err != nil {
+		return nil, fmt.Errorf("POST /exec via %s: %w", c.where, err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		return nil, errorFrom(resp.StatusCode, b)
+	}
+	rwc, ok := resp.Body.(io.ReadWriteCloser)
+	if !ok {
+		resp.Body.Close()
+		return nil, fmt.Errorf("POST /exec via %s: the upgraded connection is not writable", c.where)
+	}
+	return rwc, nil
+}

@@ -57,6 +57,8 @@ type Options struct {
 	Init initclient.Init
 	// NetworkState is the network service's state file, served as GET /network.
 	NetworkState string
+	// Containers says where the host-container manager's state, logs and socket are.
+	Containers api.Containers
 	// Console gets the short "ballast: ..." lines an operator reads on the console.
 	Console io.Writer
 	// Log gets the server's own diagnostics; nil discards them.
@@ -129,6 +131,7 @@ func Run(ctx context.Context, o Options) error {
 		Hardening:    hardening,
 		Log:          o.Log,
 		NetworkState: o.NetworkState,
+		Containers:   o.Containers,
 	})
 	remote.handler = h
 	defer func() {

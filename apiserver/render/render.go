@@ -39,6 +39,8 @@ type File struct {
 	// Always renders the file at every start and on any change of Keys, set or not: its
 	// service needs it, and the template holds the defaults.
 	Always bool
+	// Private makes the file readable by root only: it holds secrets.
+	Private bool
 }
 
 // Action changes the running system from settings, apart from files.
@@ -82,6 +84,11 @@ func Files() []File {
 		{Path: contract.TimeConfig, Keys: []string{"settings.ntp"}, Services: []string{"time"}, Template: "ntp.conf.tmpl"},
 		{Path: contract.ContainerdConfig, Keys: []string{"settings.container-runtime.max-concurrent-downloads"}, Services: []string{"containerd"},
 			Template: "containerd.toml.tmpl", Always: true},
+		// The host-container manager reads it again when it changes: no restart, so containers
+		// that did not change keep running. It holds credentials and user data.
+		{Path: contract.ContainersConfigPath, Keys: []string{"settings.host-containers", "settings.bootstrap-containers",
+			"settings.oci-defaults", "settings.container-registry", "settings.pki", "settings.network.https-proxy",
+			"settings.network.no-proxy"}, Template: "containers.json.tmpl", Always: true, Private: true},
 	}
 }
 
@@ -114,6 +121,7 @@ func templates() (*template.Template, error) {
 			return *s + "\n"
 		},
 		"networkConfig":    networkConfigJSON,
+		"containersConfig": containersConfigJSON,
 		"containerdRoot":   func() string { return contract.ContainerdRoot },
 		"containerdState":  func() string { return contract.ContainerdState },
 		"containerdSocket": func() string { return contract.ContainerdSocket },
@@ -307,7 +315,11 @@ func (r *Renderer) renderFile(tmpl *template.Template, f File, s settings.Settin
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return false, fmt.Errorf("render %s: %w", f.Path, err)
 	}
-	if err := writeFile(path, buf.Bytes()); err != nil {
+	mode := os.FileMode(0o644)
+	if f.Private {
+		mode = 0o600
+	}
+	if err := writeFile(path, buf.Bytes(), mode); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -319,7 +331,7 @@ func (r *Renderer) hostPath(p string) string {
 
 // writeFile replaces a file through a rename, so a reader never sees it half written. No fsync:
 // /etc is a tmpfs rebuilt from settings on every boot.
-func writeFile(path string, content []byte) (err error) {
+func writeFile(path string, content []byte, mode os.FileMode) (err error) {
 	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
@@ -333,7 +345,7 @@ func writeFile(path string, content []byte) (err error) {
 	if _, err := f.Write(content); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := f.Chmod(0o644); err != nil {
+	if err := f.Chmod(mode); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := f.Close(); err != nil {

@@ -225,13 +225,15 @@ func TestRestarts(t *testing.T) {
 	s := decode(t, `{"network":{"https-proxy":"p:1"}}`)
 
 	// At start files are written but nothing restarts: services start after the apiserver.
-	// containerd's configuration is written whether its settings are set or not.
-	if res, err := r.Apply(ctx, s, nil); err != nil || res.Restarted != nil || !reflect.DeepEqual(res.Files, []string{"/etc/ballast/proxy.env", "/etc/containerd/config.toml"}) {
+	// containerd's configuration and the container manager's are written whether their settings
+	// are set or not.
+	if res, err := r.Apply(ctx, s, nil); err != nil || res.Restarted != nil || !reflect.DeepEqual(res.Files, []string{"/etc/ballast/proxy.env", "/etc/containerd/config.toml", contract.ContainersConfigPath}) {
 		t.Fatalf("start Apply = %+v, %v", res, err)
 	}
 	s2 := decode(t, `{"network":{"https-proxy":"p:2"},"motd":"m"}`)
 	res, err := r.Apply(ctx, s2, []string{"settings.motd", "settings.network.https-proxy"})
-	if err != nil || !reflect.DeepEqual(res.Restarted, []string{"containerd"}) || !reflect.DeepEqual(res.Files, []string{"/etc/motd", "/etc/ballast/proxy.env"}) {
+	// The container manager reads its file again by itself: it is not restarted.
+	if err != nil || !reflect.DeepEqual(res.Restarted, []string{"containerd"}) || !reflect.DeepEqual(res.Files, []string{"/etc/motd", "/etc/ballast/proxy.env", contract.ContainersConfigPath}) {
 		t.Fatalf("Apply of a proxy change = %+v, %v", res, err)
 	}
 	// The same content again: the file is not rewritten and nothing restarts.

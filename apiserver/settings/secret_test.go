@@ -16,6 +16,7 @@ func TestSecretKeys(t *testing.T) {
 	want := []string{
 		"settings.host-containers.<name>.user-data",
 		"settings.bootstrap-containers.<name>.user-data",
+		"settings.container-registry.credentials.<registry>.password",
 		"settings.api.remote.server-key",
 	}
 	if !slices.Equal(keys, want) {

@@ -22,7 +22,8 @@ type Settings struct {
 	HostContainers      map[ContainerName]*HostContainer      `json:"host-containers,omitempty" max:"16" key:"name" doc:"Long-running containers that run beside the orchestrated ones, with access to the host (the admin and control containers)."`
 	BootstrapContainers map[ContainerName]*BootstrapContainer `json:"bootstrap-containers,omitempty" max:"16" key:"name" doc:"Containers that run to completion at boot, before the orchestrated workload starts."`
 	ContainerRuntime    *ContainerRuntime                     `json:"container-runtime,omitempty" doc:"containerd's behaviour for orchestrated containers."`
-	OCIDefaults         *OCIDefaults                          `json:"oci-defaults,omitempty" doc:"Defaults of the OCI runtime spec of orchestrated containers (not host containers)."`
+	OCIDefaults         *OCIDefaults                          `json:"oci-defaults,omitempty" doc:"Adjustments of the hardened OCI runtime spec of every container that is not superpowered."`
+	ContainerRegistry   *ContainerRegistry                    `json:"container-registry,omitempty" doc:"How images are pulled: registry mirrors and credentials. Extra CAs come from settings.pki bundles that are trusted; the proxy from settings.network.https-proxy."`
 	PKI                 map[BundleName]*PKIBundle             `json:"pki,omitempty" max:"32" key:"bundle" doc:"Extra CA certificate bundles for the host's trust store."`
 	API                 *API                                  `json:"api,omitempty" doc:"The host API itself."`
 }
@@ -82,16 +83,20 @@ type Module struct {
 type HostContainer struct {
 	Source       *ImageRef `json:"source,omitempty" doc:"Image reference, e.g. registry.example.com/admin:v1.2 or ...@sha256:<digest>. Required when enabled."`
 	Enabled      *bool     `json:"enabled,omitempty" doc:"Run the container."`
-	Superpowered *bool     `json:"superpowered,omitempty" doc:"Run with all capabilities and the host's namespaces; for administration containers only."`
-	UserData     *Base64   `json:"user-data,omitempty" max:"16384" secret:"true" doc:"Base64-encoded data handed to the container, e.g. its configuration."`
+	Superpowered *bool     `json:"superpowered,omitempty" doc:"Run with all capabilities, the host's devices, process and network namespaces, the host's root at /.ballast/rootfs and the API socket; for administration containers only."`
+	APIAccess    *bool     `json:"api-access,omitempty" doc:"Bind the API socket (/run/api.sock) and apiclient (/usr/local/bin/apiclient) into the container, e.g. for a control container."`
+	HostNetwork  *bool     `json:"host-network,omitempty" doc:"Share the host's network namespace instead of a private one on the container bridge."`
+	UserNS       *bool     `json:"user-namespace,omitempty" doc:"Run in a user namespace, so root in the container is an unprivileged id on the host. Unset: settings.oci-defaults.user-namespace."`
+	UserData     *Base64   `json:"user-data,omitempty" max:"16384" secret:"true" doc:"Base64-encoded data handed to the container, read-only at /.ballast/user-data."`
 }
 
 // BootstrapContainer is settings.bootstrap-containers.<name>.
 type BootstrapContainer struct {
-	Source    *ImageRef      `json:"source,omitempty" doc:"Image reference. Required unless mode is off."`
-	Mode      *BootstrapMode `json:"mode,omitempty" doc:"When the container runs: off, once (the next boot, then off) or always (every boot)."`
-	Essential *bool          `json:"essential,omitempty" doc:"Fail the boot when the container exits non-zero."`
-	UserData  *Base64        `json:"user-data,omitempty" max:"16384" secret:"true" doc:"Base64-encoded data given to the container."`
+	Source       *ImageRef      `json:"source,omitempty" doc:"Image reference. Required unless mode is off."`
+	Mode         *BootstrapMode `json:"mode,omitempty" doc:"When the container runs: off, once (the next boot, then off) or always (every boot)."`
+	Essential    *bool          `json:"essential,omitempty" doc:"Stop the boot before the ready line when the container cannot run or exits non-zero."`
+	Superpowered *bool          `json:"superpowered,omitempty" doc:"Run with the privileges of a superpowered host container, e.g. to prepare the host's disks."`
+	UserData     *Base64        `json:"user-data,omitempty" max:"16384" secret:"true" doc:"Base64-encoded data given to the container, read-only at /.ballast/user-data."`
 }
 
 // ContainerRuntime is settings.container-runtime.
@@ -106,6 +111,22 @@ type ContainerRuntime struct {
 type OCIDefaults struct {
 	Capabilities   map[Capability]bool           `json:"capabilities,omitempty" max:"64" key:"capability" doc:"Linux capabilities granted (true) or not (false) by default, by name in kebab case without CAP_ (e.g. net-bind-service)."`
 	ResourceLimits map[RlimitName]*ResourceLimit `json:"resource-limits,omitempty" max:"16" key:"limit" doc:"Default process resource limits (RLIMIT_*), by name (e.g. max-open-files)."`
+	UserNS         *bool                         `json:"user-namespace,omitempty" doc:"Run containers in a user namespace unless they say otherwise."`
+	MemoryLimit    *int64                        `json:"memory-limit,omitempty" min:"4194304" max:"1099511627776" doc:"Memory limit of a container's cgroup in bytes (swap included); 536870912 when unset."`
+	PidsLimit      *int64                        `json:"pids-limit,omitempty" min:"16" max:"4194304" doc:"Most processes and threads in a container's cgroup; 1024 when unset."`
+	CPUWeight      *int64                        `json:"cpu-weight,omitempty" min:"1" max:"10000" doc:"cgroup v2 cpu.weight of a container; 100 (the kernel's default share) when unset."`
+}
+
+// ContainerRegistry is settings.container-registry.
+type ContainerRegistry struct {
+	Mirrors     map[RegistryHost][]RegistryEndpoint  `json:"mirrors,omitempty" max:"32" key:"registry" doc:"Endpoints tried, in order, before the registry itself, e.g. \"docker.io\" = [\"https://mirror.example.com\"]. The key \"*\" applies to every registry."`
+	Credentials map[RegistryHost]*RegistryCredential `json:"credentials,omitempty" max:"32" key:"registry" doc:"Credentials by registry host (host or host:port)."`
+}
+
+// RegistryCredential is settings.container-registry.credentials.<registry>.
+type RegistryCredential struct {
+	Username *string `json:"username,omitempty" max:"256" doc:"User name for basic authentication or a token exchange. Needs password."`
+	Password *string `json:"password,omitempty" max:"4096" secret:"true" doc:"Password or token."`
 }
 
 // ResourceLimit is settings.oci-defaults.resource-limits.<limit>.

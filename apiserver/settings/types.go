@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"path"
 	"regexp"
 	"slices"
 	"strconv"
@@ -342,7 +343,22 @@ var imageRefRe = func() *regexp.Regexp {
 	return regexp.MustCompile(`^(` + name + `)(?::(` + tag + `))?(?:@(` + digest + `))?$`)
 }()
 
+// OCIArchivePrefix starts an ImageRef that names an image archive on the host (an OCI image
+// layout tarball or a `docker save` tarball) instead of a registry's image.
+const OCIArchivePrefix = "oci-archive:"
+
+// Archive returns the path of an oci-archive: reference; ok is false for a registry reference.
+func (r ImageRef) Archive() (path string, ok bool) {
+	return strings.CutPrefix(string(r), OCIArchivePrefix)
+}
+
 func (r ImageRef) check() error {
+	if p, ok := r.Archive(); ok {
+		if !strings.HasPrefix(p, "/") || path.Clean(p) != p || strings.ContainsFunc(p, func(c rune) bool { return c < ' ' || c == 0x7f }) {
+			return fmt.Errorf("%q: an archive is oci-archive:<absolute clean path>, e.g. oci-archive:/run/cidata/admin.tar", string(r))
+		}
+		return nil
+	}
 	m := imageRefRe.FindStringSubmatch(string(r))
 	if m == nil {
 		return fmt.Errorf("%q is not an image reference like registry.example.com/name:tag", string(r))
@@ -353,7 +369,7 @@ func (r ImageRef) check() error {
 	return nil
 }
 func (ImageRef) describe() typeSpec {
-	return typeSpec{name: "image reference", schema: stringSchema(map[string]any{"minLength": 1, "maxLength": 1024})}
+	return typeSpec{name: "image reference or oci-archive:<path>", schema: stringSchema(map[string]any{"minLength": 1, "maxLength": 1024})}
 }
 
 // Base64 is base64-encoded (standard alphabet, padded) data.
@@ -676,4 +692,54 @@ func checkEnum(v string, allowed []string) error {
 		return nil
 	}
 	return fmt.Errorf("%q is not one of %s", v, strings.Join(allowed, ", "))
+}
+
+// RegistryHost names a registry as image references do: host or host:port, or "*" for every
+// registry (mirrors only).
+type RegistryHost string
+
+func (h RegistryHost) check() error {
+	s := string(h)
+	if s == "*" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		host, port = s, ""
+	}
+	if port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%q: port %q is not 1-65535", s, port)
+		}
+	}
+	if _, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+		return nil
+	}
+	if err := CheckHostname(host); err != nil {
+		return fmt.Errorf("%q is not a registry host[:port]: %w", s, err)
+	}
+	return nil
+}
+func (RegistryHost) describe() typeSpec {
+	return typeSpec{name: "registry host[:port]", schema: stringSchema(map[string]any{"minLength": 1, "maxLength": 261})}
+}
+
+// RegistryEndpoint is a mirror's base URL, http:// or https://, without a path beyond "/".
+type RegistryEndpoint string
+
+func (e RegistryEndpoint) check() error {
+	u, err := url.Parse(string(e))
+	if err != nil {
+		return fmt.Errorf("%q is not a URL: %w", string(e), err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("%q: want http(s)://host[:port]", string(e))
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%q: no user, query or fragment (credentials go in settings.container-registry.credentials)", string(e))
+	}
+	return nil
+}
+func (RegistryEndpoint) describe() typeSpec {
+	return typeSpec{name: "URL", schema: stringSchema(map[string]any{"format": "uri", "maxLength": 1024})}
 }

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/ballast-os/ballast/contract"
 )
 
 // Size limits named by code elsewhere. The rest are the max tags of the model.
@@ -215,8 +218,47 @@ func (s Settings) checkContainers() error {
 		if c.Source == nil && (c.Mode == nil || *c.Mode != "off") {
 			return keyErr([]string{Prefix, "bootstrap-containers", string(name), "source"}, errors.New("required unless mode is off"))
 		}
+		// A container's log and its entry in GET /services go by its name alone.
+		if _, dup := s.HostContainers[name]; dup {
+			return keyErr([]string{Prefix, "bootstrap-containers", string(name)}, errors.New("a host container has this name; container names are shared by both kinds"))
+		}
+	}
+	for _, kind := range []string{"host-containers", "bootstrap-containers"} {
+		names := sortedMapKeys(s.HostContainers)
+		if kind == "bootstrap-containers" {
+			names = sortedMapKeys(s.BootstrapContainers)
+		}
+		for _, name := range names {
+			if slices.Contains(ReservedContainerNames(), string(name)) {
+				return keyErr([]string{Prefix, kind, string(name)}, fmt.Errorf("%q names a system service or log; pick another name", string(name)))
+			}
+		}
+	}
+	if r := s.ContainerRegistry; r != nil {
+		for _, host := range sortedMapKeys(r.Credentials) {
+			c := r.Credentials[host]
+			path := []string{Prefix, "container-registry", "credentials", string(host)}
+			if host == "*" {
+				return keyErr(path, errors.New("credentials name one registry, not *"))
+			}
+			if (c.Username == nil) != (c.Password == nil) {
+				return keyErr(path, errors.New("username and password go together"))
+			}
+		}
 	}
 	return nil
+}
+
+// ReservedContainerNames are the names a container may not take: its log and its line in GET
+// /services would be a system service's.
+func ReservedContainerNames() []string {
+	names := []string{contract.KernelLogSource, contract.InitLogSource}
+	for _, p := range contract.Programs() {
+		if p.Service != nil {
+			names = append(names, p.Service.ID)
+		}
+	}
+	return names
 }
 
 func (s Settings) checkInterfaces() error {

@@ -198,3 +198,32 @@ func unmount(dir string) error {
 	}
 	return nil
 }
+
+// MountAt finds the labelled volume and mounts it read-only (nosuid, nodev, noexec) at dir,
+// where it stays: files shipped beside the user data, such as image archives, are read from
+// there for as long as the host runs. A volume already mounted at dir is left as it is. No
+// volume is ErrNotFound.
+func (n NoCloud) MountAt(ctx context.Context, dir string) (Device, error) {
+	n = n.withDefaults()
+	dev, err := n.Find(ctx)
+	if err != nil {
+		return Device{}, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return dev, fmt.Errorf("mount point: %w", err)
+	}
+	var here, parent unix.Stat_t
+	if unix.Stat(dir, &here) == nil && unix.Stat(filepath.Dir(dir), &parent) == nil && here.Dev != parent.Dev {
+		return dev, nil
+	}
+	if n.BeforeMount != nil {
+		if err := n.BeforeMount(ctx); err != nil && ctx.Err() != nil {
+			return dev, err
+		}
+	}
+	flags := uintptr(unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
+	if err := unix.Mount(dev.Path, dir, dev.FSType, flags, ""); err != nil {
+		return dev, fmt.Errorf("mount %s (%s) on %s: %w", dev.Path, dev.FSType, dir, err)
+	}
+	return dev, nil
+}

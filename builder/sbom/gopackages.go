@@ -30,7 +30,13 @@ func addGoBinaries(g *graph, image string, bins []goBinary) error {
 				e = &goModEntry{mod: m, seenIn: b.Path}
 				mods[m.key()] = e
 			}
-			if m.Sum != e.mod.Sum {
+			// A component built from its own module source is the main module of its binaries,
+			// which carry no sum for it; the builder fetched that source through the module
+			// proxy, so the sum another binary records for the same version is the one.
+			if e.mod.Sum == "" {
+				e.mod.Sum = m.Sum
+			}
+			if m.Sum != e.mod.Sum && m.Sum != "" {
 				return fmt.Errorf("go module %s: %s links it with sum %q, %s with %q", modVersion(m.Path, m.Version), e.seenIn, e.mod.Sum, b.Path, m.Sum)
 			}
 			if m.Replaces != "" && !slices.Contains(e.replaces, m.Replaces) {

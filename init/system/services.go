@@ -144,6 +144,17 @@ func (i *Init) readyService() string {
 	return ""
 }
 
+// readyLineServices are the enabled services besides the API's that the ready line waits for.
+func (i *Init) readyLineServices() []string {
+	var ids []string
+	for _, id := range i.image.Services {
+		if p, err := contract.FindService(id); err == nil && p.Service.ReadyLine {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
 // socketAccepts returns nil once a connection to the Unix socket path is accepted.
 func socketAccepts(ctx context.Context, path string) error {
 	var d net.Dialer

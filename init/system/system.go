@@ -290,6 +290,16 @@ func (i *Init) announce(ctx context.Context) {
 		}
 		return
 	}
+	// Services whose work is part of the boot (the bootstrap containers): a failure is theirs to
+	// explain on the console, and there is no ready line.
+	for _, id := range i.readyLineServices() {
+		if err := i.sup.WaitReady(ctx, id); err != nil {
+			if ctx.Err() == nil {
+				i.console.Errorf("no ready line: %v", err)
+			}
+			return
+		}
+	}
 	// The ready line promises that every API listener serves; the remote one needs the pool
 	// for its TLS handshakes. And that the boot is over: the modules are in, the mounts made.
 	for _, c := range []chan struct{}{i.randomReady, i.bootDone} {

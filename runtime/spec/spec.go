@@ -94,6 +94,9 @@ type Container struct {
 	UserNamespace *IDRange
 	// Level is the container's MCS category pair (ignored when superpowered).
 	Level mcs.Pair
+	// NoLabels leaves the SELinux labels out of the spec: a kernel without a loaded policy
+	// refuses them (the overlay mount's context= option, the process's exec label).
+	NoLabels bool
 }
 
 // IDRange is a range of host uids and gids.
@@ -136,7 +139,7 @@ func Opts(c Container) ([]oci.SpecOpts, error) {
 			oci.WithHostNamespace(specs.PIDNamespace),
 			oci.WithHostNamespace(specs.NetworkNamespace),
 			oci.WithMounts([]specs.Mount{{Destination: HostRootfs, Type: "bind", Source: "/", Options: []string{"rbind", "rslave"}}}),
-			withSELinux(SuperType, selinuxUser+":"+selinuxObjRole+":"+ContainerFile+":s0", "s0"),
+			withSELinux(!c.NoLabels, SuperType, selinuxUser+":"+selinuxObjRole+":"+ContainerFile+":s0", "s0"),
 		), nil
 	}
 	caps, err := capabilities(c.Capabilities)
@@ -154,7 +157,7 @@ func Opts(c Container) ([]oci.SpecOpts, error) {
 		oci.WithMounts([]specs.Mount{{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs",
 			Options: []string{"nosuid", "nodev", "noexec", "mode=1777", fmt.Sprintf("size=%d", DefaultTmpSize)}}}),
 		withStrictSeccomp,
-		withSELinux(ContainerType, selinuxUser+":"+selinuxObjRole+":"+ContainerFile+":"+c.Level.Level(), c.Level.Level()),
+		withSELinux(!c.NoLabels, ContainerType, selinuxUser+":"+selinuxObjRole+":"+ContainerFile+":"+c.Level.Level(), c.Level.Level()),
 		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.CgroupNamespace}),
 	)
 	if c.HostNetwork {
@@ -267,8 +270,11 @@ func withStrictSeccomp(_ context.Context, _ oci.Client, _ *containers.Container,
 }
 
 // withSELinux labels the processes (system_u:system_r:<typ>:<level>) and the mounts.
-func withSELinux(typ, mountLabel, level string) oci.SpecOpts {
+func withSELinux(on bool, typ, mountLabel, level string) oci.SpecOpts {
 	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *specs.Spec) error {
+		if !on {
+			return nil
+		}
 		s.Process.SelinuxLabel = selinuxUser + ":" + selinuxRole + ":" + typ + ":" + level
 		s.Linux.MountLabel = mountLabel
 		return nil

@@ -48,6 +48,9 @@ const usage = `usage: apiclient [--socket PATH | --endpoint https://HOST:PORT --
   logs --bundle                write a support bundle (gzip'd tar: logs, redacted settings, state)
   time [--json]                print the time service's state and the clock
   network [--json]             the network's live state: addresses, routes, leases, DNS, host name
+  services [--json]            the system services and the containers, with their state
+  exec NAME -- CMD [ARG...]    run a command in a running host container (a terminal when
+                               stdin is one); exits with the command's status
   reboot                       reboot the host
   report [--json] [hardening]  the hardening report: each check with what the host shows; exits 1
                                when a check fails (expected failures, such as a dev image's
@@ -64,7 +67,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout)
+	var code exitCode
 	switch {
+	case errors.As(err, &code):
+		os.Exit(int(code))
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(os.Stderr, "apiclient: %v\n%s", err, usage)
 		os.Exit(2)
@@ -120,6 +126,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, out io.Writer) err
 		return hardeningReport(ctx, c, rest, out)
 	case "network":
 		return network(ctx, c, rest, out)
+	case "services":
+		return services(ctx, c, rest, out)
+	case "exec":
+		return execCmd(ctx, c, rest, stdin, out)
 	case "reboot":
 		if len(rest) != 0 {
 			return fmt.Errorf("%w: reboot takes no arguments", errUsage)

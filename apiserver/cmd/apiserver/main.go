@@ -18,6 +18,7 @@ import (
 
 	"github.com/ballast-os/ballast/contract"
 
+	"github.com/ballast-os/ballast/apiserver/api"
 	"github.com/ballast-os/ballast/apiserver/daemon"
 	"github.com/ballast-os/ballast/apiserver/initclient"
 	"github.com/ballast-os/ballast/apiserver/osinfo"
@@ -149,6 +150,7 @@ func main() {
 		SetHostname:  sethostname,
 		Init:         initclient.New(*initSocket, *logDir, *volatileLogs),
 		NetworkState: *netState,
+		Containers:   api.DefaultContainers(),
 		WaitBoot:     waitBoot,
 		Console:      os.Stderr,
 		Log:          log,
