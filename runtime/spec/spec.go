@@ -118,6 +118,10 @@ func Opts(c Container) ([]oci.SpecOpts, error) {
 		return nil, fmt.Errorf("spec: container without an ID")
 	}
 	opts := []oci.SpecOpts{
+		// The container sees its own cgroup, read-only (writable when superpowered), so a
+		// program can read its limits; containerd's default spec has no cgroup mount.
+		oci.WithMounts([]specs.Mount{{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup",
+			Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}}}),
 		oci.WithCgroup(cgroupParent + "/" + c.ID),
 		withResources(c),
 		withRlimits(c.Rlimits),

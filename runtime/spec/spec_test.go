@@ -89,6 +89,10 @@ func TestDefaults(t *testing.T) {
 	if m := mountAt(s, "/sys"); m == nil || !slices.Contains(m.Options, "ro") {
 		t.Errorf("/sys: %+v, want read-only", m)
 	}
+	// Its own cgroup, to read its limits, not to raise them.
+	if m := mountAt(s, "/sys/fs/cgroup"); m == nil || m.Type != "cgroup" || !slices.Contains(m.Options, "ro") {
+		t.Errorf("/sys/fs/cgroup: %+v, want the cgroup read-only", m)
+	}
 	for _, ns := range []specs.LinuxNamespaceType{specs.PIDNamespace, specs.NetworkNamespace, specs.IPCNamespace, specs.UTSNamespace, specs.MountNamespace, specs.CgroupNamespace} {
 		if !hasNamespace(s, ns) {
 			t.Errorf("no new %s namespace", ns)
