@@ -73,7 +73,9 @@ type Config struct {
 	// guest reaches nothing but what these rules and GuestFwd open.
 	HostFwd []string
 	// GuestFwd are user-networking guestfwd rules, e.g.
-	// "tcp:10.0.2.100:80-tcp:127.0.0.1:8080".
+	// "tcp:10.0.2.100:80-tcp:127.0.0.1:8080" (one connection, made when QEMU starts), or
+	// "tcp:10.0.2.100:80-cmd:/path/to/tcpcat 127.0.0.1:8080" (a command per guest connection:
+	// tests/qemu/cmd/tcpcat).
 	GuestFwd []string
 
 	// TapNICs are NICs after the user-network one, in order (the guest names them eth1, eth2, ...):
@@ -181,8 +183,13 @@ func (c Config) validate() error {
 		}
 	}
 	for _, r := range append(append([]string(nil), c.HostFwd...), c.GuestFwd...) {
-		if r == "" || strings.ContainsAny(r, ", \t\n") {
-			return fmt.Errorf("qemu: config: forwarding rule %q: must be non-empty without commas or spaces", r)
+		// A guestfwd to cmd: runs a command line, which QEMU splits at spaces.
+		bad := ", \t\n"
+		if strings.Contains(r, "-cmd:") {
+			bad = ",\t\n"
+		}
+		if r == "" || strings.ContainsAny(r, bad) {
+			return fmt.Errorf("qemu: config: forwarding rule %q: must be non-empty without commas or spaces (spaces only in a cmd: command)", r)
 		}
 	}
 	return nil
