@@ -172,7 +172,7 @@ func Opts(c Container) ([]oci.SpecOpts, error) {
 			return nil, fmt.Errorf("spec: container %s: user namespace maps %d ids from host id %d; want a range above 0", c.ID, u.Size, u.From)
 		}
 		m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: u.From, Size: u.Size}}
-		opts = append(opts, oci.WithUserNamespace(m, m))
+		opts = append(opts, oci.WithUserNamespace(m, m), withSysfsBind)
 	}
 	return opts, nil
 }
@@ -248,6 +248,20 @@ func withRlimits(limits []specs.POSIXRlimit) oci.SpecOpts {
 		}
 		return nil
 	}
+}
+
+// withSysfsBind replaces the /sys mount of a container in a user namespace with a read-only bind
+// of the host's: the kernel mounts a sysfs only for a user namespace that owns the network
+// namespace, and the container's is made by the runtime (for its CNI network) outside it. The
+// masked paths still apply.
+func withSysfsBind(_ context.Context, _ oci.Client, _ *containers.Container, s *specs.Spec) error {
+	for i, m := range s.Mounts {
+		if m.Destination == "/sys" {
+			s.Mounts[i] = specs.Mount{Destination: "/sys", Type: "bind", Source: "/sys",
+				Options: []string{"rbind", "rslave", "rro", "nosuid", "nodev", "noexec"}}
+		}
+	}
+	return nil
 }
 
 // withStrictSeccomp is containerd's default profile for the spec's capabilities, without

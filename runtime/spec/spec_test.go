@@ -188,6 +188,10 @@ func TestOptions(t *testing.T) {
 	if !hasNamespace(s, specs.UserNamespace) || len(s.Linux.UIDMappings) != 1 || s.Linux.UIDMappings[0].HostID != 100000 {
 		t.Errorf("user namespace: %+v", s.Linux.UIDMappings)
 	}
+	// The kernel mounts no sysfs for a user namespace that does not own the network namespace.
+	if m := mountAt(s, "/sys"); m == nil || m.Type != "bind" || !slices.Contains(m.Options, "rro") {
+		t.Errorf("/sys in a user namespace: %+v, want a recursive read-only bind", m)
+	}
 	r := s.Linux.Resources
 	if *r.Memory.Limit != 1<<30 || *r.Pids.Limit != 64 || r.Unified["cpu.weight"] != "50" {
 		t.Errorf("resources %+v %+v %v", *r.Memory, *r.Pids, r.Unified)

@@ -228,6 +228,11 @@ enabled = true
 source = "oci-archive:/run/cidata/web.tar"
 enabled = true
 api-access = true
+
+[settings.host-containers.isolated]
+source = "oci-archive:/run/cidata/web.tar"
+enabled = true
+user-namespace = true
 `
 
 // TestHostContainers boots with three host containers whose images are archives on the NoCloud
@@ -259,6 +264,18 @@ func TestHostContainers(t *testing.T) {
 	if m := waitLog(t, c, "control", `api=(\S+)`, 2*time.Minute); m[1] != "status-200" {
 		t.Errorf("control container's API: %s, want status-200", m[1])
 	}
+	// A user namespace: root in the container, an unprivileged id on the host.
+	iso := waitContainer(t, c, "isolated", "running", 3*time.Minute, running)
+	if m := waitLog(t, c, "isolated", `hello: host=isolated uid=(\d+)`, time.Minute); m[1] != "0" {
+		t.Errorf("isolated: uid %s inside, want 0", m[1])
+	}
+	hostUID := shell(t, vm, 2, fmt.Sprintf("awk '/^Uid:/ {print $2}' /proc/%d/status", iso.Pid))
+	if n, err := strconv.Atoi(hostUID); err != nil || n < 1<<20 {
+		t.Errorf("isolated's root is uid %q on the host, want a mapped id from %d", hostUID, 1<<20)
+	}
+	if webUID := shell(t, vm, 3, fmt.Sprintf("awk '/^Uid:/ {print $2}' /proc/%d/status", st.Pid)); webUID != "0" {
+		t.Errorf("web (no user namespace) runs as uid %q on the host", webUID)
+	}
 	// The crasher exits 3 every time: it is restarted, with growing pauses, and says why.
 	cr := waitContainer(t, c, "crasher", "restarted twice", 3*time.Minute, func(s contract.ServiceStatus) bool { return s.Restarts >= 2 })
 	if cr.LastExit != "exit status 3" {
@@ -280,7 +297,7 @@ func TestHostContainers(t *testing.T) {
 		t.Errorf("exec in a container that does not exist: %v", err)
 	}
 	// And from the console, with apiclient exec: its exit status is the command's.
-	if got := shell(t, vm, 1, "apiclient exec web -- /hello exit 5 </dev/null >/dev/null; echo rc=$?"); !strings.Contains(got, "rc=5") {
+	if got := shell(t, vm, 4, "apiclient exec web -- /hello exit 5 </dev/null >/dev/null; echo rc=$?"); !strings.Contains(got, "rc=5") {
 		t.Errorf("apiclient exec: %q", got)
 	}
 	// The default container reaches neither the API socket nor containerd's from the host's paths.

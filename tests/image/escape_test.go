@@ -23,6 +23,7 @@ enabled = true
 [settings.host-containers.peer]
 source = "oci-archive:/run/cidata/probe.tar"
 enabled = true
+user-namespace = true
 
 [settings.host-containers.super]
 source = "oci-archive:/run/cidata/super.tar"
@@ -30,8 +31,8 @@ enabled = true
 superpowered = true
 `
 
-// TestEscapeSuite runs the escape probe in two default host containers and one superpowered
-// one. In the default ones every vector must be blocked; in the superpowered one every
+// TestEscapeSuite runs the escape probe in two default host containers (one of them in a user
+// namespace) and one superpowered one. In the default ones every vector must be blocked; in the superpowered one every
 // privileged vector must be allowed, which shows that each check can go red. The host keeps
 // serving the API while the probes exhaust their memory and pids.
 func TestEscapeSuite(t *testing.T) {
