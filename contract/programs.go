@@ -133,9 +133,9 @@ func Programs() []Program {
 			// containerd. It reads ContainersConfigPath (rendered by the apiserver) again when the
 			// file changes, so it is not restarted for a settings change; it listens on
 			// ContainersSocket once the bootstrap containers are done, and the ready line waits
-			// for that.
+			// for that. It stops before containerd, so it can stop its containers.
 			Name: "host-containers", Main: "./runtime/cmd/hostctr", Path: "/usr/bin/hostctr", Label: "runtime_exec_t",
-			Service: &Service{ID: "host-containers", Depends: []string{"apiserver"}, Restart: RestartAlways,
+			Service: &Service{ID: "host-containers", Depends: []string{"apiserver", "containerd"}, Restart: RestartAlways,
 				Ready: ReadyWhenListening, Socket: ContainersSocket, ReadyLine: true},
 		},
 		{
