@@ -135,3 +135,13 @@ const (
 	KindHostContainer      = "host-container"
 	KindBootstrapContainer = "bootstrap-container"
 )
+
+// ForbiddenCapabilities are never given to a container that is not superpowered, whatever
+// settings.oci-defaults.capabilities says: each one is a way out of the container or into the
+// host's kernel. Settings refuse them, and the runtime's spec refuses them again.
+func ForbiddenCapabilities() []string {
+	return []string{
+		"CAP_BPF", "CAP_DAC_READ_SEARCH", "CAP_MKNOD", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_PERFMON",
+		"CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_MODULE", "CAP_SYS_PTRACE", "CAP_SYS_RAWIO", "CAP_SYS_TIME",
+	}
+}

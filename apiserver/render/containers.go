@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/ballast-os/ballast/apiserver/settings"
 	"github.com/ballast-os/ballast/contract"
@@ -38,7 +37,7 @@ func ContainersConfig(s settings.Settings) (contract.ContainersConfig, error) {
 		if len(d.Capabilities) > 0 {
 			c.Defaults.Capabilities = map[string]bool{}
 			for k, v := range d.Capabilities {
-				c.Defaults.Capabilities["CAP_"+strings.ToUpper(strings.ReplaceAll(string(k), "-", "_"))] = v
+				c.Defaults.Capabilities[k.OCIName()] = v
 			}
 		}
 		for _, name := range sortedKeys(d.ResourceLimits) {

@@ -112,6 +112,16 @@ func TestValidation(t *testing.T) {
 		{"host container name", `{"host-containers":{"-x":{"enabled":false}}}`, "settings.host-containers.-x", "not a name"},
 		{"host container user-data too long", `{"host-containers":{"a":{"user-data":"` + strings.Repeat("AAAA", 4097) + `"}}}`, "settings.host-containers.a.user-data", "16388 bytes is more than the 16384 allowed"},
 		{"bootstrap", `{"bootstrap-containers":{"setup":{"source":"setup:1","mode":"once","essential":true}}}`, "", ""},
+		{"archive source", `{"host-containers":{"c":{"source":"oci-archive:/run/cidata/admin.tar","api-access":true,"host-network":true,"user-namespace":true}}}`, "", ""},
+		{"archive relative", `{"host-containers":{"c":{"source":"oci-archive:admin.tar"}}}`, "settings.host-containers.c.source", "absolute clean path"},
+		{"archive dotdot", `{"host-containers":{"c":{"source":"oci-archive:/run/cidata/../../etc/x"}}}`, "settings.host-containers.c.source", "absolute clean path"},
+		{"registry", `{"container-registry":{"mirrors":{"docker.io":["https://m.example","http://10.0.0.1:5000"],"*":["https://all.example"]},"credentials":{"[fd00::1]:5000":{"username":"u","password":"p"}}}}`, "", ""},
+		{"registry host", `{"container-registry":{"credentials":{"not a host":{"username":"u"}}}}`, `settings.container-registry.credentials."not a host"`, "not a registry host"},
+		{"registry port", `{"container-registry":{"mirrors":{"r.example:99999":["https://m.example"]}}}`, `settings.container-registry.mirrors."r.example:99999"`, "not 1-65535"},
+		{"mirror scheme", `{"container-registry":{"mirrors":{"docker.io":["ftp://m.example"]}}}`, `settings.container-registry.mirrors."docker.io"`, "want http(s)"},
+		{"mirror with user", `{"container-registry":{"mirrors":{"docker.io":["https://u:p@m.example"]}}}`, `settings.container-registry.mirrors."docker.io"`, "no user"},
+		{"oci limits", `{"oci-defaults":{"memory-limit":1073741824,"pids-limit":100,"cpu-weight":10,"user-namespace":true}}`, "", ""},
+		{"oci memory tiny", `{"oci-defaults":{"memory-limit":4096}}`, "settings.oci-defaults.memory-limit", "not in the range"},
 		{"bootstrap mode", `{"bootstrap-containers":{"setup":{"mode":"sometimes"}}}`, "settings.bootstrap-containers.setup.mode", "not one of off, once, always"},
 		// container runtime, oci defaults
 		{"runtime", `{"container-runtime":{"max-container-log-line-size":-1,"max-concurrent-downloads":3,"enable-unprivileged-ports":true,"enable-unprivileged-icmp":false}}`, "", ""},
@@ -192,6 +202,14 @@ func TestValidateLive(t *testing.T) {
 		{"soft unlimited under hard", `{"oci-defaults":{"resource-limits":{"max-open-files":{"hard-limit":10,"soft-limit":"unlimited"}}}}`, "settings.oci-defaults.resource-limits.max-open-files.soft-limit", "more than the hard limit"},
 		{"hard unlimited", `{"oci-defaults":{"resource-limits":{"max-open-files":{"hard-limit":-1,"soft-limit":11}}}}`, "", ""},
 		{"trusted without data", `{"pki":{"corp":{"trusted":true}}}`, "settings.pki.corp.data", "required"},
+		{"container named as a service", `{"host-containers":{"apiserver":{"source":"a/b:1"}}}`, "settings.host-containers.apiserver", "names a system service or log"},
+		{"container named kernel", `{"bootstrap-containers":{"kernel":{"mode":"off"}}}`, "settings.bootstrap-containers.kernel", "names a system service or log"},
+		{"one name, two kinds", `{"host-containers":{"x":{"source":"a/b:1"}},"bootstrap-containers":{"x":{"mode":"off"}}}`, "settings.bootstrap-containers.x", "a host container has this name"},
+		{"forbidden default capability", `{"oci-defaults":{"capabilities":{"sys-admin":true}}}`, "settings.oci-defaults.capabilities.sys-admin", "only superpowered"},
+		{"forbidden capability dropped", `{"oci-defaults":{"capabilities":{"net-raw":false,"sys-nice":true}}}`, "", ""},
+		{"credentials for every registry", `{"container-registry":{"credentials":{"*":{"username":"u","password":"p"}}}}`, "settings.container-registry.credentials.*", "not *"},
+		{"username without password", `{"container-registry":{"credentials":{"r.example:5000":{"username":"u"}}}}`, `settings.container-registry.credentials."r.example:5000"`, "go together"},
+		{"credentials", `{"container-registry":{"credentials":{"r.example:5000":{"username":"u","password":"p"}},"mirrors":{"*":["https://m.example"]}}}`, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

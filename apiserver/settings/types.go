@@ -406,6 +406,11 @@ var capabilities = []string{
 }
 
 func (c Capability) check() error { return checkEnum(string(c), capabilities) }
+
+// OCIName is the capability's name in an OCI spec, e.g. CAP_NET_BIND_SERVICE.
+func (c Capability) OCIName() string {
+	return "CAP_" + strings.ToUpper(strings.ReplaceAll(string(c), "-", "_"))
+}
 func (Capability) describe() typeSpec {
 	return typeSpec{name: "capability", enum: slices.Clone(capabilities)}
 }

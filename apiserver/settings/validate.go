@@ -234,6 +234,14 @@ func (s Settings) checkContainers() error {
 			}
 		}
 	}
+	if d := s.OCIDefaults; d != nil {
+		for _, c := range sortedMapKeys(d.Capabilities) {
+			if d.Capabilities[c] && slices.Contains(contract.ForbiddenCapabilities(), c.OCIName()) {
+				return keyErr([]string{Prefix, "oci-defaults", "capabilities", string(c)},
+					errors.New("only superpowered containers get this capability; it cannot be a default"))
+			}
+		}
+	}
 	if r := s.ContainerRegistry; r != nil {
 		for _, host := range sortedMapKeys(r.Credentials) {
 			c := r.Credentials[host]

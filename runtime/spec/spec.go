@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/runtime/mcs"
 )
 
@@ -28,14 +29,8 @@ func DefaultCapabilities() []string {
 }
 
 // ForbiddenCapabilities are never given to a container that is not superpowered, whatever
-// settings.oci-defaults.capabilities says: each one is a way out of the container or into the
-// host's kernel.
-func ForbiddenCapabilities() []string {
-	return []string{
-		"CAP_BPF", "CAP_DAC_READ_SEARCH", "CAP_MKNOD", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_PERFMON",
-		"CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_MODULE", "CAP_SYS_PTRACE", "CAP_SYS_RAWIO", "CAP_SYS_TIME",
-	}
-}
+// settings.oci-defaults.capabilities says (contract.ForbiddenCapabilities).
+func ForbiddenCapabilities() []string { return contract.ForbiddenCapabilities() }
 
 // DeniedSyscalls are refused by the seccomp filter of a container that is not superpowered,
 // beyond what containerd's default profile refuses without the matching capability: ptrace and

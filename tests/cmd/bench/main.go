@@ -1,5 +1,7 @@
-// Command bench measures what the build and the image promise: build times, sizes, verity speed and
-// boot time. It prints a table and writes build/bench.json. Run it with `make bench`.
+// Command bench measures what the build and the image promise: build times, sizes, verity speed,
+// boot time, container start latency and memory (containers.go). It prints a table and writes
+// build/bench.json. Run it with `make bench`; `-only containers` measures the container figures
+// alone on the image `make image` built.
 //
 // Any measurement that fails ends the bench with a non-zero status and a message naming it: a
 // table with a made-up figure in it (a -1, a size of 0) would be read as a result.
@@ -52,8 +54,24 @@ func main() {
 	variant := flag.String("variant", "qemu", "variant")
 	boots := flag.Int("boots", 5, "boots for the median boot time")
 	runs := flag.Int("runs", 7, "runs of each verity timing, of which the fastest counts (at least 5)")
+	only := flag.String("only", "", `"containers": only the container figures, on the image `+"`make image`"+` built (build/VARIANT/disk.raw), written to build/bench-containers.json`)
+	flag.IntVar(&ctrOpts.starts, "container-starts", 20, "sequential container starts per series (at least 5)")
+	flag.BoolVar(&ctrOpts.bridge, "bridge", true, "also time starts on the default bridge network (CNI)")
 	flag.Parse()
-	if err := run(*repo, *variant, *boots, *runs); err != nil {
+	if ctrOpts.starts < 5 {
+		fmt.Fprintf(os.Stderr, "bench: -container-starts %d: need at least 5\n", ctrOpts.starts)
+		os.Exit(2)
+	}
+	var err error
+	switch *only {
+	case "":
+		err = run(*repo, *variant, *boots, *runs)
+	case "containers":
+		err = runContainers(*repo, *variant)
+	default:
+		err = fmt.Errorf("-only %q: the only part is \"containers\"", *only)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench: FAILED:", err)
 		os.Exit(1)
 	}
@@ -227,12 +245,55 @@ func run(repoArg, variant string, boots, runs int) (err error) {
 		}
 		add(result{"service " + id + " started → ready", d, "s", "", "the median boot"})
 	}
+	// Containers: one more boot, for the start latency and memory figures.
+	cr, err := benchContainers(ctx, repo, disk, ctrOpts.starts, ctrOpts.bridge)
+	if err != nil {
+		return fmt.Errorf("containers: %w", err)
+	}
+	add(cr...)
+
 	svg := filepath.Join(repo, "build", "boot-timeline.svg")
 	if err := os.WriteFile(svg, med.tl.SVG(fmt.Sprintf("Ballast %s, median of %d boots under TCG", variant, boots)), 0o644); err != nil {
 		return fmt.Errorf("boot timeline: %w", err)
 	}
 	fmt.Printf("boot timeline: %s\n", svg)
 
+	if err := report(filepath.Join(repo, "build", "bench.json"), variant, res); err != nil {
+		return err
+	}
+	// Only now: after a failure the build is left to look at.
+	cleanup(out)
+	return nil
+}
+
+// ctrOpts are the container figures' flags.
+var ctrOpts struct {
+	starts int
+	bridge bool
+}
+
+// runContainers measures the container figures alone, on the variant's built image.
+func runContainers(repoArg, variant string) error {
+	repo, err := filepath.Abs(repoArg)
+	if err != nil {
+		return err
+	}
+	disk := filepath.Join(repo, "build", variant, "disk.raw")
+	if _, err := os.Stat(disk); err != nil {
+		return fmt.Errorf("containers: %w (run make image VARIANT=%s first)", err, variant)
+	}
+	res, err := benchContainers(context.Background(), repo, disk, ctrOpts.starts, ctrOpts.bridge)
+	if err != nil {
+		return fmt.Errorf("containers: %w", err)
+	}
+	for _, r := range res {
+		fmt.Fprintf(os.Stderr, "bench: %s = %s %s\n", r.Name, value(r.Value), r.Unit)
+	}
+	return report(filepath.Join(repo, "build", "bench-containers.json"), variant, res)
+}
+
+// report prints the table and writes the rows to path.
+func report(path, variant string, res []result) error {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "measure\tvalue\tunit\ttarget\tnote")
 	for _, r := range res {
@@ -243,13 +304,11 @@ func run(repoArg, variant string, boots, runs int) (err error) {
 	}
 	j, err := json.MarshalIndent(map[string]any{"variant": variant, "when": time.Now().UTC().Format(time.RFC3339), "results": res}, "", "  ")
 	if err != nil {
-		return fmt.Errorf("bench.json: %w", err)
+		return fmt.Errorf("%s: %w", filepath.Base(path), err)
 	}
-	if err := os.WriteFile(filepath.Join(repo, "build", "bench.json"), append(j, '\n'), 0o644); err != nil {
-		return fmt.Errorf("bench.json: %w", err)
+	if err := os.WriteFile(path, append(j, '\n'), 0o644); err != nil {
+		return fmt.Errorf("%s: %w", filepath.Base(path), err)
 	}
-	// Only now: after a failure the build is left to look at.
-	cleanup(out)
 	return nil
 }
 
