@@ -2,6 +2,7 @@ package system
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"os"
@@ -189,6 +190,71 @@ func TestReadyWaitsForBackgroundBoot(t *testing.T) {
 			ready := strings.Index(out.String(), "ballast: ready version")
 			if random < 0 || ready < random {
 				t.Errorf("want the random milestone, then the ready line:\n%s", out)
+			}
+		})
+	}
+}
+
+// The ready line waits for the services that ask for it (the host-container manager, until its
+// bootstrap containers are done), and there is none when one of them fails.
+func TestReadyWaitsForReadyLineServices(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		t.Run(map[bool]string{false: "ready", true: "failed"}[fail], func(t *testing.T) {
+			i, _, out := testInit(t)
+			close(i.bootDone)
+			i.random = func(context.Context) (string, error) { return "pool ready (test)", nil }
+			go i.initRandom(context.Background())
+			i.image.Services = []string{"apiserver", "host-containers"}
+			i.identity = contract.Identity{Version: "0.1.0", Variant: "qemu", Slot: "a", RootHash: strings.Repeat("0f", 32)}
+			api := newAPIClient(i.path(contract.APISocket))
+			release := make(chan struct{})
+			gate := supervise.Service{ID: "host-containers", Restart: supervise.RestartNever,
+				Runner: &supervise.Exec{Reaper: testReaper, Path: "/bin/sleep", Args: []string{"30"}, Console: i.console},
+				Ready: func(ctx context.Context) error {
+					select {
+					case <-release:
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+					if fail {
+						return errors.New("bootstrap failed")
+					}
+					return nil
+				}}
+			if fail {
+				gate.Runner = &supervise.Exec{Reaper: testReaper, Path: "/bin/sh", Args: []string{"-c", "read x <&-; exit 3"}, Console: i.console}
+				gate.Ready = func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
+			}
+			sup, err := supervise.New(supervise.Options{Console: i.console, ProbeInterval: 5 * time.Millisecond},
+				supervise.Service{ID: "apiserver", Restart: supervise.RestartAlways, Ready: api.ready,
+					Runner: &supervise.Exec{Reaper: testReaper, Path: "/bin/sleep", Args: []string{"30"}, Console: i.console}},
+				gate)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := sup.Start(); err != nil {
+				t.Fatal(err)
+			}
+			i.sup = sup
+			t.Cleanup(func() { sup.Stop(context.Background()) })
+			fakeAPI(t, i, "")
+			go i.announce(context.Background())
+			time.Sleep(500 * time.Millisecond)
+			if strings.Contains(out.String(), "ready version") {
+				t.Fatalf("ready line before host-containers is ready:\n%s", out)
+			}
+			close(release)
+			select {
+			case <-i.announced:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("not announced; console:\n%s", out)
+			}
+			ready := strings.Contains(out.String(), "ballast: ready version")
+			if ready == fail {
+				t.Errorf("ready line %v, want %v:\n%s", ready, !fail, out)
+			}
+			if fail && !strings.Contains(out.String(), "no ready line") {
+				t.Errorf("no console error for the failed service:\n%s", out)
 			}
 		})
 	}
