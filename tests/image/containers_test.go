@@ -300,6 +300,10 @@ func TestHostContainers(t *testing.T) {
 	if got := shell(t, vm, 4, "apiclient exec web -- /hello exit 5 </dev/null >/dev/null; echo rc=$?"); !strings.Contains(got, "rc=5") {
 		t.Errorf("apiclient exec: %q", got)
 	}
+	// With the console as stdin, exec runs the command on a terminal (the shim's pty).
+	if got := shell(t, vm, 5, "apiclient exec web -- /hello exit 6; echo rc=$?"); !strings.Contains(got, "hello: host=web") || !strings.Contains(got, "rc=6") {
+		t.Errorf("apiclient exec on a terminal: %q", got)
+	}
 	// The default container reaches neither the API socket nor containerd's from the host's paths.
 	if out, _, _, _ := execIn(t, c, "web", "/hello", "exit", "0"); !strings.Contains(out, "api=unreachable") {
 		t.Errorf("web reaches the API: %q", out)

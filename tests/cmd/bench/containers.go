@@ -436,7 +436,7 @@ func tail(s string) string {
 
 var meminfoRE = regexp.MustCompile(`(\w+):\s+(\d+) kB`)
 
-// usedMemory returns the median over n reads, 2 s apart, of MemTotal−MemAvailable in KiB, and
+// usedMemory returns the median over n reads, 1 s apart, of MemTotal−MemAvailable in KiB, and
 // that read's fields.
 func (b *containerBench) usedMemory(n int) (int64, map[string]int64, error) {
 	type read struct {
@@ -446,7 +446,7 @@ func (b *containerBench) usedMemory(n int) (int64, map[string]int64, error) {
 	var reads []read
 	for i := range n {
 		if i > 0 {
-			time.Sleep(2 * time.Second)
+			time.Sleep(time.Second)
 		}
 		out, err := b.sh("grep -E '^(MemTotal|MemAvailable|AnonPages|AnonHugePages|Slab|Cached):' /proc/meminfo", time.Minute)
 		if err != nil {
@@ -822,8 +822,9 @@ func (b *containerBench) clockOverhead() (time.Duration, error) {
 
 // ctrRemove kills and removes ctr's containers names and checks that they are gone.
 func (b *containerBench) ctrRemove(names []string) error {
-	out, err := b.sh(fmt.Sprintf("for n in %s; do ctr -n %s tasks rm -f $n >/dev/null 2>&1; ctr -n %s containers rm $n >/dev/null 2>&1 || echo LEFT $n; done; "+
-		"echo listed $(ctr -n %s containers ls -q)", strings.Join(names, " "), ctrNamespace, ctrNamespace, ctrNamespace), time.Duration(len(names))*time.Minute)
+	ids := strings.Join(names, " ")
+	out, err := b.sh(fmt.Sprintf("ctr -n %s tasks rm -f %s >/dev/null; ctr -n %s containers rm %s >/dev/null; echo listed $(ctr -n %s containers ls -q)",
+		ctrNamespace, ids, ctrNamespace, ids, ctrNamespace), time.Duration(len(names))*time.Minute)
 	if err != nil {
 		return err
 	}
@@ -842,7 +843,8 @@ type event struct {
 	id        string
 }
 
-var eventRE = regexp.MustCompile(`^\{"\w+":"([^"]+)"`)
+// eventRE takes the first field of an event's JSON: the snapshot's key, the container's id.
+var eventRE = regexp.MustCompile(`^\{"\w+":"([^"]+)`)
 
 // events stops ctr events and returns what it saw of container starts.
 func (b *containerBench) events(pid string) ([]event, error) {
@@ -850,7 +852,7 @@ func (b *containerBench) events(pid string) ([]event, error) {
 	// One namespace at a time keeps each console line short.
 	for _, ns := range []string{contract.ContainersNamespace, ctrNamespace} {
 		out, err := b.sh(fmt.Sprintf(`kill %s 2>/dev/null; awk '$5 == "%s" && $6 ~ /^\/(snapshot\/prepare|containers\/create|tasks\/create|tasks\/start)$/ `+
-			`{ print $1 "T" $2 "Z", $5, $6, substr($7, 1, 32) }' %s`, pid, ns, eventsFile), time.Minute)
+			`{ print $1 "T" $2 "Z", $5, $6, substr($7, 1, 40) }' %s`, pid, ns, eventsFile), time.Minute)
 		if err != nil {
 			return nil, err
 		}
@@ -888,7 +890,8 @@ func startsOf(evs []event, ns string) []startEvents {
 			continue
 		}
 		i := slices.Index(startTopics, e.topic)
-		if i == 0 {
+		// The snapshots an image's unpacking prepares are no container's.
+		if i == 0 && !strings.HasPrefix(e.id, "extract-") {
 			starts = append(starts, startEvents{e.at})
 			last[e.id] = len(starts) - 1
 			continue
