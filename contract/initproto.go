@@ -70,6 +70,9 @@ type InitResponse struct {
 type ServiceStatus struct {
 	ID       string `json:"id"`
 	Kind     string `json:"kind,omitempty"`
+	// Label is a running container's SELinux process label, with the category pair the runtime
+	// allocated for it (in the spec once the kernel has a policy loaded).
+	Label string `json:"label,omitempty"`
 	State    string `json:"state"`
 	Pid      int    `json:"pid"`
 	Restarts int    `json:"restarts"`

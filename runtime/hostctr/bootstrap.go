@@ -34,11 +34,11 @@ func (m *Manager) bootstrap(ctx context.Context, cfg contract.ContainersConfig) 
 		st := contract.ServiceStatus{ID: bc.Name, Kind: contract.KindBootstrapContainer, State: "running"}
 		m.setStatus(st)
 		m.console("bootstrap container %s: starting", bc.Name)
-		code, err := m.runOnce(ctx, d, func(t containerd.Task) {
-			st.Pid = int(t.Pid())
+		code, err := m.runOnce(ctx, d, func(t containerd.Task, label string) {
+			st.Pid, st.Label = int(t.Pid()), label
 			m.setStatus(st)
 		})
-		st.Pid = 0
+		st.Pid, st.Label = 0, ""
 		switch {
 		case err != nil:
 			st.State, st.Error = "failed", err.Error()

@@ -124,11 +124,11 @@ func (m *Manager) keepRunning(ctx context.Context, inst *instance) {
 	var delay time.Duration
 	for {
 		started := time.Now()
-		code, err := m.runOnce(ctx, d, func(t containerd.Task) {
+		code, err := m.runOnce(ctx, d, func(t containerd.Task, label string) {
 			inst.mu.Lock()
 			inst.task = t
 			inst.mu.Unlock()
-			st.State, st.Pid, st.Error = "running", int(t.Pid()), ""
+			st.State, st.Pid, st.Error, st.Label = "running", int(t.Pid()), "", label
 			m.setStatus(st)
 		})
 		inst.mu.Lock()
@@ -137,7 +137,7 @@ func (m *Manager) keepRunning(ctx context.Context, inst *instance) {
 		if ctx.Err() != nil {
 			return
 		}
-		st.Pid = 0
+		st.Pid, st.Label = 0, ""
 		if err != nil {
 			st.Error = err.Error()
 			m.printf("%s: %v", d.name, err)
@@ -166,7 +166,7 @@ func exitText(code uint32) string {
 
 // runOnce gets the image, creates the container and its task, runs it until it exits or ctx is
 // done (then it is stopped), and removes it. started is called once the task runs.
-func (m *Manager) runOnce(ctx context.Context, d desired, started func(containerd.Task)) (uint32, error) {
+func (m *Manager) runOnce(ctx context.Context, d desired, started func(containerd.Task, string)) (uint32, error) {
 	img, err := m.getter.Get(ctx, d.source)
 	if err != nil {
 		return 0, err
@@ -233,7 +233,7 @@ func (m *Manager) runOnce(ctx context.Context, d desired, started func(container
 	// The start latency, create to running, as the benchmarks read it.
 	m.printf("%s: running pid %d, started in %v", d.name, task.Pid(), time.Since(created).Round(time.Microsecond))
 	if started != nil {
-		started(task)
+		started(task, spec.ProcessLabel(c))
 	}
 	for {
 		select {

@@ -282,6 +282,15 @@ func withStrictSeccomp(_ context.Context, _ oci.Client, _ *containers.Container,
 	return nil
 }
 
+// ProcessLabel is the SELinux label of c's processes: container_t with its category pair, or
+// super_t when superpowered.
+func ProcessLabel(c Container) string {
+	if c.Superpowered {
+		return selinuxUser + ":" + selinuxRole + ":" + SuperType + ":s0"
+	}
+	return selinuxUser + ":" + selinuxRole + ":" + ContainerType + ":" + c.Level.Level()
+}
+
 // withSELinux labels the processes (system_u:system_r:<typ>:<level>) and the mounts.
 func withSELinux(on bool, typ, mountLabel, level string) oci.SpecOpts {
 	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *specs.Spec) error {

@@ -273,6 +273,16 @@ func TestHostContainers(t *testing.T) {
 	if n, err := strconv.Atoi(hostUID); err != nil || n < 1<<20 {
 		t.Errorf("isolated's root is uid %q on the host, want a mapped id from %d", hostUID, 1<<20)
 	}
+	// Each container has a category pair of its own.
+	ctl := waitContainer(t, c, "control", "running", time.Minute, running)
+	for _, x := range []contract.ServiceStatus{st, iso, ctl} {
+		if !regexp.MustCompile(`^system_u:system_r:container_t:s0:c\d+,c\d+$`).MatchString(x.Label) {
+			t.Errorf("%s: SELinux label %q", x.ID, x.Label)
+		}
+	}
+	if st.Label == iso.Label || st.Label == ctl.Label || iso.Label == ctl.Label {
+		t.Errorf("containers share a category pair: %s %s %s", st.Label, iso.Label, ctl.Label)
+	}
 	if webUID := shell(t, vm, 3, fmt.Sprintf("awk '/^Uid:/ {print $2}' /proc/%d/status", st.Pid)); webUID != "0" {
 		t.Errorf("web (no user namespace) runs as uid %q on the host", webUID)
 	}

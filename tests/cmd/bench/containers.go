@@ -823,7 +823,7 @@ func (b *containerBench) clockOverhead() (time.Duration, error) {
 // ctrRemove kills and removes ctr's containers names and checks that they are gone.
 func (b *containerBench) ctrRemove(names []string) error {
 	ids := strings.Join(names, " ")
-	out, err := b.sh(fmt.Sprintf("ctr -n %s tasks rm -f %s >/dev/null; ctr -n %s containers rm %s >/dev/null; echo listed $(ctr -n %s containers ls -q)",
+	out, err := b.sh(fmt.Sprintf("ctr -n %s tasks rm -f %s >/dev/null 2>&1; ctr -n %s containers rm %s >/dev/null; echo listed $(ctr -n %s containers ls -q)",
 		ctrNamespace, ids, ctrNamespace, ids, ctrNamespace), time.Duration(len(names))*time.Minute)
 	if err != nil {
 		return err
