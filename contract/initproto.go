@@ -68,11 +68,11 @@ type InitResponse struct {
 // service, KindHostContainer or KindBootstrapContainer for a container the host-container
 // manager runs.
 type ServiceStatus struct {
-	ID       string `json:"id"`
-	Kind     string `json:"kind,omitempty"`
+	ID   string `json:"id"`
+	Kind string `json:"kind,omitempty"`
 	// Label is a running container's SELinux process label, with the category pair the runtime
 	// allocated for it (in the spec once the kernel has a policy loaded).
-	Label string `json:"label,omitempty"`
+	Label    string `json:"label,omitempty"`
 	State    string `json:"state"`
 	Pid      int    `json:"pid"`
 	Restarts int    `json:"restarts"`

@@ -22,7 +22,9 @@ func TestDesiredHash(t *testing.T) {
 		"host network":   func(c *contract.HostContainer, _ *contract.ContainerDefaults) { c.HostNetwork = true },
 		"user namespace": func(c *contract.HostContainer, _ *contract.ContainerDefaults) { c.UserNS = true },
 		"default memory": func(_ *contract.HostContainer, d *contract.ContainerDefaults) { d.Memory = 1 << 30 },
-		"default caps":   func(_ *contract.HostContainer, d *contract.ContainerDefaults) { d.Capabilities = map[string]bool{"CAP_CHOWN": false} },
+		"default caps": func(_ *contract.HostContainer, d *contract.ContainerDefaults) {
+			d.Capabilities = map[string]bool{"CAP_CHOWN": false}
+		},
 	}
 	for name, change := range changes {
 		c, d := base, contract.ContainerDefaults{}
