@@ -19,8 +19,12 @@ import (
 // Excluded are never installed, and dependencies on them count as met: they exist to run
 // maintainer scripts (debconf, dpkg, perl-base), to build initramfs images Ballast makes itself
 // (initramfs-tools and its alternative, linux-base), or to manage a dynamic linker cache that an
-// image without a package manager never rebuilds (libc-bin).
-var Excluded = []string{"debconf", "dpkg", "initramfs-tools", "libc-bin", "linux-base", "linux-initramfs-tool", "perl-base"}
+// image without a package manager never rebuilds (libc-bin). openssl is a dependency of
+// ca-certificates only for update-ca-certificates, whose job (the bundle) MaintainerWork does
+// without it; nothing else in an image runs the openssl tool or links its libssl3/libcrypto
+// (Ballast's programs and the runtime are Go, with Go's own TLS), so leaving it out also keeps
+// out 6.7 MB of libraries, engines and perl scripts (c_rehash, CA.pl).
+var Excluded = []string{"debconf", "dpkg", "initramfs-tools", "libc-bin", "linux-base", "linux-initramfs-tool", "openssl", "perl-base"}
 
 // Unused are files of installed packages that nothing in a Ballast image reads, loads or runs;
 // Install leaves them out as it does documentation (rootfs.Dropped). Each is a path.Match pattern
