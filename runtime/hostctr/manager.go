@@ -59,7 +59,7 @@ type Manager struct {
 	BeforeImport func(context.Context) error
 	// NoLabels runs containers without SELinux labels: the kernel has no policy loaded.
 	NoLabels bool
-	// StopTimeout is how long a container has after SIGTERM before SIGKILL.
+	// StopTimeout is how long a container has after SIGTERM before SIGKILL [5 s].
 	StopTimeout time.Duration
 
 	client *containerd.Client
@@ -93,7 +93,9 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.running = map[string]*instance{}
 	m.statuses = map[string]contract.ServiceStatus{}
 	if m.StopTimeout <= 0 {
-		m.StopTimeout = 10 * time.Second
+		// Half the system init's own stop timeout: the containers are stopped and removed
+		// before the init would kill the manager.
+		m.StopTimeout = 5 * time.Second
 	}
 	if m.Backoff.Initial <= 0 {
 		m.Backoff = supervise.Backoff{Initial: time.Second, Max: 5 * time.Minute, Reset: time.Minute}
