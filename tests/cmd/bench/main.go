@@ -55,11 +55,12 @@ func main() {
 	boots := flag.Int("boots", 5, "boots for the median boot time")
 	runs := flag.Int("runs", 7, "runs of each verity timing, of which the fastest counts (at least 5)")
 	only := flag.String("only", "", `"containers": only the container figures, on the image `+"`make image`"+` built (build/VARIANT/disk.raw), written to build/bench-containers.json`)
-	flag.IntVar(&ctrOpts.starts, "container-starts", 20, "sequential container starts per series (at least 5)")
+	flag.IntVar(&ctrOpts.starts, "container-starts", 20, "sequential container starts per series (5 to 32)")
 	flag.BoolVar(&ctrOpts.bridge, "bridge", true, "also time starts on the default bridge network (CNI)")
 	flag.Parse()
-	if ctrOpts.starts < 5 {
-		fmt.Fprintf(os.Stderr, "bench: -container-starts %d: need at least 5\n", ctrOpts.starts)
+	// At most 16 host containers can be configured, and a series runs at most twice through them.
+	if ctrOpts.starts < 5 || ctrOpts.starts > 32 {
+		fmt.Fprintf(os.Stderr, "bench: -container-starts %d: need 5 to 32\n", ctrOpts.starts)
 		os.Exit(2)
 	}
 	var err error
