@@ -68,6 +68,9 @@ type Service struct {
 	// EnvFile holds KEY=VALUE lines (and # comments) added to Env at each start, so a restart
 	// takes a rewritten file; a missing file adds nothing.
 	EnvFile string
+	// StopsBefore names services this one talks to but does not wait for at start: it is
+	// stopped before them. The system init leaves out those the image does not run.
+	StopsBefore []string
 	// Socket is the Unix socket ReadyWhenListening waits for.
 	Socket  string
 	Ready   Readiness
@@ -133,9 +136,11 @@ func Programs() []Program {
 			// containerd. It reads ContainersConfigPath (rendered by the apiserver) again when the
 			// file changes, so it is not restarted for a settings change; it listens on
 			// ContainersSocket once the bootstrap containers are done, and the ready line waits
-			// for that. It stops before containerd, so it can stop its containers.
+			// for that; without bootstrap containers due, it listens before containerd answers,
+			// so the ready line does not wait for containerd. It stops before containerd, so it
+			// can stop its containers.
 			Name: "host-containers", Main: "./runtime/cmd/hostctr", Path: "/usr/bin/hostctr", Label: "runtime_exec_t",
-			Service: &Service{ID: "host-containers", Depends: []string{"apiserver", "containerd"}, Restart: RestartAlways,
+			Service: &Service{ID: "host-containers", Depends: []string{"apiserver"}, StopsBefore: []string{"containerd"}, Restart: RestartAlways,
 				Ready: ReadyWhenListening, Socket: ContainersSocket, ReadyLine: true},
 		},
 		{

@@ -41,6 +41,11 @@ func (i *Init) service(p contract.Program) (supervise.Service, error) {
 			svc.Depends = append(svc.Depends, d)
 		}
 	}
+	for _, d := range s.StopsBefore {
+		if slices.Contains(i.image.Services, d) {
+			svc.StopsBefore = append(svc.StopsBefore, d)
+		}
+	}
 	switch s.Restart {
 	case contract.RestartAlways:
 		svc.Restart = supervise.RestartAlways

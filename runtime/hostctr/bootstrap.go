@@ -20,17 +20,8 @@ import (
 // configuration, and does not run again until that changes. The error names an essential
 // container that failed; a failure of another one is reported and the boot goes on.
 func (m *Manager) bootstrap(ctx context.Context, cfg contract.ContainersConfig) error {
-	done := m.loadDone()
-	bcs := append([]contract.BootstrapContainer(nil), cfg.Bootstrap...)
-	sort.Slice(bcs, func(i, j int) bool { return bcs[i].Name < bcs[j].Name })
-	for i, bc := range bcs {
-		if bc.Mode != "once" && bc.Mode != "always" {
-			continue
-		}
-		d := m.desiredBootstrap(bc, len(cfg.Host)+i, cfg.Defaults)
-		if bc.Mode == "once" && done[bc.Name] == d.hash {
-			continue
-		}
+	for _, b := range m.bootstrapDue(cfg) {
+		bc, d := b.bc, b.d
 		st := contract.ServiceStatus{ID: bc.Name, Kind: contract.KindBootstrapContainer, State: "running"}
 		m.setStatus(st)
 		m.console("bootstrap container %s: starting", bc.Name)
@@ -55,6 +46,7 @@ func (m *Manager) bootstrap(ctx context.Context, cfg contract.ContainersConfig) 
 		if err == nil {
 			m.console("bootstrap container %s: finished", bc.Name)
 			if bc.Mode == "once" {
+				done := m.loadDone()
 				done[bc.Name] = d.hash
 				m.saveDone(done)
 			}
@@ -67,6 +59,31 @@ func (m *Manager) bootstrap(ctx context.Context, cfg contract.ContainersConfig) 
 		m.console("bootstrap container %s failed: %v; the boot goes on (not essential)", bc.Name, err)
 	}
 	return nil
+}
+
+type dueBootstrap struct {
+	bc contract.BootstrapContainer
+	d  desired
+}
+
+// bootstrapDue lists the bootstrap containers to run this boot, in name order: those in mode
+// always, and those in mode once whose configuration has not completed before.
+func (m *Manager) bootstrapDue(cfg contract.ContainersConfig) []dueBootstrap {
+	done := m.loadDone()
+	bcs := append([]contract.BootstrapContainer(nil), cfg.Bootstrap...)
+	sort.Slice(bcs, func(i, j int) bool { return bcs[i].Name < bcs[j].Name })
+	var due []dueBootstrap
+	for i, bc := range bcs {
+		if bc.Mode != "once" && bc.Mode != "always" {
+			continue
+		}
+		d := m.desiredBootstrap(bc, len(cfg.Host)+i, cfg.Defaults)
+		if bc.Mode == "once" && done[bc.Name] == d.hash {
+			continue
+		}
+		due = append(due, dueBootstrap{bc, d})
+	}
+	return due
 }
 
 func (m *Manager) loadDone() map[string]string {

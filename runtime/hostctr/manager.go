@@ -115,6 +115,28 @@ func (m *Manager) Run(ctx context.Context) error {
 		return err
 	}
 	defer watch.Close()
+	// Without bootstrap containers due, the manager is ready at once: the ready line does not
+	// wait for containerd, which the host containers need but the boot does not.
+	var srv *http.Server
+	serve := func() error {
+		ln, err := m.listen()
+		if err != nil {
+			return err
+		}
+		srv = &http.Server{Handler: m.controlHandler(ctx), ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(ln)
+		return nil
+	}
+	defer func() {
+		if srv != nil {
+			srv.Close()
+		}
+	}()
+	if len(m.bootstrapDue(cfg)) == 0 {
+		if err := serve(); err != nil {
+			return err
+		}
+	}
 	if m.client, err = m.connect(ctx); err != nil {
 		return err
 	}
@@ -130,14 +152,11 @@ func (m *Manager) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	ln, err := m.listen()
-	if err != nil {
-		return err
+	if srv == nil {
+		if err := serve(); err != nil {
+			return err
+		}
 	}
-	srv := &http.Server{Handler: m.controlHandler(ctx), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	defer srv.Close()
-
 	m.reconcile(ctx, cfg)
 	for {
 		select {

@@ -20,6 +20,9 @@ type Service struct {
 	ID string
 	// Depends lists services that must be ready before this one starts (and before each restart).
 	Depends []string
+	// StopsBefore lists services this one uses without waiting for them to start: it is stopped,
+	// and its stop awaited, before theirs begins (a client of a daemon it reconnects to).
+	StopsBefore []string
 	// Condition, when set, must return nil before the service starts; it blocks until its event
 	// has happened or ctx is done. Use it for gates that are not services, such as "the ready line
 	// is on the console". An error other than ctx's means the service will not start at all.

@@ -112,6 +112,12 @@ func New(opts Options, services ...Service) (*Supervisor, error) {
 			}
 			s.dependents[d] = append(s.dependents[d], svc.ID)
 		}
+		for _, d := range svc.StopsBefore {
+			if _, ok := s.entries[d]; !ok {
+				return nil, fmt.Errorf("supervise: service %s stops before unknown service %s", svc.ID, d)
+			}
+			s.dependents[d] = append(s.dependents[d], svc.ID)
+		}
 	}
 	order, err := topoOrder(services)
 	if err != nil {

@@ -585,3 +585,41 @@ func TestRestartOneService(t *testing.T) {
 		t.Errorf("Restart(nope) = %v", err)
 	}
 }
+
+// StopsBefore orders the stop without ordering the start: the client starts at once, even
+// before the daemon is ready, and is stopped before it, though it takes a while to stop.
+func TestStopsBefore(t *testing.T) {
+	daemon := func(h *harness) Service {
+		s := sh("daemon", "exec sleep 30", RestartAlways)(h)
+		s.Ready = func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
+		return s
+	}
+	var runner Runner
+	client := func(h *harness) Service {
+		// It ignores SIGTERM: only the SIGKILL after the stop timeout ends it.
+		s := sh("client", "trap '' TERM; while :; do sleep 0.05; done", RestartAlways)(h)
+		s.StopsBefore = []string{"daemon"}
+		runner = s.Runner
+		return s
+	}
+	h := newHarness(t, Options{StopTimeout: 300 * time.Millisecond}, daemon, client)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.sup.WaitReady(ctx, "client"); err != nil {
+		t.Fatalf("the client waited for the daemon: %v", err)
+	}
+	time.Sleep(100 * time.Millisecond) // the trap is set
+	if err := h.sup.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, e := range h.rec.matching(func(e Event) bool { return e.State == StateStopped }) {
+		order = append(order, e.Service)
+	}
+	if want := []string{"client", "daemon"}; !slices.Equal(order, want) {
+		t.Errorf("stop order = %v, want %v", order, want)
+	}
+	if _, err := New(Options{}, Service{ID: "x", Runner: runner, StopsBefore: []string{"nosuch"}}); err == nil {
+		t.Error("StopsBefore an unknown service accepted")
+	}
+}
