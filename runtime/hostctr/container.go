@@ -13,7 +13,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unsafe"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
@@ -24,8 +23,6 @@ import (
 	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/runtime/spec"
 )
-
-func unsafePointer(b *byte) unsafe.Pointer { return unsafe.Pointer(b) }
 
 // desired is one container as the configuration wants it.
 type desired struct {

@@ -18,8 +18,10 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
@@ -268,11 +270,6 @@ func (m *Manager) reconcile(ctx context.Context, cfg contract.ContainersConfig) 
 	for _, inst := range stop {
 		m.printf("%s: stopping (%s)", inst.want.name, map[bool]string{true: "changed", false: "disabled"}[want[inst.want.name].hash != ""])
 		inst.stop()
-		m.mu.Lock()
-		if _, again := want[inst.want.name]; !again {
-			delete(m.statuses, inst.want.name)
-		}
-		m.mu.Unlock()
 	}
 	m.mu.Lock()
 	// Disabled containers leave GET /services; bootstrap entries stay for the boot.
@@ -337,7 +334,7 @@ func (m *Manager) writeState() {
 			}
 			return 1
 		}
-		return cmpString(a.ID, b.ID)
+		return strings.Compare(a.ID, b.ID)
 	})
 	b, err := json.Marshal(s)
 	if err == nil {
@@ -346,16 +343,6 @@ func (m *Manager) writeState() {
 	if err != nil {
 		m.printf("containers: state: %v", err)
 	}
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // fileWatch reports replacements and writes of one file (the apiserver renders through a
@@ -391,7 +378,7 @@ func watchFile(path string) (*fileWatch, error) {
 				return
 			}
 			for off := 0; off+unix.SizeofInotifyEvent <= n; {
-				ev := (*unix.InotifyEvent)(unsafePointer(&buf[off]))
+				ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
 				name := buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(ev.Len)]
 				off += unix.SizeofInotifyEvent + int(ev.Len)
 				if cString(name) == base {
