@@ -1,0 +1,37 @@
+package contract
+
+// The SELinux policy in the image. The builder compiles selinux/policy/*.cil with secilc; the
+// same sources give the file_contexts the root is labelled with, so no file can carry a type
+// the policy lacks. The initramfs init loads the policy from the verified root, enforcing,
+// before it mounts /local or execs the system init.
+const (
+	SELinuxDir          = "/usr/lib/ballast/selinux"
+	SELinuxPolicy       = SELinuxDir + "/policy.33"     // the binary policy, version 33
+	SELinuxFileContexts = SELinuxDir + "/file_contexts" // secilc's, for labelling /local, /dev and /run at boot
+	SELinuxFS           = "/sys/fs/selinux"
+	SELinuxLoad         = SELinuxFS + "/load"
+	SELinuxPolicyVers   = SELinuxFS + "/policyvers"
+	// SELinuxDenials is the number of AVC denials the system init has seen in the kernel log
+	// this boot (a decimal number), for the hardening report.
+	SELinuxDenials = "/run/ballast/selinux-denials"
+)
+
+// SELinux contexts the programs agree on. Types are declared in selinux/policy; a type named
+// here and missing there fails the builder's policy test.
+const (
+	SELinuxUser       = "system_u"
+	SELinuxRole       = "system_r"
+	SELinuxObjectRole = "object_r"
+	// The level of everything that is not a container's.
+	SELinuxLevel = "s0"
+)
+
+// Context is user:role:type:level with the fixed user and role of a process (role system_r)
+// or, when object is true, of a file (object_r).
+func Context(typ, level string, object bool) string {
+	role := SELinuxRole
+	if object {
+		role = SELinuxObjectRole
+	}
+	return SELinuxUser + ":" + role + ":" + typ + ":" + level
+}
