@@ -24,7 +24,7 @@ type Program struct {
 	Path string
 	// Label is the SELinux file type the builder gives a binary it compiles into the root
 	// (system_u:object_r:<Label>:s0). Files from packages and the initramfs take theirs from
-	// selinux/file_contexts.
+	// the filecon statements of selinux/policy; the type must be declared there.
 	Label string
 	// Initramfs puts the program into the initramfs instead of the root.
 	Initramfs bool
@@ -139,12 +139,12 @@ func Programs() []Program {
 			// for that; without bootstrap containers due, it listens before containerd answers,
 			// so the ready line does not wait for containerd. It stops before containerd, so it
 			// can stop its containers.
-			Name: "host-containers", Main: "./runtime/cmd/hostctr", Path: "/usr/bin/hostctr", Label: "runtime_exec_t",
+			Name: "host-containers", Main: "./runtime/cmd/hostctr", Path: "/usr/bin/hostctr", Label: "hostctr_exec_t",
 			Service: &Service{ID: "host-containers", Depends: []string{"apiserver"}, StopsBefore: []string{"containerd"}, Restart: RestartAlways,
 				Ready: ReadyWhenListening, Socket: ContainersSocket, ReadyLine: true},
 		},
 		{
-			Name: "apiclient", Main: "./apiserver/cmd/apiclient", Path: "/usr/bin/apiclient", Label: "api_exec_t",
+			Name: "apiclient", Main: "./apiserver/cmd/apiclient", Path: "/usr/bin/apiclient", Label: "apiclient_exec_t",
 		},
 		{
 			Name: "console-shell", Package: "busybox-static", Path: "/usr/bin/sh", DevOnly: true,

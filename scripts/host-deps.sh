@@ -9,6 +9,7 @@ declare -A need=(
   [qemu-img]=qemu-utils
   [veritysetup]=cryptsetup-bin
   [mkfs.erofs]=erofs-utils
+  [secilc]=secilc
   [mkfs.ext4]=e2fsprogs
   [mkfs.fat]=dosfstools
   [fsck.fat]=dosfstools

@@ -1,13 +1,10 @@
 package pipeline
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"slices"
 
 	"github.com/ballast-os/ballast/builder/debinstall"
@@ -15,6 +12,7 @@ import (
 	"github.com/ballast-os/ballast/builder/kmod"
 	"github.com/ballast-os/ballast/builder/rootfs"
 	"github.com/ballast-os/ballast/builder/sbom"
+	"github.com/ballast-os/ballast/builder/sepolicy"
 	"github.com/ballast-os/ballast/contract"
 )
 
@@ -24,7 +22,13 @@ var devApplets = []string{"sh", "ash", "ls", "cat", "echo", "ps", "mount", "umou
 	"reboot", "halt", "mkdir", "rm", "cp", "mv", "ln", "touch", "wc", "sort", "id", "env", "top", "wget", "sync"}
 
 // buildRoot stages the root tree and writes it as a labelled EROFS image.
-func (b *builder) buildRoot(context.Context) error {
+func (b *builder) buildRoot(ctx context.Context) error {
+	b.step("root: SELinux policy (secilc)")
+	pol, err := sepolicy.Compile(ctx, sepolicy.Options{Dir: filepath.Join(b.Repo, "selinux", "policy"), Dev: b.v.Dev,
+		Programs: b.builtPrograms(), Work: b.work})
+	if err != nil {
+		return fmt.Errorf("variant %s: %w", b.v.Path, err)
+	}
 	b.step("root: stage tree")
 	t, err := baseTree()
 	if err != nil {
@@ -96,6 +100,11 @@ func (b *builder) buildRoot(context.Context) error {
 	if err := addFactoryEtc(t, b.v.Dev); err != nil {
 		return err
 	}
+	for dst, src := range map[string]string{contract.SELinuxPolicy: pol.Policy, contract.SELinuxFileContexts: pol.FileContexts} {
+		if err := t.AddHostFile(dst, src, 0o644, "ballast"); err != nil {
+			return err
+		}
+	}
 	if err := t.AddFile(contract.OSReleasePath, b.osRelease(), 0o644, "ballast"); err != nil {
 		return err
 	}
@@ -111,10 +120,7 @@ func (b *builder) buildRoot(context.Context) error {
 	if err := t.Write(stage); err != nil {
 		return err
 	}
-	contexts, err := b.fileContexts()
-	if err != nil {
-		return err
-	}
+	contexts := pol.FileContexts
 	b.step("root: mkfs.erofs (%d entries)", len(t.Paths()))
 	b.rootImg = filepath.Join(b.work, "root.erofs")
 	return rootfs.MkfsErofs(stage, b.rootImg, rootfs.ErofsOptions{
@@ -145,26 +151,6 @@ func (b *builder) installPackages(t *rootfs.Tree) error {
 		b.licenses[p.Name] = sbom.DebianLicense(c)
 	}
 	return debinstall.MaintainerWork(t)
-}
-
-// fileContexts writes the file_contexts mkfs.erofs labels the root with: selinux/file_contexts
-// and, after it (later lines win), each built program's label from the program table.
-func (b *builder) fileContexts() (string, error) {
-	base, err := os.ReadFile(filepath.Join(b.Repo, "selinux", "file_contexts"))
-	if err != nil {
-		return "", err
-	}
-	var buf bytes.Buffer
-	buf.Write(bytes.TrimRight(base, "\n"))
-	buf.WriteString("\n# Ballast's programs (contract/programs.go)\n")
-	for _, p := range b.builtPrograms() {
-		if p.Initramfs {
-			continue
-		}
-		fmt.Fprintf(&buf, "%-33s system_u:object_r:%s:s0\n", regexp.QuoteMeta(p.Path), p.Label)
-	}
-	out := filepath.Join(b.work, "file_contexts")
-	return out, os.WriteFile(out, buf.Bytes(), 0o644)
 }
 
 func (b *builder) osRelease() []byte {

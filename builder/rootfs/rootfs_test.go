@@ -53,12 +53,11 @@ func TestErofsLabels(t *testing.T) {
 	dir := t.TempDir()
 	must(t, tr.Write(filepath.Join(dir, "tree")))
 	img := filepath.Join(dir, "root.erofs")
-	// The repository's contexts with lines appended for two programs, as the builder appends the
-	// program table's labels.
-	base, err := os.ReadFile("../../selinux/file_contexts")
-	must(t, err)
+	// secilc's format: general entries first, the more specific ones after them.
 	contexts := filepath.Join(dir, "file_contexts")
-	must(t, os.WriteFile(contexts, append(base, "/usr/sbin/init system_u:object_r:init_exec_t:s0\n/usr/bin/apiserver system_u:object_r:api_exec_t:s0\n"...), 0o644))
+	must(t, os.WriteFile(contexts, []byte("/.*\tsystem_u:object_r:os_t:s0\n/etc\t-d\tsystem_u:object_r:etc_t:s0\n"+
+		"/local\t-d\tsystem_u:object_r:local_t:s0\n/usr/sbin/init\t--\tsystem_u:object_r:init_exec_t:s0\n"+
+		"/usr/bin/apiserver\t--\tsystem_u:object_r:api_exec_t:s0\n"), 0o644))
 	opts := ErofsOptions{FileContexts: contexts, UUID: "6b1d3c4e-0000-4000-8000-000000000001", Epoch: 1700000000, Compression: "lz4hc"}
 	must(t, MkfsErofs(filepath.Join(dir, "tree"), img, opts))
 	first, _ := os.ReadFile(img)

@@ -58,6 +58,7 @@ const (
 	ContainerType  = "container_t"      // processes of a container that is not superpowered
 	ContainerFile  = "container_file_t" // its files and mounts
 	SuperType      = "super_t"          // processes of a superpowered container
+	ControlType    = "control_t"        // processes of a host container with API access
 	selinuxUser    = "system_u"
 	selinuxRole    = "system_r"
 	selinuxObjRole = "object_r"

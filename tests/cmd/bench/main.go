@@ -159,7 +159,7 @@ func run(repoArg, variant string, boots, runs int) (err error) {
 	defer cleanup(img)
 	rootSec, err := median(erofs, 5, func() error {
 		return rootfs.MkfsErofs(filepath.Join(work, "rootfs"), img, rootfs.ErofsOptions{
-			FileContexts: filepath.Join(repo, "selinux", "file_contexts"), Epoch: 0, Compression: "lz4hc"})
+			FileContexts: filepath.Join(work, "file_contexts"), Epoch: 0, Compression: "lz4hc"})
 	})
 	if err != nil {
 		return err
