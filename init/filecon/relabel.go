@@ -104,7 +104,7 @@ func Relabel(root, under string, specs *Specs, opts Options) (Result, error) {
 
 // label sets the label of the file at full (path p on the running system) if it differs.
 func label(full, p string, mode fs.FileMode, specs *Specs, opts Options) (kept, changed bool, err error) {
-	if strings.HasPrefix(opts.Xattr, "user.") && !mode.IsRegular() && !mode.IsDir() {
+	if !Labellable(opts.Xattr, mode) {
 		return false, false, nil
 	}
 	want, ok := specs.Lookup(p, mode)
@@ -125,6 +125,12 @@ func label(full, p string, mode fs.FileMode, specs *Specs, opts Options) (kept, 
 		return false, false, fmt.Errorf("relabel %s: %w", p, err)
 	}
 	return false, true, nil
+}
+
+// Labellable reports whether the kernel lets a file of this mode carry the attribute xattr:
+// user.* attributes are for regular files and directories only.
+func Labellable(xattr string, mode fs.FileMode) bool {
+	return !strings.HasPrefix(xattr, "user.") || mode.IsRegular() || mode.IsDir()
 }
 
 // Get returns the label of the file at path itself (a symlink's own), "" if it has none. The
