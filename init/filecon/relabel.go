@@ -112,6 +112,9 @@ func label(full, p string, mode fs.FileMode, specs *Specs, opts Options) (kept, 
 		return false, false, nil
 	}
 	cur, err := Get(full, opts.Xattr)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, false, nil // gone since the walk read its directory (a device node)
+	}
 	if err != nil {
 		return false, false, fmt.Errorf("relabel %s: %w", p, err)
 	}
@@ -121,7 +124,7 @@ func label(full, p string, mode fs.FileMode, specs *Specs, opts Options) (kept, 
 	if opts.Keep != nil && opts.Keep(p, cur) {
 		return true, false, nil
 	}
-	if err := Set(full, opts.Xattr, want); err != nil {
+	if err := Set(full, opts.Xattr, want); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false, false, fmt.Errorf("relabel %s: %w", p, err)
 	}
 	return false, true, nil
