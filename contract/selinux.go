@@ -35,3 +35,14 @@ func Context(typ, level string, object bool) string {
 	}
 	return SELinuxUser + ":" + role + ":" + typ + ":" + level
 }
+
+// Types the inits label with themselves, where no file_contexts line can say (a tmpfs root made
+// at boot) or where a label given at run time must be recognised.
+const (
+	SELinuxEtcType = "etc_t" // the tmpfs /etc and the factory files copied to it
+	SELinuxRunType = "run_t" // /run's root
+	SELinuxTmpType = "tmp_t" // /tmp's and /dev/shm's roots
+	// SELinuxContainerFileType is a container's files; the runtime adds the container's
+	// categories, which a relabel of /local keeps.
+	SELinuxContainerFileType = "container_file_t"
+)

@@ -195,23 +195,37 @@ func rootReadOnly(mounts []mountinfo.Mount, err error) check {
 	return pass(c, observed)
 }
 
-// selinuxPending is why no SELinux check passes yet.
-const selinuxPending = "Ballast loads no SELinux policy yet (it comes with the SELinux issue); until then SELinux is not enforcing"
-
-// selinux: the mode from selinuxfs; without selinuxfs, whether SELinux is among the active LSMs.
+// selinux: enforcing, from selinuxfs; the policy version, how it treats classes and permissions
+// it does not know, and this boot's denial count are what an operator checks next. Permissive or
+// disabled fails: the initramfs loads the policy enforcing or does not boot.
 func (r *Reporter) selinux() check {
 	c := check{ID: "selinux", Title: "SELinux is enforcing", Expected: "enforcing"}
-	if b, err := os.ReadFile(r.path(contract.SELinuxEnforce)); err == nil {
-		if strings.TrimSpace(string(b)) == "1" {
-			return pass(c, "enforcing")
+	b, err := os.ReadFile(r.path(contract.SELinuxEnforce))
+	if err != nil {
+		lsms, _ := os.ReadFile(r.path(contract.LSMFile))
+		if slices.Contains(strings.Split(strings.TrimSpace(string(lsms)), ","), "selinux") {
+			return fail(c, "disabled (selinuxfs not mounted; SELinux is an active LSM without a policy)", "no SELinux policy is loaded")
 		}
-		return expectedFail(c, "permissive", selinuxPending)
+		return fail(c, "disabled (SELinux is not an active LSM)", "the kernel runs without SELinux")
 	}
-	lsms, _ := os.ReadFile(r.path(contract.LSMFile))
-	if slices.Contains(strings.Split(strings.TrimSpace(string(lsms)), ","), "selinux") {
-		return expectedFail(c, "disabled (selinuxfs not mounted; SELinux is an active LSM without a policy)", selinuxPending)
+	mode := "permissive"
+	if strings.TrimSpace(string(b)) == "1" {
+		mode = "enforcing"
 	}
-	return expectedFail(c, "disabled (SELinux is not an active LSM)", selinuxPending)
+	read := func(p string) string {
+		b, err := os.ReadFile(r.path(p))
+		if err != nil {
+			return "unknown"
+		}
+		return strings.TrimSpace(string(b))
+	}
+	observed := fmt.Sprintf("%s; policy version %s; deny_unknown %s, reject_unknown %s; %s denials this boot",
+		mode, read(contract.SELinuxPolicyVers), read(contract.SELinuxFS+"/deny_unknown"),
+		read(contract.SELinuxFS+"/reject_unknown"), read(contract.SELinuxDenials))
+	if mode != "enforcing" {
+		return fail(c, observed, "SELinux is permissive: denials are logged, not enforced")
+	}
+	return pass(c, observed)
 }
 
 // lockdown: the kernel's level is at least integrity and at least what settings ask for. A lower

@@ -39,7 +39,7 @@ const goodMountinfo = `20 1 253:0 / / ro,relatime shared:1 - erofs /dev/ballast-
 // A listening TCP socket on 127.0.0.1:8080 and a connected UDP one, which is not listening.
 const tcpHeader = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
 
-// machine is a root where every check passes but SELinux's.
+// machine is a root where every check passes.
 func machine(t *testing.T) string {
 	t.Helper()
 	root := hardentest.Root(t)
@@ -48,17 +48,22 @@ func machine(t *testing.T) string {
 		t.Fatal(err)
 	}
 	for p, content := range map[string]string{
-		"proc/self/mountinfo":         goodMountinfo,
-		"proc/cmdline":                "lsm=" + contract.LSMs + " roothash=" + rootHash + " ballast.slot=a\n",
-		"sys/dev/block/253:0/dm/name": "root\n",
-		contract.LockdownFile:         "none [integrity] confidentiality\n",
-		contract.LSMFile:              "lockdown,capability,landlock,yama,selinux,bpf",
-		contract.ImageInfoPath:        `{"variant":"qemu","dev":false,"kernel":"` + hardentest.Kver + `"}`,
-		"proc/net/tcp":                tcpHeader,
-		"proc/net/tcp6":               tcpHeader,
-		"proc/net/udp":                tcpHeader + "   1: 0F02000A:A3E4 08080808:0035 01 00000000:00000000 00:00000000 00000000     0        0 1 2\n",
-		"proc/net/udp6":               tcpHeader,
-		"usr/bin/apiclient":           "",
+		"proc/self/mountinfo":                  goodMountinfo,
+		"proc/cmdline":                         "lsm=" + contract.LSMs + " roothash=" + rootHash + " ballast.slot=a\n",
+		"sys/dev/block/253:0/dm/name":          "root\n",
+		contract.LockdownFile:                  "none [integrity] confidentiality\n",
+		contract.LSMFile:                       "lockdown,capability,landlock,yama,selinux,bpf",
+		contract.ImageInfoPath:                 `{"variant":"qemu","dev":false,"kernel":"` + hardentest.Kver + `"}`,
+		"proc/net/tcp":                         tcpHeader,
+		"proc/net/tcp6":                        tcpHeader,
+		"proc/net/udp":                         tcpHeader + "   1: 0F02000A:A3E4 08080808:0035 01 00000000:00000000 00:00000000 00000000     0        0 1 2\n",
+		"proc/net/udp6":                        tcpHeader,
+		"usr/bin/apiclient":                    "",
+		contract.SELinuxEnforce:                "1\n",
+		contract.SELinuxPolicyVers:             "33\n",
+		contract.SELinuxFS + "/deny_unknown":   "1\n",
+		contract.SELinuxFS + "/reject_unknown": "0\n",
+		contract.SELinuxDenials:                "3\n",
 	} {
 		write(t, root, p, content)
 	}
@@ -171,10 +176,16 @@ func TestHardening(t *testing.T) {
 				}
 			},
 			want: map[string][2]string{"module-policy": {"pass", "blocked b_mod: not loaded, file covered"}}},
-		{name: "selinux enforcing", change: func(t *testing.T, root string) { write(t, root, contract.SELinuxEnforce, "1") },
-			want: map[string][2]string{"selinux": {"pass", "enforcing"}}},
 		{name: "selinux permissive", change: func(t *testing.T, root string) { write(t, root, contract.SELinuxEnforce, "0") },
-			want: map[string][2]string{"selinux": {"expected-fail", "permissive — Ballast loads no SELinux policy yet"}}},
+			want: map[string][2]string{"selinux": {"fail", "permissive; policy version 33; deny_unknown 1, reject_unknown 0; 3 denials this boot — SELinux is permissive"}}},
+		{name: "selinux without a policy", change: func(t *testing.T, root string) { os.RemoveAll(filepath.Join(root, contract.SELinuxFS)) },
+			want: map[string][2]string{"selinux": {"fail", "disabled (selinuxfs not mounted; SELinux is an active LSM without a policy) — no SELinux policy is loaded"}}},
+		{name: "selinux not an LSM", change: func(t *testing.T, root string) {
+			os.RemoveAll(filepath.Join(root, contract.SELinuxFS))
+			write(t, root, contract.LSMFile, "lockdown,capability,yama,bpf")
+		}, want: map[string][2]string{"selinux": {"fail", "disabled (SELinux is not an active LSM)"}}},
+		{name: "selinux denials unknown", change: func(t *testing.T, root string) { os.Remove(filepath.Join(root, contract.SELinuxDenials)) },
+			want: map[string][2]string{"selinux": {"pass", "enforcing; policy version 33; deny_unknown 1, reject_unknown 0; unknown denials this boot"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -190,7 +201,7 @@ func TestHardening(t *testing.T) {
 				tt.dm = verityTable
 			}
 			rep := New(Sources{Root: root, Settings: func() settings.Settings { return s }, DMTable: tt.dm}).Hardening(context.Background())
-			want := map[string][2]string{"selinux": {"expected-fail", "disabled (selinuxfs not mounted; SELinux is an active LSM without a policy)"}}
+			want := map[string][2]string{"selinux": {"pass", "enforcing; policy version 33; deny_unknown 1, reject_unknown 0; 3 denials this boot"}}
 			for id, w := range tt.want {
 				want[id] = w
 			}

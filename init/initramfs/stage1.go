@@ -1,5 +1,7 @@
 // Package initramfs is the initramfs init's work: from the kernel command line to a verified, read-only
-// root with /local, /etc and /var prepared, then switch_root to the system init.
+// root and the SELinux policy loaded from it, enforcing (stage 1, as the kernel's process), then, re-exec'd
+// in the initramfs domain, /local, /etc and /var prepared and labelled (stage 2), then switch_root to the
+// system init.
 package initramfs
 
 import (
@@ -18,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ballast-os/ballast/init/console"
+	"github.com/ballast-os/ballast/init/filecon"
 	"github.com/ballast-os/ballast/init/initramfs/blockdev"
 	"github.com/ballast-os/ballast/init/initramfs/dm"
 	"github.com/ballast-os/ballast/init/initramfs/growpart"
@@ -34,36 +37,31 @@ const (
 	dataMountFlags = unix.MS_NOATIME | unix.MS_NODEV | unix.MS_NOSUID
 )
 
-// Run takes the boot from the initramfs to the point where the system init can be exec'd in
-// NewRoot. It does not switch_root itself, so each step can be reported before the point of no return.
-func Run(ctx context.Context, con *console.Writer) error {
+// Run is the initramfs init's first stage, run as the kernel's process (kernel_t): from the
+// command line to the verified root mounted on NewRoot and the SELinux policy loaded from it,
+// enforcing. It returns what the second stage needs; the caller re-execs /init with State.Args so
+// the rest of the initramfs runs in the domain the policy gives it.
+func Run(ctx context.Context, con *console.Writer) (State, error) {
 	if err := mountEarly(); err != nil {
-		return err
+		return State{}, err
 	}
 	cmdline, err := os.ReadFile("/proc/cmdline")
 	if err != nil {
-		return fmt.Errorf("read /proc/cmdline: %w", err)
+		return State{}, fmt.Errorf("read /proc/cmdline: %w", err)
 	}
 	p, err := contract.ParseBoot(contract.ParseCmdline(string(cmdline)))
 	if err != nil {
-		return err
+		return State{}, err
 	}
 	con.Milestone("initramfs", "slot=%s roothash=%s", p.Slot, p.RootHash)
-	// The kernel gathers jitter entropy only while someone waits for its pool; waiting from here
-	// on, beside the module loading and the verity setup, means the pool is usually ready before
-	// the system init needs it. The wait is cut short by switch_root's exec, and PID 1 waits again.
-	go func() {
-		if d, err := entropy.Gather(ctx); err == nil && d > 0 {
-			con.Milestone("random", "pool ready in the initramfs after %.2fs", d.Seconds())
-		}
-	}()
+	gatherEntropy(ctx, con)
 
 	l, err := kmod.New("/", "")
 	if err != nil {
-		return err
+		return State{}, err
 	}
 	if err := l.LoadAll(); err != nil {
-		return err
+		return State{}, err
 	}
 	con.Milestone("modules", "loaded %d boot modules", l.Count())
 
@@ -73,33 +71,68 @@ func Run(ctx context.Context, con *console.Writer) error {
 		"data":   p.Data.String(),
 	}, partitionWait)
 	if err != nil {
-		return fmt.Errorf("partitions: %w", err)
+		return State{}, fmt.Errorf("partitions: %w", err)
 	}
 	root, hash, data := parts["root"], parts["verity"], parts["data"]
 	con.Milestone("partitions", "root=%s verity=%s data=%s", root.Dev, hash.Dev, data.Dev)
 
 	if err := setupVerity(p, root, hash); err != nil {
-		return err
+		return State{}, err
 	}
 	if err := unix.Mount(verityDevNode, NewRoot, "erofs", unix.MS_RDONLY|unix.MS_NODEV, ""); err != nil {
-		return fmt.Errorf("mount verity root %s (EROFS) on %s: %w", verityDevNode, NewRoot, err)
+		return State{}, fmt.Errorf("mount verity root %s (EROFS) on %s: %w", verityDevNode, NewRoot, err)
 	}
 	con.Milestone("root", "verity root mounted read-only (%d blocks)", p.VerityBlocks)
+	// Before anything is written anywhere the system keeps: /local, /etc and /var are made
+	// under the policy.
+	if err := kernelPolicyLoader().loadPolicy(con, NewRoot); err != nil {
+		return State{}, err
+	}
+	return State{Data: data}, nil
+}
+
+// gatherEntropy waits for the kernel's random pool in the background. The kernel gathers jitter
+// entropy only while someone waits for its pool; waiting from here on, beside the module loading
+// and the verity setup, means the pool is usually ready before the system init needs it. The
+// wait is cut short by an exec: the second stage waits again, and so does PID 1.
+func gatherEntropy(ctx context.Context, con *console.Writer) {
+	go func() {
+		if d, err := entropy.Gather(ctx); err == nil && d > 0 {
+			con.Milestone("random", "pool ready in the initramfs after %.2fs", d.Seconds())
+		}
+	}()
+}
+
+// Stage2 is the initramfs init's second stage, exec'd by the first once the policy was loaded:
+// it labels what the first stage made before there was a policy, mounts /local, prepares /etc
+// and /var. The caller then switches to the system init.
+func Stage2(ctx context.Context, con *console.Writer, st State) error {
+	gatherEntropy(ctx, con)
+	fc, err := fileContexts(NewRoot)
+	if err != nil {
+		return err
+	}
+	if err := labelEarly(con, fc, filecon.XattrName); err != nil {
+		return err
+	}
 	if img, err := contract.ReadImage(NewRoot); err == nil {
 		n := prefetch(NewRoot, bootPrograms(img))
 		con.Milestone("prefetch", "%d MiB of programs", n>>20)
 	}
-
-	if err := mountData(con, data); err != nil {
+	if err := mountData(con, st.Data); err != nil {
 		return err
 	}
-	if err := prepareEtc(); err != nil {
+	// /local/var is made before the labels are checked, so it is labelled with the rest.
+	if err := os.MkdirAll(filepath.Join(NewRoot, contract.VarOnData), 0o755); err != nil {
+		return fmt.Errorf("var: %w", err)
+	}
+	if err := labelLocal(con, NewRoot, fc, filecon.XattrName); err != nil {
 		return err
 	}
-	if err := bindVar(); err != nil {
+	if err := prepareEtc(fc); err != nil {
 		return err
 	}
-	return nil
+	return bindVar()
 }
 
 func mountEarly() error {
@@ -180,51 +213,62 @@ func mountData(con *console.Writer, data blockdev.Partition) error {
 
 // prepareEtc puts a tmpfs on /etc and fills it from the image's factory defaults: /etc is writable
 // for rendered configuration, yet every boot starts from what the verified image says. It holds
-// configuration only, so nothing on it may be executed.
-func prepareEtc() error {
+// configuration only, so nothing on it may be executed. Its root gets etc_t at the mount, so it
+// is never unlabelled; each copy gets its factory file's label.
+func prepareEtc(fc *filecon.Specs) error {
 	etc := filepath.Join(NewRoot, "etc")
-	if err := unix.Mount("tmpfs", etc, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=0755"); err != nil {
+	if err := unix.Mount("tmpfs", etc, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=0755,rootcontext="+etcContext); err != nil {
 		return fmt.Errorf("etc: mount tmpfs: %w", err)
 	}
-	src := filepath.Join(NewRoot, contract.FactoryEtc)
-	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+	return copyFactory(filepath.Join(NewRoot, contract.FactoryEtc), etc, "/etc", fc, filecon.XattrName)
+}
+
+// copyFactory copies the tree at src to dst, which is path on the running system, labelling every
+// copy (the directory dst itself is not).
+func copyFactory(src, dst, path string, fc *filecon.Specs, xattr string) error {
+	return filepath.WalkDir(src, func(from string, d fs.DirEntry, err error) error {
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) && path == src {
+			if errors.Is(err, fs.ErrNotExist) && from == src {
 				return nil
 			}
 			return fmt.Errorf("etc: %w", err)
 		}
-		rel, _ := filepath.Rel(src, path)
-		dst := filepath.Join(etc, rel)
+		rel, _ := filepath.Rel(src, from)
+		if rel == "." {
+			return nil
+		}
+		to := filepath.Join(dst, rel)
 		info, err := d.Info()
 		if err != nil {
 			return fmt.Errorf("etc: %w", err)
 		}
 		switch {
 		case d.IsDir():
-			return os.MkdirAll(dst, info.Mode().Perm())
+			err = os.Mkdir(to, info.Mode().Perm())
 		case d.Type()&fs.ModeSymlink != 0:
-			t, err := os.Readlink(path)
-			if err != nil {
-				return fmt.Errorf("etc: %w", err)
+			var t string
+			if t, err = os.Readlink(from); err == nil {
+				err = os.Symlink(t, to)
 			}
-			return os.Symlink(t, dst)
 		default:
-			b, err := os.ReadFile(path)
-			if err != nil {
-				return fmt.Errorf("etc: %w", err)
+			var b []byte
+			if b, err = os.ReadFile(from); err == nil {
+				err = os.WriteFile(to, b, info.Mode().Perm())
 			}
-			return os.WriteFile(dst, b, info.Mode().Perm())
 		}
+		if err != nil {
+			return fmt.Errorf("etc: %w", err)
+		}
+		if err := copyLabel(from, to, filepath.Join(path, rel), info.Mode(), fc, xattr); err != nil {
+			return fmt.Errorf("etc: label %s: %w", filepath.Join(path, rel), err)
+		}
+		return nil
 	})
 }
 
-// bindVar makes /var the data partition's var directory, as on Bottlerocket.
+// bindVar makes /var the data partition's var directory (made by Stage2), as on Bottlerocket.
 func bindVar() error {
 	src := filepath.Join(NewRoot, contract.VarOnData)
-	if err := os.MkdirAll(src, 0o755); err != nil {
-		return fmt.Errorf("var: %w", err)
-	}
 	if err := unix.Mount(src, filepath.Join(NewRoot, contract.VarDir), "", unix.MS_BIND, ""); err != nil {
 		return fmt.Errorf("var: bind /local/var: %w", err)
 	}

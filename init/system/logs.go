@@ -35,6 +35,7 @@ func (i *Init) openLogs() {
 		return
 	}
 	i.kernelLog = r
+	i.writeDenials() // 0 until the kernel log says otherwise: counted, not unknown
 	go i.logKernel(r, src)
 }
 
@@ -63,6 +64,7 @@ func (i *Init) logKernel(r *kmsg.Reader, src *logs.Source) {
 				Text: fmt.Sprintf("-- %d kernel messages lost: overwritten before they were read --", lost)})
 		}
 		src.Record(contract.LogRecord{Time: booted.Add(rec.Time), Mono: rec.Time, Priority: rec.Priority, Text: rec.Message})
+		i.seeKernelRecord(rec.Message)
 	}
 }
 

@@ -193,3 +193,10 @@ func newTestStore(t *testing.T, i *Init, clock func() (time.Time, time.Duration)
 	t.Cleanup(func() { s.Close() })
 	return s
 }
+
+// pending returns the records not handed out yet.
+func (f *fakeKmsg) pending() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reads
+}

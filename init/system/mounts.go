@@ -29,16 +29,21 @@ type mountSpec struct {
 }
 
 // systemMounts are the mounts beyond the ones the initramfs made (/dev, /proc, /sys, /run,
-// /local, /etc, /var), in order.
-func systemMounts() []mountSpec {
+// /local, /etc, /var), in order. With labelled (an SELinux policy is loaded), the tmpfs roots get
+// their type at the mount, so they are never unlabelled.
+func systemMounts(labelled bool) []mountSpec {
 	const hard = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
+	tmp := ""
+	if labelled {
+		tmp = ",rootcontext=" + contract.Context(contract.SELinuxTmpType, contract.SELinuxLevel, true)
+	}
 	return []mountSpec{
 		// gid 5 is tty; ptmxmode lets unprivileged programs open /dev/ptmx.
 		{target: "/dev/pts", fstype: "devpts", source: "devpts", flags: unix.MS_NOSUID | unix.MS_NOEXEC, data: "gid=5,mode=0620,ptmxmode=0666", mkdir: true},
 		// Nothing is run from the world-writable tmpfs mounts, so nothing dropped there can be.
-		{target: "/dev/shm", fstype: "tmpfs", source: "shm", flags: hard, data: "mode=1777", mkdir: true},
+		{target: "/dev/shm", fstype: "tmpfs", source: "shm", flags: hard, data: "mode=1777" + tmp, mkdir: true},
 		{target: "/dev/mqueue", fstype: "mqueue", source: "mqueue", flags: hard, mkdir: true, optional: true},
-		{target: "/tmp", fstype: "tmpfs", source: "tmpfs", flags: hard, data: "mode=1777"},
+		{target: "/tmp", fstype: "tmpfs", source: "tmpfs", flags: hard, data: "mode=1777" + tmp},
 		// nsdelegate: container runtimes may delegate cgroup subtrees to namespaces safely.
 		{target: "/sys/fs/cgroup", fstype: "cgroup2", source: "cgroup2", flags: hard, data: "nsdelegate"},
 		{target: "/sys/kernel/security", fstype: "securityfs", source: "securityfs", flags: hard, optional: true},
@@ -96,7 +101,10 @@ func (i *Init) mountSome(late bool) error {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	for _, m := range systemMounts() {
+	// The initramfs loaded the policy; a system without one (tests, a kernel without SELinux)
+	// would refuse rootcontext=.
+	_, err = os.Stat(i.path(contract.SELinuxEnforce))
+	for _, m := range systemMounts(err == nil) {
 		if m.late != late {
 			continue
 		}

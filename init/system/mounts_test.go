@@ -99,3 +99,23 @@ func TestMountAllReportsAndGoesOn(t *testing.T) {
 		t.Errorf("later mounts skipped after a failure: %q", got)
 	}
 }
+
+// With a policy loaded, /tmp and /dev/shm are tmp_t from their mount on.
+func TestMountAllLabelled(t *testing.T) {
+	i, k, _ := testInit(t)
+	machine(t, i, "testdata/mountinfo")
+	write(t, i, "/sys/fs/selinux/enforce", "1")
+	if err := i.mountAll(); err != nil {
+		t.Fatal(err)
+	}
+	got := k.log()
+	for _, want := range []string{
+		"mount shm /dev/shm tmpfs 0xe mode=1777,rootcontext=system_u:object_r:tmp_t:s0",
+		"mount tmpfs /tmp tmpfs 0xe mode=1777,rootcontext=system_u:object_r:tmp_t:s0",
+		"mount cgroup2 /sys/fs/cgroup cgroup2 0xe nsdelegate",
+	} {
+		if !slices.Contains(got, want) {
+			t.Errorf("kernel calls lack %q:\n%s", want, strings.Join(got, "\n"))
+		}
+	}
+}

@@ -77,6 +77,8 @@ type Init struct {
 	logs        *logs.Store
 	kmsg        string
 	kernelLog   io.Closer // the kernel log reader, closed at shutdown
+	denials     int       // SELinux denials in the kernel log; only logKernel's goroutine uses it
+	denialsErr  bool      // writing the count failed once
 
 	image       contract.Image
 	identity    contract.Identity

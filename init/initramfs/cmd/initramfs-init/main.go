@@ -1,11 +1,17 @@
-// Command initramfs-init is /init in Ballast's initramfs: it verifies and mounts the root, then
-// hands PID 1 to the system init. It never offers a shell: any failure reboots (fail closed).
+// Command initramfs-init is /init in Ballast's initramfs: it verifies and mounts the root, loads
+// the SELinux policy, then hands PID 1 to the system init. It never offers a shell: any failure
+// reboots (fail closed).
+//
+// It runs twice as PID 1: first as the kernel's process (kernel_t), until the policy is loaded;
+// then exec'd again, which the policy makes a transition to initramfs_t, for the rest.
 package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log"
+	"os"
 	"time"
 
 	"github.com/u-root/u-root/pkg/mount"
@@ -18,7 +24,20 @@ import (
 func main() {
 	log.SetOutput(io.Discard) // u-root's switch_root narrates every step; the milestones suffice
 	con := console.Default
-	if err := initramfs.Run(context.Background(), con); err != nil {
+	ctx := context.Background()
+	if !initramfs.IsStage2(os.Args[1:]) {
+		st, err := initramfs.Run(ctx, con)
+		if err != nil {
+			fail(con, err)
+		}
+		err = unix.Exec(initramfs.InitPath, append([]string{initramfs.InitPath}, st.Args()...), os.Environ())
+		fail(con, fmt.Errorf("exec %s for the second stage: %w", initramfs.InitPath, err))
+	}
+	st, err := initramfs.ParseState(os.Args[1:])
+	if err != nil {
+		fail(con, err)
+	}
+	if err := initramfs.Stage2(ctx, con, st); err != nil {
 		fail(con, err)
 	}
 	con.Milestone("switch-root", "exec %s", initramfs.SystemInit)
