@@ -18,7 +18,7 @@ import (
 
 // brokerName is an abstract socket name of the test's own, so tests running at once on a host
 // do not meet each other's brokers.
-func brokerName(t *testing.T) string {
+func brokerName() string {
 	return fmt.Sprintf("ballast-probe-broker-test-%d-%d", os.Getpid(), time.Now().UnixNano())
 }
 
@@ -70,7 +70,7 @@ func TestBrokerOpen(t *testing.T) {
 		{"no broker", "", -1, false, errNoBroker},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			name := brokerName(t)
+			name := brokerName()
 			if tc.listen {
 				fakeBroker(t, name, tc.reply, tc.fd)
 			}
@@ -143,7 +143,7 @@ func TestProbeWithBroker(t *testing.T) {
 			}
 		}
 	}
-	sock := brokerName(t)
+	sock := brokerName()
 	startPeer(t, probe, "--broker", root, "--broker-socket", sock)
 	startPeer(t, probe, "--storage", peerStorage)
 	secrets, _ := filepath.Glob(filepath.Join(peerStorage, secretPrefix+"*"))
@@ -152,9 +152,12 @@ func TestProbeWithBroker(t *testing.T) {
 	}
 
 	// The probe's own selinuxfs is an empty directory: only the broker's is the fake one.
-	args := []string{"--broker-socket", sock, "--peer", "peer", "--peer-wait", "5s", "--selinuxfs", t.TempDir(),
-		"--skip", allBut(VectorSELinuxOff, VectorLocalWrite, VectorPeerStorage)}
-	res := runProbe(t, exec.Command(probe, args...))
+	emptyFS := t.TempDir()
+	probeArgs := func(wait string) []string {
+		return []string{"--broker-socket", sock, "--peer", "peer", "--peer-wait", wait, "--selinuxfs", emptyFS,
+			"--skip", allBut(VectorSELinuxOff, VectorLocalWrite, VectorPeerStorage)}
+	}
+	res := runProbe(t, exec.Command(probe, probeArgs("5s")...))
 	expect(t, res, map[string]bool{VectorSELinuxOff: true, VectorLocalWrite: true, VectorPeerStorage: true})
 	if d := res[VectorSELinuxOff].Detail; !strings.Contains(d, "broker's") || !strings.Contains(d, "put back 1") {
 		t.Errorf("selinux-off: %q, want it through the broker's descriptor, enforce put back", d)
@@ -173,8 +176,7 @@ func TestProbeWithBroker(t *testing.T) {
 	}
 	try, err := exec.Command(netns[0], append(netns[1:], "true")...).CombinedOutput()
 	testutil.Need(t, err == nil, "a network namespace: %v: %s", err, try)
-	args[5] = "1s" // --peer-wait
-	res = runProbe(t, exec.Command(netns[0], append(netns[1:], append([]string{probe}, args...)...)...))
+	res = runProbe(t, exec.Command(netns[0], append(netns[1:], append([]string{probe}, probeArgs("1s")...)...)...))
 	expect(t, res, map[string]bool{VectorSELinuxOff: false, VectorLocalWrite: false, VectorPeerStorage: false})
 	for _, v := range []string{VectorLocalWrite, VectorPeerStorage} {
 		if !strings.Contains(res[v].Detail, "no broker answered") {
