@@ -178,7 +178,13 @@ func (m *Manager) runOnce(ctx context.Context, d desired, started func(container
 	c := d.spec
 	c.Level, c.NoLabels = level, m.NoLabels
 	var extra []oci.SpecOpts
-	mounts, err := m.prepareMounts(d)
+	// The rootfs needs nothing here: containerd's client adds the spec's mount label to the
+	// snapshot's mounts as context="..." when it creates the task.
+	fileLabel := ""
+	if !c.NoLabels {
+		fileLabel = spec.FileLabel(c)
+	}
+	mounts, err := m.prepareMounts(d, fileLabel)
 	if err != nil {
 		return 0, err
 	}
@@ -277,8 +283,10 @@ func (m *Manager) remove(ctx context.Context, c containerd.Container) {
 	}
 }
 
-// prepareMounts writes the user data file and makes the storage directory.
-func (m *Manager) prepareMounts(d desired) ([]specs.Mount, error) {
+// prepareMounts writes the user data file and makes the storage directory. With a label, both
+// get it (the whole storage tree): the container's level is new at every run, and under the
+// policy it reaches only files at its own level.
+func (m *Manager) prepareMounts(d desired, label string) ([]specs.Mount, error) {
 	var mounts []specs.Mount
 	dir := filepath.Join(m.RunDir, d.name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -292,6 +300,11 @@ func (m *Manager) prepareMounts(d desired) ([]specs.Mount, error) {
 	}
 	if err := os.Chmod(ud, 0o644); err != nil {
 		return nil, fmt.Errorf("user data: %w", err)
+	}
+	if label != "" {
+		if err := m.Relabel.File(ud, label); err != nil {
+			return nil, fmt.Errorf("user data: %w", err)
+		}
 	}
 	mounts = append(mounts, specs.Mount{Destination: contract.ContainerUserData, Type: "bind", Source: ud,
 		Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}})
@@ -312,6 +325,11 @@ func (m *Manager) prepareMounts(d desired) ([]specs.Mount, error) {
 		}
 		if err := os.Lchown(st, uid, uid); err != nil {
 			return nil, fmt.Errorf("storage: %w", err)
+		}
+		if label != "" {
+			if err := m.Relabel.Tree(st, label); err != nil {
+				return nil, fmt.Errorf("storage: %w", err)
+			}
 		}
 		mounts = append(mounts, specs.Mount{Destination: contract.ContainerStorage, Type: "bind", Source: st,
 			Options: []string{"rbind", "rw", "nosuid", "nodev"}})

@@ -1,9 +1,15 @@
 package hostctr
 
 import (
+	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ballast-os/ballast/contract"
+	"github.com/ballast-os/ballast/runtime/relabel"
 )
 
 // A container restarts when anything that makes it changes, and only then.
@@ -56,5 +62,51 @@ func TestLineWriter(t *testing.T) {
 	w.Flush()
 	if len(w.buf) != 0 {
 		t.Error("Flush kept bytes")
+	}
+}
+
+// The storage tree and the user data get the run's file label, and nothing does without one
+// (NoLabels).
+func TestPrepareMountsLabels(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("prepareMounts chowns the storage directory: root only")
+	}
+	// trusted.*: a kernel without SELinux keeps it, on symlinks too.
+	xattr := "trusted.ballast-test"
+	label := "system_u:object_r:container_file_t:s0:c3,c9"
+	for _, tc := range []struct {
+		name, label string
+	}{{"labels", label}, {"no labels", ""}} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := &Manager{RunDir: t.TempDir(), StorageDir: t.TempDir(), Relabel: relabel.Labeler{Xattr: xattr}}
+			old := filepath.Join(m.StorageDir, "web", "data", "old")
+			if err := os.MkdirAll(filepath.Dir(old), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(old, []byte("from the last run"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			d := desired{name: "web", storage: true, userData: []byte("x")}
+			mounts, err := m.prepareMounts(d, tc.label)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(mounts) != 2 {
+				t.Fatalf("mounts %+v, want the user data and the storage", mounts)
+			}
+			for _, p := range []string{mounts[0].Source, mounts[1].Source, filepath.Dir(old), old} {
+				buf := make([]byte, 256)
+				n, err := unix.Lgetxattr(p, xattr, buf)
+				got := ""
+				if err == nil {
+					got = string(buf[:n])
+				} else if !errors.Is(err, unix.ENODATA) {
+					t.Fatalf("%s: %v", p, err)
+				}
+				if got != tc.label {
+					t.Errorf("%s labelled %q, want %q", p, got, tc.label)
+				}
+			}
+		})
 	}
 }

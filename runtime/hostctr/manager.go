@@ -34,6 +34,7 @@ import (
 	"github.com/ballast-os/ballast/runtime/cni"
 	"github.com/ballast-os/ballast/runtime/images"
 	"github.com/ballast-os/ballast/runtime/mcs"
+	"github.com/ballast-os/ballast/runtime/relabel"
 )
 
 // Manager runs the containers of a ContainersConfig. Fill the fields, then Run.
@@ -61,6 +62,9 @@ type Manager struct {
 	BeforeImport func(context.Context) error
 	// NoLabels runs containers without SELinux labels: the kernel has no policy loaded.
 	NoLabels bool
+	// Relabel labels a container's storage and user data at each start (unless NoLabels); the
+	// zero value writes security.selinux.
+	Relabel relabel.Labeler
 	// StopTimeout is how long a container has after SIGTERM before SIGKILL [5 s].
 	StopTimeout time.Duration
 

@@ -55,13 +55,10 @@ const (
 // SELinux labels. The policy that enforces them is loaded by the system init; the runtime
 // assigns them.
 const (
-	ContainerType  = "container_t"      // processes of a container that is not superpowered
-	ContainerFile  = "container_file_t" // its files and mounts
-	SuperType      = "super_t"          // processes of a superpowered container
-	ControlType    = "control_t"        // processes of a host container with API access
-	selinuxUser    = "system_u"
-	selinuxRole    = "system_r"
-	selinuxObjRole = "object_r"
+	ContainerType = "container_t"      // processes of a default container
+	ControlType   = "control_t"        // processes of a container with api-access, not superpowered
+	ContainerFile = "container_file_t" // the files and mounts of every container
+	SuperType     = "super_t"          // processes of a superpowered container
 )
 
 // Container is what the spec is made from.
@@ -139,7 +136,7 @@ func Opts(c Container) ([]oci.SpecOpts, error) {
 			oci.WithHostNamespace(specs.PIDNamespace),
 			oci.WithHostNamespace(specs.NetworkNamespace),
 			oci.WithMounts([]specs.Mount{{Destination: HostRootfs, Type: "bind", Source: "/", Options: []string{"rbind", "rslave"}}}),
-			withSELinux(!c.NoLabels, SuperType, selinuxUser+":"+selinuxObjRole+":"+ContainerFile+":s0", "s0"),
+			withSELinux(!c.NoLabels, ProcessLabel(c), FileLabel(c)),
 		), nil
 	}
 	caps, err := capabilities(c.Capabilities)
@@ -157,7 +154,7 @@ func Opts(c Container) ([]oci.SpecOpts, error) {
 		oci.WithMounts([]specs.Mount{{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs",
 			Options: []string{"nosuid", "nodev", "noexec", "mode=1777", fmt.Sprintf("size=%d", DefaultTmpSize)}}}),
 		withStrictSeccomp,
-		withSELinux(!c.NoLabels, ContainerType, selinuxUser+":"+selinuxObjRole+":"+ContainerFile+":"+c.Level.Level(), c.Level.Level()),
+		withSELinux(!c.NoLabels, ProcessLabel(c), FileLabel(c)),
 		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.CgroupNamespace}),
 	)
 	if c.HostNetwork {
@@ -283,23 +280,38 @@ func withStrictSeccomp(_ context.Context, _ oci.Client, _ *containers.Container,
 	return nil
 }
 
-// ProcessLabel is the SELinux label of c's processes: container_t with its category pair, or
-// super_t when superpowered.
+// ProcessLabel is the SELinux label of c's processes: super_t at s0 when superpowered, else
+// control_t (api-access: the one domain the policy lets reach the API socket) or container_t,
+// with c's category pair.
 func ProcessLabel(c Container) string {
-	if c.Superpowered {
-		return selinuxUser + ":" + selinuxRole + ":" + SuperType + ":s0"
+	switch {
+	case c.Superpowered:
+		return contract.Context(SuperType, contract.SELinuxLevel, false)
+	case c.APIAccess:
+		return contract.Context(ControlType, c.Level.Level(), false)
 	}
-	return selinuxUser + ":" + selinuxRole + ":" + ContainerType + ":" + c.Level.Level()
+	return contract.Context(ContainerType, c.Level.Level(), false)
 }
 
-// withSELinux labels the processes (system_u:system_r:<typ>:<level>) and the mounts.
-func withSELinux(on bool, typ, mountLabel, level string) oci.SpecOpts {
+// FileLabel is the SELinux label of c's files (its rootfs, mounts, storage and user data):
+// container_file_t at c's level, s0 when superpowered.
+func FileLabel(c Container) string {
+	if c.Superpowered {
+		return contract.Context(ContainerFile, contract.SELinuxLevel, true)
+	}
+	return contract.Context(ContainerFile, c.Level.Level(), true)
+}
+
+// withSELinux labels the processes and the mounts. containerd's client also adds the mount
+// label to the snapshot's rootfs mounts as a context= option when it creates the task, so the
+// rootfs the shim mounts carries it too (runc labels only the mounts it makes).
+func withSELinux(on bool, process, mount string) oci.SpecOpts {
 	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *specs.Spec) error {
 		if !on {
 			return nil
 		}
-		s.Process.SelinuxLabel = selinuxUser + ":" + selinuxRole + ":" + typ + ":" + level
-		s.Linux.MountLabel = mountLabel
+		s.Process.SelinuxLabel = process
+		s.Linux.MountLabel = mount
 		return nil
 	}
 }

@@ -233,3 +233,36 @@ func TestRefused(t *testing.T) {
 		t.Errorf("soft above hard: %v", err)
 	}
 }
+
+// The policy tells containers apart by these labels: api-access gets control_t, the only domain
+// allowed the API socket, and superpowered wins over it.
+func TestLabels(t *testing.T) {
+	lvl := mcs.Pair{Low: 4, High: 9}
+	for _, tc := range []struct {
+		name          string
+		c             Container
+		process, file string
+	}{
+		{"default", Container{ID: "c", Level: lvl}, "system_u:system_r:container_t:s0:c4,c9", "system_u:object_r:container_file_t:s0:c4,c9"},
+		{"api access", Container{ID: "c", Level: lvl, APIAccess: true}, "system_u:system_r:control_t:s0:c4,c9", "system_u:object_r:container_file_t:s0:c4,c9"},
+		{"superpowered", Container{ID: "c", Superpowered: true}, "system_u:system_r:super_t:s0", "system_u:object_r:container_file_t:s0"},
+		{"superpowered with api access", Container{ID: "c", Superpowered: true, APIAccess: true}, "system_u:system_r:super_t:s0", "system_u:object_r:container_file_t:s0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := ProcessLabel(tc.c); got != tc.process {
+				t.Errorf("ProcessLabel = %q, want %q", got, tc.process)
+			}
+			if got := FileLabel(tc.c); got != tc.file {
+				t.Errorf("FileLabel = %q, want %q", got, tc.file)
+			}
+			s := generate(t, tc.c)
+			if s.Process.SelinuxLabel != tc.process || s.Linux.MountLabel != tc.file {
+				t.Errorf("spec labels %q, %q; want %q, %q", s.Process.SelinuxLabel, s.Linux.MountLabel, tc.process, tc.file)
+			}
+			tc.c.NoLabels = true
+			if s := generate(t, tc.c); s.Process.SelinuxLabel != "" || s.Linux.MountLabel != "" {
+				t.Errorf("NoLabels: spec labels %q, %q", s.Process.SelinuxLabel, s.Linux.MountLabel)
+			}
+		})
+	}
+}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ballast-os/ballast/contract"
 )
 
 // options are the probe's flags for a report run.
@@ -29,6 +31,18 @@ type options struct {
 	// Sleep keeps the probe running after the report (--sleep), so its container stays up and
 	// its secret stays readable to a peer, until SIGTERM or SIGINT.
 	Sleep bool
+	// BrokerRoot, when set, makes this probe the fd broker for the host's root there (--broker):
+	// the superpowered probe, with HostRootfs.
+	BrokerRoot string
+	// BrokerSocket is the broker's abstract socket name (--broker-socket), served or asked.
+	BrokerSocket string
+	// Peers names the containers whose storage peer-storage looks into (--peer a,b); the
+	// probe's own host name among them is left out, so the same image serves every peer.
+	Peers []string
+	// Storage is the container's persistent directory, where the secret is left too (--storage).
+	Storage string
+	// SELinuxFS replaces the places selinux-off looks for selinuxfs (--selinuxfs), for tests.
+	SELinuxFS string
 }
 
 // selfExe re-executes the probe for its child processes (allocator, sleepers, forker): a Go
@@ -50,6 +64,11 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&skip, "skip", "", "comma-separated vectors not to check")
 	fs.DurationVar(&opts.PeerWait, "peer-wait", 0, "how long other-container-files looks for another probe's secret")
 	fs.BoolVar(&opts.Sleep, "sleep", false, "sleep after the report until SIGTERM, so the container stays running")
+	fs.StringVar(&opts.BrokerRoot, "broker", "", "serve the fd broker for paths under this directory (the host's root)")
+	fs.StringVar(&opts.BrokerSocket, "broker-socket", DefaultBrokerSocket, "the broker's abstract socket name, without '@'")
+	peers := fs.String("peer", "", "comma-separated names of the containers whose storage peer-storage looks into")
+	fs.StringVar(&opts.Storage, "storage", contract.ContainerStorage, "the container's persistent directory, where the secret is left too")
+	fs.StringVar(&opts.SELinuxFS, "selinuxfs", "", "internal: where selinux-off looks for selinuxfs instead of /sys/fs/selinux")
 	// The modes the probe's own children run in.
 	whoami := fs.Bool("whoami", false, "internal: print the effective uid (run as the setuid binary)")
 	sleeper := fs.Bool("sleeper", false, "internal: write one byte to stdout, then sleep")
@@ -82,6 +101,17 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		opts.Skip = append(opts.Skip, v)
+	}
+	for _, n := range strings.Split(*peers, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			opts.Peers = append(opts.Peers, n)
+		}
+	}
+	if opts.BrokerRoot != "" {
+		if err := serveBroker(opts.BrokerSocket, opts.BrokerRoot); err != nil {
+			fmt.Fprintf(stderr, "probe: %v\n", err)
+			return 1
+		}
 	}
 	return run(opts, inherited, stdout)
 }

@@ -142,11 +142,12 @@ func verdictName(allowed bool) string {
 	return statusBlocked
 }
 
-// startPeer runs a second probe that only leaves its secret in /tmp and sleeps, for
-// other-container-files; it is stopped (SIGTERM, which removes the secret) when the test ends.
-func startPeer(t *testing.T, probe string) {
+// startPeer runs a second probe that only leaves its secret in /tmp (and its storage) and
+// sleeps, for other-container-files and peer-storage, or serves as the broker (extra args); it is
+// stopped (SIGTERM, which removes the secret) when the test ends.
+func startPeer(t *testing.T, probe string, extra ...string) {
 	t.Helper()
-	cmd := exec.Command(probe, "--sleep", "--skip", allBut())
+	cmd := exec.Command(probe, append([]string{"--sleep", "--skip", allBut()}, extra...)...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -371,6 +372,9 @@ func privilegedExpectations(t *testing.T, dir string, cg *limitCgroup, cgWhy str
 	unless(VectorSysWrite, mountFlags(t, "/sys/kernel")&unix.ST_RDONLY != 0, "/sys is read-only here")
 	unless(VectorSetuid, mountFlags(t, dir)&unix.ST_NOSUID != 0, dir+" is on a nosuid mount")
 	unless(VectorCgroupRaise, cg == nil, "no test cgroup: "+cgWhy)
+	for _, v := range []string{VectorLocalWrite, VectorPeerStorage} {
+		unless(v, true, "no broker here: TestProbeWithBroker has one")
+	}
 	return want
 }
 
@@ -534,6 +538,8 @@ func TestProbeInNamespaces(t *testing.T) {
 		VectorHostProcesses: false, VectorKernelModule: false, VectorProcSysWrite: false, VectorSysWrite: false,
 		VectorBlockDevice: false, VectorMknod: false, VectorAPISocket: false, VectorContainerdSocket: false,
 		VectorOtherContainerFiles: false, VectorCgroupRaise: false, VectorProc1Root: false, VectorLeakedFD: false,
+		// No selinuxfs to reach, and no broker in a network namespace of its own.
+		VectorSELinuxOff: false, VectorLocalWrite: false, VectorPeerStorage: false,
 	})
 }
 

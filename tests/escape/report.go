@@ -1,8 +1,10 @@
 // Package escape is the container escape suite's probe: a static program that runs inside a
 // container and tries, one by one, the ways out of it (host processes, mounts, raw sockets,
 // kernel modules, ptrace, /proc/sys and /sys, block devices, device nodes, the host's API and
-// containerd sockets, other containers' files, setuid binaries, cgroup limits, the host's root
-// through /proc/1/root, leaked file descriptors, memory and process exhaustion). It reports each
+// containerd sockets, other containers' files, turning SELinux off, the host's /local and other
+// containers' storage through descriptors a privileged probe passes, setuid binaries, cgroup
+// limits, the host's root through /proc/1/root, leaked file descriptors, memory and process
+// exhaustion). It reports each
 // vector on stdout, which the image test reads from the container log:
 //
 //	ballast-probe: <vector> BLOCKED <one-line detail>
@@ -18,9 +20,11 @@
 // than itself counts as a host process. Its flags: --sleep keeps it running after the report
 // (until SIGTERM), --suid names its setuid-root copy (default /probe-suid), --skip leaves vectors
 // out (the exhaustion vectors on a host without limits), --peer-wait gives
-// other-container-files time to find a peer that starts later. Every check undoes what it did:
-// mounts are unmounted, nodes removed, limits restored, children killed; nothing is written to
-// the files opened for writing.
+// other-container-files, peer-storage and the broker time to appear when they start later,
+// --peer names the containers whose storage peer-storage looks into, --broker makes the probe
+// the fd broker (see broker_linux.go) for the host's root it names. Every check undoes what it
+// did: mounts are unmounted, nodes and files removed, limits restored, enforcing put back,
+// children killed; nothing else is written to the files opened for writing.
 package escape
 
 import (
@@ -60,6 +64,18 @@ const (
 	// its own container's /tmp. It needs a second probe running at the same time (the image test
 	// runs two side by side); alone, the probe has nothing to find and reports BLOCKED.
 	VectorOtherContainerFiles = "other-container-files"
+	// VectorSELinuxOff: enforcing is turned off (0 written to selinuxfs's enforce) or a policy
+	// write gets past the load_policy check, through the container's /sys, the host's root or a
+	// descriptor from the broker; or SELinux is permissive already. No container may do it, a
+	// superpowered one neither (AlwaysBlocked).
+	VectorSELinuxOff = "selinux-off"
+	// VectorLocalWrite: a file is made in the host's /local or /local/host-containers through a
+	// directory descriptor the broker passed (see the broker below).
+	VectorLocalWrite = "local-write"
+	// VectorPeerStorage: the probe reads the secret another probe left in its container's storage
+	// (/local/host-containers/<peer>), through a directory descriptor of it the broker passed.
+	// The peers are named with --peer.
+	VectorPeerStorage = "peer-storage"
 	// VectorSetuid: a setuid-root binary run by an unprivileged user gets euid 0 (no
 	// no_new_privs, no nosuid).
 	VectorSetuid = "setuid"
@@ -81,8 +97,9 @@ func Vectors() []string {
 	return []string{
 		VectorHostProcesses, VectorMount, VectorRawSocket, VectorKernelModule, VectorPtrace,
 		VectorProcSysWrite, VectorSysWrite, VectorBlockDevice, VectorMknod, VectorAPISocket,
-		VectorContainerdSocket, VectorOtherContainerFiles, VectorSetuid, VectorCgroupRaise,
-		VectorProc1Root, VectorLeakedFD, VectorMemoryExhaust, VectorPidsExhaust,
+		VectorContainerdSocket, VectorOtherContainerFiles, VectorSELinuxOff, VectorLocalWrite,
+		VectorPeerStorage, VectorSetuid, VectorCgroupRaise, VectorProc1Root, VectorLeakedFD,
+		VectorMemoryExhaust, VectorPidsExhaust,
 	}
 }
 
@@ -90,14 +107,22 @@ func Vectors() []string {
 // network namespaces, its devices, its root at /.ballast/rootfs, the API socket) must report
 // ALLOWED: what an administrator's container is for. The others are not privileges: leaked-fd is
 // a runtime bug in any container, and the memory and pids limits hold for superpowered containers
-// too. other-container-files needs a second probe running (see VectorOtherContainerFiles).
+// too; nor is selinux-off (AlwaysBlocked). other-container-files needs a second probe running
+// (see VectorOtherContainerFiles); local-write and peer-storage need the broker, and
+// peer-storage a peer.
 func PrivilegedVectors() []string {
 	return []string{
 		VectorHostProcesses, VectorMount, VectorRawSocket, VectorKernelModule, VectorPtrace,
 		VectorProcSysWrite, VectorSysWrite, VectorBlockDevice, VectorMknod, VectorAPISocket,
-		VectorContainerdSocket, VectorOtherContainerFiles, VectorSetuid, VectorCgroupRaise,
-		VectorProc1Root,
+		VectorContainerdSocket, VectorOtherContainerFiles, VectorLocalWrite, VectorPeerStorage,
+		VectorSetuid, VectorCgroupRaise, VectorProc1Root,
 	}
+}
+
+// AlwaysBlocked returns the vectors every container must report BLOCKED, a superpowered one
+// too: SELinux stays enforcing whatever a container's privileges.
+func AlwaysBlocked() []string {
+	return []string{VectorSELinuxOff}
 }
 
 // HostRootfs is where a superpowered container has the host's root, runtime/spec.HostRootfs:

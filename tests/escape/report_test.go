@@ -92,8 +92,8 @@ func TestFormatLineKeepsOneLine(t *testing.T) {
 
 func TestVectors(t *testing.T) {
 	all := Vectors()
-	if len(all) != 18 {
-		t.Errorf("%d vectors, want 18", len(all))
+	if len(all) != 21 {
+		t.Errorf("%d vectors, want 21", len(all))
 	}
 	seen := map[string]bool{}
 	for _, v := range all {
@@ -108,6 +108,14 @@ func TestVectors(t *testing.T) {
 	for _, v := range PrivilegedVectors() {
 		if !seen[v] {
 			t.Errorf("privileged vector %s is not a vector", v)
+		}
+	}
+	for _, v := range AlwaysBlocked() {
+		if !seen[v] {
+			t.Errorf("always blocked vector %s is not a vector", v)
+		}
+		if slices.Contains(PrivilegedVectors(), v) {
+			t.Errorf("%s is both privileged and always blocked", v)
 		}
 	}
 	// Limits hold for superpowered containers too, and a leaked descriptor is a bug in any.

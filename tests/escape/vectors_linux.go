@@ -33,6 +33,10 @@ type prober struct {
 	// secretPath is this probe's own secret for other-container-files; secret is its content.
 	secretPath, secret string
 	secretErr          error
+	// storageSecret is the same secret in the container's storage, for peer-storage.
+	storageSecret string
+	// brokerMissed: no broker answered within the peer wait; later requests do not wait again.
+	brokerMissed bool
 }
 
 // secretPrefix starts the name of every probe's secret file, in its container's /tmp.
@@ -61,6 +65,9 @@ func (p *prober) checks() map[string]func() verdict {
 		VectorAPISocket:           func() verdict { return dialAny(contract.APISocket, HostRootfs+contract.APISocket) },
 		VectorContainerdSocket:    func() verdict { return dialAny(contract.ContainerdSocket, HostRootfs+contract.ContainerdSocket) },
 		VectorOtherContainerFiles: p.otherContainerFiles,
+		VectorSELinuxOff:          p.selinuxOff,
+		VectorLocalWrite:          p.localWrite,
+		VectorPeerStorage:         p.peerStorage,
 		VectorSetuid:              p.setuid,
 		VectorCgroupRaise:         checkCgroupRaise,
 		VectorProc1Root:           checkProc1Root,
@@ -480,11 +487,23 @@ func (p *prober) writeSecret() {
 		p.secretErr = err
 		p.secretPath = ""
 	}
+	// In the container's storage as well, for a peer's peer-storage; a container without storage
+	// (a bootstrap container, a developer's host) has no such directory.
+	if p.opts.Storage != "" {
+		if st, err := os.Stat(p.opts.Storage); err == nil && st.IsDir() {
+			path := filepath.Join(p.opts.Storage, fmt.Sprintf("%s%s-%d", secretPrefix, host, p.self))
+			if os.WriteFile(path, []byte(p.secret), 0o600) == nil {
+				p.storageSecret = path
+			}
+		}
+	}
 }
 
 func (p *prober) removeSecret() {
-	if p.secretPath != "" {
-		os.Remove(p.secretPath)
+	for _, path := range []string{p.secretPath, p.storageSecret} {
+		if path != "" {
+			os.Remove(path)
+		}
 	}
 }
 
