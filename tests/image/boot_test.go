@@ -38,7 +38,7 @@ func boot(t *testing.T, disk string, extra ...string) *qemu.VM {
 		t.Fatalf("QEMU is needed for image tests: %v", err)
 	}
 	log := filepath.Join(t.TempDir(), "console.log")
-	vm, err := qemu.Start(t.Context(), qemu.Config{Disk: disk, ExtraDisks: extra, LogFile: log, Timeout: 5 * time.Minute})
+	vm, err := startVM(t, qemu.Config{Disk: disk, ExtraDisks: extra, LogFile: log, Timeout: 5 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

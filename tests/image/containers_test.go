@@ -107,7 +107,7 @@ func bootVM(t *testing.T, disk string, extra []string, guestFwd ...string) (*qem
 	t.Helper()
 	port := freePort(t)
 	log := filepath.Join(t.TempDir(), "console.log")
-	vm, err := qemu.Start(t.Context(), qemu.Config{Disk: disk, ExtraDisks: extra, LogFile: log,
+	vm, err := startVM(t, qemu.Config{Disk: disk, ExtraDisks: extra, LogFile: log,
 		HostFwd: []string{fmt.Sprintf("tcp:127.0.0.1:%d-:50443", port)}, GuestFwd: guestFwd, Timeout: 10 * time.Minute})
 	if err != nil {
 		t.Fatal(err)

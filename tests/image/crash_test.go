@@ -234,7 +234,7 @@ func crashBoot(t *testing.T, disk, nvram string, tlsCfg *tls.Config, vm **qemu.V
 	t.Helper()
 	port := freePort(t)
 	var err error
-	*vm, err = qemu.Start(t.Context(), qemu.Config{Disk: disk, OVMFVars: nvram, Timeout: 5 * time.Minute,
+	*vm, err = startVM(t, qemu.Config{Disk: disk, OVMFVars: nvram, Timeout: 5 * time.Minute,
 		HostFwd: []string{fmt.Sprintf("tcp:127.0.0.1:%d-:50443", port)}})
 	if err != nil {
 		t.Fatal(err)

@@ -18,7 +18,7 @@ import (
 func starvedBoot(t *testing.T, disk, uuid string) (*qemu.VM, string) {
 	t.Helper()
 	port := freePort(t)
-	vm, err := qemu.Start(t.Context(), qemu.Config{Disk: disk, LogFile: filepath.Join(t.TempDir(), "console.log"),
+	vm, err := startVM(t, qemu.Config{Disk: disk, LogFile: filepath.Join(t.TempDir(), "console.log"),
 		CPU: "qemu64", NoRNG: true, ExtraArgs: []string{"-uuid", uuid},
 		HostFwd: []string{fmt.Sprintf("tcp:127.0.0.1:%d-:50443", port)}, Timeout: 5 * time.Minute})
 	if err != nil {

@@ -62,7 +62,7 @@ func TestNetwork(t *testing.T) {
 
 	begin := time.Now()
 	port := freePort(t)
-	vm, err := qemu.Start(t.Context(), qemu.Config{
+	vm, err := startVM(t, qemu.Config{
 		Disk: copyDisk(t, 0), ExtraDisks: []string{makeCidata(t, networkUserData)},
 		LogFile: filepath.Join(t.TempDir(), "console.log"), Timeout: 10 * time.Minute,
 		HostFwd: []string{fmt.Sprintf("tcp:127.0.0.1:%d-:50443", port)},

@@ -51,7 +51,7 @@ func bootRemote(t *testing.T, disk, cidata string) (*qemu.VM, string) {
 	t.Helper()
 	port := freePort(t)
 	log := filepath.Join(t.TempDir(), "console.log")
-	vm, err := qemu.Start(t.Context(), qemu.Config{Disk: disk, ExtraDisks: []string{cidata}, LogFile: log,
+	vm, err := startVM(t, qemu.Config{Disk: disk, ExtraDisks: []string{cidata}, LogFile: log,
 		HostFwd: []string{fmt.Sprintf("tcp:127.0.0.1:%d-:50443", port)}, Timeout: 5 * time.Minute})
 	if err != nil {
 		t.Fatal(err)

@@ -62,7 +62,7 @@ hosts = [["%s", ["ntp.test"]]]
 	log := filepath.Join(t.TempDir(), "console.log")
 	rtc := time.Now().UTC().Add(-rtcBehind)
 	start := time.Now()
-	vm, err := qemu.Start(t.Context(), qemu.Config{Disk: copyDisk(t, 0), ExtraDisks: []string{cidata}, LogFile: log,
+	vm, err := startVM(t, qemu.Config{Disk: copyDisk(t, 0), ExtraDisks: []string{cidata}, LogFile: log,
 		HostFwd: []string{fmt.Sprintf("tcp:127.0.0.1:%d-:%d", port, contract.DevAPIPort)},
 		TapNICs: []qemu.TapNIC{{File: tap, ID: "ntp"}},
 		// The RTC runs from this time on; the kernel reads it at boot.
