@@ -53,6 +53,16 @@ const selfExe = "/proc/self/exe"
 // Main is the probe command: args are its arguments without the program name; it returns the
 // exit status. The report goes to stdout, usage errors to stderr.
 func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "labels" {
+		return printLabels(args[1:], stdout)
+	}
+	if len(args) > 0 && args[0] == "idle" {
+		// An entrypoint that does nothing, for tests that only need a running container. (A bare
+		// select{} would be a deadlock to the Go runtime, which exits.)
+		for {
+			time.Sleep(time.Hour)
+		}
+	}
 	// First, before the probe opens anything: the descriptors it was started with.
 	inherited := inheritedFDs()
 
