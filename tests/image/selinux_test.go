@@ -114,7 +114,11 @@ func TestSELinux(t *testing.T) {
 	got := map[string]string{}
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 		p, label, _ := strings.Cut(l, " ")
-		got[strings.TrimPrefix(p, "/.ballast/rootfs")] = label
+		p = strings.TrimPrefix(p, "/.ballast/rootfs")
+		if p == "" {
+			p = "/"
+		}
+		got[p] = label
 	}
 	for _, p := range paths {
 		want, ok := fc.Lookup(p, fs.ModeDir)
