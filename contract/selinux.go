@@ -14,6 +14,11 @@ const (
 	// SELinuxDenials is the number of AVC denials the system init has seen in the kernel log
 	// this boot (a decimal number), for the hardening report.
 	SELinuxDenials = "/run/ballast/selinux-denials"
+	// InitramfsWithoutSELinux, in an initramfs, makes the initramfs init skip the policy load.
+	// Only the builder's benchmark option puts it there (pipeline.Options.BenchWithoutSELinux,
+	// refused for production variants), so the SELinux benchmark can boot the same image with and
+	// without the policy; no setting or command line word has that effect.
+	InitramfsWithoutSELinux = "/etc/ballast-bench-without-selinux"
 )
 
 // SELinux contexts the programs agree on. Types are declared in selinux/policy; a type named

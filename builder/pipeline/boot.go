@@ -82,6 +82,12 @@ func (b *builder) buildInitramfs(context.Context) error {
 		files = append(files, initrd.File{Path: base + m.Path, Data: data, Mode: 0o644})
 	}
 	files = append(files, initrd.File{Path: base + "modules.dep", Data: dep, Mode: 0o644})
+	if b.BenchWithoutSELinux {
+		if !b.v.Dev {
+			return fmt.Errorf("variant %s: a production variant is never built without its SELinux policy", b.v.Path)
+		}
+		files = append(files, initrd.File{Path: strings.TrimPrefix(contract.InitramfsWithoutSELinux, "/"), Data: []byte("benchmark image\n"), Mode: 0o644})
+	}
 	var buf bytes.Buffer
 	if err := initrd.Build(&buf, files); err != nil {
 		return err

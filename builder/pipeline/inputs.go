@@ -41,7 +41,7 @@ func (b *builder) digestInputs(context.Context) error {
 		b.pkiDir = dir
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "epoch=%d\ngo=%s\nvariant=%s\nformats=%v\n", b.epoch, runtime.Version(), b.Variant, b.Formats)
+	fmt.Fprintf(h, "epoch=%d\ngo=%s\nvariant=%s\nformats=%v\nwithout-selinux=%v\n", b.epoch, runtime.Version(), b.Variant, b.Formats, b.BenchWithoutSELinux)
 	var files []string
 	for _, d := range inputDirs {
 		err := filepath.WalkDir(filepath.Join(b.Repo, d), func(p string, e fs.DirEntry, err error) error {

@@ -39,6 +39,9 @@ type Options struct {
 	Progress  *progress.Reporter // when set, used instead of Log, with download byte counts
 	Force     bool               // build even when the outputs match the inputs
 	Formats   []string           // disk formats to write; empty means the variant's output.formats
+	// BenchWithoutSELinux builds an image whose initramfs does not load the SELinux policy, for
+	// the benchmark that compares boots with and without it. Refused for production variants.
+	BenchWithoutSELinux bool
 }
 
 // Manifest is build/<variant>/manifest.json.

@@ -173,7 +173,7 @@ func labelLocal(con *console.Writer, root string, fc *filecon.Specs, xattr strin
 // copyLabel gives the copy at dst of the factory file at src the label src carries, or the one
 // file_contexts gives path (where dst is on the running system) when src has none.
 func copyLabel(src, dst, path string, mode fs.FileMode, fc *filecon.Specs, xattr string) error {
-	if !filecon.Labellable(xattr, mode) {
+	if xattr == "" || !filecon.Labellable(xattr, mode) {
 		return nil
 	}
 	l, err := filecon.Get(src, xattr)

@@ -85,6 +85,10 @@ func Run(ctx context.Context, con *console.Writer) (State, error) {
 	con.Milestone("root", "verity root mounted read-only (%d blocks)", p.VerityBlocks)
 	// Before anything is written anywhere the system keeps: /local, /etc and /var are made
 	// under the policy.
+	if _, err := os.Stat(contract.InitramfsWithoutSELinux); err == nil {
+		con.Milestone("selinux", "not loaded: a benchmark image, built without the policy")
+		return State{Data: data}, nil
+	}
 	if err := kernelPolicyLoader().loadPolicy(con, NewRoot); err != nil {
 		return State{}, err
 	}
@@ -108,12 +112,17 @@ func gatherEntropy(ctx context.Context, con *console.Writer) {
 // and /var. The caller then switches to the system init.
 func Stage2(ctx context.Context, con *console.Writer, st State) error {
 	gatherEntropy(ctx, con)
+	// Without a policy (a benchmark image) there is nothing to label with.
+	_, err := os.Stat(contract.SELinuxEnforce)
+	labels := err == nil
 	fc, err := fileContexts(NewRoot)
 	if err != nil {
 		return err
 	}
-	if err := labelEarly(con, fc, filecon.XattrName); err != nil {
-		return err
+	if labels {
+		if err := labelEarly(con, fc, filecon.XattrName); err != nil {
+			return err
+		}
 	}
 	if img, err := contract.ReadImage(NewRoot); err == nil {
 		n := prefetch(NewRoot, bootPrograms(img))
@@ -126,10 +135,12 @@ func Stage2(ctx context.Context, con *console.Writer, st State) error {
 	if err := os.MkdirAll(filepath.Join(NewRoot, contract.VarOnData), 0o755); err != nil {
 		return fmt.Errorf("var: %w", err)
 	}
-	if err := labelLocal(con, NewRoot, fc, filecon.XattrName); err != nil {
-		return err
+	if labels {
+		if err := labelLocal(con, NewRoot, fc, filecon.XattrName); err != nil {
+			return err
+		}
 	}
-	if err := prepareEtc(fc); err != nil {
+	if err := prepareEtc(fc, labels); err != nil {
 		return err
 	}
 	return bindVar()
@@ -215,12 +226,20 @@ func mountData(con *console.Writer, data blockdev.Partition) error {
 // for rendered configuration, yet every boot starts from what the verified image says. It holds
 // configuration only, so nothing on it may be executed. Its root gets etc_t at the mount, so it
 // is never unlabelled; each copy gets its factory file's label.
-func prepareEtc(fc *filecon.Specs) error {
+func prepareEtc(fc *filecon.Specs, labels bool) error {
 	etc := filepath.Join(NewRoot, "etc")
-	if err := unix.Mount("tmpfs", etc, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=0755,rootcontext="+etcContext); err != nil {
+	opts := "mode=0755"
+	if labels {
+		opts += ",rootcontext=" + etcContext
+	}
+	if err := unix.Mount("tmpfs", etc, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, opts); err != nil {
 		return fmt.Errorf("etc: mount tmpfs: %w", err)
 	}
-	return copyFactory(filepath.Join(NewRoot, contract.FactoryEtc), etc, "/etc", fc, filecon.XattrName)
+	xattr := filecon.XattrName
+	if !labels {
+		xattr = ""
+	}
+	return copyFactory(filepath.Join(NewRoot, contract.FactoryEtc), etc, "/etc", fc, xattr)
 }
 
 // copyFactory copies the tree at src to dst, which is path on the running system, labelling every

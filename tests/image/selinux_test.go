@@ -62,6 +62,17 @@ func TestSELinux(t *testing.T) {
 	if got := shell(t, vm, 2, "sh -c 'echo 0 > /sys/fs/selinux/enforce; cat /sys/fs/selinux/enforce'"); !strings.HasSuffix(got, "1") || !strings.Contains(got, "denied") {
 		t.Errorf("setenforce 0 from the console shell: %q, want permission denied and still 1", got)
 	}
+	// The denial is in the kernel's log, with both contexts, and counted in the hardening report.
+	waitLog(t, c, "kernel", `avc:\s+denied\s+\{ write \} .*scontext=system_u:system_r:console_t:s0 tcontext=system_u:object_r:security_t:s0 tclass=file`, time.Minute)
+	if rep, err := c.Hardening(t.Context()); err != nil {
+		t.Error(err)
+	} else {
+		for _, ch := range rep.Checks {
+			if ch.ID == "selinux" && !strings.Contains(ch.Observed, "1 denial") {
+				t.Errorf("hardening report after one denial: %q", ch.Observed)
+			}
+		}
+	}
 	// No setting turns SELinux off: an unknown key is refused by name.
 	if _, err := c.Set(t.Context(), []string{"settings.selinux.enforcing=false"}); err == nil || !strings.Contains(err.Error(), "selinux") {
 		t.Errorf("setting settings.selinux.enforcing: %v, want an error naming the key", err)

@@ -54,7 +54,7 @@ func main() {
 	variant := flag.String("variant", "qemu", "variant")
 	boots := flag.Int("boots", 5, "boots for the median boot time")
 	runs := flag.Int("runs", 7, "runs of each verity timing, of which the fastest counts (at least 5)")
-	only := flag.String("only", "", `"containers": only the container figures, on the image `+"`make image`"+` built (build/VARIANT/disk.raw), written to build/bench-containers.json`)
+	only := flag.String("only", "", `"containers": only the container figures, on the image `+"`make image`"+` built (build/VARIANT/disk.raw), written to build/bench-containers.json; "selinux": only the with/without-policy figures, to build/bench-selinux.json`)
 	flag.IntVar(&ctrOpts.starts, "container-starts", 20, "sequential container starts per series (5 to 32)")
 	flag.BoolVar(&ctrOpts.bridge, "bridge", true, "also time starts on the default bridge network (CNI)")
 	flag.Parse()
@@ -69,8 +69,10 @@ func main() {
 		err = run(*repo, *variant, *boots, *runs)
 	case "containers":
 		err = runContainers(*repo, *variant)
+	case "selinux":
+		err = runSELinux(*repo, *variant, *boots)
 	default:
-		err = fmt.Errorf("-only %q: the only part is \"containers\"", *only)
+		err = fmt.Errorf("-only %q: the parts are \"containers\" and \"selinux\"", *only)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench: FAILED:", err)
@@ -252,6 +254,11 @@ func run(repoArg, variant string, boots, runs int) (err error) {
 		return fmt.Errorf("containers: %w", err)
 	}
 	add(cr...)
+	sr, err := benchSELinux(ctx, repo, variant, disk, boots, ctrOpts.starts)
+	if err != nil {
+		return fmt.Errorf("selinux: %w", err)
+	}
+	add(sr...)
 
 	svg := filepath.Join(repo, "build", "boot-timeline.svg")
 	if err := os.WriteFile(svg, med.tl.SVG(fmt.Sprintf("Ballast %s, median of %d boots under TCG", variant, boots)), 0o644); err != nil {
