@@ -21,7 +21,8 @@ package contract
 // Each container's stdout and stderr are a log (logs.go) named after the container, in
 // ContainerLogDir (persistent) or ContainerVolatileLogDir.
 const (
-	ContainersConfigPath    = "/etc/ballast/containers.json"
+	// In SecretsDir: it holds registry credentials and user data.
+	ContainersConfigPath    = SecretsDir + "/containers.json"
 	ContainersDir           = "/run/ballast/containers"
 	ContainersStatePath     = ContainersDir + "/state.json"
 	ContainersSocket        = ContainersDir + "/control.sock"

@@ -18,9 +18,12 @@ import (
 //
 // lsm= replaces Debian's default list (which makes AppArmor the major LSM) with the one Ballast's
 // SELinux policy will need: lockdown, so the system init can raise the lockdown level; Yama for
-// kernel.yama.ptrace_scope; SELinux, which stays permissive and unused until a policy is loaded.
+// kernel.yama.ptrace_scope; SELinux, whose policy the initramfs init loads, enforcing.
+//
+// enforcing=1: SELinux enforces from the kernel's start; the initramfs init writes 1 to enforce
+// again before it loads the policy, so a command line without the word changes nothing.
 func ImageParams() Cmdline {
-	return Cmdline{KV("lsm", LSMs)}
+	return Cmdline{KV("lsm", LSMs), KV("enforcing", "1")}
 }
 
 // LSMs is the lsm= list of ImageParams.

@@ -111,6 +111,12 @@ func TestImageParams(t *testing.T) {
 	if v, ok := line.Get("lsm"); !ok || !strings.Contains(","+v+",", ",lockdown,") {
 		t.Errorf("lsm= %q lacks lockdown", v)
 	}
+	if v, ok := line.Get("lsm"); !ok || !strings.Contains(","+v+",", ",selinux,") {
+		t.Errorf("lsm= %q lacks selinux", v)
+	}
+	if v, _ := line.Get("enforcing"); v != "1" {
+		t.Errorf("enforcing=%q, want 1", v)
+	}
 }
 
 func TestIsInterpreter(t *testing.T) {

@@ -21,6 +21,11 @@ const (
 	InitramfsWithoutSELinux = "/etc/ballast-bench-without-selinux"
 )
 
+// SecretsDir holds rendered configuration with secrets in it. The policy gives the directory, and so
+// every file the apiserver renders into it, the type secret_t (a type transition on its name), which
+// only the apiserver and the host-container manager may read.
+const SecretsDir = "/etc/ballast/private"
+
 // SELinux contexts the programs agree on. Types are declared in selinux/policy; a type named
 // here and missing there fails the builder's policy test.
 const (

@@ -312,12 +312,12 @@ func (r *Renderer) renderFile(tmpl *template.Template, f File, s settings.Settin
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, buf.Bytes()) {
 		return false, nil
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return false, fmt.Errorf("render %s: %w", f.Path, err)
-	}
-	mode := os.FileMode(0o644)
+	mode, dirMode := os.FileMode(0o644), os.FileMode(0o755)
 	if f.Private {
-		mode = 0o600
+		mode, dirMode = 0o600, 0o700
+	}
+	if err := os.MkdirAll(filepath.Dir(path), dirMode); err != nil {
+		return false, fmt.Errorf("render %s: %w", f.Path, err)
 	}
 	if err := writeFile(path, buf.Bytes(), mode); err != nil {
 		return false, err

@@ -117,6 +117,18 @@ func TestSELinux(t *testing.T) {
 	for _, p := range paths {
 		args = append(args, filepath.Join("/.ballast/rootfs", p))
 	}
+	// Made at run time: their types come from the policy's type transitions.
+	runtime := map[string]string{
+		contract.ContainersConfigPath: "secret_t",
+		"/etc/hostname":               "etc_t",
+		contract.APISocket:            "api_sock_t",
+		contract.InitSocket:           "init_sock_t",
+		contract.ContainerdSocket:     "runtime_run_t",
+		contract.PersistentLogDir:     "log_t",
+	}
+	for p := range runtime {
+		args = append(args, filepath.Join("/.ballast/rootfs", p))
+	}
 	args = append(args, "/.ballast/rootfs"+contract.ContainerStorageDir+"/web")
 	out, stderr, code, err := execIn(t, c, "admin", append([]string{"/probe", "labels"}, args...)...)
 	if err != nil || code != 0 {
@@ -145,6 +157,11 @@ func TestSELinux(t *testing.T) {
 		}
 		if got[p] != want {
 			t.Errorf("%s is labelled %q, file_contexts says %q", p, got[p], want)
+		}
+	}
+	for p, typ := range runtime {
+		if want := "system_u:object_r:" + typ + ":s0"; got[p] != want {
+			t.Errorf("%s is labelled %q, want %q", p, got[p], want)
 		}
 	}
 	if want := "system_u:object_r:container_file_t:" + webLevel; got[contract.ContainerStorageDir+"/web"] != want {
