@@ -85,6 +85,18 @@ func Run(ctx context.Context, con *console.Writer) (State, error) {
 	con.Milestone("root", "verity root mounted read-only (%d blocks)", p.VerityBlocks)
 	// Before anything is written anywhere the system keeps: /local, /etc and /var are made
 	// under the policy.
+	// The programs are read into the page cache while the policy loads: reading is I/O, the
+	// load is the kernel's work on the other CPU, and the exec into the second stage keeps the
+	// page cache.
+	fetched := make(chan int64, 1)
+	go func() {
+		var n int64
+		if img, err := contract.ReadImage(NewRoot); err == nil {
+			n = prefetch(NewRoot, bootPrograms(img))
+		}
+		fetched <- n
+	}()
+	defer func() { con.Milestone("prefetch", "%d MiB of programs", <-fetched>>20) }()
 	if _, err := os.Stat(contract.InitramfsWithoutSELinux); err == nil {
 		con.Milestone("selinux", "not loaded: a benchmark image, built without the policy")
 		return State{Data: data}, nil
@@ -123,10 +135,6 @@ func Stage2(ctx context.Context, con *console.Writer, st State) error {
 		if err := labelEarly(con, fc, filecon.XattrName); err != nil {
 			return err
 		}
-	}
-	if img, err := contract.ReadImage(NewRoot); err == nil {
-		n := prefetch(NewRoot, bootPrograms(img))
-		con.Milestone("prefetch", "%d MiB of programs", n>>20)
 	}
 	if err := mountData(con, st.Data); err != nil {
 		return err
