@@ -67,6 +67,10 @@ func benchSELinux(ctx context.Context, repo, variant, disk string, boots, starts
 		{"boot ratio, with ÷ without the policy", medWith / medWo, "x", "≤ 1.03×", note},
 		{"SELinux policy load (median)", medianOf(loads), "s", "", "the initramfs's milestone"},
 	}
+	for _, r := range res {
+		// Now: the container figures take many more boots, and a failure there keeps these.
+		fmt.Fprintf(os.Stderr, "bench: %s = %s %s\n", r.Name, value(r.Value), r.Unit)
+	}
 	const p50 = "container start, Ballast host network (create → running) p50"
 	var starts50 [2]float64
 	for i, d := range []string{disk, without} {
