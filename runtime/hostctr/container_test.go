@@ -2,6 +2,7 @@ package hostctr
 
 import (
 	"errors"
+	"github.com/ballast-os/ballast/tests/testutil"
 	"os"
 	"path/filepath"
 	"testing"
@@ -68,9 +69,7 @@ func TestLineWriter(t *testing.T) {
 // The storage tree and the user data get the run's file label, and nothing does without one
 // (NoLabels).
 func TestPrepareMountsLabels(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("prepareMounts chowns the storage directory: root only")
-	}
+	testutil.Root(t, "prepareMounts chowns the storage directory")
 	// trusted.*: a kernel without SELinux keeps it, on symlinks too.
 	xattr := "trusted.ballast-test"
 	label := "system_u:object_r:container_file_t:s0:c3,c9"
