@@ -2,6 +2,7 @@ package filecon
 
 import (
 	"bytes"
+	"github.com/ballast-os/ballast/tests/testutil"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -111,13 +112,7 @@ func TestParseErrors(t *testing.T) {
 // paths, shorter fixed prefixes first. The sample must be what secilc makes of its policy, so the
 // lookups above test the order secilc really writes.
 func TestSecilcOrder(t *testing.T) {
-	secilc, err := exec.LookPath("secilc")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("secilc not installed (apt-get install secilc)")
-		}
-		t.Skip("secilc not installed")
-	}
+	secilc := testutil.Tool(t, "secilc", "secilc")
 	dir := t.TempDir()
 	cmd := exec.Command(secilc, "-o", filepath.Join(dir, "policy"), "-f", filepath.Join(dir, "file_contexts"), "testdata/policy.cil")
 	if out, err := cmd.CombinedOutput(); err != nil {
