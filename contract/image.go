@@ -18,6 +18,10 @@ type Image struct {
 	Services []string `json:"services"` // services to run, by ID (Programs), in start order
 	Modules  []string `json:"modules"`  // kernel modules to load at boot
 	Kernel   string   `json:"kernel"`   // the kernel release the modules are for
+	Arch     string   `json:"arch,omitempty"`
+	// DatastoreFormat is the settings datastore format this image writes.
+	DatastoreFormat int          `json:"datastore_format,omitempty"`
+	Updates         UpdatePolicy `json:"updates"`
 }
 
 // Marshal is image.json's bytes: indented, with a final newline.
