@@ -87,6 +87,9 @@ type Store struct {
 	wmu    sync.Mutex // held while a batch is applied and written
 	closed bool       // under wmu
 	snap   atomic.Pointer[snapshot]
+
+	format int         // the state file format this Store reads and writes
+	chain  []Migration // its migrations (WithFormat)
 }
 
 // change is one queued update: fn derives the next snapshot from the current one.
@@ -100,6 +103,9 @@ type snapshot struct {
 	live     settings.Settings
 	liveJSON []byte
 	pending  map[string]settings.Settings
+	// preserved holds settings a newer build wrote that this one cannot read, under "live" and
+	// "pending"/<tx>; written back unchanged. Never modified once published.
+	preserved map[string]any
 }
 
 // Option configures New.
@@ -122,7 +128,7 @@ func New(dir string, opts ...Option) (s *Store, created bool, err error) {
 		}
 		return nil, false, fmt.Errorf("datastore %s: lock: %w", dir, err)
 	}
-	s = &Store{dir: dir, lock: lock}
+	s = &Store{dir: dir, lock: lock, format: FormatVersion, chain: Migrations()}
 	for _, o := range opts {
 		o(s)
 	}
@@ -146,11 +152,19 @@ func (s *Store) load() (created bool, err error) {
 	b, err := os.ReadFile(filepath.Join(s.dir, stateFile))
 	switch {
 	case err == nil:
-		snap, err := decodeState(b)
+		snap, migrated, err := s.loadState(b)
 		if err != nil {
-			return false, fmt.Errorf("datastore: %s: %w", filepath.Join(s.dir, stateFile), err)
+			return false, err
 		}
-		s.snap.Store(snap)
+		if migrated {
+			// Written at this build's format at once: the compat copies a newer build left are
+			// then superseded, and a crash from here on finds a state this build reads.
+			if err := s.write(snap); err != nil {
+				return false, err
+			}
+		} else {
+			s.snap.Store(snap)
+		}
 		// A migration that stopped after writing the state leaves version 1 files behind.
 		return false, s.removeV1()
 	case !errors.Is(err, fs.ErrNotExist):
@@ -169,28 +183,55 @@ func (s *Store) load() (created bool, err error) {
 	return true, nil
 }
 
-// decodeState parses a state file through the same strict decoder as the API, so a file this build
-// does not understand is an error rather than silently dropped keys.
-func decodeState(b []byte) (*snapshot, error) {
-	tree, err := settings.ReadJSONTree(bytes.NewReader(b))
-	if err != nil {
-		return nil, err
-	}
-	top, ok := tree.(map[string]any)
-	if !ok {
-		return nil, errors.New("not a JSON object")
-	}
+// decodeTop builds a snapshot from a state file's top-level object at this layout's format,
+// through the same strict decoder as the API for the top level, so a file this build does not
+// understand is an error rather than silently dropped fields. Settings keys a newer build wrote
+// are kept aside in the snapshot's preserved tree (decodeLenient).
+func decodeTop(top map[string]any, format int) (*snapshot, error) {
 	for k := range top {
-		if k != "format" && k != "live" && k != "pending" {
+		if k != "format" && k != "live" && k != "pending" && k != "preserved" {
 			return nil, fmt.Errorf("unknown field %q", k)
 		}
 	}
-	format, _ := top["format"].(json.Number)
-	if v, err := format.Int64(); err != nil || v != FormatVersion {
-		return nil, fmt.Errorf("format version %v, this build reads only %d", top["format"], FormatVersion)
+	if n, _ := top["format"].(json.Number); n.String() != strconv.Itoa(format) {
+		return nil, fmt.Errorf("format version %v, this build reads only %d", top["format"], format)
+	}
+	var kept map[string]any
+	if p, ok := top["preserved"]; ok {
+		if kept, ok = p.(map[string]any); !ok {
+			return nil, errors.New("preserved: not a JSON object")
+		}
+		kept = cloneTree(kept).(map[string]any)
+	}
+	keptPart := func(path ...string) map[string]any {
+		m := kept
+		for _, k := range path {
+			m, _ = m[k].(map[string]any)
+		}
+		return m
 	}
 	snap := &snapshot{pending: map[string]settings.Settings{}}
-	if snap.live, err = settings.FromTree(top["live"]); err != nil {
+	setKept := func(v map[string]any, path ...string) {
+		if len(v) == 0 {
+			return
+		}
+		if snap.preserved == nil {
+			snap.preserved = map[string]any{}
+		}
+		putPath(snap.preserved, path, v)
+	}
+	decode := func(tree any, path ...string) (settings.Settings, error) {
+		if m, ok := tree.(map[string]any); ok {
+			if p := keptPart(path...); p != nil {
+				mergeUnder(m, p)
+			}
+		}
+		st, rest, err := decodeLenient(tree)
+		setKept(rest, path...)
+		return st, err
+	}
+	var err error
+	if snap.live, err = decode(top["live"], "live"); err != nil {
 		return nil, fmt.Errorf("live: %w", err)
 	}
 	if p, ok := top["pending"]; ok {
@@ -198,11 +239,11 @@ func decodeState(b []byte) (*snapshot, error) {
 		if !ok {
 			return nil, errors.New("pending: not a JSON object")
 		}
-		for tx, patch := range m {
+		for _, tx := range sortedNames(m) {
 			if err := checkTx(tx); err != nil {
 				return nil, fmt.Errorf("pending: %w", err)
 			}
-			if snap.pending[tx], err = settings.FromTree(patch); err != nil {
+			if snap.pending[tx], err = decode(m[tx], "pending", tx); err != nil {
 				return nil, fmt.Errorf("pending %s: %w", tx, err)
 			}
 		}
@@ -471,34 +512,74 @@ func (s *Store) writeBatch(batch []*change) {
 
 // withPending returns a copy of snap with tx's pending patch replaced (removed when empty).
 func (snap *snapshot) withPending(tx string, p settings.Settings) *snapshot {
-	next := &snapshot{live: snap.live, liveJSON: snap.liveJSON, pending: make(map[string]settings.Settings, len(snap.pending)+1)}
+	next := &snapshot{live: snap.live, liveJSON: snap.liveJSON, preserved: snap.preserved, pending: make(map[string]settings.Settings, len(snap.pending)+1)}
 	for k, v := range snap.pending {
 		next.pending[k] = v
 	}
 	if p.IsEmpty() {
 		delete(next.pending, tx)
+		next.preserved = withoutPendingKept(snap.preserved, tx)
 	} else {
 		next.pending[tx] = p
 	}
 	return next
 }
 
-// write stores snap durably and then publishes it to readers.
+// write stores snap durably and then publishes it to readers: first the compat copies for the
+// older formats of the migration chain, then state.json, so the newest state is on disk for every
+// format before it is published.
 func (s *Store) write(snap *snapshot) error {
-	st := struct {
-		Format  int                          `json:"format"`
-		Live    json.RawMessage              `json:"live"`
-		Pending map[string]settings.Settings `json:"pending,omitempty"`
-	}{FormatVersion, snap.liveJSON, snap.pending}
-	b, err := json.MarshalIndent(st, "", "  ")
+	copies, err := s.compatCopies(snap)
 	if err != nil {
-		return fmt.Errorf("datastore: encode state: %w", err)
+		return err
 	}
-	if err := s.writeAtomic(stateFile, append(b, '\n')); err != nil {
+	for _, f := range sortedFormats(copies) {
+		if err := s.writeAtomic(compatFile(f), copies[f]); err != nil {
+			return err
+		}
+	}
+	top, err := s.stateTop(snap)
+	if err != nil {
+		return err
+	}
+	b, err := marshalState(top)
+	if err != nil {
+		return err
+	}
+	if err := s.writeAtomic(stateFile, b); err != nil {
+		return err
+	}
+	if err := s.removeNewerCompat(); err != nil {
 		return err
 	}
 	s.snap.Store(snap)
 	return nil
+}
+
+func sortedFormats(m map[int][]byte) []int {
+	out := make([]int, 0, len(m))
+	for f := range m {
+		out = append(out, f)
+	}
+	sort.Ints(out)
+	return out
+}
+
+// withoutPendingKept is preserved without what was kept for transaction tx.
+func withoutPendingKept(preserved map[string]any, tx string) map[string]any {
+	p, _ := preserved["pending"].(map[string]any)
+	if _, ok := p[tx]; !ok {
+		return preserved
+	}
+	out := cloneTree(preserved).(map[string]any)
+	delete(out["pending"].(map[string]any), tx)
+	if len(out["pending"].(map[string]any)) == 0 {
+		delete(out, "pending")
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 // Close releases the datastore's lock. Reads still answer from memory; writes fail.

@@ -338,12 +338,13 @@ func TestNewRefuses(t *testing.T) {
 		files   map[string]string
 		wantErr string
 	}{
-		{"newer format", map[string]string{stateFile: `{"format":3,"live":{}}`}, "format version 3"},
-		{"no format", map[string]string{stateFile: `{"live":{}}`}, "format version <nil>"},
+		{"newer format", map[string]string{stateFile: `{"format":3,"live":{}}`}, "at format 3, written by a newer Ballast, and there is no state.2.json"},
+		{"newer format, compat copy of another format", map[string]string{stateFile: `{"format":4,"live":{}}`, "state.2.json": `{"format":3,"live":{}}`}, "state.2.json holds format 3"},
+		{"no format", map[string]string{stateFile: `{"live":{}}`}, "format <nil> is not a format version"},
+		{"older format without a migration", map[string]string{stateFile: `{"format":1,"live":{}}`}, "format 1 is not a format version"},
 		{"torn state", map[string]string{stateFile: `{"format":2,"live":{"motd":`}, "state.json: invalid JSON"},
 		{"unknown field", map[string]string{stateFile: `{"format":2,"live":{},"extra":1}`}, `unknown field "extra"`},
-		{"unknown key in live", map[string]string{stateFile: `{"format":2,"live":{"motto":"x"}}`}, "live: settings.motto: unknown key"},
-		{"bad pending", map[string]string{stateFile: `{"format":2,"live":{},"pending":{"default":{"motd":1}}}`}, "pending default: settings.motd: expected string"},
+		{"preserved not an object", map[string]string{stateFile: `{"format":2,"live":{},"preserved":[]}`}, "preserved: not a JSON object"},
 		{"bad tx name", map[string]string{stateFile: `{"format":2,"live":{},"pending":{"../x":{}}}`}, `transaction name "../x"`},
 		{"v1 newer version", map[string]string{v1VersionFile: "7\n"}, "format version 7"},
 		{"v1 garbage version", map[string]string{v1VersionFile: "one\n"}, "not a version number"},
