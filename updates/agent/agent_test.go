@@ -20,6 +20,7 @@ import (
 
 	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/images/gpt"
+	"github.com/ballast-os/ballast/tests/testutil"
 	"github.com/ballast-os/ballast/updates/esp"
 	"github.com/ballast-os/ballast/updates/install"
 	"github.com/ballast-os/ballast/updates/install/installtest"
@@ -668,5 +669,25 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		Repo: func(Settings) (Repo, error) { return nil, io.EOF }, Booted: contract.Boot{Slot: "x"}})
 	if err == nil {
 		t.Error("New with a bad booted slot passed")
+	}
+}
+
+// TestFindDisk finds the disk of the running root among the kernel's block devices: a loop
+// device with the test's disk image and its partitions.
+func TestFindDisk(t *testing.T) {
+	// A root of its own: another test's loop device with the same PARTUUIDs would make it
+	// ambiguous.
+	d := installtest.MakeDisk(t, t.TempDir(), installtest.Root(uint64(time.Now().UnixNano()), 16))
+	loop := testutil.Loop(t, d.Path, "-P")
+	if _, err := os.Stat(loop + "p1"); errors.Is(err, os.ErrNotExist) {
+		// Kernels without the GPT parser leave the partitions out; partx adds them with BLKPG.
+		testutil.Run(t, testutil.Tool(t, "partx", "util-linux"), "-a", loop)
+	}
+	got, err := FindDisk(d.Running.Root)
+	if err != nil || got != loop {
+		t.Fatalf("FindDisk = %q, %v; want %s", got, err, loop)
+	}
+	if got, err := FindDisk(contract.DerivedUUID("nowhere", "x")); err == nil {
+		t.Errorf("FindDisk of a PARTUUID no disk has = %q", got)
 	}
 }

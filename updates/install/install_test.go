@@ -268,3 +268,26 @@ func TestDecompress(t *testing.T) {
 		})
 	}
 }
+
+// TestInstallOnBlockDevice writes a slot through a real block device (a loop device with its
+// partitions), as on a host, and checks the image behind it.
+func TestInstallOnBlockDevice(t *testing.T) {
+	dir := t.TempDir()
+	d := installtest.MakeDisk(t, dir, installtest.Root(1, 200))
+	p := installtest.MakePayload(t, dir, "qemu", "2.0.0", installtest.Root(2, 256))
+	loop := testutil.Loop(t, d.Path, "-P")
+	req := request(d, p)
+	req.Disk = loop
+	if _, err := install.Install(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(d.Partition(t, contract.PartRootB)[:p.Root.RawSize], p.Raw[p.Root.Name]) {
+		t.Error("root-b in the image behind the loop device does not hold the payload's root")
+	}
+	hash, _ := hex.DecodeString(p.RootHash)
+	wantRoot, _, _ := install.SlotUUIDs(hash)
+	primary, backup := tables(t, d.Path)
+	if partUUID(t, primary, contract.PartRootB) != wantRoot || partUUID(t, backup, contract.PartRootB) != wantRoot {
+		t.Error("root-b's PARTUUID did not reach the image")
+	}
+}
