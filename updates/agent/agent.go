@@ -157,9 +157,10 @@ func (a *Agent) reconcile() (esp.Listing, error) {
 		// Cancelled, or the slot is being rewritten: nothing activated any more.
 		a.st.Activated = nil
 	case act.Slot == a.cfg.Booted.Slot:
-		if !f.Entry.Counting {
-			a.st.Activated, a.st.Staged = nil, nil // running and blessed: the update is done
+		if f.Entry.Counting {
+			return l, nil // running on trial: it may still be given up
 		}
+		a.st.Activated, a.st.Staged = nil, nil // running and blessed: the update is done
 	case f.Entry.Exhausted():
 		a.st.Rollback = &Rollback{Version: act.Version, Slot: act.Slot, Time: a.cfg.Now().UTC(), Reason: a.rollbackReason(act, f)}
 		a.st.Activated = nil
@@ -255,14 +256,14 @@ func (a *Agent) running(l esp.Listing) Running {
 
 // run runs one action unless another one is running, and records how it ended.
 func (a *Agent) run(ctx context.Context, action string, fn func(ctx context.Context) (version string, err error)) (Status, error) {
+	// busy is set and cleared together with the action lock, under mu, so a refused caller
+	// always learns which action holds it.
+	a.mu.Lock()
 	if !a.action.TryLock() {
-		a.mu.Lock()
 		busy := a.busy
 		a.mu.Unlock()
 		return a.Status(), fmt.Errorf("%w: %s in progress", ErrBusy, busy)
 	}
-	defer a.action.Unlock()
-	a.mu.Lock()
 	a.busy = action
 	a.mu.Unlock()
 	start := a.cfg.Now().UTC()
@@ -270,6 +271,7 @@ func (a *Agent) run(ctx context.Context, action string, fn func(ctx context.Cont
 
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	defer a.action.Unlock()
 	a.busy = ""
 	a.st.LastAttempt = &Attempt{Action: action, Time: start, Version: version}
 	if err != nil {
