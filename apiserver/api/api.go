@@ -1,6 +1,6 @@
 // Package api serves the host API over HTTP: settings and their transactions, the OS description,
-// services and their logs, reboot, the configuration-file mapping, what happened to user data and
-// the time service's state.
+// services and their logs, reboot, the configuration-file mapping, what happened to user data,
+// the time service's state and the update agent's status and actions.
 // It holds no state of its own beyond the queue that keeps applies in order; settings live in
 // the datastore, services in the system init.
 package api
@@ -58,6 +58,9 @@ type Config struct {
 	NetworkState string
 	// Containers says where the host-container manager's state, logs and control socket are.
 	Containers Containers
+	// Updater is the update agent: GET /updates/status and POST /actions/updates/*. Nil answers
+	// them with 503 (apitypes.ErrUpdatesNotConfigured).
+	Updater Updater
 	// Log gets errors that are the server's fault; nil discards them.
 	Log *slog.Logger
 }
@@ -102,11 +105,13 @@ func NewHandler(cfg Config) http.Handler {
 	h.mux = mux
 	mux.HandleFunc("GET /network", h.getNetwork)
 	mux.HandleFunc("POST /exec", h.exec)
+	h.updateRoutes(mux)
 	return jsonMuxErrors(mux)
 }
 
 // Timeouts of the server. A stuck or slow client cannot hold a connection (and its goroutine)
-// forever; only a followed log stream lifts the write timeout.
+// forever; only a followed log stream lifts the write timeout, and an update action extends it
+// to apitypes.UpdateActionTimeout.
 const (
 	ReadHeaderTimeout = 5 * time.Second
 	ReadTimeout       = 30 * time.Second

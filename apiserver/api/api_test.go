@@ -97,7 +97,9 @@ func newFixture(t *testing.T) *fixture {
 		},
 		Mapping: (&render.Renderer{}).Mapping,
 		Init:    ic,
-		OS:      osinfo.Sources{OSRelease: rel, Cmdline: cmd, Kernel: func() (string, error) { return "6.1.0", nil }},
+		OS: osinfo.Sources{OSRelease: rel, Cmdline: cmd, Kernel: func() (string, error) { return "6.1.0", nil },
+			Image: filepath.Join(dir, "image.json"), EFIVars: filepath.Join(dir, "efivars"),
+			Machine: func() (string, error) { return "x86_64", nil }},
 		Time: timeinfo.Sources{State: timeState,
 			Now:    func() time.Time { return time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC) },
 			Kernel: func() (apitypes.KernelClock, error) { return apitypes.KernelClock{Synchronised: true}, nil }},
@@ -133,7 +135,7 @@ func TestRequests(t *testing.T) {
 		wantBody   string // substring
 		wantKey    string // for errors
 	}{
-		{"os", "GET", "/os", "", 200, `{"version":"1.2.3","variant":"qemu","slot":"b","roothash":"00ff","kernel":"6.1.0","build_id":"abc"}`, ""},
+		{"os", "GET", "/os", "", 200, `{"version":"1.2.3","variant":"qemu","slot":"b","roothash":"00ff","kernel":"6.1.0","arch":"x86_64","build_id":"abc"}`, ""},
 		{"empty settings", "GET", "/settings", "", 200, `{}`, ""},
 		{"patch", "PATCH", "/settings", `{"motd":"hi"}`, 204, "", ""},
 		{"patch named tx", "PATCH", "/settings?tx=batch-1", `{"motd":"hi"}`, 204, "", ""},

@@ -52,6 +52,7 @@ func (h *handler) bundleParts() []bundle.Part {
 		h.requestPart("configuration-files.json", "/configuration-files"),
 		h.requestPart("network.json", "/network"),
 		h.requestPart("time.json", "/time"),
+		h.requestPart("updates.json", "/updates/status"),
 		h.requestPart("report-hardening.json", "/report/hardening"),
 		bundle.File("mountinfo.txt", h.mountinfo),
 		bundle.File("dmesg.txt", h.dmesg),

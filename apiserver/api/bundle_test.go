@@ -66,6 +66,7 @@ func TestBundle(t *testing.T) {
 		"settings.json":                     `"motd": "hello"`,
 		"network.json.unavailable":          "not available: GET /network: the network service has not reported its state",
 		"time.json":                         `"state":`,
+		"updates.json.unavailable":          "not available: GET /updates/status: updates: not configured in this image",
 		"report-hardening.json.unavailable": "not available: GET /report/hardening: this server computes no hardening report",
 		"mountinfo.txt":                     "erofs /dev/dm-0",
 		"dmesg.txt.error":                   "no-kmsg",

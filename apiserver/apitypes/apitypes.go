@@ -8,13 +8,18 @@ import (
 	"github.com/ballast-os/ballast/contract"
 )
 
-// OS is the answer to GET /os.
+// OS is the answer to GET /os. Slot and Entry say what booted: the A/B slot from the kernel
+// command line, and the boot entry file (contract.Entry's name, with the boot counter it had at
+// this boot) from the loader's EFI variables, empty when no loader said. Arch is the image's
+// architecture (image.json), else the kernel's (uname -m).
 type OS struct {
 	Version  string `json:"version"`
 	Variant  string `json:"variant"`
 	Slot     string `json:"slot"`
+	Entry    string `json:"entry,omitempty"`
 	RootHash string `json:"roothash"`
 	Kernel   string `json:"kernel"`
+	Arch     string `json:"arch"`
 	BuildID  string `json:"build_id"`
 }
 

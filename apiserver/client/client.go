@@ -90,7 +90,11 @@ func (e *Error) Error() string { return e.Message }
 // Do sends a request with an optional JSON body and returns the response body. A status of 300 or
 // more is an *Error carrying the server's message.
 func (c *Client) Do(ctx context.Context, method, uri string, body []byte) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	return c.do(ctx, requestTimeout, method, uri, body)
+}
+
+func (c *Client) do(ctx context.Context, timeout time.Duration, method, uri string, body []byte) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	resp, err := c.send(ctx, method, uri, body)
 	if err != nil {
@@ -228,6 +232,28 @@ func (c *Client) Reboot(ctx context.Context) error {
 	return err
 }
 
+// UpdateStatus returns the update agent's status.
+func (c *Client) UpdateStatus(ctx context.Context) (apitypes.UpdateStatus, error) {
+	var v apitypes.UpdateStatus
+	return v, c.getJSON(ctx, "/updates/status", &v)
+}
+
+// UpdateAction runs an update action (apitypes.UpdateCheck, UpdateApply, UpdateActivate or
+// UpdateCancel) and returns the status it left. It waits for the action to end, up to
+// apitypes.UpdateActionTimeout; the action goes on on the host if the wait is given up.
+func (c *Client) UpdateAction(ctx context.Context, action string) (apitypes.UpdateStatus, error) {
+	var v apitypes.UpdateStatus
+	uri := "/actions/updates/" + url.PathEscape(action)
+	b, err := c.do(ctx, apitypes.UpdateActionTimeout, http.MethodPost, uri, nil)
+	if err != nil {
+		return v, err
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return v, fmt.Errorf("POST %s: decode response: %w", uri, err)
+	}
+	return v, nil
+}
+
 // Logs returns a source's log (kernel, init or a service), earlier boots first; with follow,
 // the stream stays open for what is written.
 func (c *Client) Logs(ctx context.Context, service string, follow bool) (io.ReadCloser, error) {
@@ -323,7 +349,9 @@ func (c *Client) Apply(ctx context.Context, s settings.Settings) (apitypes.Commi
 
 // Get returns the part of the API's state under a dotted prefix as nested JSON, the way it is
 // addressed: "settings.network" gives {"settings":{"network":{...}}}, "os" gives {"os":{...}},
-// "network" the network service's state (GET /network), and "" gives os and settings. A prefix that matches nothing gives an empty object.
+// "network" the network service's state (GET /network), "updates" the update agent's (GET
+// /updates/status), and "" gives os and settings. A prefix that matches nothing gives an empty
+// object.
 func (c *Client) Get(ctx context.Context, prefix string) (map[string]any, error) {
 	get := func(uri string) (map[string]any, error) {
 		var v map[string]any
@@ -347,6 +375,12 @@ func (c *Client) Get(ctx context.Context, prefix string) (map[string]any, error)
 			return nil, err
 		}
 		return Filter(map[string]any{"os": os}, prefix), nil
+	case first == "updates":
+		u, err := get("/updates/status")
+		if err != nil {
+			return nil, err
+		}
+		return Filter(map[string]any{"updates": u}, prefix), nil
 	case first == "network":
 		n, err := get("/network")
 		if err != nil {

@@ -1,7 +1,8 @@
 // Package daemon runs the API server's lifecycle: open the datastore, take in the image's defaults
-// and (on the first boot) user data, render the host's configuration from the stored settings,
-// serve the API on a Unix socket (and on TCP with mutual TLS when settings.api.remote asks for
-// it) until told to stop. cmd/apiserver only turns flags into Options.
+// and (on the first boot) user data, give the host its update wave seed, build the update agent,
+// render the host's configuration from the stored settings, serve the API on a Unix socket (and
+// on TCP with mutual TLS when settings.api.remote asks for it) until told to stop. cmd/apiserver
+// only turns flags into Options.
 package daemon
 
 import (
@@ -23,6 +24,7 @@ import (
 	"github.com/ballast-os/ballast/apiserver/report"
 	"github.com/ballast-os/ballast/apiserver/timeinfo"
 	"github.com/ballast-os/ballast/apiserver/userdata"
+	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/init/harden"
 )
 
@@ -70,6 +72,13 @@ type Options struct {
 	// settings that need a module (a module's sysctls, module blocks and loads) wait for it.
 	// The user data sources take their own wait (userdata.NoCloud.BeforeMount).
 	WaitBoot func(context.Context) error
+	// UpdatePolicy is the image's update policy (contract.Image.Updates): among others the
+	// repository URLs settings.updates falls back to.
+	UpdatePolicy contract.UpdatePolicy
+	// NewUpdater builds the update agent once the datastore is open: this is where the agent
+	// (updates/agent) is wired in, with env.Config read at each of its actions. Nil, or an error,
+	// leaves GET /updates/status and POST /actions/updates/* answering 503.
+	NewUpdater func(env UpdaterEnv) (api.Updater, error)
 	// OnListen, when set, is called once the socket accepts connections.
 	OnListen func()
 	// OnRemoteListen, when set, is called each time the remote API starts listening.
@@ -100,6 +109,9 @@ func Run(ctx context.Context, o Options) error {
 	step("datastore")
 
 	ud := takeUserData(ctx, store, created, o.Defaults, o.UserData, o.Console)
+	if err := ensureUpdateSeed(store, randomSeed, o.Console); err != nil {
+		fmt.Fprintf(o.Console, "ballast: updates: %v\n", err)
+	}
 	step("userdata")
 
 	remote := &remoteAPI{log: o.Log, console: o.Console, onListen: o.OnRemoteListen}
@@ -132,6 +144,7 @@ func Run(ctx context.Context, o Options) error {
 		Log:          o.Log,
 		NetworkState: o.NetworkState,
 		Containers:   o.Containers,
+		Updater:      newUpdater(o, store),
 	})
 	remote.handler = h
 	defer func() {

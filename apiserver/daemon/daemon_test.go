@@ -12,12 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ballast-os/ballast/apiserver/api"
 	"github.com/ballast-os/ballast/apiserver/apitypes"
 	"github.com/ballast-os/ballast/apiserver/client"
 	"github.com/ballast-os/ballast/apiserver/initclient"
 	"github.com/ballast-os/ballast/apiserver/osinfo"
 	"github.com/ballast-os/ballast/apiserver/report"
 	"github.com/ballast-os/ballast/apiserver/userdata"
+	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/tests/testutil"
 )
 
@@ -31,6 +33,8 @@ type host struct {
 	report                      *report.Sources
 	init                        initclient.Init
 	remoteAddrs                 chan net.Addr
+	updatePolicy                contract.UpdatePolicy
+	newUpdater                  func(UpdaterEnv) (api.Updater, error)
 
 	mu        sync.Mutex // the server's goroutines call SetHostname
 	hostnames []string
@@ -68,7 +72,8 @@ func newHost(t testing.TB) *host {
 	rel, cmd := filepath.Join(dir, "os-release"), filepath.Join(dir, "cmdline")
 	os.WriteFile(rel, []byte("ID=ballast\nNAME=Ballast\nVERSION_ID=0.1.0\nVARIANT_ID=qemu\nBUILD_ID=20250101\n"), 0o644)
 	os.WriteFile(cmd, []byte("console=ttyS0 roothash="+strings.Repeat("0a", 32)+" ballast.slot=a\n"), 0o644)
-	h.osSrc = osinfo.Sources{OSRelease: rel, Cmdline: cmd, Kernel: func() (string, error) { return "6.12.1-ballast", nil }}
+	h.osSrc = osinfo.Sources{OSRelease: rel, Cmdline: cmd, Kernel: func() (string, error) { return "6.12.1-ballast", nil },
+		Image: filepath.Join(dir, "image.json"), EFIVars: filepath.Join(dir, "efivars"), Machine: func() (string, error) { return "x86_64", nil }}
 	return h
 }
 
@@ -102,9 +107,11 @@ func (h *host) start(t testing.TB) *running {
 					h.remoteAddrs <- a
 				}
 			},
-			SetHostname: h.setHostname,
-			Console:     r.console,
-			OnListen:    func() { close(listening) },
+			SetHostname:  h.setHostname,
+			UpdatePolicy: h.updatePolicy,
+			NewUpdater:   h.newUpdater,
+			Console:      r.console,
+			OnListen:     func() { close(listening) },
 		})
 	}()
 	select {
@@ -153,7 +160,7 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantOS := apitypes.OS{Version: "0.1.0", Variant: "qemu", Slot: "a", RootHash: strings.Repeat("0a", 32), Kernel: "6.12.1-ballast", BuildID: "20250101"}
+	wantOS := apitypes.OS{Version: "0.1.0", Variant: "qemu", Slot: "a", RootHash: strings.Repeat("0a", 32), Kernel: "6.12.1-ballast", Arch: "x86_64", BuildID: "20250101"}
 	if osInfo != wantOS {
 		t.Fatalf("OS = %+v, want %+v", osInfo, wantOS)
 	}

@@ -81,6 +81,11 @@ func TestUserDataSources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The wave seed the server drew for the host, checked in TestUpdateSeed.
+	if s.Updates == nil || s.Updates.Seed == nil {
+		t.Fatalf("no settings.updates.seed: %+v", s.Updates)
+	}
+	s.Updates = nil
 	// IMDS was invalid (lockdown), so its motd is not applied either: the seed's motd wins over
 	// the default, the command line's host name over the seed's.
 	want := `{"motd":"from the seed","network":{"hostname":"from-cmdline"},"container-runtime":{"max-concurrent-downloads":3}}`

@@ -1,28 +1,63 @@
 package osinfo
 
 import (
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf16"
 
 	"github.com/ballast-os/ballast/apiserver/apitypes"
+	"github.com/ballast-os/ballast/contract"
 )
+
+// efiVar writes a loader variable as efivarfs shows it: attributes, then UTF-16LE and a NUL.
+func efiVar(t *testing.T, dir, name, value string) {
+	t.Helper()
+	b := binary.LittleEndian.AppendUint32(nil, 0x7) // non-volatile, boot service, runtime access
+	for _, c := range utf16.Encode([]rune(value)) {
+		b = binary.LittleEndian.AppendUint16(b, c)
+	}
+	b = append(b, 0, 0)
+	if err := os.WriteFile(filepath.Join(dir, name+"-"+contract.LoaderGUID), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
 
 func TestRead(t *testing.T) {
 	dir := t.TempDir()
 	rel, cmd := filepath.Join(dir, "os-release"), filepath.Join(dir, "cmdline")
+	efi := filepath.Join(dir, "efivars")
+	os.Mkdir(efi, 0o755)
 	os.WriteFile(rel, []byte("ID=ballast\nNAME=Ballast\nVERSION_ID=0.1.0\nVARIANT_ID=qemu\nBUILD_ID=b42\n"), 0o644)
 	hash := strings.Repeat("ab", 32)
 	os.WriteFile(cmd, []byte("console=ttyS0 roothash="+hash+" ballast.slot=\"a\" ballast.root=x\n"), 0o644)
-	got, err := Read(Sources{OSRelease: rel, Cmdline: cmd, Kernel: func() (string, error) { return "6.12.0", nil }})
+	src := Sources{OSRelease: rel, Cmdline: cmd, Kernel: func() (string, error) { return "6.12.0", nil },
+		Image: filepath.Join(dir, "image.json"), EFIVars: efi, Machine: func() (string, error) { return "x86_64", nil }}
+	got, err := Read(src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := apitypes.OS{Version: "0.1.0", Variant: "qemu", Slot: "a", RootHash: hash, Kernel: "6.12.0", BuildID: "b42"}
+	// No image.json and no loader variables: the kernel's machine, no entry.
+	want := apitypes.OS{Version: "0.1.0", Variant: "qemu", Slot: "a", RootHash: hash, Kernel: "6.12.0", Arch: "x86_64", BuildID: "b42"}
 	if got != want {
 		t.Fatalf("Read = %+v, want %+v", got, want)
 	}
+
+	// The image's own architecture wins; the loader names the entry.
+	os.WriteFile(src.Image, []byte(`{"variant":"qemu","version":"0.1.0","arch":"amd64","updates":{"tries":3}}`), 0o644)
+	efiVar(t, efi, VarEntrySelected, "ballast-1-a-0.1.0.efi")
+	want.Arch, want.Entry = "amd64", "ballast-1-a-0.1.0.efi"
+	if got, err := Read(src); err != nil || got != want {
+		t.Fatalf("Read = %+v, %v, want %+v", got, err, want)
+	}
+	os.WriteFile(src.Image, []byte(`{"variant":`), 0o644)
+	if _, err := Read(src); err == nil || !strings.Contains(err.Error(), "image.json") {
+		t.Fatalf("malformed image.json: err = %v", err)
+	}
+	os.Remove(src.Image)
+
 	if _, err := Read(Sources{OSRelease: filepath.Join(dir, "missing"), Cmdline: cmd}); err == nil || !strings.Contains(err.Error(), "os-release") {
 		t.Fatalf("missing os-release: err = %v", err)
 	}
@@ -31,7 +66,57 @@ func TestRead(t *testing.T) {
 		t.Fatalf("malformed os-release: err = %v, want the line", err)
 	}
 	// The default uname must work on any Linux.
-	if k, err := unameRelease(); err != nil || k == "" {
-		t.Fatalf("unameRelease = %q, %v", k, err)
+	var s Sources
+	s.defaults()
+	for name, f := range map[string]func() (string, error){"release": s.Kernel, "machine": s.Machine} {
+		if v, err := f(); err != nil || v == "" {
+			t.Fatalf("uname %s = %q, %v", name, v, err)
+		}
+	}
+}
+
+func TestBootEntry(t *testing.T) {
+	tests := []struct {
+		name string
+		vars map[string]string // variables written as the loader writes them
+		raw  map[string][]byte // variables written byte for byte
+		want string
+		err  string
+	}{
+		{name: "no variables", want: ""},
+		{name: "selected only", vars: map[string]string{VarEntrySelected: "ballast-1-a-1.0.0.efi"}, want: "ballast-1-a-1.0.0.efi"},
+		// A trial boot: the counted path names the file as renamed for this boot.
+		{name: "counted path wins", vars: map[string]string{VarEntrySelected: "ballast-2-b-2.0.0.efi",
+			VarBootCountPath: `\EFI\Linux\ballast-2-b-2.0.0+2-1.efi`}, want: "ballast-2-b-2.0.0+2-1.efi"},
+		{name: "non-ascii", vars: map[string]string{VarEntrySelected: "entrée.efi"}, want: "entrée.efi"},
+		{name: "no terminator", raw: map[string][]byte{VarEntrySelected: {7, 0, 0, 0, 'a', 0, '.', 0, 'e', 0}}, want: "a.e"},
+		{name: "odd length", raw: map[string][]byte{VarEntrySelected: {7, 0, 0, 0, 'a', 0, 'b'}}, err: "LoaderEntrySelected: 3 bytes of data: not UTF-16"},
+		{name: "no attributes", raw: map[string][]byte{VarBootCountPath: {7, 0}}, err: "LoaderBootCountPath: 2 bytes: no attributes"},
+		{name: "too long", raw: map[string][]byte{VarEntrySelected: make([]byte, maxEFIVar+2)}, err: "more than 4096 bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for n, v := range tt.vars {
+				efiVar(t, dir, n, v)
+			}
+			for n, b := range tt.raw {
+				os.WriteFile(filepath.Join(dir, n+"-"+contract.LoaderGUID), b, 0o644)
+			}
+			got, err := BootEntry(dir)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("BootEntry = %q, %v; want error %q", got, err, tt.err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("BootEntry = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+	// efivarfs not mounted at all.
+	if got, err := BootEntry(filepath.Join(t.TempDir(), "none")); err != nil || got != "" {
+		t.Fatalf("BootEntry without efivarfs = %q, %v", got, err)
 	}
 }

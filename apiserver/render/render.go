@@ -104,6 +104,19 @@ func ActionKeys() map[string][]string {
 	}
 }
 
+// ReaderUpdateAgent is the update agent: it reads settings.updates, the proxy and the trusted
+// CA bundles at each check, apply and activate (apiserver/updateconfig), so a change needs nothing
+// rendered or restarted.
+const ReaderUpdateAgent = "update-agent"
+
+// Readers are the components that read settings themselves each time they act, by the setting
+// prefixes they read; the settings reference names them like files and actions.
+func Readers() map[string][]string {
+	return map[string][]string{
+		ReaderUpdateAgent: {"settings.updates", "settings.network.https-proxy", "settings.network.no-proxy", "settings.pki"},
+	}
+}
+
 //go:embed templates/*.tmpl
 var templateFS embed.FS
 
@@ -424,8 +437,8 @@ func orEmpty(l []string) []string {
 	return l
 }
 
-// AppliedBy names what applies a documented key (a path that may hold <placeholders>): the files
-// and actions whose prefixes cover it, for the settings reference.
+// AppliedBy names what applies a documented key (a path that may hold <placeholders>): the files,
+// actions and readers whose prefixes cover it, for the settings reference.
 func AppliedBy(key string) []string {
 	var out []string
 	for _, f := range Files() {
@@ -433,15 +446,16 @@ func AppliedBy(key string) []string {
 			out = append(out, f.Path)
 		}
 	}
-	actions := ActionKeys()
-	names := make([]string, 0, len(actions))
-	for name := range actions {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		if anyUnder([]string{key}, actions[name]) {
-			out = append(out, name)
+	for _, byName := range []map[string][]string{ActionKeys(), Readers()} {
+		names := make([]string, 0, len(byName))
+		for name := range byName {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		for _, name := range names {
+			if anyUnder([]string{key}, byName[name]) {
+				out = append(out, name)
+			}
 		}
 	}
 	return out

@@ -288,6 +288,12 @@ func TestMapping(t *testing.T) {
 	if got := AppliedBy("settings.ntp.time-servers"); !reflect.DeepEqual(got, []string{contract.TimeConfig}) {
 		t.Fatalf("AppliedBy(ntp) = %q", got)
 	}
+	if got := AppliedBy("settings.updates.seed"); !reflect.DeepEqual(got, []string{ReaderUpdateAgent}) {
+		t.Fatalf("AppliedBy(updates) = %q", got)
+	}
+	if got := AppliedBy("settings.network.https-proxy"); !reflect.DeepEqual(got, []string{contract.ProxyEnv, contract.ContainersConfigPath, ReaderUpdateAgent}) {
+		t.Fatalf("AppliedBy(https-proxy) = %q", got)
+	}
 }
 
 // The time service reads what the template writes with contract.ParseTimeConfig; a change of

@@ -47,7 +47,8 @@ choose, within the rules given for it. Lists are replaced whole; ` + "`[]`" + ` 
 merge key by key. Every string is UTF-8 without NUL bytes.
 
 The last column says what puts a key into effect on the host: a file under /etc rendered from it
-(services reading the file are restarted when it changes), or an action on the running system.
+(services reading the file are restarted when it changes), an action on the running system, or a
+component that reads it each time it acts (` + "`update-agent`" + `: at each update check, apply and activate).
 Keys marked "stored only" are validated and kept, ready for the components that will read them.
 Keys marked secret are replaced by ` + "`" + Redacted + "`" + ` in support bundles (` + "`apiclient logs --bundle`" + `).
 

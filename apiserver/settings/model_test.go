@@ -12,6 +12,7 @@ import (
 	"errors"
 	"math/big"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -144,6 +145,25 @@ func TestValidation(t *testing.T) {
 		{"client-ca garbage", `{"api":{"remote":{"client-ca":"hello"}}}`, "settings.api.remote.client-ca", "not PEM"},
 		{"client-ca key", `{"api":{"remote":{"client-ca":` + js(key) + `}}}`, "settings.api.remote.client-ca", `"PRIVATE KEY", want CERTIFICATE`},
 		{"server-key cert", `{"api":{"remote":{"server-key":` + js(cert) + `}}}`, "settings.api.remote.server-key", "want a private key"},
+		// updates
+		{"updates", `{"updates":{"metadata-base-url":"https://updates.example.com/2026/qemu/x86_64/","targets-base-url":"http://10.0.2.2:8080/targets","version-lock":"latest","ignore-waves":true,"seed":2047}}`, "", ""},
+		{"updates version lock", `{"updates":{"version-lock":"1.2.0~rc1"}}`, "", ""},
+		{"updates seed zero", `{"updates":{"seed":0}}`, "", ""},
+		{"updates lock plus", `{"updates":{"version-lock":"1.0+3"}}`, "settings.updates.version-lock", `neither "latest" nor a version`},
+		{"updates lock empty", `{"updates":{"version-lock":""}}`, "settings.updates.version-lock", `neither "latest" nor a version`},
+		{"updates lock Latest", `{"updates":{"version-lock":"-latest"}}`, "settings.updates.version-lock", "want letters, digits"},
+		{"updates seed high", `{"updates":{"seed":2048}}`, "settings.updates.seed", "2048 is not in the range 0 to 2047"},
+		{"updates seed negative", `{"updates":{"seed":-1}}`, "settings.updates.seed", "-1 is not in the range 0 to 2047"},
+		{"updates seed string", `{"updates":{"seed":"5"}}`, "settings.updates.seed", "expected integer, got string"},
+		{"updates waves string", `{"updates":{"ignore-waves":"yes"}}`, "settings.updates.ignore-waves", "expected boolean, got string"},
+		{"updates url scheme", `{"updates":{"metadata-base-url":"ftp://u.example/m"}}`, "settings.updates.metadata-base-url", "want http(s)://host"},
+		{"updates url no host", `{"updates":{"targets-base-url":"https:///targets"}}`, "settings.updates.targets-base-url", "want http(s)://host"},
+		{"updates url relative", `{"updates":{"targets-base-url":"u.example/targets"}}`, "settings.updates.targets-base-url", "want http(s)://host"},
+		{"updates url query", `{"updates":{"metadata-base-url":"https://u.example/m?x=1"}}`, "settings.updates.metadata-base-url", "no user, query or fragment"},
+		{"updates url user", `{"updates":{"metadata-base-url":"https://a:b@u.example/m"}}`, "settings.updates.metadata-base-url", "no user, query or fragment"},
+		{"updates url space", `{"updates":{"metadata-base-url":"https://u.example/a b"}}`, "settings.updates.metadata-base-url", "spaces or control characters"},
+		{"updates url long", `{"updates":{"metadata-base-url":"https://u.example/` + strings.Repeat("a", 2031) + `"}}`, "settings.updates.metadata-base-url", "2049 bytes is more than the 2048 allowed"},
+		{"updates unknown", `{"updates":{"channel":"beta"}}`, "settings.updates.channel", "unknown key"},
 		// every string
 		{"nul", `{"motd":"a\u0000b"}`, "settings.motd", "NUL"},
 		{"invalid utf-8 is replaced", "{\"kernel\":{\"modules\":{\"\xff\":{}}}}", "settings.kernel.modules.\ufffd", "not a module name"},
@@ -430,4 +450,20 @@ func mustDecode(t *testing.T, body string) Settings {
 		t.Fatalf("DecodeJSON(%s): %v", body, err)
 	}
 	return s
+}
+
+// The schema's pattern for settings.updates.version-lock accepts what the model accepts.
+func TestVersionLockPattern(t *testing.T) {
+	re := regexp.MustCompile(versionLockPattern)
+	for _, v := range []string{"latest", "1.2.3", "2.0.0~rc1", "v1_2-3", "a", strings.Repeat("9", 64), strings.Repeat("9", 65),
+		"", "-1", "1+2", "1/2", "1 2", ".1", "Latest", "latest "} {
+		want := VersionLock(v).check() == nil
+		if got := re.MatchString(v); got != want {
+			t.Errorf("%q: pattern says %v, the model %v", v, got, want)
+		}
+	}
+	f, _ := reflect.TypeFor[Updates]().FieldByName("Seed")
+	if lim, err := limitsOf(f); err != nil || lim.max == nil || *lim.max != MaxUpdateSeed || lim.min == nil || *lim.min != 0 {
+		t.Errorf("settings.updates.seed limits %+v, %v: want 0 to %d", lim, err, MaxUpdateSeed)
+	}
 }

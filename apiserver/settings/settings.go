@@ -26,13 +26,14 @@ type Settings struct {
 	ContainerRegistry   *ContainerRegistry                    `json:"container-registry,omitempty" doc:"How images are pulled: registry mirrors and credentials. Extra CAs come from settings.pki bundles that are trusted; the proxy from settings.network.https-proxy."`
 	PKI                 map[BundleName]*PKIBundle             `json:"pki,omitempty" max:"32" key:"bundle" doc:"Extra CA certificate bundles for the host's trust store."`
 	API                 *API                                  `json:"api,omitempty" doc:"The host API itself."`
+	Updates             *Updates                              `json:"updates,omitempty" doc:"Image updates from the signed update repository: where it is, which version to take and when (waves). The update agent reads these keys at each check, apply and activate (apiclient update ...)."`
 }
 
 // Network is settings.network.
 type Network struct {
 	Hostname   *Hostname                    `json:"hostname,omitempty" doc:"Host name of the machine. Unset: the name DHCP gives, else the cloud metadata's, else ballast."`
 	Hosts      []HostsEntry                 `json:"hosts,omitzero" max:"256" doc:"Static entries of /etc/hosts: a list of [address, [names...]] pairs, e.g. [[\"10.0.0.1\", [\"db\", \"db.internal\"]]]."`
-	HTTPSProxy *ProxyURL                    `json:"https-proxy,omitempty" doc:"Proxy for the container runtime's HTTPS requests (image pulls), as host:port or http(s)://host:port."`
+	HTTPSProxy *ProxyURL                    `json:"https-proxy,omitempty" doc:"Proxy for the container runtime's HTTPS requests (image pulls) and the update agent's requests to the update repository, as host:port or http(s)://host:port."`
 	NoProxy    []NoProxyEntry               `json:"no-proxy,omitzero" max:"64" doc:"Hosts, domains (.example.com), addresses and CIDRs reached without the proxy; localhost, 127.0.0.1 and ::1 are always added."`
 	Interfaces map[InterfaceName]*Interface `json:"interfaces,omitempty" max:"16" key:"interface" doc:"Addressing of network interfaces: an entry configures the interface of its name, or the one with its mac. Ethernet interfaces without an entry get DHCPv4 and router advertisements."`
 }

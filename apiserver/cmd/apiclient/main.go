@@ -9,6 +9,7 @@
 //	apiclient [global flags] logs --bundle > host.tar.gz
 //	apiclient [global flags] time [--json]
 //	apiclient [global flags] network [--json]
+//	apiclient [global flags] update status|check|apply|activate|cancel [--json]
 //	apiclient [global flags] reboot
 //	apiclient [global flags] report [--json] [hardening]
 //
@@ -38,7 +39,8 @@ import (
 )
 
 const usage = `usage: apiclient [--socket PATH | --endpoint https://HOST:PORT --pki DIR] COMMAND
-  get [PREFIX]                 print settings and OS info, or the part under PREFIX (settings.motd, os, network)
+  get [PREFIX]                 print settings and OS info, or the part under PREFIX (settings.motd, os,
+                               network, updates)
   set KEY=VALUE ...            change settings (keys like motd, network.hostname) and apply them
   set --json JSON              the same, from a JSON object of settings keys
   apply -f FILE|-              apply a settings document: TOML or JSON with a [settings] table
@@ -51,6 +53,13 @@ const usage = `usage: apiclient [--socket PATH | --endpoint https://HOST:PORT --
   services [--json]            the system services and the containers, with their state
   exec NAME -- CMD [ARG...]    run a command in a running host container (a terminal when
                                stdin is one); exits with the command's status
+  update status [--json]       the update agent's state: the version running, the versions
+                               available, the one chosen, staged or activated, the last attempt
+  update check|apply|activate|cancel [--json]
+                               check: pick the newest version this host may take now (waves,
+                               version lock); apply: download it and write the other slot (waits
+                               until done); activate: boot it next, on trial; cancel: undo a
+                               staged or activated update. Prints the state each leaves.
   reboot                       reboot the host
   report [--json] [hardening]  the hardening report: each check with what the host shows; exits 1
                                when a check fails (expected failures, such as a dev image's
@@ -130,6 +139,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, out io.Writer) err
 		return services(ctx, c, rest, out)
 	case "exec":
 		return execCmd(ctx, c, rest, stdin, out)
+	case "update":
+		return update(ctx, c, rest, out)
 	case "reboot":
 		if len(rest) != 0 {
 			return fmt.Errorf("%w: reboot takes no arguments", errUsage)

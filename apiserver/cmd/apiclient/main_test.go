@@ -111,6 +111,12 @@ func TestCommands(t *testing.T) {
 		{args: []string{"logs", "-n", "5", "kernel"}, wantErr: "system init is not reachable"},
 		// Without a system init the bundle still comes, its logs part marked unavailable.
 		{args: []string{"logs", "--bundle"}, wantOut: "\x1f\x8b"},
+		{args: []string{"update", "status"}, wantErr: "updates: not configured in this image"},
+		{args: []string{"update", "apply"}, wantErr: "updates: not configured in this image"},
+		{args: []string{"update"}, wantUsage: true},
+		{args: []string{"update", "upgrade"}, wantUsage: true},
+		{args: []string{"update", "check", "now"}, wantUsage: true},
+		{args: []string{"update", "status", "--yaml"}, wantUsage: true},
 		{args: []string{"reboot"}, wantErr: "system init is not reachable"},
 		{args: []string{"reboot", "now"}, wantUsage: true},
 		{args: []string{"report"}, wantErr: "checks failed", wantOut: "FAIL  selinux"},

@@ -5,8 +5,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -58,6 +61,8 @@ func main() {
 		bootWait         = flag.Duration("boot-wait", time.Minute, "how long --boot-modules is waited for")
 		metadataHostname = flag.String("metadata-hostname", contract.MetadataHostnamePath, "where the instance's host name from the metadata service is written for the network service (\"\" for nowhere)")
 		kernelPolicy     = flag.String("kernel-policy", contract.KernelPolicyPath, "where settings.kernel is left for the system init's next boot (only as root; \"\" for none)")
+		imageInfo        = flag.String("image-info", contract.ImageInfoPath, "the image's description (image.json): its architecture and update policy")
+		efiVars          = flag.String("efivars", contract.EFIVarsMount, "efivarfs, where the boot loader says which entry it booted (GET /os)")
 	)
 	flag.Parse()
 	if flag.NArg() != 0 {
@@ -123,6 +128,13 @@ func main() {
 		procDir, policyFile = "", ""
 	}
 
+	policy, err := updatePolicy(*imageInfo)
+	if err != nil {
+		// The API must still serve: without a policy the update endpoints say updates are not
+		// configured.
+		fmt.Fprintf(os.Stderr, "ballast: apiserver: %v\n", err)
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if imds != "off" && imds != "" && *metadataHostname != "" {
@@ -143,7 +155,7 @@ func main() {
 		Kernel:       kernel,
 		KernelPolicy: policyFile,
 		Report:       &report.Sources{},
-		OS:           osinfo.Sources{OSRelease: *osRelease, Cmdline: *cmdline},
+		OS:           osinfo.Sources{OSRelease: *osRelease, Cmdline: *cmdline, Image: *imageInfo, EFIVars: *efiVars},
 		Time:         timeinfo.Sources{State: *timeState},
 		Defaults:     defaultsSrc,
 		UserData:     sources,
@@ -152,13 +164,34 @@ func main() {
 		NetworkState: *netState,
 		Containers:   api.DefaultContainers(),
 		WaitBoot:     waitBoot,
-		Console:      os.Stderr,
-		Log:          log,
+		UpdatePolicy: policy,
+		// The update agent (updates/agent) is wired in here: NewUpdater builds it from
+		// env.Config, which it reads at each action. Without it the update endpoints answer 503.
+		NewUpdater: nil,
+		Console:    os.Stderr,
+		Log:        log,
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "ballast: apiserver: %v\n", err)
 		os.Exit(1)
 	}
+}
+
+// updatePolicy reads the image's update policy from image.json; an image without the file
+// (a test tree, a build from before updates) has the default policy and no repository.
+func updatePolicy(path string) (contract.UpdatePolicy, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return contract.DefaultUpdatePolicy(), nil
+	}
+	if err != nil {
+		return contract.DefaultUpdatePolicy(), fmt.Errorf("image description: %w", err)
+	}
+	var img contract.Image
+	if err := json.Unmarshal(b, &img); err != nil {
+		return contract.DefaultUpdatePolicy(), fmt.Errorf("image description %s: %w", path, err)
+	}
+	return img.Updates, nil
 }
 
 func parseUIDs(s string) ([]uint32, error) {
