@@ -69,10 +69,14 @@ func TestParseErrors(t *testing.T) {
 		want string
 	}{
 		{name: "unknown top-level field", text: func(s string) string { return strings.Replace(s, `"variant"`, `"colour": 1, "variant"`, 1) }, want: `unknown field "colour"`},
-		{name: "unknown release field", text: func(s string) string { return strings.Replace(s, `"version": "2.0.0",`, `"version": "2.0.0", "size": 3,`, 1) }, want: `releases[1] (version "2.0.0"): json: unknown field "size"`},
+		{name: "unknown release field", text: func(s string) string {
+			return strings.Replace(s, `"version": "2.0.0",`, `"version": "2.0.0", "size": 3,`, 1)
+		}, want: `releases[1] (version "2.0.0"): json: unknown field "size"`},
 		{name: "unknown payload field", text: func(s string) string { return strings.Replace(s, `"roothash"`, `"extra": 1, "roothash"`, 1) }, want: `releases[0] (version "1.0.0"): json: unknown field "extra"`},
 		{name: "trailing data", text: func(s string) string { return s + "{}" }, want: "trailing data"},
-		{name: "wrong type", text: func(s string) string { return strings.Replace(s, `"datastore_format": 1`, `"datastore_format": "1"`, 1) }, want: "releases[0]"},
+		{name: "wrong type", text: func(s string) string {
+			return strings.Replace(s, `"datastore_format": 1`, `"datastore_format": "1"`, 1)
+		}, want: "releases[0]"},
 		{name: "bad variant", edit: func(m *Manifest) { m.Variant = "Q EMU" }, want: `variant "Q EMU"`},
 		{name: "bad max version", edit: func(m *Manifest) { m.MaxVersion = "x" }, want: "max_version"},
 		{name: "bad version", edit: func(m *Manifest) { m.Releases[1].Version = "2.0.x" }, want: `releases[1] (version "2.0.x"): version`},
