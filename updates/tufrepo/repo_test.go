@@ -228,11 +228,11 @@ func TestAddRejectsBadBuilds(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		name  string
+		name   string
 		break_ func(build string, p *contract.Payload)
-		waves []manifest.Wave
-		max   string
-		want  string
+		waves  []manifest.Wave
+		max    string
+		want   string
 	}{
 		{name: "tampered file", break_: func(b string, p *contract.Payload) {
 			f := filepath.Join(b, "update", p.Verity.Name)
