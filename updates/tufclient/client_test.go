@@ -21,6 +21,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/ballast-os/ballast/contract"
+	"github.com/ballast-os/ballast/updates/manifest"
 	"github.com/ballast-os/ballast/updates/tufrepo"
 	"github.com/ballast-os/ballast/updates/tufrepo/repotest"
 )
@@ -232,6 +233,18 @@ func TestExpiredTimestamp(t *testing.T) {
 	t.Logf("expired timestamp: %v", err)
 	if _, err := c.Fetch(context.Background(), "manifests/qemu.json", nil); !errors.Is(err, ErrExpired) {
 		t.Errorf("fetch without valid metadata: %v", err)
+	}
+	// A new timestamp heals the host that refused the expired one.
+	if err := tufrepo.Refresh(dir, 72*time.Hour, 72*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Refresh(context.Background()); err != nil {
+		t.Fatalf("after the repository was refreshed: %v", err)
+	}
+	// Four days on, the served timestamp has expired again.
+	late := srv.client(t, t.TempDir(), nil, func() time.Time { return time.Now().Add(96 * time.Hour) })
+	if err := late.Refresh(context.Background()); !errors.Is(err, ErrExpired) {
+		t.Errorf("four days later: %v", err)
 	}
 	// The same repository is good for a host whose clock is an hour and a half behind.
 	early := srv.client(t, t.TempDir(), nil, func() time.Time { return time.Now().Add(-90 * time.Minute) })
@@ -487,5 +500,59 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if _, err := New(good); err != nil {
 		t.Errorf("good config: %v", err)
+	}
+}
+
+// TestWavesThroughRepository: two hosts with different seeds read the same signed manifest and
+// take the new release at different times.
+func TestWavesThroughRepository(t *testing.T) {
+	tmp := t.TempDir()
+	dir := filepath.Join(tmp, "repo")
+	if err := tufrepo.Init(dir, tufrepo.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now().UTC().Truncate(time.Second)
+	for _, v := range []string{"1.0.0", "2.0.0"} {
+		b := filepath.Join(tmp, v)
+		if _, err := repotest.Build(b, repotest.Spec{Version: v}); err != nil {
+			t.Fatal(err)
+		}
+		var waves []manifest.Wave
+		if v == "2.0.0" {
+			var err error
+			if waves, err = manifest.ParseWaves("1023@+1h,2047@+5h", t0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := tufrepo.Add(dir, b, "", waves, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := serve(t, dir)
+	for _, tc := range []struct {
+		seed  int
+		after time.Duration
+		want  string
+	}{
+		{100, 30 * time.Minute, ""}, {2000, 30 * time.Minute, ""},
+		{100, time.Hour, "2.0.0"}, {2000, time.Hour, ""},
+		{100, 5 * time.Hour, "2.0.0"}, {2000, 5 * time.Hour, "2.0.0"},
+	} {
+		c := srv.client(t, t.TempDir(), nil, nil)
+		m, err := c.Manifest(context.Background(), "qemu")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch, err := m.Choose("1.0.0", manifest.LockLatest, tc.seed, false, t0.Add(tc.after))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		if ch.Update != nil {
+			got = ch.Update.Version
+		}
+		if got != tc.want {
+			t.Errorf("seed %d at +%v: %q (%s), want %q", tc.seed, tc.after, got, ch.Reason, tc.want)
+		}
 	}
 }
