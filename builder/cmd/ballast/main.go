@@ -31,6 +31,10 @@ derived step run again while verified downloads stay shared (make repro does tha
 }
 
 func main() {
+	if len(os.Args) >= 2 && os.Args[1] == "repo" {
+		repoMain(os.Args[2:])
+		return
+	}
 	if len(os.Args) >= 2 && os.Args[1] == "lock" {
 		lockMain(os.Args[2:])
 		return
