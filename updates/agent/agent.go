@@ -23,8 +23,16 @@ import (
 	"github.com/ballast-os/ballast/updates/install"
 )
 
-// ErrBusy is the error of an action asked for while another one runs.
-var ErrBusy = errors.New("updates: busy")
+// Errors an action's error wraps, so the API can tell a client what to do about it.
+var (
+	// ErrBusy is the error of an action asked for while another one runs.
+	ErrBusy = errors.New("updates: busy")
+	// ErrRefused: the action does not fit the host's state (nothing to apply, nothing staged,
+	// the running boot still on trial, a wave not open yet).
+	ErrRefused = errors.New("updates: refused")
+	// ErrRepository: the repository could not be asked, or what it served failed verification.
+	ErrRepository = errors.New("updates: repository")
+)
 
 // The states Status reports.
 const (
@@ -304,7 +312,7 @@ func (a *Agent) refuseTrial() error {
 		return err
 	}
 	if r := a.running(l); r.OnTrial {
-		return fmt.Errorf("updates: the running boot (%s) is on trial: it must be blessed first", r.Entry)
+		return fmt.Errorf("%w: the running boot (%s) is on trial: it must be blessed first", ErrRefused, r.Entry)
 	}
 	return nil
 }
@@ -331,7 +339,7 @@ func (a *Agent) choose(ctx context.Context) (Repo, Choice, error) {
 	set := a.cfg.Settings()
 	repo, err := a.cfg.Repo(set)
 	if err != nil {
-		return nil, Choice{}, fmt.Errorf("updates: repository: %w", err)
+		return nil, Choice{}, fmt.Errorf("%w: %w", ErrRepository, err)
 	}
 	lock := set.VersionLock
 	if lock == "" {
@@ -379,10 +387,10 @@ func (a *Agent) apply(ctx context.Context) (string, error) {
 	rel := choice.Release
 	if rel == nil {
 		if choice.Waiting != nil {
-			return choice.Waiting.Version, fmt.Errorf("updates: %s waits for its wave, which reaches this host at %s",
-				choice.Waiting.Version, choice.WaveOpensAt.UTC().Format(time.RFC3339))
+			return choice.Waiting.Version, fmt.Errorf("%w: %s waits for its wave, which reaches this host at %s",
+				ErrRefused, choice.Waiting.Version, choice.WaveOpensAt.UTC().Format(time.RFC3339))
 		}
-		return "", fmt.Errorf("updates: nothing to apply: %s is the newest version this host may take", a.cfg.Image.Version)
+		return "", fmt.Errorf("%w: nothing to apply: %s is the newest version this host may take", ErrRefused, a.cfg.Image.Version)
 	}
 	target := a.cfg.Booted.Slot.Other()
 	if err := a.checkRelease(rel, target); err != nil {
@@ -409,7 +417,7 @@ func (a *Agent) apply(ctx context.Context) (string, error) {
 	for _, f := range []contract.PayloadFile{p.Root, p.Verity, p.UKI[target]} {
 		path, err := repo.Fetch(ctx, f.Name, nil)
 		if err != nil {
-			return rel.Version, fmt.Errorf("updates: apply %s: download %s: %w", rel.Version, f.Name, err)
+			return rel.Version, fmt.Errorf("%w: apply %s: download %s: %w", ErrRepository, rel.Version, f.Name, err)
 		}
 		paths[f.Name] = path
 	}
@@ -446,7 +454,7 @@ func (a *Agent) checkRelease(rel *Release, target contract.Slot) error {
 	p, img := rel.Payload, a.cfg.Image
 	switch {
 	case strings.EqualFold(rel.Version, img.Version):
-		return fmt.Errorf("updates: %s is the running version", rel.Version)
+		return fmt.Errorf("%w: %s is the running version", ErrRefused, rel.Version)
 	case p.Version != rel.Version:
 		return fmt.Errorf("updates: release %s: its payload is version %q", rel.Version, p.Version)
 	case p.Variant != img.Variant:
@@ -479,7 +487,7 @@ func (a *Agent) Activate(ctx context.Context) (Status, error) {
 		}
 		staged, ok := l.StagedFor(target)
 		if !ok {
-			return "", fmt.Errorf("updates: nothing staged for slot %s: apply first", target)
+			return "", fmt.Errorf("%w: nothing staged for slot %s: apply first", ErrRefused, target)
 		}
 		tries := a.cfg.Image.Updates.Tries
 		if tries <= 0 {
