@@ -45,9 +45,8 @@ func TestBootRoundTrip(t *testing.T) {
 	for i := range hash {
 		hash[i] = byte(i * 7)
 	}
-	root, _ := PartitionUUID(PartRootA, hash)
-	verity, _ := PartitionUUID(PartVerityA, hash)
-	data, _ := PartitionUUID(PartData, hash)
+	root, verity, _ := SlotUUIDs(hash)
+	data, _ := PartitionUUID(PartData, "qemu", hash)
 	b := Boot{RootHash: "00070e151c232a31383f464d545b626970777e858c939aa1a8afb6bdc4cbd2d9", Slot: SlotA,
 		Root: root, Verity: verity, Data: data, VerityBlocks: 20480, VeritySalt: "c0ffee"}
 	if err := b.Validate(); err != nil {

@@ -58,7 +58,8 @@ type OSRelease struct {
 // HomeURL is os-release's HOME_URL.
 const HomeURL = "https://github.com/ballast-os/ballast"
 
-// Format writes /usr/lib/os-release. The UKI carries the same bytes in its .osrel section.
+// Format writes /usr/lib/os-release. The UKIs carry other bytes in their .osrel section:
+// EntryOSRelease.
 func (r OSRelease) Format() []byte {
 	return []byte(fmt.Sprintf(`NAME=Ballast
 ID=ballast
@@ -68,6 +69,14 @@ VARIANT_ID=%s
 BUILD_ID=%s
 HOME_URL="%s"
 `, r.Version, r.Variant, r.Version, r.Variant, r.BuildID, HomeURL))
+}
+
+// EntryOSRelease is the .osrel section of the slot's UKI, what systemd-boot names its entry by:
+// a title and a version, and neither ID nor IMAGE_ID. With either, systemd-boot would order the
+// entries by it and their versions instead of by file name, and the generation in the name
+// (Entry) would no longer pick the entry to boot.
+func (r OSRelease) EntryOSRelease(slot Slot) []byte {
+	return []byte(fmt.Sprintf("PRETTY_NAME=\"Ballast %s (%s, slot %s)\"\nVERSION=%s\n", r.Version, r.Variant, slot, r.Version))
 }
 
 // ParseOSRelease reads os-release(5): KEY=value lines, values bare, 'single-quoted' or

@@ -21,6 +21,21 @@ func TestOSReleaseRoundTrip(t *testing.T) {
 	}
 }
 
+// A UKI's .osrel names the entry for the boot menu and says nothing systemd-boot would sort by.
+func TestEntryOSRelease(t *testing.T) {
+	r := OSRelease{Version: "1.2.3", Variant: "qemu", BuildID: "abcdef012345"}
+	for _, slot := range []Slot{SlotA, SlotB} {
+		vars, err := ParseOSRelease(r.EntryOSRelease(slot))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{"PRETTY_NAME": "Ballast 1.2.3 (qemu, slot " + string(slot) + ")", "VERSION": "1.2.3"}
+		if !reflect.DeepEqual(vars, want) {
+			t.Errorf("slot %s: got %q\nwant %q", slot, vars, want)
+		}
+	}
+}
+
 func TestParseOSRelease(t *testing.T) {
 	got, err := ParseOSRelease([]byte("# comment\n\nID=ballast\nNAME='Ballast OS'\nBUILD_ID=\"b\\\"1\\\\2\\$\"\nEMPTY=\n"))
 	if err != nil {

@@ -121,31 +121,44 @@ func DerivedUUID(purpose, seed string) UUID {
 	return u
 }
 
-// DiskUUID is the GPT disk GUID of an image whose slot A root has this verity root hash.
-func DiskUUID(rootHash []byte) UUID { return DerivedUUID("disk", hex.EncodeToString(rootHash)) }
+// DiskUUID is the GPT disk GUID of every image of the variant: DerivedUUID("disk", variant).
+func DiskUUID(variant string) UUID { return DerivedUUID("disk", variant) }
 
-// PartitionUUID returns the PARTUUID of partition n of an image whose slot A root has this
-// verity root hash.
-//
-// root-a and verity-a get the first and the last 128 bits of the root hash, copied raw, as the UAPI
-// Discoverable Partitions Specification asks and systemd-repart does: the root hash alone then
-// finds both partitions, and forcing version bits would break systemd's lookup. The others are
-// DerivedUUID(name, hex(rootHash)).
-func PartitionUUID(n PartitionName, rootHash []byte) (UUID, error) {
+// SlotUUIDs returns the PARTUUIDs of a slot's root and verity partitions while the slot holds the
+// root with this verity root hash: its first and its last 128 bits, copied raw, as the UAPI
+// Discoverable Partitions Specification asks and systemd-repart does. The root hash alone then
+// finds both partitions, and forcing version bits would break systemd's lookup. The updater gives
+// the partitions of the slot it writes these UUIDs, and the slot's UKI names them.
+func SlotUUIDs(rootHash []byte) (root, verity UUID, err error) {
+	if len(rootHash) != sha256.Size {
+		return UUID{}, UUID{}, fmt.Errorf("root hash is %d bytes, want %d", len(rootHash), sha256.Size)
+	}
+	copy(root[:], rootHash[:16])
+	copy(verity[:], rootHash[16:])
+	return root, verity, nil
+}
+
+// PartitionUUID returns the PARTUUID of partition n on a built image of the variant whose slot A
+// holds the root with this verity root hash. root-a and verity-a are SlotUUIDs(rootHash); the
+// others are DerivedUUID(name, variant), from the variant's name alone, so every version of a
+// variant names the same ESP and data partition (an update rewrites only the entries of the slot
+// it writes) and a fresh image's empty slot B has UUIDs no root hash can give.
+func PartitionUUID(n PartitionName, variant string, rootHash []byte) (UUID, error) {
 	if err := n.Validate(); err != nil {
 		return UUID{}, err
 	}
-	if len(rootHash) != sha256.Size {
-		return UUID{}, fmt.Errorf("partition %s: root hash is %d bytes, want %d", n, len(rootHash), sha256.Size)
+	if variant == "" {
+		return UUID{}, fmt.Errorf("partition %s: no variant name", n)
 	}
-	var u UUID
+	root, verity, err := SlotUUIDs(rootHash)
+	if err != nil {
+		return UUID{}, fmt.Errorf("partition %s: %w", n, err)
+	}
 	switch n {
 	case PartRootA:
-		copy(u[:], rootHash[:16])
+		return root, nil
 	case PartVerityA:
-		copy(u[:], rootHash[16:])
-	default:
-		u = DerivedUUID(string(n), hex.EncodeToString(rootHash))
+		return verity, nil
 	}
-	return u, nil
+	return DerivedUUID(string(n), variant), nil
 }

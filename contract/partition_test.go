@@ -8,17 +8,21 @@ import (
 
 func TestPartitionUUID(t *testing.T) {
 	hash, _ := hex.DecodeString("0123456789abcdef0123456789abcdeffedcba9876543210fedcba9876543210")
-	root, err := PartitionUUID(PartRootA, hash)
+	root, err := PartitionUUID(PartRootA, "qemu", hash)
 	if err != nil || root.String() != "01234567-89ab-cdef-0123-456789abcdef" {
 		t.Errorf("root-a = %s, %v: want the first 128 bits of the hash, raw", root, err)
 	}
-	verity, err := PartitionUUID(PartVerityA, hash)
+	verity, err := PartitionUUID(PartVerityA, "qemu", hash)
 	if err != nil || verity.String() != "fedcba98-7654-3210-fedc-ba9876543210" {
 		t.Errorf("verity-a = %s, %v: want the last 128 bits of the hash, raw", verity, err)
 	}
+	if r, v, err := SlotUUIDs(hash); err != nil || r != root || v != verity {
+		t.Errorf("SlotUUIDs = %s %s %v, want root-a's and verity-a's", r, v, err)
+	}
+	other, _ := hex.DecodeString("ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100")
 	seen := map[UUID]PartitionName{root: PartRootA, verity: PartVerityA}
 	for _, n := range []PartitionName{PartESP, PartRootB, PartVerityB, PartData} {
-		u, err := PartitionUUID(n, hash)
+		u, err := PartitionUUID(n, "qemu", hash)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -29,21 +33,43 @@ func TestPartitionUUID(t *testing.T) {
 			t.Errorf("%s and %s share %s", n, other, u)
 		}
 		seen[u] = n
-		// Stable: the same derivation as DerivedUUID with the partition's name.
-		if u != DerivedUUID(string(n), hex.EncodeToString(hash)) {
-			t.Errorf("%s is not DerivedUUID(%q, hash)", n, n)
+		// Stable: the same derivation as DerivedUUID with the partition's name and the variant's.
+		if u != DerivedUUID(string(n), "qemu") {
+			t.Errorf("%s is not DerivedUUID(%q, variant)", n, n)
+		}
+		// Every version of a variant names the same partition; another variant another one.
+		if v2, _ := PartitionUUID(n, "qemu", other); v2 != u {
+			t.Errorf("%s changes with the root hash: %s, then %s", n, u, v2)
+		}
+		if p, _ := PartitionUUID(n, "qemu-prod", hash); p == u {
+			t.Errorf("%s is the same for qemu and qemu-prod", n)
 		}
 	}
-	// Pinned (printf 'ballast:disk:<hex>' | sha256sum, then the version nibble set to 4): changing
-	// the derivation changes every image's UUIDs.
-	if got := DiskUUID(hash).String(); got != "73fe21a9-eb71-487c-9b64-e1cf92ff6cbe" {
+	// Pinned (printf 'ballast:<purpose>:qemu' | sha256sum, then the version and variant bits set):
+	// changing the derivation changes every image's UUIDs, and a host's data partition with them.
+	if got := DiskUUID("qemu").String(); got != "66e92132-ed4a-4a53-b0e9-e1629757b861" {
 		t.Errorf("DiskUUID = %s", got)
 	}
-	if _, err := PartitionUUID("rootfs-a", hash); err == nil || !strings.Contains(err.Error(), `unknown partition "rootfs-a"`) {
-		t.Errorf("an unknown name: err %v", err)
+	if got, _ := PartitionUUID(PartData, "qemu", hash); got.String() != "3c4580f2-0e79-4dae-bd1d-68ddb170f242" {
+		t.Errorf("data = %s", got)
 	}
-	if _, err := PartitionUUID(PartRootA, hash[:16]); err == nil {
-		t.Error("a 16-byte root hash was accepted")
+	for _, c := range []struct {
+		name    PartitionName
+		variant string
+		hash    []byte
+		err     string
+	}{
+		{"rootfs-a", "qemu", hash, `unknown partition "rootfs-a"`},
+		{PartRootA, "qemu", hash[:16], "root hash is 16 bytes"},
+		{PartData, "qemu", hash[:16], "root hash is 16 bytes"},
+		{PartData, "", hash, "no variant name"},
+	} {
+		if _, err := PartitionUUID(c.name, c.variant, c.hash); err == nil || !strings.Contains(err.Error(), c.err) {
+			t.Errorf("PartitionUUID(%s, %q, %d bytes): err %v, want %q", c.name, c.variant, len(c.hash), err, c.err)
+		}
+	}
+	if _, _, err := SlotUUIDs(hash[:31]); err == nil {
+		t.Error("SlotUUIDs took a 31-byte hash")
 	}
 }
 

@@ -18,40 +18,53 @@ import (
 // stubPath is the UKI stub inside the systemd-boot-efi package.
 const stubPath = "usr/lib/systemd/boot/efi/linuxx64.efi.stub"
 
-// planLayout lays out the disk (partition UUIDs come from the root hash) and writes the kernel
-// command line that names the partitions and the hash the initramfs is to trust.
+// planLayout lays out the disk (slot A's partition UUIDs come from the root hash, the others
+// from the variant's name) and writes each slot's kernel command line: the partitions and the
+// hash the initramfs is to trust. Both slots' lines name the halves of this build's root hash,
+// which the updater gives the partitions of slot B when it writes this version there.
 func (b *builder) planLayout(context.Context) error {
 	var err error
 	b.layout, err = disk.Plan(disk.Sizes{
 		ESP: int64(b.v.Partitions.ESP), Root: int64(b.v.Partitions.Root),
 		Verity: int64(b.v.Partitions.Verity), Data: int64(b.v.Partitions.Data),
-	}, b.verity.RootHash)
+	}, b.v.Name, b.verity.RootHash)
 	if err != nil {
 		return err
 	}
-	slot := contract.SlotA
-	b.boot = contract.Boot{RootHash: b.rootHash, Slot: slot, VerityBlocks: b.verity.DataBlocks, VeritySalt: hex.EncodeToString(b.salt)}
-	for _, u := range []struct {
-		name contract.PartitionName
-		dst  *contract.UUID
-	}{{slot.Root(), &b.boot.Root}, {slot.Verity(), &b.boot.Verity}, {contract.PartData, &b.boot.Data}} {
-		if *u.dst, err = b.layout.UUID(u.name); err != nil {
+	root, verity, err := contract.SlotUUIDs(b.verity.RootHash)
+	if err != nil {
+		return err
+	}
+	data, err := b.layout.UUID(contract.PartData)
+	if err != nil {
+		return err
+	}
+	b.boots = map[contract.Slot]contract.Boot{}
+	b.cmdlines = map[contract.Slot]string{}
+	for _, slot := range []contract.Slot{contract.SlotA, contract.SlotB} {
+		boot := contract.Boot{RootHash: b.rootHash, Slot: slot, Root: root, Verity: verity, Data: data,
+			VerityBlocks: b.verity.DataBlocks, VeritySalt: hex.EncodeToString(b.salt)}
+		if err := boot.Validate(); err != nil {
 			return err
 		}
+		// Ballast's own words first: a variant's word with the same key comes later and wins.
+		line := contract.ImageParams()
+		for _, w := range b.v.Kernel.Cmdline {
+			line = append(line, contract.ParseCmdline(w)...)
+		}
+		line = append(line, boot.Params()...)
+		if b.cmdlines[slot], err = line.Format(); err != nil {
+			return fmt.Errorf("%s: kernel.cmdline: %w", b.v.Path, err)
+		}
+		b.boots[slot] = boot
 	}
-	if err := b.boot.Validate(); err != nil {
-		return err
+	// The disk's slot A must be where its UKI looks.
+	for n, want := range map[contract.PartitionName]contract.UUID{contract.PartRootA: root, contract.PartVerityA: verity} {
+		if got, err := b.layout.UUID(n); err != nil || got != want {
+			return fmt.Errorf("layout: %s is %s, slot A's command line names %s (%v)", n, got, want, err)
+		}
 	}
-	// Ballast's own words first: a variant's word with the same key comes later and wins.
-	line := contract.ImageParams()
-	for _, w := range b.v.Kernel.Cmdline {
-		line = append(line, contract.ParseCmdline(w)...)
-	}
-	line = append(line, b.boot.Params()...)
-	b.cmdline, err = line.Format()
-	if err != nil {
-		return fmt.Errorf("%s: kernel.cmdline: %w", b.v.Path, err)
-	}
+	b.entry = contract.Entry{Generation: 1, Slot: contract.SlotA, Version: b.version}.FileName()
 	return nil
 }
 
@@ -96,9 +109,10 @@ func (b *builder) buildInitramfs(context.Context) error {
 	return os.WriteFile(filepath.Join(b.work, "initramfs.cpio.zst"), b.initrd, 0o644)
 }
 
-// buildUKI assembles the Unified Kernel Image: stub, kernel, initramfs, command line, os-release.
+// buildUKI assembles each slot's Unified Kernel Image: stub, kernel, initramfs, the slot's
+// command line, and an os-release naming the entry (contract.OSRelease.EntryOSRelease).
 func (b *builder) buildUKI(context.Context) error {
-	b.step("uki: kernel %s, initramfs %d KiB", b.kernel.Version, len(b.initrd)>>10)
+	b.step("uki: kernel %s, initramfs %d KiB, slots a and b", b.kernel.Version, len(b.initrd)>>10)
 	stub, err := os.ReadFile(filepath.Join(b.stubDir, stubPath))
 	if err != nil {
 		return fmt.Errorf("%s: %w", stubPackage, err)
@@ -107,14 +121,21 @@ func (b *builder) buildUKI(context.Context) error {
 	if err != nil {
 		return err
 	}
-	var out bytes.Buffer
-	err = uki.Build(&out, stub, uki.Sections{
-		Linux: linux, Initrd: b.initrd, Cmdline: b.cmdline,
-		OSRelease: b.osRelease(), Uname: b.kernel.Version,
-	})
-	if err != nil {
-		return err
+	b.ukis = map[contract.Slot]string{}
+	for _, slot := range []contract.Slot{contract.SlotA, contract.SlotB} {
+		var out bytes.Buffer
+		err = uki.Build(&out, stub, uki.Sections{
+			Linux: linux, Initrd: b.initrd, Cmdline: b.cmdlines[slot],
+			OSRelease: b.osReleaseFields().EntryOSRelease(slot), Uname: b.kernel.Version,
+		})
+		if err != nil {
+			return fmt.Errorf("slot %s: %w", slot, err)
+		}
+		path := filepath.Join(b.work, "uki-"+string(slot)+".efi")
+		if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
+			return err
+		}
+		b.ukis[slot] = path
 	}
-	b.uki = out.Bytes()
-	return os.WriteFile(filepath.Join(b.work, "BOOTX64.EFI"), b.uki, 0o644)
+	return nil
 }

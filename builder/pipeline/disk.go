@@ -16,10 +16,24 @@ import (
 	"github.com/ballast-os/ballast/images/fat"
 )
 
-// writeDisk formats the data partition and writes disk.raw: the ESP with the UKI, slot A's root
-// and verity tree, an empty slot B, and the data partition.
+// loaderPath is systemd-boot inside the systemd-boot-efi package, the package of the UKI stub.
+const loaderPath = "usr/lib/systemd/boot/efi/systemd-bootx64.efi"
+
+// loaderConf is systemd-boot's loader.conf (keys of systemd-boot 252): boot the first entry at
+// once, no command line editor (it would bypass the UKI's trusted command line), no entries of
+// its own for other loaders or the firmware setup, and no random seed on the ESP to refresh.
+const loaderConf = `timeout 0
+editor no
+auto-entries no
+auto-firmware no
+random-seed-mode off
+`
+
+// writeDisk formats the data partition and writes disk.raw: the ESP with systemd-boot and slot
+// A's UKI as its one entry, slot A's root and verity tree, an empty slot B, and the data
+// partition.
 func (b *builder) writeDisk(context.Context) error {
-	b.step("disk: esp, root-a, verity-a, root-b, verity-b, data")
+	b.step("disk: esp (systemd-boot, %s), root-a, verity-a, root-b, verity-b, data", b.entry)
 	dataImg := filepath.Join(b.work, "data.ext4")
 	if err := b.mkfsData(dataImg); err != nil {
 		return err
@@ -28,12 +42,29 @@ func (b *builder) writeDisk(context.Context) error {
 	if err != nil {
 		return err
 	}
+	loader, err := os.ReadFile(filepath.Join(b.stubDir, loaderPath))
+	if err != nil {
+		return fmt.Errorf("%s: %w", stubPackage, err)
+	}
+	// A copy beside the UKIs, for the manifest and the tests.
+	if err := os.WriteFile(filepath.Join(b.work, "systemd-bootx64.efi"), loader, 0o644); err != nil {
+		return err
+	}
+	ukiA, err := os.ReadFile(b.ukis[contract.SlotA])
+	if err != nil {
+		return err
+	}
 	vid := contract.Derive("esp-volume-id", esp.String())
 	fsTime := time.Unix(b.epoch, 0).UTC()
+	files := []fat.File{
+		{Path: contract.ESPLoader, Data: loader, ModTime: fsTime},
+		{Path: contract.ESPLoaderConf, Data: []byte(loaderConf), ModTime: fsTime},
+		{Path: contract.ESPEntries + "/" + b.entry, Data: ukiA, ModTime: fsTime},
+		{Path: contract.ESPStaged, Dir: true, ModTime: fsTime},
+	}
 	contents := map[contract.PartitionName]disk.Content{
 		contract.PartESP: func(w io.WriterAt, size int64) error {
-			return fat.Write(w, size, fat.Options{Label: "ESP", VolumeID: binary.BigEndian.Uint32(vid[:4]), Time: fsTime},
-				[]fat.File{{Path: "EFI/BOOT/BOOTX64.EFI", Data: b.uki, ModTime: fsTime}})
+			return fat.Write(w, size, fat.Options{Label: "ESP", VolumeID: binary.BigEndian.Uint32(vid[:4]), Time: fsTime}, files)
 		},
 		contract.PartRootA:   disk.FromFile(b.rootImg),
 		contract.PartVerityA: disk.FromFile(b.hashImg),

@@ -41,7 +41,13 @@ func (b *builder) digestInputs(context.Context) error {
 		b.pkiDir = dir
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "epoch=%d\ngo=%s\nvariant=%s\nformats=%v\nwithout-selinux=%v\n", b.epoch, runtime.Version(), b.Variant, b.Formats, b.BenchWithoutSELinux)
+	fmt.Fprintf(h, "epoch=%d\ngo=%s\nvariant=%s\nversion=%s\nformats=%v\nwithout-selinux=%v\n", b.epoch, runtime.Version(), b.v.Name, b.version, b.Formats, b.BenchWithoutSELinux)
+	// A variant file outside the repository, and the root.json it names, are inputs like the rest.
+	if err := hashFile(h, "variant-file", b.v.Path); err != nil {
+		return err
+	}
+	fmt.Fprintf(h, "updates-root %d\n", len(b.v.Updates.RootJSON))
+	h.Write(b.v.Updates.RootJSON)
 	var files []string
 	for _, d := range inputDirs {
 		err := filepath.WalkDir(filepath.Join(b.Repo, d), func(p string, e fs.DirEntry, err error) error {

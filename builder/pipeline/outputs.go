@@ -30,8 +30,8 @@ func (b *builder) convertFormats(ctx context.Context) error {
 	}
 	b.manifest = &Manifest{
 		Variant: b.v.Name, Version: b.version, Kernel: b.kernel.Version,
-		RootHash: b.rootHash, Salt: b.boot.VeritySalt, DataBlocks: b.verity.DataBlocks,
-		Cmdline: b.cmdline, Partitions: b.layout.Manifest(), Packages: b.pinned,
+		RootHash: b.rootHash, Salt: b.boots[contract.SlotA].VeritySalt, DataBlocks: b.verity.DataBlocks,
+		Cmdline: b.cmdlines[contract.SlotA], Slot: contract.SlotA, Entry: b.entry, Partitions: b.layout.Manifest(), Packages: b.pinned,
 		Files: map[string]FileInfo{}, Outputs: map[string]FileInfo{}, Inputs: b.inputs,
 	}
 	if err := b.record(b.manifest.Outputs, "disk.raw", b.diskPath); err != nil {
@@ -117,7 +117,12 @@ func (b *builder) writeSBOM(context.Context) error {
 // writeManifest records the intermediate artifacts and writes manifest.json, last: a manifest is
 // the mark of a complete build.
 func (b *builder) writeManifest(context.Context) error {
-	for name, p := range map[string]string{"root.erofs": b.rootImg, "uki": filepath.Join(b.work, "BOOTX64.EFI"), "initramfs": filepath.Join(b.work, "initramfs.cpio.zst")} {
+	// "uki" is the disk's UKI, slot A's.
+	for name, p := range map[string]string{
+		"root.erofs": b.rootImg, "verity": b.hashImg, "initramfs": filepath.Join(b.work, "initramfs.cpio.zst"),
+		"uki": b.ukis[contract.SlotA], "uki-a": b.ukis[contract.SlotA], "uki-b": b.ukis[contract.SlotB],
+		"systemd-boot": filepath.Join(b.work, "systemd-bootx64.efi"),
+	} {
 		if err := b.record(b.manifest.Files, name, p); err != nil {
 			return err
 		}

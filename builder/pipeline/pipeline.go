@@ -1,6 +1,6 @@
 // Package pipeline turns a variant into a bootable disk image. The build is a list of named stages
 // (Build shows them in order): variant → inputs → packages → programs → components → root →
-// verity → layout → initramfs → uki → disk → formats → sbom → manifest. Each stage is a method in
+// verity → layout → initramfs → uki → disk → formats → payload → sbom → manifest. Each stage is a method in
 // its own file; an error names the stage it came from. The build runs as an ordinary user: no
 // loop devices, no root.
 package pipeline
@@ -8,7 +8,6 @@ package pipeline
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -25,9 +24,15 @@ import (
 
 // Options say what to build and where.
 type Options struct {
-	Repo     string // repository root: variants/, packages/, selinux/
-	Variant  string // variant name (variants/<name>.toml)
-	Out      string // output directory; default <repo>/build/<variant>
+	Repo    string // repository root: variants/, packages/, selinux/
+	Variant string // variant name (variants/<name>.toml)
+	// VariantFile is a variant file kept anywhere, instead of Variant; its name is the variant's.
+	VariantFile string
+	// Version is the image's version instead of the repository's VERSION file.
+	Version string
+	// Out is the output directory; default <repo>/build/<variant>, or <repo>/build/<variant>-<version>
+	// with Version set, so building other versions leaves the default image alone.
+	Out      string
 	CacheDir string // download cache; default debian.CacheDir()
 	// WorkCache holds derived artifacts that are cached by a hash of their inputs (built Go
 	// components, unpacked packages); default CacheDir. Pointing it at an empty directory makes
@@ -52,12 +57,29 @@ type Manifest struct {
 	RootHash   string                   `json:"roothash"`
 	Salt       string                   `json:"salt"`
 	DataBlocks uint64                   `json:"data_blocks"`
-	Cmdline    string                   `json:"cmdline"`
+	Cmdline    string                   `json:"cmdline"` // slot A's UKI's, the disk's
+	Slot       contract.Slot            `json:"slot"`    // the slot the disk boots
+	Entry      string                   `json:"entry"`   // its UKI's file name in the ESP's EFI/Linux
 	Partitions []disk.ManifestPartition `json:"partitions"`
+	Update     Update                   `json:"update"`
 	Files      map[string]FileInfo      `json:"files"`   // intermediate artifacts under work/
 	Outputs    map[string]FileInfo      `json:"outputs"` // files in the output directory
 	Inputs     string                   `json:"inputs"`  // digest of everything the build read
 	Packages   []debian.Package         `json:"packages"`
+}
+
+// Update is manifest.json's summary of the update payload.
+type Update struct {
+	Payload string `json:"payload"` // payload.json, relative to the output directory
+	// Size is the compressed bytes of every payload file; Download what one update downloads
+	// (root, verity and the UKI of one slot).
+	Size     int64 `json:"size"`
+	Download int64 `json:"download"`
+	// RootImage is the root file system image's bytes (EROFS, itself compressed), RootContent the
+	// bytes of the regular files in it.
+	RootImage   int64  `json:"root_image"`
+	RootContent int64  `json:"root_content"`
+	Compression string `json:"compression"` // zstd and the encoder level
 }
 
 // FileInfo records an output's size and sha256.
@@ -92,15 +114,17 @@ type builder struct {
 	// root and verity
 	rootImg, hashImg string
 	rootSize         int64
+	rootContent      int64 // bytes of the root's regular files
 	salt             []byte
 	verity           verity.Result
 	rootHash         string
-	// layout and boot
-	layout  disk.Layout
-	boot    contract.Boot
-	cmdline string
-	initrd  []byte
-	uki     []byte
+	// layout and boot: one UKI per slot, the disk boots slot A's
+	layout   disk.Layout
+	boots    map[contract.Slot]contract.Boot
+	cmdlines map[contract.Slot]string
+	initrd   []byte
+	ukis     map[contract.Slot]string // host paths under work/
+	entry    string                   // slot A's UKI's file name in the ESP
 	// outputs
 	diskPath string
 	manifest *Manifest
@@ -125,6 +149,7 @@ func (b *builder) stages() []stage {
 		{"uki", b.buildUKI},
 		{"disk", b.writeDisk},
 		{"formats", b.convertFormats},
+		{"payload", b.writePayload},
 		{"sbom", b.writeSBOM},
 		{"manifest", b.writeManifest},
 	}
@@ -142,13 +167,6 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 	}
 	if b.WorkCache == "" {
 		b.WorkCache = b.CacheDir
-	}
-	if b.Out == "" {
-		b.Out = filepath.Join(b.Repo, "build", b.Variant)
-	}
-	b.work = filepath.Join(b.Out, "work")
-	if err := os.MkdirAll(b.work, 0o755); err != nil {
-		return nil, fmt.Errorf("build: %w", err)
 	}
 	for _, s := range b.stages() {
 		if err := ctx.Err(); err != nil {

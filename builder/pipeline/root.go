@@ -3,10 +3,12 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"path"
 	"path/filepath"
 	"slices"
 
+	"github.com/ballast-os/ballast/apiserver/datastore"
 	"github.com/ballast-os/ballast/builder/debinstall"
 	"github.com/ballast-os/ballast/builder/devpki"
 	"github.com/ballast-os/ballast/builder/kmod"
@@ -15,6 +17,10 @@ import (
 	"github.com/ballast-os/ballast/builder/sepolicy"
 	"github.com/ballast-os/ballast/contract"
 )
+
+// arch is the architecture of every image: the kernel package, the stub and the partition types
+// are x86-64's.
+const arch = "amd64"
 
 // Applets linked to busybox in dev images: enough to look around and to test.
 var devApplets = []string{"sh", "ash", "ls", "cat", "echo", "ps", "mount", "umount", "dmesg", "df", "free", "ip",
@@ -105,11 +111,17 @@ func (b *builder) buildRoot(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := t.AddFile(contract.OSReleasePath, b.osRelease(), 0o644, "ballast"); err != nil {
+	if err := t.AddFile(contract.OSReleasePath, b.osReleaseFields().Format(), 0o644, "ballast"); err != nil {
 		return err
 	}
+	if root := b.v.Updates.RootJSON; len(root) > 0 {
+		if err := t.AddFile(contract.TUFRootPath, root, 0o644, "ballast"); err != nil {
+			return fmt.Errorf("%s: updates.root: %w", b.v.Path, err)
+		}
+	}
 	info, err := contract.Image{Variant: b.v.Name, Version: b.version, Dev: b.v.Dev,
-		Services: b.v.Services(), Modules: b.v.Kernel.Modules, Kernel: b.kernel.Version}.Marshal()
+		Services: b.v.Services(), Modules: b.v.Kernel.Modules, Kernel: b.kernel.Version,
+		Arch: arch, DatastoreFormat: datastore.FormatVersion, Updates: b.v.UpdatePolicy()}.Marshal()
 	if err != nil {
 		return err
 	}
@@ -118,6 +130,9 @@ func (b *builder) buildRoot(ctx context.Context) error {
 	}
 	stage := filepath.Join(b.work, "rootfs")
 	if err := t.Write(stage); err != nil {
+		return err
+	}
+	if b.rootContent, err = contentSize(stage); err != nil {
 		return err
 	}
 	contexts := pol.FileContexts
@@ -153,9 +168,9 @@ func (b *builder) installPackages(t *rootfs.Tree) error {
 	return debinstall.MaintainerWork(t)
 }
 
-func (b *builder) osRelease() []byte {
+func (b *builder) osReleaseFields() contract.OSRelease {
 	id := contract.DerivedUUID("build-id", b.v.Name+"\x00"+b.version)
-	return contract.OSRelease{Version: b.version, Variant: b.v.Name, BuildID: fmt.Sprintf("%x", id[:6])}.Format()
+	return contract.OSRelease{Version: b.version, Variant: b.v.Name, BuildID: fmt.Sprintf("%x", id[:6])}
 }
 
 func baseTree() (*rootfs.Tree, error) {
@@ -210,4 +225,21 @@ func addDevShell(t *rootfs.Tree) error {
 		}
 	}
 	return nil
+}
+
+// contentSize is the bytes of the regular files under dir: what the root holds before EROFS
+// compresses it.
+func contentSize(dir string) (int64, error) {
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, e fs.DirEntry, err error) error {
+		if err != nil || !e.Type().IsRegular() {
+			return err
+		}
+		fi, err := e.Info()
+		if err == nil {
+			n += fi.Size()
+		}
+		return err
+	})
+	return n, err
 }

@@ -10,27 +10,46 @@ import (
 	"strings"
 
 	"github.com/ballast-os/ballast/builder/variant"
+	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/packages/debian"
 )
 
-// loadVariant reads the variant, the lock, the version and the build's epoch.
+// loadVariant reads the variant, the lock, the version and the build's epoch, and makes the
+// output directory.
 func (b *builder) loadVariant(context.Context) error {
 	var err error
-	if b.v, err = variant.Load(filepath.Join(b.Repo, "variants", b.Variant+".toml")); err != nil {
-		return err
+	switch {
+	case b.VariantFile != "":
+		if b.v, err = variant.LoadFile(b.VariantFile); err != nil {
+			return err
+		}
+		if b.Variant != "" && b.Variant != b.v.Name {
+			return fmt.Errorf("variant %q and variant file %s (name %q) disagree", b.Variant, b.VariantFile, b.v.Name)
+		}
+	case b.Variant != "":
+		if b.v, err = variant.Load(filepath.Join(b.Repo, "variants", b.Variant+".toml")); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("no variant: name one of variants/ or give a variant file")
 	}
 	if b.lock, err = debian.LoadLock(filepath.Join(b.Repo, "packages", "debian.lock")); err != nil {
 		return err
 	}
-	ver, err := os.ReadFile(filepath.Join(b.Repo, "VERSION"))
-	if err != nil {
+	if b.version, err = b.readVersion(); err != nil {
 		return err
 	}
-	b.version = strings.TrimSpace(string(ver))
-	if b.version == "" {
-		return fmt.Errorf("%s is empty", filepath.Join(b.Repo, "VERSION"))
-	}
 	if b.epoch, err = sourceDateEpoch(b.Repo); err != nil {
+		return err
+	}
+	if b.Out == "" {
+		b.Out = filepath.Join(b.Repo, "build", b.v.Name)
+		if b.Version != "" {
+			b.Out += "-" + b.version
+		}
+	}
+	b.work = filepath.Join(b.Out, "work")
+	if err := os.MkdirAll(b.work, 0o755); err != nil {
 		return err
 	}
 	b.fetch = &debian.Fetcher{Mirror: b.Mirror, Sources: b.lock.Sources, CacheDir: b.CacheDir}
@@ -59,4 +78,28 @@ func sourceDateEpoch(repo string) (int64, error) {
 		return 0, fmt.Errorf("git log: commit time %q: %w", out, err)
 	}
 	return n, nil
+}
+
+// readVersion is Options.Version, else the repository's VERSION file; it names entries, payloads
+// and repository paths, so it must be one contract.ValidateVersion accepts.
+func (b *builder) readVersion() (string, error) {
+	if b.Version != "" {
+		if err := contract.ValidateVersion(b.Version); err != nil {
+			return "", fmt.Errorf("--version: %w", err)
+		}
+		return b.Version, nil
+	}
+	path := filepath.Join(b.Repo, "VERSION")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	v := strings.TrimSpace(string(raw))
+	if v == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	if err := contract.ValidateVersion(v); err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	return v, nil
 }

@@ -5,14 +5,17 @@ package variant
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ballast-os/ballast/contract"
 
@@ -29,6 +32,7 @@ type Variant struct {
 	Programs    Programs   `toml:"programs"`
 	Partitions  Partitions `toml:"partitions"`
 	Output      Output     `toml:"output"`
+	Updates     Updates    `toml:"updates"`
 
 	// Path is the file the variant came from.
 	Path string `toml:"-"`
@@ -90,6 +94,65 @@ type Output struct {
 	Formats []string `toml:"formats"`
 }
 
+// Updates is the [updates] table: the update repository the image trusts and how its boots are
+// judged. Every key is optional; contract.DefaultUpdatePolicy fills in what is left out.
+type Updates struct {
+	// Root is the update repository's trusted root.json, relative to the variant file's
+	// directory. The image carries it at contract.TUFRootPath; without it the image trusts no
+	// repository and cannot update.
+	Root string `toml:"root"`
+	// MetadataBaseURL and TargetsBaseURL are the defaults of settings.updates.*.
+	MetadataBaseURL string `toml:"metadata-base-url"`
+	TargetsBaseURL  string `toml:"targets-base-url"`
+	// Tries is the boot count an activated entry starts with, 1 to MaxTries.
+	Tries *int `toml:"tries"`
+	// HealthTimeout and BlessAfter are durations ("5m", "90s"); see contract.UpdatePolicy.
+	HealthTimeout *contract.Duration `toml:"health-timeout"`
+	BlessAfter    *contract.Duration `toml:"bless-after"`
+
+	// RootJSON is the content of Root, read and checked when the variant is parsed.
+	RootJSON []byte `toml:"-"`
+}
+
+// Bounds of the [updates] keys. systemd-boot counts tries in the entry's file name; more than a
+// handful of failed boots in a row only delays the rollback. The health timeout must leave a slow
+// (emulated) boot time to come up; a day is long enough for anything.
+const (
+	MaxTries         = 15
+	MinHealthTimeout = 10 * time.Second
+	MaxDuration      = 24 * time.Hour
+	maxRootJSON      = 1 << 20
+)
+
+// UpdatePolicy is what image.json says about updates: the [updates] table over the defaults.
+func (v *Variant) UpdatePolicy() contract.UpdatePolicy {
+	p := contract.DefaultUpdatePolicy()
+	u := v.Updates
+	p.MetadataBaseURL, p.TargetsBaseURL = u.MetadataBaseURL, u.TargetsBaseURL
+	if u.Tries != nil {
+		p.Tries = *u.Tries
+	}
+	if u.HealthTimeout != nil {
+		p.HealthTimeout = *u.HealthTimeout
+	}
+	if u.BlessAfter != nil {
+		p.BlessAfter = *u.BlessAfter
+	}
+	p.HasRoot = len(u.RootJSON) > 0
+	return p
+}
+
+// RootPath is the file updates.root names, "" when there is none.
+func (v *Variant) RootPath() string {
+	if v.Updates.Root == "" {
+		return ""
+	}
+	if filepath.IsAbs(v.Updates.Root) {
+		return v.Updates.Root
+	}
+	return filepath.Join(filepath.Dir(v.Path), v.Updates.Root)
+}
+
 // Size is a byte count written with a binary unit in the variant file.
 type Size int64
 
@@ -140,7 +203,7 @@ var (
 	debRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
 )
 
-// Load reads and validates a variant file.
+// Load reads and validates a variant file of variants/: its name is the file's name.
 func Load(path string) (*Variant, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -149,8 +212,21 @@ func Load(path string) (*Variant, error) {
 	return Parse(path, data)
 }
 
-// Parse validates variant text; path is only used in messages and for the name check.
-func Parse(path string, data []byte) (*Variant, error) {
+// LoadFile reads and validates a variant file kept anywhere (one a test writes, say): its name
+// need not be the file's.
+func LoadFile(path string) (*Variant, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("variant: %w", err)
+	}
+	return parse(path, data, false)
+}
+
+// Parse validates variant text; path is used in messages, for the name check, and to find the
+// files the variant names (updates.root), which are read and checked too.
+func Parse(path string, data []byte) (*Variant, error) { return parse(path, data, true) }
+
+func parse(path string, data []byte, nameIsFile bool) (*Variant, error) {
 	var v Variant
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&v)
 	if err != nil {
@@ -176,7 +252,11 @@ func Parse(path string, data []byte) (*Variant, error) {
 		return nil, fmt.Errorf("%s:%d: unknown key %q", path, keyLine(data, u[0]), k)
 	}
 	v.Path = path
-	if err := v.validate(); err != nil {
+	err = v.validate(nameIsFile)
+	if err == nil {
+		err = v.readRoot()
+	}
+	if err != nil {
 		var ke *keyError
 		if errors.As(err, &ke) {
 			return nil, fmt.Errorf("%s:%d: key %q: %s", path, keyLine(data, strings.Split(ke.key, ".")), ke.key, ke.msg)
@@ -194,14 +274,14 @@ func bad(key, format string, args ...any) error {
 	return &keyError{key: key, msg: fmt.Sprintf(format, args...)}
 }
 
-func (v *Variant) validate() error {
+func (v *Variant) validate(nameIsFile bool) error {
 	base := strings.TrimSuffix(filepath.Base(v.Path), ".toml")
 	switch {
 	case v.Name == "":
 		return bad("name", "missing")
 	case !nameRE.MatchString(v.Name):
 		return bad("name", "%q: use lower-case letters, digits and dashes", v.Name)
-	case v.Name != base && strings.HasSuffix(v.Path, ".toml"):
+	case nameIsFile && v.Name != base && strings.HasSuffix(v.Path, ".toml"):
 		return bad("name", "%q does not match the file name %q", v.Name, base)
 	case v.Kernel.Package == "":
 		return bad("kernel.package", "missing")
@@ -279,7 +359,97 @@ func (v *Variant) validate() error {
 	if len(v.Output.Formats) == 0 {
 		return bad("output.formats", "missing: list at least \"raw\"")
 	}
-	return checkList("output.formats", v.Output.Formats, nil, KnownFormats)
+	if err := checkList("output.formats", v.Output.Formats, nil, KnownFormats); err != nil {
+		return err
+	}
+	return v.Updates.validate()
+}
+
+func (u *Updates) validate() error {
+	for _, k := range []struct{ key, val string }{
+		{"updates.metadata-base-url", u.MetadataBaseURL}, {"updates.targets-base-url", u.TargetsBaseURL},
+	} {
+		if k.val == "" {
+			continue
+		}
+		if err := checkURL(k.key, k.val); err != nil {
+			return err
+		}
+		if u.Root == "" {
+			return bad(k.key, "set without updates.root: an image that trusts no root.json cannot check the repository")
+		}
+	}
+	if u.Root != "" && strings.TrimSpace(u.Root) != u.Root {
+		return bad("updates.root", "%q: leading or trailing space", u.Root)
+	}
+	if u.Tries != nil && (*u.Tries < 1 || *u.Tries > MaxTries) {
+		return bad("updates.tries", "%d: want 1 to %d boots", *u.Tries, MaxTries)
+	}
+	for _, d := range []struct {
+		key string
+		val *contract.Duration
+		min time.Duration
+	}{{"updates.health-timeout", u.HealthTimeout, MinHealthTimeout}, {"updates.bless-after", u.BlessAfter, 0}} {
+		if d.val == nil {
+			continue
+		}
+		if v := time.Duration(*d.val); v < d.min || v > MaxDuration {
+			return bad(d.key, "%s: want %s to %s", v, d.min, MaxDuration)
+		}
+	}
+	return nil
+}
+
+// checkURL accepts an absolute http or https URL that file names can be appended to.
+func checkURL(key, s string) error {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return bad(key, "%q: %v", s, err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return bad(key, "%q: want an http:// or https:// URL", s)
+	case u.Host == "":
+		return bad(key, "%q: no host", s)
+	case u.User != nil:
+		return bad(key, "%q: credentials do not belong in an image", s)
+	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
+		return bad(key, "%q: a base URL has no query or fragment (file names are appended to it)", s)
+	}
+	return nil
+}
+
+// readRoot reads the root.json updates.root names and checks it is a TUF root metadata file;
+// its signatures are the updater's to check, against itself.
+func (v *Variant) readRoot() error {
+	p := v.RootPath()
+	if p == "" {
+		return nil
+	}
+	st, err := os.Stat(p)
+	if err != nil {
+		return bad("updates.root", "%v", err)
+	}
+	if !st.Mode().IsRegular() || st.Size() > maxRootJSON {
+		return bad("updates.root", "%s: not a regular file of at most %d bytes", p, maxRootJSON)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return bad("updates.root", "%v", err)
+	}
+	var root struct {
+		Signed struct {
+			Type string `json:"_type"`
+		} `json:"signed"`
+		Signatures []json.RawMessage `json:"signatures"`
+	}
+	if err := json.Unmarshal(b, &root); err != nil {
+		return bad("updates.root", "%s: %v", p, err)
+	}
+	if root.Signed.Type != "root" || len(root.Signatures) == 0 {
+		return bad("updates.root", "%s: not a signed TUF root (signed._type %q, %d signatures)", p, root.Signed.Type, len(root.Signatures))
+	}
+	v.Updates.RootJSON = b
+	return nil
 }
 
 func checkList(key string, list []string, re *regexp.Regexp, known []string) error {

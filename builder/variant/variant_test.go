@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/ballast-os/ballast/contract"
 )
 
 const good = `name = "t"
@@ -107,5 +110,121 @@ func TestShippedVariantsAreValid(t *testing.T) {
 		if _, err := Load(f); err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+const tufRoot = `{"signed":{"_type":"root","spec_version":"1.0.31","version":1,"keys":{},"roles":{}},"signatures":[{"keyid":"ab","sig":"cd"}]}`
+
+func TestUpdates(t *testing.T) {
+	full := good + `[updates]
+root = "keys/root.json"
+metadata-base-url = "http://10.0.2.100:8080/metadata/"
+targets-base-url = "https://updates.example.com/targets"
+tries = 5
+health-timeout = "90s"
+bless-after = "5s"
+`
+	cases := []struct {
+		name string
+		text string
+		want string // substring of the error; "" = valid
+	}{
+		{"full", full, ""},
+		{"root only", good + "[updates]\nroot = \"keys/root.json\"\n", ""},
+		{"absolute root", good + "[updates]\nroot = \"ABS/keys/root.json\"\n", ""},
+		{"tries 0", strings.Replace(full, "tries = 5", "tries = 0", 1), `t.toml:20: key "updates.tries": 0: want 1 to 15 boots`},
+		{"tries 16", strings.Replace(full, "tries = 5", "tries = 16", 1), `t.toml:20: key "updates.tries": 16`},
+		{"tries text", strings.Replace(full, "tries = 5", `tries = "5"`, 1), "t.toml:20:"},
+		{"bad duration", strings.Replace(full, `"90s"`, `"ninety"`, 1), "t.toml:21:"},
+		{"short health timeout", strings.Replace(full, `"90s"`, `"2s"`, 1), `t.toml:21: key "updates.health-timeout": 2s: want 10s to 24h0m0s`},
+		{"negative bless", strings.Replace(full, `"5s"`, `"-5s"`, 1), `t.toml:22: key "updates.bless-after": -5s`},
+		{"bless of a week", strings.Replace(full, `"5s"`, `"168h"`, 1), `key "updates.bless-after": 168h0m0s`},
+		{"ftp", strings.Replace(full, "http://10.0.2.100:8080", "ftp://10.0.2.100", 1), `t.toml:18: key "updates.metadata-base-url": "ftp://10.0.2.100/metadata/": want an http:// or https:// URL`},
+		{"no host", strings.Replace(full, "https://updates.example.com/targets", "https:///targets", 1), `t.toml:19: key "updates.targets-base-url": "https:///targets": no host`},
+		{"relative url", strings.Replace(full, "https://updates.example.com/targets", "targets", 1), `want an http:// or https:// URL`},
+		{"query", strings.Replace(full, "/targets", "/targets?x=1", 1), `no query or fragment`},
+		{"credentials", strings.Replace(full, "https://updates.", "https://u:p@updates.", 1), `credentials`},
+		{"url without root", strings.Replace(full, "root = \"keys/root.json\"\n", "", 1), `key "updates.metadata-base-url": set without updates.root`},
+		{"missing root", strings.Replace(full, "keys/root.json", "keys/nope.json", 1), `t.toml:17: key "updates.root":`},
+		{"not a root", strings.Replace(full, "keys/root.json", "keys/targets.json", 1), `not a signed TUF root (signed._type "targets"`},
+		{"not json", strings.Replace(full, "keys/root.json", "keys/garbage.json", 1), `t.toml:17: key "updates.root":`},
+		{"root is a directory", strings.Replace(full, "keys/root.json", "keys", 1), `not a regular file`},
+		{"unknown key", full + "channel = \"beta\"\n", `t.toml:23: unknown key "updates.channel"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			os.MkdirAll(filepath.Join(dir, "keys"), 0o755)
+			for name, body := range map[string]string{
+				"root.json":    tufRoot,
+				"targets.json": strings.Replace(tufRoot, `"root"`, `"targets"`, 1),
+				"garbage.json": "{not json",
+			} {
+				if err := os.WriteFile(filepath.Join(dir, "keys", name), []byte(body), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			path := filepath.Join(dir, "t.toml")
+			if err := os.WriteFile(path, []byte(strings.ReplaceAll(c.text, "ABS/", dir+"/")), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			v, err := Load(path)
+			if c.want != "" {
+				if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), path) {
+					t.Fatalf("error %v: want it to name the file and contain %q", err, c.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := v.UpdatePolicy()
+			if !p.HasRoot || string(v.Updates.RootJSON) != tufRoot || v.RootPath() != filepath.Join(dir, "keys/root.json") {
+				t.Errorf("root: has %v, %d bytes from %s", p.HasRoot, len(v.Updates.RootJSON), v.RootPath())
+			}
+			if c.name != "full" {
+				if p.Tries != 3 || time.Duration(p.HealthTimeout) != 5*time.Minute || time.Duration(p.BlessAfter) != time.Minute || p.MetadataBaseURL != "" {
+					t.Errorf("defaults: %+v", p)
+				}
+				return
+			}
+			want := contract.UpdatePolicy{MetadataBaseURL: "http://10.0.2.100:8080/metadata/", TargetsBaseURL: "https://updates.example.com/targets",
+				Tries: 5, HealthTimeout: contract.Duration(90 * time.Second), BlessAfter: contract.Duration(5 * time.Second), HasRoot: true}
+			if p != want {
+				t.Errorf("policy %+v\nwant %+v", p, want)
+			}
+		})
+	}
+}
+
+// Without an [updates] table the image carries no root and the defaults.
+func TestUpdatesDefault(t *testing.T) {
+	v, err := Parse("t.toml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := v.UpdatePolicy(); p != contract.DefaultUpdatePolicy() || p.HasRoot || v.RootPath() != "" {
+		t.Errorf("policy %+v, root %q", p, v.RootPath())
+	}
+}
+
+// A variant file outside variants/ may be named anything: its name is the variant's.
+func TestLoadFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v2.toml")
+	if err := os.WriteFile(path, []byte(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), `"t" does not match the file name "v2"`) {
+		t.Errorf("Load: %v", err)
+	}
+	v, err := LoadFile(path)
+	if err != nil || v.Name != "t" {
+		t.Fatalf("LoadFile: %v, %+v", err, v)
+	}
+	if err := os.WriteFile(path, []byte(strings.Replace(good, `name = "t"`, `name = "T t"`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadFile(path); err == nil || !strings.Contains(err.Error(), `v2.toml:1: key "name"`) {
+		t.Errorf("LoadFile of a bad name: %v", err)
 	}
 }

@@ -1,5 +1,5 @@
 // Package disk lays out Ballast's GPT disk image and assembles it: the partition plan (names,
-// UAPI type GUIDs, UUIDs derived from the root hash, 1 MiB-aligned offsets), the protective MBR
+// UAPI type GUIDs, UUIDs from the variant's name and slot A's root hash, 1 MiB-aligned offsets), the protective MBR
 // and both GPTs (images/gpt), and each partition's content written at its offset into a sparse
 // file.
 package disk
@@ -55,10 +55,12 @@ type Layout struct {
 	Size       int64 // bytes: 1 MiB head, the partitions, a tail of at least 1 MiB for the backup GPT
 }
 
-// Plan lays out an image whose root-a file system has the given verity root hash: the partitions
-// of contract.Partitions back to back after a 1 MiB head, each with its UUID derived from the root
-// hash (contract.PartitionUUID), so the same input always gives the same disk.
-func Plan(sizes Sizes, rootHash []byte) (Layout, error) {
+// Plan lays out an image of the variant whose root-a file system has the given verity root hash:
+// the partitions of contract.Partitions back to back after a 1 MiB head, each with its UUID from
+// contract.PartitionUUID (slot A's from the root hash, the others from the variant's name) and the
+// disk GUID from contract.DiskUUID, so the same input always gives the same disk and every version
+// of a variant the same ESP and data partition.
+func Plan(sizes Sizes, variant string, rootHash []byte) (Layout, error) {
 	spec := map[contract.PartitionName]struct {
 		typ   string
 		size  int64
@@ -74,7 +76,10 @@ func Plan(sizes Sizes, rootHash []byte) (Layout, error) {
 	if len(rootHash) != 32 {
 		return Layout{}, fmt.Errorf("disk: root hash is %d bytes, want 32", len(rootHash))
 	}
-	l := Layout{DiskGUID: contract.DiskUUID(rootHash)}
+	if variant == "" {
+		return Layout{}, fmt.Errorf("disk: no variant name")
+	}
+	l := Layout{DiskGUID: contract.DiskUUID(variant)}
 	off := int64(Alignment)
 	for _, name := range contract.Partitions() {
 		s, ok := spec[name]
@@ -84,7 +89,7 @@ func Plan(sizes Sizes, rootHash []byte) (Layout, error) {
 		if s.size <= 0 || s.size%Alignment != 0 {
 			return Layout{}, fmt.Errorf("partition %s: size %d is not a positive multiple of %d bytes", name, s.size, Alignment)
 		}
-		id, err := contract.PartitionUUID(name, rootHash)
+		id, err := contract.PartitionUUID(name, variant, rootHash)
 		if err != nil {
 			return Layout{}, err
 		}

@@ -15,7 +15,7 @@ var testHash, _ = hex.DecodeString("0123456789abcdef0123456789abcdeffedcba987654
 
 func mustUUID(t *testing.T, n contract.PartitionName) contract.UUID {
 	t.Helper()
-	u, err := contract.PartitionUUID(n, testHash)
+	u, err := contract.PartitionUUID(n, "qemu", testHash)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,7 +23,7 @@ func mustUUID(t *testing.T, n contract.PartitionName) contract.UUID {
 }
 
 func TestPlan(t *testing.T) {
-	l, err := Plan(Sizes{ESP: 64 * mib, Root: 256 * mib, Verity: 8 * mib, Data: 32 * mib}, testHash)
+	l, err := Plan(Sizes{ESP: 64 * mib, Root: 256 * mib, Verity: 8 * mib, Data: 32 * mib}, "qemu", testHash)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestPlan(t *testing.T) {
 	if l.Size != 630*mib {
 		t.Errorf("disk size = %d MiB, want 630", l.Size/mib)
 	}
-	if l.DiskGUID != contract.DiskUUID(testHash) {
+	if l.DiskGUID != contract.DiskUUID("qemu") {
 		t.Errorf("disk GUID = %s", l.DiskGUID)
 	}
 	if got, err := l.UUID(contract.PartVerityA); err != nil || got != want[2].UUID {
@@ -69,26 +69,59 @@ func TestPlan(t *testing.T) {
 	}
 }
 
+// Every version of a variant names the same disk, ESP, data partition and empty slot B; only slot
+// A's partitions follow the root it holds. Another variant names everything differently.
+func TestPlanAcrossVersions(t *testing.T) {
+	sizes := Sizes{ESP: 64 * mib, Root: 64 * mib, Verity: mib, Data: mib}
+	v2Hash, _ := hex.DecodeString("ffeeddccbbaa99887766554433221100000102030405060708090a0b0c0d0e0f")
+	v1, err := Plan(sizes, "qemu", testHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := Plan(sizes, "qemu", v2Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, err := Plan(sizes, "qemu-prod", testHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v1.DiskGUID != v2.DiskGUID || v1.DiskGUID == prod.DiskGUID {
+		t.Errorf("disk GUIDs: v1 %s, v2 %s, qemu-prod %s", v1.DiskGUID, v2.DiskGUID, prod.DiskGUID)
+	}
+	for i, p := range v1.Partitions {
+		slotA := p.Name == contract.PartRootA || p.Name == contract.PartVerityA
+		if same := p.UUID == v2.Partitions[i].UUID; same == slotA {
+			t.Errorf("%s: v1 %s, v2 %s: want slot A's to differ and the others to match", p.Name, p.UUID, v2.Partitions[i].UUID)
+		}
+		if same := p.UUID == prod.Partitions[i].UUID; same != slotA {
+			t.Errorf("%s: qemu %s, qemu-prod %s: want only slot A's to match (same root hash)", p.Name, p.UUID, prod.Partitions[i].UUID)
+		}
+	}
+}
+
 func TestPlanErrors(t *testing.T) {
 	tests := []struct {
 		name    string
 		sizes   Sizes
+		variant string
 		hash    []byte
 		wantErr string
 	}{
-		{"unaligned size", Sizes{ESP: 64*mib + 512, Root: mib, Verity: mib, Data: mib}, testHash, "partition esp: size"},
-		{"zero data", Sizes{ESP: mib, Root: mib, Verity: mib}, testHash, "partition data: size 0"},
-		{"short hash", Sizes{ESP: mib, Root: mib, Verity: mib, Data: mib}, []byte{1, 2, 3}, "root hash is 3 bytes"},
+		{"unaligned size", Sizes{ESP: 64*mib + 512, Root: mib, Verity: mib, Data: mib}, "qemu", testHash, "partition esp: size"},
+		{"zero data", Sizes{ESP: mib, Root: mib, Verity: mib}, "qemu", testHash, "partition data: size 0"},
+		{"short hash", Sizes{ESP: mib, Root: mib, Verity: mib, Data: mib}, "qemu", []byte{1, 2, 3}, "root hash is 3 bytes"},
+		{"no variant", Sizes{ESP: mib, Root: mib, Verity: mib, Data: mib}, "", testHash, "no variant name"},
 	}
 	for _, tt := range tests {
-		if _, err := Plan(tt.sizes, tt.hash); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+		if _, err := Plan(tt.sizes, tt.variant, tt.hash); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 			t.Errorf("%s: Plan error = %v, want %q", tt.name, err, tt.wantErr)
 		}
 	}
 }
 
 func TestValidate(t *testing.T) {
-	good, err := Plan(Sizes{ESP: 64 * mib, Root: 64 * mib, Verity: mib, Data: mib}, testHash)
+	good, err := Plan(Sizes{ESP: 64 * mib, Root: 64 * mib, Verity: mib, Data: mib}, "qemu", testHash)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +147,7 @@ func TestValidate(t *testing.T) {
 }
 
 func TestManifestJSON(t *testing.T) {
-	l, err := Plan(Sizes{ESP: 64 * mib, Root: 64 * mib, Verity: mib, Data: mib}, testHash)
+	l, err := Plan(Sizes{ESP: 64 * mib, Root: 64 * mib, Verity: mib, Data: mib}, "qemu", testHash)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,7 @@ func pseudoRandom(seed uint64, n int) []byte {
 
 func layout(t *testing.T) disk.Layout {
 	t.Helper()
-	l, err := disk.Plan(disk.Sizes{ESP: 64 * mib, Root: 8 * mib, Verity: 1 * mib, Data: 16 * mib}, rootHash)
+	l, err := disk.Plan(disk.Sizes{ESP: 64 * mib, Root: 8 * mib, Verity: 1 * mib, Data: 16 * mib}, "qemu", rootHash)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,8 @@ func layout(t *testing.T) disk.Layout {
 
 var espFiles = []fat.File{
 	{Path: "EFI/BOOT/BOOTX64.EFI", Data: pseudoRandom(1, 300_000)},
-	{Path: "loader/entries/ballast-a.conf", Data: []byte("title Ballast\n")},
+	{Path: "loader/loader.conf", Data: []byte("timeout 0\n")},
+	{Path: "EFI/Linux/ballast-1-a-0.1.0.efi", Data: pseudoRandom(3, 200_000)},
 }
 
 // rootContent has an all-zero stretch in the middle so the sparse copy is
@@ -332,6 +333,9 @@ func TestESPWithFATTools(t *testing.T) {
 	inPlace := fmt.Sprintf("%s@@%d", path, esp.Offset)
 	if listing := testutil.Run(t, mdir, "-i", inPlace, "::/EFI/BOOT"); !strings.Contains(listing, "BOOTX64  EFI    300000") {
 		t.Errorf("mdir in the disk image:\n%s", listing)
+	}
+	if listing := testutil.Run(t, mdir, "-i", inPlace, "::/EFI/Linux"); !strings.Contains(listing, "200000") || !strings.Contains(listing, "ballast-1-a-0.1.0.efi") {
+		t.Errorf("mdir of EFI/Linux in the disk image:\n%s", listing)
 	}
 	dst := filepath.Join(t.TempDir(), "BOOTX64.EFI")
 	testutil.Run(t, mcopy, "-n", "-i", inPlace, "::/EFI/BOOT/BOOTX64.EFI", dst)

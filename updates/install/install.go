@@ -59,11 +59,7 @@ type Result struct {
 // first and last 16 bytes, as the Discoverable Partitions Specification asks of any slot (the
 // same values contract.PartitionUUID gives slot a).
 func SlotUUIDs(rootHash []byte) (root, verity contract.UUID, err error) {
-	if root, err = contract.PartitionUUID(contract.PartRootA, rootHash); err != nil {
-		return root, verity, err
-	}
-	verity, err = contract.PartitionUUID(contract.PartVerityA, rootHash)
-	return root, verity, err
+	return contract.SlotUUIDs(rootHash)
 }
 
 // slotParts is where a slot lives on the disk.

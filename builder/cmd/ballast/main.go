@@ -15,44 +15,60 @@ import (
 )
 
 func usage() {
-	fmt.Fprintf(os.Stderr, `usage: ballast build [--variant NAME] [--format raw,qcow2,vmdk,vhd,gce] [--out DIR] [--mirror URL] [--repo DIR] [--force]
-                    [--work-cache DIR]
+	fmt.Fprintf(os.Stderr, `usage: ballast build [--variant NAME | --variant-file PATH] [--version V] [--format raw,qcow2,vmdk,vhd,gce]
+                    [--out DIR] [--mirror URL] [--repo DIR] [--force] [--work-cache DIR]
        ballast lock [--repo DIR]
 
-lock refreshes packages/debian.lock from Debian's signed archive index (keys in packages/keys) for
-every variant: its kernel, the UKI stub and its Debian packages with all their dependencies.
-
-Builds variants/NAME.toml into DIR (default build/NAME): disk.raw and manifest.json.
-The Debian mirror defaults to $BALLAST_DEBIAN_MIRROR or %s;
+build builds variants/NAME.toml (default qemu), or the variant file at PATH (kept anywhere: its
+name = "..." names the variant), into DIR: disk.raw, manifest.json, sbom.spdx.json and the update
+payload, update/payload.json with its files. DIR defaults to build/NAME, or build/NAME-V with
+--version, which stands in for the VERSION file. The Debian mirror defaults to
+$BALLAST_DEBIAN_MIRROR or %s;
 downloads are cached in $BALLAST_CACHE (default ~/.cache/ballast). --work-cache DIR keeps what the
 build derives (built Go components, unpacked packages) in DIR instead; an empty DIR makes every
 derived step run again while verified downloads stay shared (make repro does that).
+
+lock refreshes packages/debian.lock from Debian's signed archive index (keys in packages/keys) for
+every variant: its kernel, the UKI stub and its Debian packages with all their dependencies.
 `, "http://deb.debian.org/debian")
 }
 
+// commands are the subcommands by name.
+var commands = map[string]func(args []string){
+	"build": buildMain,
+	"lock":  lockMain,
+	"repo":  repoMain,
+}
+
 func main() {
-	if len(os.Args) >= 2 && os.Args[1] == "repo" {
-		repoMain(os.Args[2:])
-		return
-	}
-	if len(os.Args) >= 2 && os.Args[1] == "lock" {
-		lockMain(os.Args[2:])
-		return
-	}
-	if len(os.Args) < 2 || os.Args[1] != "build" {
+	if len(os.Args) < 2 || commands[os.Args[1]] == nil {
 		usage()
 		os.Exit(2)
 	}
+	commands[os.Args[1]](os.Args[2:])
+}
+
+func buildMain(args []string) {
 	fs := flag.NewFlagSet("build", flag.ExitOnError)
 	fs.Usage = usage
 	v := fs.String("variant", "qemu", "variant name")
+	variantFile := fs.String("variant-file", "", "a variant file kept anywhere, instead of --variant")
+	version := fs.String("version", "", "the image's version (default: the VERSION file)")
 	out := fs.String("out", "", "output directory")
 	mirror := fs.String("mirror", os.Getenv("BALLAST_DEBIAN_MIRROR"), "Debian mirror URL")
 	repo := fs.String("repo", ".", "repository root")
 	force := fs.Bool("force", false, "rebuild even if the outputs are up to date")
 	workCache := fs.String("work-cache", "", "cache of derived artifacts (default: the download cache)")
 	formats := fs.String("format", "", "comma-separated disk formats (raw, qcow2, vmdk, vhd, gce); default: the variant's")
-	fs.Parse(os.Args[2:])
+	fs.Parse(args)
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "ballast build: unexpected argument %q\n", fs.Arg(0))
+		os.Exit(2)
+	}
+	// --variant's default gives way to a variant file; both given must agree (the pipeline checks).
+	if *variantFile != "" && !flagSet(fs, "variant") {
+		*v = ""
+	}
 
 	root, err := filepath.Abs(*repo)
 	if err != nil {
@@ -62,13 +78,19 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	_, err = pipeline.Build(ctx, pipeline.Options{
-		Repo: root, Variant: *v, Out: *out, Mirror: *mirror, Force: *force, Formats: splitList(*formats), WorkCache: *workCache,
-		Progress: progress.ForStderr(),
+		Repo: root, Variant: *v, VariantFile: *variantFile, Version: *version, Out: *out, Mirror: *mirror,
+		Force: *force, Formats: splitList(*formats), WorkCache: *workCache, Progress: progress.ForStderr(),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ballast: build failed:", err)
 		os.Exit(1)
 	}
+}
+
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func lockMain(args []string) {
