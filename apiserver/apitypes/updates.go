@@ -49,6 +49,10 @@ type UpdateStatus struct {
 	// Rollback is the last trial boot that failed, from which the previous slot took over.
 	Rollback        *UpdateRollback `json:"rollback,omitempty"`
 	BytesDownloaded int64           `json:"bytes_downloaded"` // by the last apply (resumed downloads count once)
+	// Busy names the action in progress, if any.
+	Busy string `json:"busy,omitempty"`
+	// Error is a problem outside any action (the ESP or the agent's state could not be read).
+	Error string `json:"error,omitempty"`
 }
 
 // UpdateRunning is the version this host booted.

@@ -27,6 +27,7 @@ import (
 	"github.com/ballast-os/ballast/apiserver/osinfo"
 	"github.com/ballast-os/ballast/apiserver/report"
 	"github.com/ballast-os/ballast/apiserver/timeinfo"
+	"github.com/ballast-os/ballast/apiserver/updater"
 	"github.com/ballast-os/ballast/apiserver/userdata"
 	"github.com/ballast-os/ballast/init/harden"
 	"github.com/ballast-os/ballast/init/marker"
@@ -165,9 +166,9 @@ func main() {
 		Containers:   api.DefaultContainers(),
 		WaitBoot:     waitBoot,
 		UpdatePolicy: policy,
-		// The update agent (updates/agent) is wired in here: NewUpdater builds it from
-		// env.Config, which it reads at each action. Without it the update endpoints answer 503.
-		NewUpdater: nil,
+		// The update agent reads env.Config at each action, so a settings change holds from the
+		// next one on.
+		NewUpdater: updater.New(updater.DefaultPaths()),
 		Console:    os.Stderr,
 		Log:        log,
 	})
