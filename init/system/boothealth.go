@@ -171,7 +171,24 @@ func (i *Init) watchBoot(ctx context.Context) {
 		case i.requests <- shutdownRequest{Reboot, "boot unhealthy"}:
 		default: // a shutdown is requested already
 		}
+		go i.rebootIfStuck(ctx)
 	}
+}
+
+// rebootIfStuck reboots the machine at once when the shutdown asked for has not ended it within
+// rebootGrace (every bounded step of Shutdown and some): a main loop that is gone or hangs must
+// not keep an unhealthy entry running.
+func (i *Init) rebootIfStuck(ctx context.Context) {
+	t := time.NewTimer(i.rebootGrace)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		return
+	}
+	i.console.Errorf("boot health: the reboot asked for %v ago has not happened; rebooting now", i.rebootGrace)
+	i.kernel.Sync()
+	i.reboot(Reboot)
 }
 
 func orUnknown(name string) string {

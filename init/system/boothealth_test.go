@@ -508,3 +508,32 @@ func TestFailedServiceUnhealthy(t *testing.T) {
 		t.Errorf("history %+v", h)
 	}
 }
+
+// When nothing acts on the reboot the gate asked for (Run's loop is gone or stuck), the gate
+// reboots the machine itself.
+func TestRebootWhenShutdownStuck(t *testing.T) {
+	i, k, out := gateInit(t, trialEntry, true, []string{prevEntry}, 100*time.Millisecond, 50*time.Millisecond)
+	i.rebootGrace = 100 * time.Millisecond
+	startFakeAPIServer(t, i)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	i.started = time.Now()
+	go i.announce(ctx)
+	i.watchBoot(ctx)
+	if r, ok := rebootRequested(i); !ok || r.act != Reboot {
+		t.Fatalf("no reboot requested: %v", r)
+	}
+	if slices.Contains(k.log(), "reboot 0x1234567") {
+		t.Error("rebooted at once, without giving Run's loop its chance")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !slices.Contains(k.log(), "reboot 0x1234567") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reboot; kernel calls %q", k.log())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(out.String(), "has not happened; rebooting now") {
+		t.Errorf("console:\n%s", out)
+	}
+}

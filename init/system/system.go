@@ -102,6 +102,9 @@ type Init struct {
 	started    time.Time                            // when the init began; the boot health timeout counts from it
 	partitions func() ([]blockdev.Partition, error) // nil: scanPartitions
 	healthPoll time.Duration
+	// rebootGrace is how long the health gate lets the shutdown it asked for take before it
+	// reboots the machine itself.
+	rebootGrace time.Duration
 }
 
 // shutdownRequest is a shutdown Run's loop is asked for.
@@ -131,6 +134,7 @@ func New(cfg Config) *Init {
 		started:     time.Now(),
 		partitions:  cfg.Partitions,
 		healthPoll:  cfg.HealthPoll,
+		rebootGrace: 3 * time.Minute,
 	}
 	if i.root == "" {
 		i.root = "/"
