@@ -141,11 +141,13 @@ func (i *Init) watchBoot(ctx context.Context) {
 	case b.trial:
 		rec.Result, rec.Reason = resultUnhealthy, reason
 		fallback, ferr := i.fallbackEntry(b)
-		if ferr != nil || fallback == "" {
-			// Rebooting would boot this entry again, and again: a host that answers is more use.
+		// With no other entry, rebooting would boot this one again, and again: a host that
+		// answers is more use. Without a look at the ESP, a reboot is bounded while the loader
+		// has tries of this entry left to count down.
+		if ferr == nil && fallback == "" || ferr != nil && b.entry.TriesLeft == 0 {
 			why := "no other entry is left to boot"
 			if ferr != nil {
-				why = ferr.Error()
+				why = ferr.Error() + ", and no tries are left"
 			}
 			i.console.Errorf("boot unhealthy: %s; not giving up %s: %s", reason, b.name, why)
 			rec.Reason += "; not given up: " + why

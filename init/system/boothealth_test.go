@@ -537,3 +537,26 @@ func TestRebootWhenShutdownStuck(t *testing.T) {
 		t.Errorf("console:\n%s", out)
 	}
 }
+
+// Without a look at the ESP, a trial is given up only while the loader has tries of it left, so
+// the reboots it causes are bounded.
+func TestTrialWithoutESP(t *testing.T) {
+	for _, tt := range []struct {
+		booted string
+		reboot bool
+	}{{trialEntry, true}, {"ballast-2-b-2.0.0+0-3.efi", false}} {
+		t.Run(tt.booted, func(t *testing.T) {
+			i, _, out := gateInit(t, tt.booted, true, nil, 200*time.Millisecond, 100*time.Millisecond)
+			if err := os.RemoveAll(i.path(contract.ESPMount)); err != nil {
+				t.Fatal(err)
+			}
+			judge(t, i, false)
+			if _, ok := rebootRequested(i); ok != tt.reboot {
+				t.Errorf("reboot requested %v, want %v:\n%s", ok, tt.reboot, out)
+			}
+			if h := history(t, i); len(h) != 1 || h[0].Result != "unhealthy" {
+				t.Errorf("history %+v", h)
+			}
+		})
+	}
+}
