@@ -23,7 +23,7 @@ func (i *Init) serveInitSocket(ctx context.Context) {
 	}
 	h := &initHandler{sup: i.sup, reboot: func() {
 		select {
-		case i.requests <- Reboot:
+		case i.requests <- shutdownRequest{Reboot, "init socket"}:
 		default: // a shutdown is requested already
 		}
 	}}

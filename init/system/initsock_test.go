@@ -80,9 +80,9 @@ func TestInitSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case act := <-i.requests:
-		if act != Reboot {
-			t.Errorf("requested %v", act)
+	case r := <-i.requests:
+		if r.act != Reboot || r.cause != "init socket" {
+			t.Errorf("requested %v (%s)", r.act, r.cause)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("reboot not handed to the main loop")

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/init/system/mountinfo"
 )
 
@@ -44,8 +45,9 @@ func (a Action) rebootCmd() int {
 	return unix.LINUX_REBOOT_CMD_POWER_OFF
 }
 
-// dataDirs hold the writable data whose filesystem must be clean when the machine goes down.
-func dataDirs() []string { return []string{"/local", "/var"} }
+// dataDirs hold the writable data whose filesystem must be clean when the machine goes down:
+// the data partition, and the ESP, whose FAT marks itself dirty while mounted.
+func dataDirs() []string { return []string{"/local", "/var", contract.ESPMount} }
 
 // servicesStopTimeout bounds stopping all services: each gets SIGTERM, 10 s, SIGKILL, 5 s, and
 // a dependency chain stops one link after the other.
@@ -110,8 +112,8 @@ func (i *Init) killAll() {
 	i.console.Errorf("shutdown: processes are left after SIGKILL")
 }
 
-// unmountData unmounts /var and /local and what is mounted below them, upper mounts first. A
-// busy mount is remounted read-only instead, which is what keeps the filesystem clean.
+// unmountData unmounts /var, /local and the ESP and what is mounted below them, upper mounts
+// first. A busy mount is remounted read-only instead, which is what keeps the filesystem clean.
 func (i *Init) unmountData() {
 	mounts, err := mountinfo.ReadFile(i.path(mountinfo.Self))
 	if err != nil {

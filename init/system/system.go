@@ -1,7 +1,9 @@
 // Package system is Ballast's system init: PID 1 on the read-only root after the initramfs
-// switched to it. It mounts what the system still needs, loads the image's kernel modules,
-// supervises the image's services, prints the ready line when the API answers, reaps orphans,
-// and shuts the machine down on the power button or on poweroff/reboot/halt signals.
+// switched to it. It mounts what the system still needs (the ESP and efivarfs among it), loads
+// the image's kernel modules, supervises the image's services, prints the ready line when the API
+// answers, judges the boot's health (blessing a trial boot entry, or giving it up and rebooting:
+// boothealth.go), reaps orphans, and shuts the machine down on the power button or on
+// poweroff/reboot/halt signals.
 //
 // Everything that needs PID 1 goes through the Kernel interface and the few files under Root,
 // so the rest runs in tests as an ordinary process.
@@ -23,6 +25,7 @@ import (
 
 	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/init/console"
+	"github.com/ballast-os/ballast/init/initramfs/blockdev"
 	"github.com/ballast-os/ballast/init/kmod"
 	"github.com/ballast-os/ballast/init/marker"
 	"github.com/ballast-os/ballast/init/system/logs"
@@ -57,6 +60,11 @@ type Config struct {
 	Logs logs.Options
 	// Kmsg is the kernel's log device [contract.KmsgPath under Root].
 	Kmsg string
+	// Partitions lists the GPT partitions of the machine's disks, to find the ESP [a
+	// blockdev.Scanner on /sys and /dev under Root].
+	Partitions func() ([]blockdev.Partition, error)
+	// HealthPoll is how often the boot health gate looks at the services [1 s].
+	HealthPoll time.Duration
 }
 
 // Init is the system init.
@@ -85,9 +93,24 @@ type Init struct {
 	policy      contract.KernelPolicy // as read at boot
 	sysctlRetry []string              // its sysctls the kernel did not have before the modules
 	sup         *supervise.Supervisor
-	announced   chan struct{} // closed once the ready line (or the reason there is none) is out
-	requests    chan Action   // shutdowns asked for over the init socket, run by Run's loop
-	shutDown    bool          // the shutdown sequence ran; later requests only retry reboot(2)
+	announced   chan struct{}        // closed once the ready line (or the reason there is none) is out
+	ready       chan struct{}        // closed once the ready line is out; never when there is none
+	noReady     string               // why there is no ready line, once announced is closed without one
+	requests    chan shutdownRequest // shutdowns asked for by the init socket or the health gate, run by Run's loop
+	shutDown    bool                 // the shutdown sequence ran; later requests only retry reboot(2)
+
+	started    time.Time                            // when the init began; the boot health timeout counts from it
+	partitions func() ([]blockdev.Partition, error) // nil: scanPartitions
+	healthPoll time.Duration
+	// rebootGrace is how long the health gate lets the shutdown it asked for take before it
+	// reboots the machine itself.
+	rebootGrace time.Duration
+}
+
+// shutdownRequest is a shutdown Run's loop is asked for.
+type shutdownRequest struct {
+	act   Action
+	cause string
 }
 
 // New returns a system init; Run starts it.
@@ -106,7 +129,12 @@ func New(cfg Config) *Init {
 		killPoll:    50 * time.Millisecond,
 		killWait:    [2]time.Duration{5 * time.Second, 2 * time.Second},
 		announced:   make(chan struct{}),
-		requests:    make(chan Action, 1),
+		ready:       make(chan struct{}),
+		requests:    make(chan shutdownRequest, 1),
+		started:     time.Now(),
+		partitions:  cfg.Partitions,
+		healthPoll:  cfg.HealthPoll,
+		rebootGrace: 3 * time.Minute,
 	}
 	if i.root == "" {
 		i.root = "/"
@@ -123,6 +151,9 @@ func New(cfg Config) *Init {
 	}
 	if i.random == nil {
 		i.random = randomPool
+	}
+	if i.healthPoll <= 0 {
+		i.healthPoll = time.Second
 	}
 	if i.loadModules == nil {
 		i.loadModules = func(names ...string) error {
@@ -188,8 +219,8 @@ func (i *Init) Run(ctx context.Context) {
 			i.onSignal(sig.(syscall.Signal))
 		case <-presses:
 			i.Shutdown(PowerOff, "power button")
-		case act := <-i.requests:
-			i.Shutdown(act, "init socket")
+		case r := <-i.requests:
+			i.Shutdown(r.act, r.cause)
 		}
 	}
 }
@@ -197,6 +228,7 @@ func (i *Init) Run(ctx context.Context) {
 // boot runs the start-up steps; each reports its failures and boot goes on, because a system
 // with an API is more use than one that stopped at the first error.
 func (i *Init) boot(ctx context.Context) {
+	i.started = time.Now()
 	// The console's lines are the init's log; they wait in memory until the logs are open.
 	if src, err := i.logs.Source(contract.InitLogSource); err == nil {
 		i.console.SetTee(src.Line)
@@ -224,10 +256,11 @@ func (i *Init) boot(ctx context.Context) {
 	i.startServices()
 	i.serveInitSocket(ctx)
 	go i.announce(ctx)
+	go i.watchBoot(ctx)
 }
 
 // finishBoot loads the boot modules, writes the sysctls they bring and makes the late mounts,
-// then sets contract.BootModules and closes bootDone.
+// efivarfs and the ESP, then sets contract.BootModules and closes bootDone.
 func (i *Init) finishBoot(mods []string) {
 	defer close(i.bootDone)
 	late := make(chan error, 1)
@@ -243,6 +276,8 @@ func (i *Init) finishBoot(mods []string) {
 	// Set even when a module failed: the failure is reported, and waiting longer would not help.
 	i.report("modules", marker.Set(i.path(contract.BootModules), []byte(strings.Join(mods, "\n")+"\n")))
 	i.report("mounts", <-late)
+	// After the modules: vfat and its code pages are among them.
+	i.mountEFI()
 }
 
 // readIdentity reads image.json, os-release and the kernel command line. Without image.json
@@ -283,11 +318,13 @@ func (i *Init) announce(ctx context.Context) {
 	defer close(i.announced)
 	api := i.readyService()
 	if i.sup == nil || api == "" {
+		i.noReady = "no service serves the API"
 		i.console.Errorf("no service serves the API: no ready line")
 		return
 	}
 	if err := i.sup.WaitReady(ctx, api); err != nil {
 		if ctx.Err() == nil {
+			i.noReady = err.Error()
 			i.console.Errorf("no ready line: %v", err)
 		}
 		return
@@ -297,6 +334,7 @@ func (i *Init) announce(ctx context.Context) {
 	for _, id := range i.readyLineServices() {
 		if err := i.sup.WaitReady(ctx, id); err != nil {
 			if ctx.Err() == nil {
+				i.noReady = err.Error()
 				i.console.Errorf("no ready line: %v", err)
 			}
 			return
@@ -312,6 +350,7 @@ func (i *Init) announce(ctx context.Context) {
 		}
 	}
 	i.console.Milestone("ready", "%s", i.identity.ReadyLine())
+	close(i.ready)
 	// The apiserver renders /etc/motd from the settings before it answers.
 	b, err := os.ReadFile(i.path("/etc/motd"))
 	if err != nil && !os.IsNotExist(err) {

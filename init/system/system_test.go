@@ -29,7 +29,9 @@ type fakeKernel struct {
 	calls []string
 	busy  map[string]bool  // Unmount fails with EBUSY
 	fail  map[string]error // Mount at this target fails
-	alive int              // kill(-1, 0) finds processes this many times
+	// failOnce: the next Mount at this target fails, the ones after work
+	failOnce map[string]error
+	alive    int // kill(-1, 0) finds processes this many times
 }
 
 func (k *fakeKernel) record(format string, args ...any) {
@@ -46,6 +48,12 @@ func (k *fakeKernel) log() []string {
 
 func (k *fakeKernel) Mount(source, target, fstype string, flags uintptr, data string) error {
 	k.record("mount %s %s %s %#x %s", source, target, fstype, flags, data)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err, ok := k.failOnce[target]; ok {
+		delete(k.failOnce, target)
+		return err
+	}
 	return k.fail[target]
 }
 
@@ -81,7 +89,7 @@ func (k *fakeKernel) Processes() (int, error) {
 // testInit is an Init on a directory tree with a fake kernel.
 func testInit(t *testing.T) (*Init, *fakeKernel, *testutil.Buffer) {
 	t.Helper()
-	k := &fakeKernel{busy: map[string]bool{}, fail: map[string]error{}}
+	k := &fakeKernel{busy: map[string]bool{}, fail: map[string]error{}, failOnce: map[string]error{}}
 	out := &testutil.Buffer{}
 	i := New(Config{
 		Root:        t.TempDir(),

@@ -151,4 +151,12 @@ type Status struct {
 	Restarts int    // instances started after the first
 	LastExit string // how the previous instance ended, "" if none did
 	Err      error  // why the service failed
+	// Crashes are when instances ended by themselves (or could not start) and were restarted for
+	// it or given up on, the latest MaxCrashes, oldest first; stops and restarts asked for are not
+	// among them. A daemon that exits with status 0 and is restarted counts: a restart loop is one
+	// whatever the status.
+	Crashes []time.Time
 }
+
+// MaxCrashes bounds Status.Crashes.
+const MaxCrashes = 16

@@ -80,6 +80,7 @@ type entry struct {
 	restarts int
 	lastExit string
 	err      error
+	crashes  []time.Time   // Status.Crashes
 	attempts int           // start attempts so far, for Restart to wait on
 	kick     chan struct{} // Restart's request to stop the instance (or end the backoff) now
 }
@@ -240,7 +241,8 @@ func (s *Supervisor) Statuses() []Status {
 	out := make([]Status, 0, len(s.order))
 	for _, id := range s.order {
 		e := s.entries[id]
-		st := Status{ID: id, State: e.state, Restarts: e.restarts, LastExit: e.lastExit, Err: e.err}
+		st := Status{ID: id, State: e.state, Restarts: e.restarts, LastExit: e.lastExit, Err: e.err,
+			Crashes: slices.Clone(e.crashes)}
 		if e.inst != nil {
 			st.Pid = e.inst.Pid()
 		}
@@ -315,6 +317,14 @@ func (s *Supervisor) waitFor(ctx context.Context, cond func() (bool, error)) err
 			return ctx.Err()
 		}
 	}
+}
+
+// crashed records an instance's end that nobody asked for; s.mu must be held.
+func (e *entry) crashed(at time.Time) {
+	if len(e.crashes) == MaxCrashes {
+		e.crashes = append(e.crashes[:0], e.crashes[1:]...)
+	}
+	e.crashes = append(e.crashes, at)
 }
 
 // setLocked moves e to a new state, tells OnEvent and wakes waiters; s.mu must be held.
@@ -406,6 +416,7 @@ func (s *Supervisor) run(e *entry) {
 			if failed {
 				s.mu.Lock()
 				e.err = ev.Err
+				e.crashed(time.Now())
 				s.setLocked(e, StateFailed, ev)
 				s.mu.Unlock()
 			} else {
@@ -416,7 +427,10 @@ func (s *Supervisor) run(e *entry) {
 		delay = s.opts.Backoff.Next(delay, uptime)
 		s.report(e, inst, ev, fmt.Sprintf(", restarting in %v", delay))
 		ev.Delay = delay
-		s.set(e, StateBackoff, ev)
+		s.mu.Lock()
+		e.crashed(time.Now())
+		s.setLocked(e, StateBackoff, ev)
+		s.mu.Unlock()
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:

@@ -623,3 +623,45 @@ func TestStopsBefore(t *testing.T) {
 		t.Error("StopsBefore an unknown service accepted")
 	}
 }
+
+// Crashes count the ends nobody asked for: exits answered with a restart and failures for good,
+// not a Restart or a finished one-shot; they are bounded to the latest MaxCrashes.
+func TestCrashes(t *testing.T) {
+	h := newHarness(t, Options{},
+		sh("crash", "exit 1", RestartAlways),
+		sh("clean-loop", "exit 0", RestartAlways),
+		sh("fail", "exit 2", RestartNever),
+		sh("once", "exit 0", RestartNever),
+		sh("steady", "exec sleep 60", RestartAlways))
+	h.rec.waitEvents(t, MaxCrashes+4, is("crash", StateBackoff))
+	h.rec.waitEvents(t, 2, is("clean-loop", StateBackoff))
+	h.rec.waitEvents(t, 1, is("fail", StateFailed))
+	h.rec.waitEvents(t, 1, is("once", StateFinished))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.sup.WaitReady(ctx, "steady"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.sup.Restart(ctx, "steady"); err != nil {
+		t.Fatal(err)
+	}
+	crashes := map[string][]time.Time{}
+	for _, st := range h.sup.Statuses() {
+		crashes[st.ID] = st.Crashes
+	}
+	if n := len(crashes["crash"]); n != MaxCrashes {
+		t.Errorf("crash: %d crashes, want the latest %d", n, MaxCrashes)
+	}
+	if !slices.IsSortedFunc(crashes["crash"], func(a, b time.Time) int { return a.Compare(b) }) {
+		t.Errorf("crash: crashes out of order: %v", crashes["crash"])
+	}
+	if len(crashes["clean-loop"]) < 2 {
+		t.Errorf("clean-loop: %d crashes, want every restart", len(crashes["clean-loop"]))
+	}
+	if len(crashes["fail"]) != 1 {
+		t.Errorf("fail: %v, want one crash", crashes["fail"])
+	}
+	if len(crashes["once"]) != 0 || len(crashes["steady"]) != 0 {
+		t.Errorf("a finished one-shot or a restart asked for counted: once %v, steady %v", crashes["once"], crashes["steady"])
+	}
+}
