@@ -2,6 +2,8 @@ package image
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -11,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/ballast-os/ballast/builder/sbom"
+	"github.com/ballast-os/ballast/contract"
 	spdxjson "github.com/spdx/tools-golang/json"
 	"github.com/spdx/tools-golang/spdx/v2/v2_3"
 )
@@ -62,22 +65,45 @@ func TestESPIsCleanFAT32WithUKI(t *testing.T) {
 	if out, err := exec.Command(tool(t, "fsck.fat", "dosfstools"), "-n", esp).CombinedOutput(); err != nil {
 		t.Fatalf("fsck.fat -n: %v\n%s", err, out)
 	}
-	got := filepath.Join(t.TempDir(), "BOOTX64.EFI")
-	if out, err := exec.Command(tool(t, "mcopy", "mtools"), "-i", esp, "::/EFI/BOOT/BOOTX64.EFI", got).CombinedOutput(); err != nil {
-		t.Fatalf("mcopy: %v\n%s", err, out)
+	get := func(path string) string {
+		t.Helper()
+		got := filepath.Join(t.TempDir(), filepath.Base(path))
+		if out, err := exec.Command(tool(t, "mcopy", "mtools"), "-i", esp, "::/"+path, got).CombinedOutput(); err != nil {
+			t.Fatalf("mcopy %s: %v\n%s", path, err, out)
+		}
+		return got
 	}
-	b, _ := os.ReadFile(got)
-	if int64(len(b)) != m.Files["uki"].Size {
-		t.Fatalf("BOOTX64.EFI on the ESP is %d bytes, the built UKI %d", len(b), m.Files["uki"].Size)
+	sameAs := func(path, file string) {
+		t.Helper()
+		b, _ := os.ReadFile(path)
+		sum := sha256.Sum256(b)
+		if want := m.Files[file]; int64(len(b)) != want.Size || hex.EncodeToString(sum[:]) != want.SHA256 {
+			t.Fatalf("%s on the ESP (%d bytes) is not the built %s (%d bytes)", filepath.Base(path), len(b), file, want.Size)
+		}
 	}
-	out, err := exec.Command(tool(t, "objdump", "binutils"), "-h", got).CombinedOutput()
-	if err != nil {
+	// The removable-media loader is systemd-boot; slot a's UKI is the only boot entry, blessed.
+	sameAs(get(contract.ESPLoader), "systemd-boot")
+	e, err := contract.ParseEntry(m.Entry)
+	if err != nil || e.Slot != contract.SlotA || e.Counting || e.Version != m.Version {
+		t.Fatalf("manifest entry %q (%+v, %v): want slot a, version %s, no boot counter", m.Entry, e, err, m.Version)
+	}
+	out, err := exec.Command(tool(t, "mdir", "mtools"), "-i", esp, "-b", "::/"+contract.ESPEntries).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "::/"+contract.ESPEntries+"/"+m.Entry {
+		t.Fatalf("entries on the ESP: %v\n%s", err, out)
+	}
+	uki := get(contract.ESPEntries + "/" + m.Entry)
+	sameAs(uki, "uki")
+	if out, err = exec.Command(tool(t, "objdump", "binutils"), "-h", uki).CombinedOutput(); err != nil {
 		t.Fatalf("objdump: %v\n%s", err, out)
 	}
 	for _, s := range []string{".osrel", ".cmdline", ".linux", ".initrd"} {
 		if !strings.Contains(string(out), s) {
 			t.Errorf("UKI lacks section %s:\n%s", s, out)
 		}
+	}
+	conf := get(contract.ESPLoaderConf)
+	if b, _ := os.ReadFile(conf); !strings.Contains(string(b), "editor no") {
+		t.Errorf("loader.conf lets the menu edit the command line:\n%s", b)
 	}
 }
 
