@@ -1,0 +1,505 @@
+package image
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ballast-os/ballast/apiserver/apitypes"
+	"github.com/ballast-os/ballast/apiserver/client"
+	"github.com/ballast-os/ballast/builder/pipeline"
+	"github.com/ballast-os/ballast/contract"
+	"github.com/ballast-os/ballast/tests/qemu"
+	"github.com/ballast-os/ballast/updates/tufrepo"
+)
+
+// The update tests' timing: a healthy boot is blessed after updateBless; a boot that is not
+// healthy by updateHealthTimeout is given up. The timeout leaves a slow CI machine (TCG, ready
+// in 10-20 s here) a wide margin, so only the broken version ever reaches it.
+const (
+	updateBless         = "10s"
+	updateHealthTimeout = "60s"
+	repoHost            = "10.0.2.100" // the repository, as the guest reaches it (guestfwd)
+)
+
+// updateLab is a signed update repository served on loopback, with images of one variant built
+// in several versions for it.
+type updateLab struct {
+	repoRoot string // the Ballast repository (../..)
+	dir      string // the TUF repository (tufrepo)
+	srv      *http.Server
+	addr     string
+	served   atomic.Int64 // bytes the server sent
+	variants string       // where the test's variant files are
+	builds   map[string]string
+	tcpcat   string
+}
+
+// newUpdateLab initialises a TUF repository and serves it.
+func newUpdateLab(t testing.TB) *updateLab {
+	t.Helper()
+	repoRoot, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &updateLab{repoRoot: repoRoot, dir: filepath.Join(t.TempDir(), "tuf"), variants: t.TempDir(), builds: map[string]string{}}
+	if err := tufrepo.Init(l.dir, tufrepo.Options{Keys: 1, Threshold: 1, Expiry: tufrepo.DefaultExpiry()}); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := http.FileServer(http.Dir(filepath.Join(l.dir, "repository")))
+	l.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		files.ServeHTTP(countingWriter{w, &l.served}, r)
+	})}
+	go l.srv.Serve(ln)
+	t.Cleanup(func() { l.srv.Close() })
+	l.addr = ln.Addr().String()
+	return l
+}
+
+type countingWriter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (w countingWriter) Write(b []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(b)
+	w.n.Add(int64(n))
+	return n, err
+}
+
+// variant writes a copy of variants/qemu.toml with the repository's root and the test's timing,
+// changed by edit, and returns its path.
+func (l *updateLab) variant(t testing.TB, file string, edit func(string) string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(l.repoRoot, "variants", "qemu.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b) + fmt.Sprintf(`
+[updates]
+root = %q
+tries = %d
+health-timeout = %q
+bless-after = %q
+`, tufrepo.RootPath(l.dir), contract.DefaultTries, updateHealthTimeout, updateBless)
+	if edit != nil {
+		s = edit(s)
+	}
+	path := filepath.Join(l.variants, file)
+	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// build builds the variant file as version into its own directory (raw disk and payload only).
+func (l *updateLab) build(t testing.TB, variantFile, version string) string {
+	t.Helper()
+	out := filepath.Join(l.variants, "build-"+version)
+	start := time.Now()
+	_, err := pipeline.Build(t.Context(), pipeline.Options{Repo: l.repoRoot, VariantFile: variantFile, Version: version,
+		Out: out, Formats: []string{"raw"}})
+	if err != nil {
+		t.Fatalf("build %s %s: %v", filepath.Base(variantFile), version, err)
+	}
+	t.Logf("built %s %s in %.1fs", filepath.Base(variantFile), version, time.Since(start).Seconds())
+	l.builds[version] = out
+	return out
+}
+
+// publish adds a built version to the repository.
+func (l *updateLab) publish(t testing.TB, version string) {
+	t.Helper()
+	if _, err := tufrepo.Add(l.dir, l.builds[version], "release "+version, nil, ""); err != nil {
+		t.Fatalf("repo add %s: %v", version, err)
+	}
+}
+
+// host is one machine: its disk and UEFI variable store, booted again and again.
+type host struct {
+	lab      *updateLab
+	disk     string
+	vars     string
+	seed     string
+	tls      *tls.Config
+	vm       *qemu.VM
+	c        *client.Client
+	boots    int
+	consoles []string
+}
+
+func (l *updateLab) newHost(t *testing.T, version, userData string) *host {
+	t.Helper()
+	dir := t.TempDir()
+	h := &host{lab: l, disk: filepath.Join(dir, "disk.raw"), vars: filepath.Join(dir, "vars.fd")}
+	if out, err := exec.Command("cp", "--sparse=always", filepath.Join(l.builds[version], "disk.raw"), h.disk).CombinedOutput(); err != nil {
+		t.Fatalf("copy disk: %v %s", err, out)
+	}
+	if err := os.Truncate(h.disk, 2<<30); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := client.LoadPKI(filepath.Join(l.builds[version], "pki"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.tls = cfg
+	h.seed = makeSeed(t, userData, nil)
+	if l.tcpcat == "" {
+		l.tcpcat = goProgram(t, "./tests/qemu/cmd/tcpcat")
+	}
+	return h
+}
+
+// start boots the host once more; the VM exits when the guest reboots.
+func (h *host) start(t *testing.T) {
+	t.Helper()
+	port := freePort(t)
+	h.boots++
+	log := filepath.Join(t.TempDir(), fmt.Sprintf("console-%d.log", h.boots))
+	vm, err := startVM(t, qemu.Config{Disk: h.disk, OVMFVars: h.vars, ExtraDisks: []string{h.seed}, LogFile: log,
+		HostFwd:  []string{fmt.Sprintf("tcp:127.0.0.1:%d-:50443", port)},
+		GuestFwd: []string{fmt.Sprintf("tcp:%s:80-cmd:%s %s", repoHost, h.lab.tcpcat, h.lab.addr)},
+		Timeout:  8 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.vm = vm
+	t.Cleanup(func() {
+		vm.Kill()
+		if t.Failed() {
+			b, _ := os.ReadFile(log)
+			t.Logf("console of boot %d (%s):\n%s", h.boots, log, b)
+		}
+	})
+	if h.c, err = client.NewRemote(fmt.Sprintf("https://127.0.0.1:%d", port), h.tls); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ready waits for the ready line of version in slot and for the remote API.
+func (h *host) ready(t *testing.T, version string, slot contract.Slot) {
+	t.Helper()
+	m, err := h.vm.Expect(readyRE, 3*time.Minute)
+	if err != nil {
+		t.Fatalf("boot %d: no ready line: %v", h.boots, err)
+	}
+	if m[1] != version || m[3] != string(slot) {
+		t.Fatalf("boot %d: ready on version %s slot %s, want %s slot %s", h.boots, m[1], m[3], version, slot)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		_, err := h.c.OS(ctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("boot %d: remote API: %v", h.boots, err)
+		}
+		time.Sleep(apiPoll)
+	}
+}
+
+// rebooted waits for the guest to reboot (QEMU runs with -no-reboot, so it exits).
+func (h *host) rebooted(t *testing.T, why string) {
+	t.Helper()
+	if err := h.vm.WaitExit(3 * time.Minute); err != nil {
+		t.Fatalf("boot %d: %s: the guest did not reboot: %v", h.boots, why, err)
+	}
+	if r := h.vm.ShutdownReason(); r != "guest-reset" {
+		t.Fatalf("boot %d: %s: QEMU stopped for %q, want guest-reset", h.boots, why, r)
+	}
+}
+
+func (h *host) action(t *testing.T, action string) apitypes.UpdateStatus {
+	t.Helper()
+	st, err := h.c.UpdateAction(t.Context(), action)
+	if err != nil {
+		t.Fatalf("update %s: %v\nstatus: %+v", action, err, st)
+	}
+	return st
+}
+
+// refused runs an action that must fail with an error matching re, and returns the error.
+func (h *host) refused(t *testing.T, action, re string) string {
+	t.Helper()
+	_, err := h.c.UpdateAction(t.Context(), action)
+	if err == nil || !regexp.MustCompile(re).MatchString(err.Error()) {
+		t.Fatalf("update %s = %v, want an error matching %q", action, err, re)
+	}
+	return err.Error()
+}
+
+func (h *host) status(t *testing.T) apitypes.UpdateStatus {
+	t.Helper()
+	st, err := h.c.UpdateStatus(t.Context())
+	if err != nil {
+		t.Fatalf("GET /updates/status: %v", err)
+	}
+	return st
+}
+
+// checkOS asks GET /os for the running version and slot.
+func (h *host) checkOS(t *testing.T, version string, slot contract.Slot) apitypes.OS {
+	t.Helper()
+	os, err := h.c.OS(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if os.Version != version || os.Slot != string(slot) {
+		t.Fatalf("GET /os: version %s slot %s, want %s slot %s", os.Version, os.Slot, version, slot)
+	}
+	return os
+}
+
+// update checks, applies and activates want, then reboots into it.
+func (h *host) update(t *testing.T, want string) {
+	t.Helper()
+	if st := h.action(t, apitypes.UpdateCheck); st.Chosen == nil || st.Chosen.Version != want {
+		t.Fatalf("check chose %+v, want %s", st.Chosen, want)
+	}
+	st := h.action(t, apitypes.UpdateApply)
+	if st.Staged == nil || st.Staged.Version != want {
+		t.Fatalf("apply: staged %+v, want %s (status %+v)", st.Staged, want, st)
+	}
+	if st = h.action(t, apitypes.UpdateActivate); st.Activated == nil || st.Activated.Version != want || st.State != apitypes.UpdateReady {
+		t.Fatalf("activate: %+v", st)
+	}
+	if err := h.c.Reboot(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	h.rebooted(t, "reboot into "+want)
+}
+
+// blessed waits for the health gate to bless the running trial boot.
+func (h *host) blessed(t *testing.T, version string, slot contract.Slot) {
+	t.Helper()
+	m, err := h.vm.Expect(regexp.MustCompile(`ballast: boot blessed: (\S+)`), 2*time.Minute)
+	if err != nil {
+		t.Fatalf("boot %d: not blessed: %v", h.boots, err)
+	}
+	e, err := contract.ParseEntry(m[1])
+	if err != nil || e.Counting || e.Version != version || e.Slot != slot {
+		t.Fatalf("blessed entry %s (%+v, %v), want version %s slot %s without a counter", m[1], e, err, version, slot)
+	}
+	st := h.status(t)
+	if st.Running.OnTrial || !strings.EqualFold(st.Running.Entry, m[1]) || st.Running.Version != version {
+		t.Fatalf("after blessing: running %+v, want entry %s not on trial", st.Running, m[1])
+	}
+}
+
+func motd(t *testing.T, c *client.Client) string {
+	t.Helper()
+	m, err := remoteMotd(t.Context(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestUpdates takes one host through updates built by the test: v1 applies and activates v2,
+// which boots from slot b and is blessed; the client refuses an expired timestamp, metadata
+// signed by an unknown key, an older metadata version and a tampered target; a power cut in
+// the middle of an apply leaves v2 booting; v3, whose userspace never becomes healthy, is given
+// up after one boot; v4, whose kernel panics, uses its three tries; both times v2 boots again and
+// GET /updates/status says why. The settings made on v1 are there at the end.
+func TestUpdates(t *testing.T) {
+	lab := newUpdateLab(t)
+	good := lab.variant(t, "qemu-updates.toml", nil)
+	// v3's userspace never becomes healthy: without its API server there is no ready line.
+	broken := lab.variant(t, "qemu-unhealthy.toml", func(s string) string {
+		return strings.Replace(s, `include = ["netconf", "apiserver", "apiclient",`, `include = ["netconf", "apiclient",`, 1)
+	})
+	// v4's kernel panics: its initramfs init is not there.
+	panics := lab.variant(t, "qemu-panics.toml", func(s string) string {
+		return strings.Replace(s, `cmdline = ["console=ttyS0,115200n8",`, `cmdline = ["console=ttyS0,115200n8", "rdinit=/no-such-init",`, 1)
+	})
+	for _, b := range []struct{ file, version string }{{good, "1.0.0"}, {good, "2.0.0"}, {broken, "3.0.0"}, {panics, "4.0.0"}} {
+		lab.build(t, b.file, b.version)
+	}
+	if b, _ := os.ReadFile(broken); strings.Contains(string(b), `"apiserver"`) {
+		t.Fatal("the unhealthy variant still has the API server")
+	}
+	if b, _ := os.ReadFile(panics); !strings.Contains(string(b), "rdinit=/no-such-init") {
+		t.Fatal("the panicking variant's command line was not changed")
+	}
+	lab.publish(t, "2.0.0")
+
+	h := lab.newHost(t, "1.0.0", fmt.Sprintf(`[settings]
+motd = "set on v1"
+[settings.updates]
+metadata-base-url = "http://%[1]s/metadata"
+targets-base-url = "http://%[1]s/targets"
+seed = 100
+`, repoHost))
+
+	// v1 → v2.
+	h.start(t)
+	h.ready(t, "1.0.0", contract.SlotA)
+	if os := h.checkOS(t, "1.0.0", contract.SlotA); os.Entry != "ballast-1-a-1.0.0.efi" {
+		t.Fatalf("GET /os entry %q", os.Entry)
+	}
+	h.update(t, "2.0.0")
+	h.start(t)
+	h.ready(t, "2.0.0", contract.SlotB)
+	if os := h.checkOS(t, "2.0.0", contract.SlotB); !strings.HasPrefix(os.Entry, "ballast-2-b-2.0.0+2-1.") {
+		t.Fatalf("GET /os entry %q, want the trial entry ballast-2-b-2.0.0+2-1.efi", os.Entry)
+	}
+	h.refused(t, apitypes.UpdateApply, `on trial`)
+	h.blessed(t, "2.0.0", contract.SlotB)
+	if m := motd(t, h.c); m != "set on v1" {
+		t.Fatalf("motd after the update = %q", m)
+	}
+
+	// The client refuses what the repository must not serve; nothing changes on the host.
+	t.Run("refusals", func(t *testing.T) {
+		lab.publish(t, "3.0.0")
+		if err := tufrepo.Expire(lab.dir, "timestamp", time.Now().Add(-time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("expired timestamp: %s", h.refused(t, apitypes.UpdateCheck, `(?i)expired`))
+		if err := tufrepo.Refresh(lab.dir, 0, 0); err != nil {
+			t.Fatal(err)
+		}
+		h.action(t, apitypes.UpdateCheck) // the host has seen the new timestamp's version
+		ts := filepath.Join(lab.dir, "repository", "metadata", "timestamp.json")
+		seen, err := os.ReadFile(ts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stranger := filepath.Join(t.TempDir(), "stranger")
+		if err := tufrepo.Init(stranger, tufrepo.Options{Keys: 1, Threshold: 1, Expiry: tufrepo.DefaultExpiry()}); err != nil {
+			t.Fatal(err)
+		}
+		foreign, err := os.ReadFile(filepath.Join(stranger, "repository", "metadata", "timestamp.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(ts, foreign, 0o644)
+		t.Logf("unknown key: %s", h.refused(t, apitypes.UpdateCheck, `(?i)sign|key`))
+		os.WriteFile(ts, seen, 0o644)
+		if err := tufrepo.Refresh(lab.dir, 0, 0); err != nil {
+			t.Fatal(err)
+		}
+		h.action(t, apitypes.UpdateCheck)
+		os.WriteFile(ts, seen, 0o644) // an older version than the host has now seen
+		t.Logf("metadata rollback: %s", h.refused(t, apitypes.UpdateCheck, `(?i)older|version`))
+		if err := tufrepo.Refresh(lab.dir, 0, 0); err != nil {
+			t.Fatal(err)
+		}
+		// A target whose bytes are not what the signed metadata says.
+		st := h.action(t, apitypes.UpdateCheck)
+		if st.Chosen == nil || st.Chosen.Version != "3.0.0" {
+			t.Fatalf("check chose %+v, want 3.0.0", st.Chosen)
+		}
+		m, err := tufrepo.Manifest(lab.dir, "qemu")
+		if err != nil {
+			t.Fatal(err)
+		}
+		verity := m.Release("3.0.0").Payload.Verity
+		matches, _ := filepath.Glob(filepath.Join(lab.dir, "repository", "targets", "*"+verity.Name))
+		if len(matches) != 1 {
+			t.Fatalf("published verity target: %q", matches)
+		}
+		orig, err := os.ReadFile(matches[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad := append([]byte(nil), orig...)
+		bad[len(bad)/2] ^= 0xff
+		os.WriteFile(matches[0], bad, 0o644)
+		t.Logf("tampered target: %s", h.refused(t, apitypes.UpdateApply, `(?i)match|hash`))
+		os.WriteFile(matches[0], orig, 0o644)
+		if st := h.status(t); st.State != apitypes.UpdateError || st.Staged != nil || st.LastAttempt == nil || st.LastAttempt.Error == "" {
+			t.Fatalf("after the refused apply: %+v", st)
+		}
+		h.checkOS(t, "2.0.0", contract.SlotB)
+	})
+	if t.Failed() {
+		return
+	}
+
+	// A power cut in the middle of writing v3: v2 boots again, and apply resumes.
+	h.action(t, apitypes.UpdateCheck)
+	applied := make(chan error, 1)
+	go func() {
+		_, err := h.c.UpdateAction(context.Background(), apitypes.UpdateApply)
+		applied <- err
+	}()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		st, err := h.c.UpdateStatus(t.Context())
+		if err == nil && st.Busy == apitypes.UpdateApply && st.BytesDownloaded > 8<<20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("apply never got going: %+v %v", st, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	h.vm.Kill()
+	<-applied
+	h.start(t)
+	h.ready(t, "2.0.0", contract.SlotB)
+	before := lab.served.Load()
+	h.update(t, "3.0.0")
+	t.Logf("apply after the power cut: the server sent %d bytes", lab.served.Load()-before)
+
+	// v3 never becomes healthy: its only boot gives it up, and v2 boots again.
+	h.start(t)
+	if _, err := h.vm.Expect(regexp.MustCompile(`ballast: init variant=qemu version=3\.0\.0`), 3*time.Minute); err != nil {
+		t.Fatalf("v3 did not boot: %v", err)
+	}
+	if _, err := h.vm.Expect(regexp.MustCompile(`boot unhealthy: .*giving up ballast-\d+-a-3\.0\.0`), 3*time.Minute); err != nil {
+		t.Fatalf("v3 was not given up: %v", err)
+	}
+	h.rebooted(t, "v3 given up")
+	h.start(t)
+	h.ready(t, "2.0.0", contract.SlotB)
+	st := h.status(t)
+	if st.Rollback == nil || st.Rollback.Version != "3.0.0" || !strings.Contains(st.Rollback.Reason, "unhealthy") {
+		t.Fatalf("after v3: rollback %+v, want 3.0.0 unhealthy", st.Rollback)
+	}
+	t.Logf("v3 rollback: %+v", *st.Rollback)
+	if st.Running.OnTrial {
+		t.Fatalf("back on v2, which is on trial: %+v", st.Running)
+	}
+
+	// v4's kernel panics on each of its three tries; then v2 boots again.
+	lab.publish(t, "4.0.0")
+	h.update(t, "4.0.0")
+	for try := 1; try <= contract.DefaultTries; try++ {
+		h.start(t)
+		if _, err := h.vm.Expect(regexp.MustCompile(`Kernel panic`), 3*time.Minute); err != nil {
+			t.Fatalf("v4 try %d: no kernel panic: %v", try, err)
+		}
+		h.rebooted(t, fmt.Sprintf("v4 try %d", try))
+	}
+	h.start(t)
+	h.ready(t, "2.0.0", contract.SlotB)
+	st = h.status(t)
+	if st.Rollback == nil || st.Rollback.Version != "4.0.0" || !strings.Contains(st.Rollback.Reason, "did not boot") {
+		t.Fatalf("after v4: rollback %+v, want 4.0.0 that did not boot", st.Rollback)
+	}
+	t.Logf("v4 rollback: %+v", *st.Rollback)
+	h.checkOS(t, "2.0.0", contract.SlotB)
+	if m := motd(t, h.c); m != "set on v1" {
+		t.Fatalf("motd at the end = %q", m)
+	}
+	powerdown(t, h.vm)
+}
