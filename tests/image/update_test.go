@@ -152,6 +152,14 @@ func (l *updateLab) newHost(t *testing.T, version, userData string) *host {
 	if err := os.Truncate(h.disk, 2<<30); err != nil {
 		t.Fatal(err)
 	}
+	// The host's NVRAM, kept across its boots like a real machine's.
+	vars, err := os.ReadFile(qemu.DefaultOVMFVarsTemplate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(h.vars, vars, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cfg, err := client.LoadPKI(filepath.Join(l.builds[version], "pki"))
 	if err != nil {
 		t.Fatal(err)
