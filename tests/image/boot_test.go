@@ -52,7 +52,7 @@ func boot(t *testing.T, disk string, extra ...string) *qemu.VM {
 	return vm
 }
 
-func expect(t *testing.T, vm *qemu.VM, re string) []string {
+func expect(t testing.TB, vm *qemu.VM, re string) []string {
 	t.Helper()
 	m, err := vm.Expect(regexp.MustCompile(re), 0)
 	if err != nil {
@@ -70,7 +70,7 @@ func shell(t *testing.T, vm *qemu.VM, n int, cmd string) string {
 	return strings.TrimSpace(m[1])
 }
 
-func powerdown(t *testing.T, vm *qemu.VM) {
+func powerdown(t testing.TB, vm *qemu.VM) {
 	t.Helper()
 	if err := vm.Powerdown(); err != nil {
 		t.Fatal(err)

@@ -23,7 +23,7 @@ import (
 
 // goProgram builds a static Go program of this repository (a main package path like
 // ./tests/image/hello) for a container image.
-func goProgram(t *testing.T, pkg string) string {
+func goProgram(t testing.TB, pkg string) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), filepath.Base(pkg))
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
@@ -65,7 +65,7 @@ func helloImage(t *testing.T, hello string, args ...string) ociimage.Image {
 }
 
 // makeSeed makes a NoCloud volume with user data and files (name in the volume: path here).
-func makeSeed(t *testing.T, userData string, files map[string]string) string {
+func makeSeed(t testing.TB, userData string, files map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
 	img := filepath.Join(dir, "cidata.img")

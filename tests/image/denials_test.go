@@ -17,7 +17,7 @@ const allowListFile = "testdata/avc-allowlist.txt"
 
 // startVM starts a guest; when the test ends, every SELinux denial its console shows (the system
 // init prints each one) fails the test unless the allow-list names it with a reason.
-func startVM(t *testing.T, cfg qemu.Config) (*qemu.VM, error) {
+func startVM(t testing.TB, cfg qemu.Config) (*qemu.VM, error) {
 	t.Helper()
 	vm, err := qemu.Start(t.Context(), cfg)
 	if err != nil {
@@ -67,7 +67,7 @@ func loadAllowList(path string) ([]allowed, error) {
 var denialRE = regexp.MustCompile(`selinux: .*avc:\s+denied|selinux: \d+ denials so far`)
 
 // unexpectedDenials returns the console's denial lines the allow-list does not accept.
-func unexpectedDenials(t *testing.T, console string) []string {
+func unexpectedDenials(t testing.TB, console string) []string {
 	list, err := loadAllowList(allowListFile)
 	if err != nil {
 		t.Errorf("allow-list: %v", err)

@@ -36,7 +36,7 @@ https-proxy = "1.2.3.4:8080"
 no-proxy = ["localhost", "127.0.0.1"]
 `
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/ballast-os/ballast/builder/pipeline"
 	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/tests/qemu"
+	"github.com/ballast-os/ballast/updates/manifest"
 	"github.com/ballast-os/ballast/updates/tufrepo"
 )
 
@@ -121,10 +122,10 @@ func (l *updateLab) build(t testing.TB, variantFile, version string) string {
 	return out
 }
 
-// publish adds a built version to the repository.
-func (l *updateLab) publish(t testing.TB, version string) {
+// publish adds a built version to the repository, reaching hosts in waves (none: all at once).
+func (l *updateLab) publish(t testing.TB, version string, waves ...manifest.Wave) {
 	t.Helper()
-	if _, err := tufrepo.Add(l.dir, l.builds[version], "release "+version, nil, ""); err != nil {
+	if _, err := tufrepo.Add(l.dir, l.builds[version], "release "+version, waves, ""); err != nil {
 		t.Fatalf("repo add %s: %v", version, err)
 	}
 }
@@ -142,7 +143,7 @@ type host struct {
 	consoles []string
 }
 
-func (l *updateLab) newHost(t *testing.T, version, userData string) *host {
+func (l *updateLab) newHost(t testing.TB, version, userData string) *host {
 	t.Helper()
 	dir := t.TempDir()
 	h := &host{lab: l, disk: filepath.Join(dir, "disk.raw"), vars: filepath.Join(dir, "vars.fd")}
@@ -173,7 +174,7 @@ func (l *updateLab) newHost(t *testing.T, version, userData string) *host {
 }
 
 // start boots the host once more; the VM exits when the guest reboots.
-func (h *host) start(t *testing.T) {
+func (h *host) start(t testing.TB) {
 	t.Helper()
 	port := freePort(t)
 	h.boots++
@@ -199,7 +200,7 @@ func (h *host) start(t *testing.T) {
 }
 
 // ready waits for the ready line of version in slot and for the remote API.
-func (h *host) ready(t *testing.T, version string, slot contract.Slot) {
+func (h *host) ready(t testing.TB, version string, slot contract.Slot) {
 	t.Helper()
 	m, err := h.vm.Expect(readyRE, 3*time.Minute)
 	if err != nil {
@@ -224,7 +225,7 @@ func (h *host) ready(t *testing.T, version string, slot contract.Slot) {
 }
 
 // rebooted waits for the guest to reboot (QEMU runs with -no-reboot, so it exits).
-func (h *host) rebooted(t *testing.T, why string) {
+func (h *host) rebooted(t testing.TB, why string) {
 	t.Helper()
 	if err := h.vm.WaitExit(3 * time.Minute); err != nil {
 		t.Fatalf("boot %d: %s: the guest did not reboot: %v", h.boots, why, err)
@@ -234,7 +235,7 @@ func (h *host) rebooted(t *testing.T, why string) {
 	}
 }
 
-func (h *host) action(t *testing.T, action string) apitypes.UpdateStatus {
+func (h *host) action(t testing.TB, action string) apitypes.UpdateStatus {
 	t.Helper()
 	st, err := h.c.UpdateAction(t.Context(), action)
 	if err != nil {
@@ -244,7 +245,7 @@ func (h *host) action(t *testing.T, action string) apitypes.UpdateStatus {
 }
 
 // refused runs an action that must fail with an error matching re, and returns the error.
-func (h *host) refused(t *testing.T, action, re string) string {
+func (h *host) refused(t testing.TB, action, re string) string {
 	t.Helper()
 	_, err := h.c.UpdateAction(t.Context(), action)
 	if err == nil || !regexp.MustCompile(re).MatchString(err.Error()) {
@@ -253,7 +254,7 @@ func (h *host) refused(t *testing.T, action, re string) string {
 	return err.Error()
 }
 
-func (h *host) status(t *testing.T) apitypes.UpdateStatus {
+func (h *host) status(t testing.TB) apitypes.UpdateStatus {
 	t.Helper()
 	st, err := h.c.UpdateStatus(t.Context())
 	if err != nil {
@@ -263,7 +264,7 @@ func (h *host) status(t *testing.T) apitypes.UpdateStatus {
 }
 
 // checkOS asks GET /os for the running version and slot.
-func (h *host) checkOS(t *testing.T, version string, slot contract.Slot) apitypes.OS {
+func (h *host) checkOS(t testing.TB, version string, slot contract.Slot) apitypes.OS {
 	t.Helper()
 	os, err := h.c.OS(t.Context())
 	if err != nil {
@@ -276,7 +277,7 @@ func (h *host) checkOS(t *testing.T, version string, slot contract.Slot) apitype
 }
 
 // update checks, applies and activates want, then reboots into it.
-func (h *host) update(t *testing.T, want string) {
+func (h *host) update(t testing.TB, want string) {
 	t.Helper()
 	if st := h.action(t, apitypes.UpdateCheck); st.Chosen == nil || st.Chosen.Version != want {
 		t.Fatalf("check chose %+v, want %s", st.Chosen, want)
@@ -295,7 +296,7 @@ func (h *host) update(t *testing.T, want string) {
 }
 
 // blessed waits for the health gate to bless the running trial boot.
-func (h *host) blessed(t *testing.T, version string, slot contract.Slot) {
+func (h *host) blessed(t testing.TB, version string, slot contract.Slot) {
 	t.Helper()
 	m, err := h.vm.Expect(regexp.MustCompile(`ballast: boot blessed: (\S+)`), 2*time.Minute)
 	if err != nil {
@@ -375,8 +376,22 @@ seed = 100
 	}
 
 	// The client refuses what the repository must not serve; nothing changes on the host.
+	v3Start := lab.served.Load()
 	t.Run("refusals", func(t *testing.T) {
-		lab.publish(t, "3.0.0")
+		// v3 reaches seeds up to 50 now and the others in a day: this host (seed 100) waits.
+		now := time.Now()
+		lab.publish(t, "3.0.0", manifest.Wave{Seeds: 50, Start: now.Add(-time.Hour)}, manifest.Wave{Seeds: manifest.MaxSeed, Start: now.Add(24 * time.Hour)})
+		st := h.action(t, apitypes.UpdateCheck)
+		if st.Chosen == nil || st.Chosen.Version != "3.0.0" || st.Chosen.WaveOpensAt.Before(now.Add(23*time.Hour)) {
+			t.Fatalf("check with its wave a day away: %+v", st.Chosen)
+		}
+		t.Logf("waves: %s", h.refused(t, apitypes.UpdateApply, `wave`))
+		if _, err := h.c.Set(t.Context(), []string{"updates.ignore-waves=true"}); err != nil {
+			t.Fatal(err)
+		}
+		if st := h.action(t, apitypes.UpdateCheck); st.Chosen == nil || st.Chosen.Version != "3.0.0" || !st.Chosen.WaveOpensAt.IsZero() {
+			t.Fatalf("check ignoring waves: %+v", st.Chosen)
+		}
 		if err := tufrepo.Expire(lab.dir, "timestamp", time.Now().Add(-time.Hour)); err != nil {
 			t.Fatal(err)
 		}
@@ -411,7 +426,7 @@ seed = 100
 			t.Fatal(err)
 		}
 		// A target whose bytes are not what the signed metadata says.
-		st := h.action(t, apitypes.UpdateCheck)
+		st = h.action(t, apitypes.UpdateCheck)
 		if st.Chosen == nil || st.Chosen.Version != "3.0.0" {
 			t.Fatalf("check chose %+v, want 3.0.0", st.Chosen)
 		}
@@ -467,6 +482,19 @@ seed = 100
 	before := lab.served.Load()
 	h.update(t, "3.0.0")
 	t.Logf("apply after the power cut: the server sent %d bytes", lab.served.Load()-before)
+	// Nothing was downloaded twice: v3's root, verity tree and slot a UKI once, plus the
+	// tampered verity tree and the metadata of all those checks.
+	m, err := tufrepo.Manifest(lab.dir, "qemu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := m.Release("3.0.0").Payload
+	need := p.Root.Size + p.Verity.Size + p.UKI[contract.SlotA].Size
+	if sent := lab.served.Load() - v3Start; sent > need+p.Verity.Size+2<<20 {
+		t.Fatalf("v3 took %d bytes from the server, its download is %d: something was downloaded twice", sent, need)
+	} else {
+		t.Logf("v3: %d bytes served for a %d-byte download (through a refused target and a power cut)", sent, need)
+	}
 
 	// v3 never becomes healthy: its only boot gives it up, and v2 boots again.
 	h.start(t)
