@@ -64,6 +64,8 @@ bench: deps
 	$(GO) run ./tests/cmd/bench --variant $(VARIANT)
 	@echo "host API (p50/p99 per request; RSS of the real binary at idle):"
 	$(GO) test -run '^$$' -bench . ./apiserver/daemon/ ./apiserver/cmd/apiserver/
+	@echo "one update under TCG: v1 applies v2 and blesses it (seconds; MiB downloaded against the payload and the root)"
+	$(GO) test -run '^$$' -bench Update -benchtime 1x -timeout 30m ./tests/image/
 
 # Refresh packages/debian.lock from Debian's signed archive index (keys in packages/keys).
 lock:
