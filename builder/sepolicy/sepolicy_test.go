@@ -89,7 +89,7 @@ func TestTypesTheCodeNames(t *testing.T) {
 	}
 	for _, typ := range []string{spec.ContainerType, spec.ControlType, spec.SuperType, spec.ContainerFile,
 		"kernel_t", "initramfs_t", "init_t", "api_t", "runtime_t", "hostctr_t", "netconf_t", "timesync_t",
-		"etc_t", "run_t", "tmp_t", "local_t", "rootfs_t"} {
+		"etc_t", "run_t", "tmp_t", "local_t", "rootfs_t", "esp_t", "fixed_disk_device_t", "update_state_t"} {
 		if !strings.Contains(all.String(), "(type "+typ+")") {
 			t.Errorf("no (type %s) in selinux/policy", typ)
 		}
@@ -106,6 +106,9 @@ func TestCompileRefuses(t *testing.T) {
 		{"container reads secrets", "(allow container_t secret_t (file (read open)))", "neverallow check failed"},
 		{"container writes local", "(allow container_t local_t (file (write)))", "neverallow check failed"},
 		{"raw sockets", "(allow container_t self (rawip_socket (create)))", "neverallow check failed"},
+		{"service writes the disk", "(allow netconf_t fixed_disk_device_t (blk_file (write)))", "neverallow check failed"},
+		{"host containers write the disk", "(allow hostctr_t fixed_disk_device_t (blk_file (write)))", "neverallow check failed"},
+		{"service writes the ESP", "(allow timesync_t esp_t (file (write)))", "neverallow check failed"},
 		{"unknown type", `(filecon "/x" file (system_u object_r no_such_t low))`, "Failed to resolve filecon"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
