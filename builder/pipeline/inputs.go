@@ -22,7 +22,7 @@ import (
 // inputDirs and inputFiles are everything in the repository an image is made from, the builder's
 // own code included, so a change to any of them makes the next build run.
 var (
-	inputDirs  = []string{"contract", "builder", "init", "apiserver", "runtime", "packages", "images", "selinux", "variants"}
+	inputDirs  = []string{"contract", "builder", "init", "apiserver", "runtime", "updates", "packages", "images", "selinux", "variants"}
 	inputFiles = []string{"go.mod", "go.sum", "VERSION"}
 	// Host tools whose version can change the bytes of an image.
 	inputTools = [][]string{{"mkfs.erofs", "--version"}, {"mkfs.ext4", "-V"}}
