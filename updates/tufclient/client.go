@@ -553,15 +553,24 @@ type writerTruncater interface {
 	Truncate(size int64) error
 }
 
-// fileAt writes to f from off on.
+// resumeSync is how much of a download may sit unsynced in the page cache: a power cut loses
+// at most that much, and the download resumes from what reached the disk.
+const resumeSync = 4 << 20
+
+// fileAt writes to f from off on, syncing every resumeSync bytes.
 type fileAt struct {
-	f   *os.File
-	off int64
+	f        *os.File
+	off      int64
+	unsynced int64
 }
 
 func (w *fileAt) Write(p []byte) (int, error) {
 	n, err := w.f.WriteAt(p, w.off)
 	w.off += int64(n)
+	if w.unsynced += int64(n); err == nil && w.unsynced >= resumeSync {
+		err = w.f.Sync()
+		w.unsynced = 0
+	}
 	return n, err
 }
 
