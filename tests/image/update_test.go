@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -41,6 +42,8 @@ type updateLab struct {
 	srv      *http.Server
 	addr     string
 	served   atomic.Int64 // bytes the server sent
+	mu       sync.Mutex
+	perPath  map[string]int64 // bytes the server sent, by URL path
 	variants string       // where the test's variant files are
 	builds   map[string]string
 	tcpcat   string
@@ -53,7 +56,7 @@ func newUpdateLab(t testing.TB) *updateLab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &updateLab{repoRoot: repoRoot, dir: filepath.Join(t.TempDir(), "tuf"), variants: t.TempDir(), builds: map[string]string{}}
+	l := &updateLab{repoRoot: repoRoot, dir: filepath.Join(t.TempDir(), "tuf"), variants: t.TempDir(), builds: map[string]string{}, perPath: map[string]int64{}}
 	if err := tufrepo.Init(l.dir, tufrepo.Options{Keys: 1, Threshold: 1, Expiry: tufrepo.DefaultExpiry()}); err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +66,11 @@ func newUpdateLab(t testing.TB) *updateLab {
 	}
 	files := http.FileServer(http.Dir(filepath.Join(l.dir, "repository")))
 	l.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		files.ServeHTTP(countingWriter{w, &l.served}, r)
+		cw := &countingWriter{ResponseWriter: w, n: &l.served}
+		files.ServeHTTP(cw, r)
+		l.mu.Lock()
+		l.perPath[r.URL.Path] += cw.mine
+		l.mu.Unlock()
 	})}
 	go l.srv.Serve(ln)
 	t.Cleanup(func() { l.srv.Close() })
@@ -73,13 +80,28 @@ func newUpdateLab(t testing.TB) *updateLab {
 
 type countingWriter struct {
 	http.ResponseWriter
-	n *atomic.Int64
+	n    *atomic.Int64
+	mine int64
 }
 
-func (w countingWriter) Write(b []byte) (int, error) {
+func (w *countingWriter) Write(b []byte) (int, error) {
 	n, err := w.ResponseWriter.Write(b)
 	w.n.Add(int64(n))
+	w.mine += int64(n)
 	return n, err
+}
+
+// servedFor is what the server sent of the files whose names end in suffix.
+func (l *updateLab) servedFor(suffix string) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var n int64
+	for p, b := range l.perPath {
+		if strings.HasSuffix(p, suffix) {
+			n += b
+		}
+	}
+	return n
 }
 
 // variant writes a copy of variants/qemu.toml with the repository's root and the test's timing,
@@ -276,6 +298,41 @@ func (h *host) checkOS(t testing.TB, version string, slot contract.Slot) apitype
 	return os
 }
 
+// cutDuring starts an apply and pulls the plug once cut says so. settled tells cut that the
+// apply has downloaded nothing for 1.5 s: the downloads are done and it is writing the slot.
+func (h *host) cutDuring(t testing.TB, what string, cut func(st apitypes.UpdateStatus, settled bool) bool) {
+	t.Helper()
+	applied := make(chan error, 1)
+	go func() {
+		_, err := h.c.UpdateAction(context.Background(), apitypes.UpdateApply)
+		applied <- err
+	}()
+	deadline := time.Now().Add(3 * time.Minute)
+	var last int64
+	lastChange := time.Now()
+	for {
+		st, err := h.c.UpdateStatus(t.Context())
+		if err == nil {
+			if st.Busy != apitypes.UpdateApply && st.State != "" && last > 0 {
+				t.Fatalf("power cut during %s: the apply ended first: %+v", what, st)
+			}
+			if st.BytesDownloaded != last {
+				last, lastChange = st.BytesDownloaded, time.Now()
+			}
+			if st.Busy == apitypes.UpdateApply && cut(st, last > 0 && time.Since(lastChange) > 1500*time.Millisecond) {
+				t.Logf("power cut during %s, %d bytes downloaded", what, st.BytesDownloaded)
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("power cut during %s: the moment never came: %+v %v", what, st, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	h.vm.Kill()
+	<-applied
+}
+
 // update checks, applies and activates want, then reboots into it.
 func (h *host) update(t testing.TB, want string) {
 	t.Helper()
@@ -457,44 +514,39 @@ seed = 100
 		return
 	}
 
-	// A power cut in the middle of writing v3: v2 boots again, and apply resumes.
+	// Power cuts in the middle of applying v3, first while it downloads, then while it writes
+	// slot a: each time v2 boots again, and the next apply goes on from what reached the disk.
 	h.action(t, apitypes.UpdateCheck)
-	applied := make(chan error, 1)
-	go func() {
-		_, err := h.c.UpdateAction(context.Background(), apitypes.UpdateApply)
-		applied <- err
-	}()
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		st, err := h.c.UpdateStatus(t.Context())
-		if err == nil && st.Busy == apitypes.UpdateApply && st.BytesDownloaded > 8<<20 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("apply never got going: %+v %v", st, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	h.vm.Kill()
-	<-applied
+	h.cutDuring(t, "the download", func(st apitypes.UpdateStatus, _ bool) bool { return st.BytesDownloaded > 8<<20 })
 	h.start(t)
 	h.ready(t, "2.0.0", contract.SlotB)
-	before := lab.served.Load()
-	h.update(t, "3.0.0")
-	t.Logf("apply after the power cut: the server sent %d bytes", lab.served.Load()-before)
-	// Nothing was downloaded twice: v3's root, verity tree and slot a UKI once, plus the
-	// tampered verity tree, the metadata of all those checks, and what the power cut took
-	// before it reached the disk (the client syncs a download every 4 MiB).
+	h.action(t, apitypes.UpdateCheck)
 	m, err := tufrepo.Manifest(lab.dir, "qemu")
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := m.Release("3.0.0").Payload
+	uki := p.UKI[contract.SlotA]
+	h.cutDuring(t, "the write of slot a", func(_ apitypes.UpdateStatus, settled bool) bool {
+		// The UKI, downloaded last, is all there (resumed downloads send only the rest).
+		return settled && lab.servedFor(uki.Name) >= uki.Size
+	})
+	h.start(t)
+	h.ready(t, "2.0.0", contract.SlotB)
+	if st := h.status(t); st.Staged != nil || st.Activated != nil {
+		t.Fatalf("after the power cuts: staged %+v, activated %+v", st.Staged, st.Activated)
+	}
+	before := lab.served.Load()
+	h.update(t, "3.0.0")
+	t.Logf("apply after the power cuts: the server sent %d bytes", lab.served.Load()-before)
+	// Nothing was downloaded twice: v3's root, verity tree and slot a UKI once, plus the
+	// tampered verity tree, the metadata of all those checks, and what the power cut took
+	// before it reached the disk (the client syncs a download every 4 MiB).
 	need := p.Root.Size + p.Verity.Size + p.UKI[contract.SlotA].Size
 	if sent := lab.served.Load() - v3Start; sent > need+p.Verity.Size+(4+2)<<20 {
 		t.Fatalf("v3 took %d bytes from the server, its download is %d: something was downloaded twice", sent, need)
 	} else {
-		t.Logf("v3: %d bytes served for a %d-byte download (through a refused target and a power cut)", sent, need)
+		t.Logf("v3: %d bytes served for a %d-byte download (through a refused target and two power cuts)", sent, need)
 	}
 
 	// v3 never becomes healthy: its only boot gives it up, and v2 boots again.
