@@ -44,7 +44,7 @@ type updateLab struct {
 	served   atomic.Int64 // bytes the server sent
 	mu       sync.Mutex
 	perPath  map[string]int64 // bytes the server sent, by URL path
-	variants string       // where the test's variant files are
+	variants string           // where the test's variant files are
 	builds   map[string]string
 	tcpcat   string
 }
