@@ -1,26 +1,20 @@
 package osinfo
 
 import (
-	"encoding/binary"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"unicode/utf16"
 
 	"github.com/ballast-os/ballast/apiserver/apitypes"
 	"github.com/ballast-os/ballast/contract"
+	"github.com/ballast-os/ballast/init/efivar"
 )
 
 // efiVar writes a loader variable as efivarfs shows it: attributes, then UTF-16LE and a NUL.
 func efiVar(t *testing.T, dir, name, value string) {
 	t.Helper()
-	b := binary.LittleEndian.AppendUint32(nil, 0x7) // non-volatile, boot service, runtime access
-	for _, c := range utf16.Encode([]rune(value)) {
-		b = binary.LittleEndian.AppendUint16(b, c)
-	}
-	b = append(b, 0, 0)
-	if err := os.WriteFile(filepath.Join(dir, name+"-"+contract.LoaderGUID), b, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, name+"-"+contract.LoaderGUID), efivar.EncodeString(value), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -47,7 +41,7 @@ func TestRead(t *testing.T) {
 
 	// The image's own architecture wins; the loader names the entry.
 	os.WriteFile(src.Image, []byte(`{"variant":"qemu","version":"0.1.0","arch":"amd64","updates":{"tries":3}}`), 0o644)
-	efiVar(t, efi, VarEntrySelected, "ballast-1-a-0.1.0.efi")
+	efiVar(t, efi, efivar.LoaderEntrySelected, "ballast-1-a-0.1.0.efi")
 	want.Arch, want.Entry = "amd64", "ballast-1-a-0.1.0.efi"
 	if got, err := Read(src); err != nil || got != want {
 		t.Fatalf("Read = %+v, %v, want %+v", got, err, want)
@@ -84,15 +78,15 @@ func TestBootEntry(t *testing.T) {
 		err  string
 	}{
 		{name: "no variables", want: ""},
-		{name: "selected only", vars: map[string]string{VarEntrySelected: "ballast-1-a-1.0.0.efi"}, want: "ballast-1-a-1.0.0.efi"},
+		{name: "selected only", vars: map[string]string{efivar.LoaderEntrySelected: "ballast-1-a-1.0.0.efi"}, want: "ballast-1-a-1.0.0.efi"},
 		// A trial boot: the counted path names the file as renamed for this boot.
-		{name: "counted path wins", vars: map[string]string{VarEntrySelected: "ballast-2-b-2.0.0.efi",
-			VarBootCountPath: `\EFI\Linux\ballast-2-b-2.0.0+2-1.efi`}, want: "ballast-2-b-2.0.0+2-1.efi"},
-		{name: "non-ascii", vars: map[string]string{VarEntrySelected: "entrée.efi"}, want: "entrée.efi"},
-		{name: "no terminator", raw: map[string][]byte{VarEntrySelected: {7, 0, 0, 0, 'a', 0, '.', 0, 'e', 0}}, want: "a.e"},
-		{name: "odd length", raw: map[string][]byte{VarEntrySelected: {7, 0, 0, 0, 'a', 0, 'b'}}, err: "LoaderEntrySelected: 3 bytes of data: not UTF-16"},
-		{name: "no attributes", raw: map[string][]byte{VarBootCountPath: {7, 0}}, err: "LoaderBootCountPath: 2 bytes: no attributes"},
-		{name: "too long", raw: map[string][]byte{VarEntrySelected: make([]byte, maxEFIVar+2)}, err: "more than 4096 bytes"},
+		{name: "counted path wins", vars: map[string]string{efivar.LoaderEntrySelected: "ballast-2-b-2.0.0.efi",
+			efivar.LoaderBootCountPath: `\EFI\Linux\ballast-2-b-2.0.0+2-1.efi`}, want: "ballast-2-b-2.0.0+2-1.efi"},
+		{name: "non-ascii", vars: map[string]string{efivar.LoaderEntrySelected: "entrée.efi"}, want: "entrée.efi"},
+		{name: "no terminator", raw: map[string][]byte{efivar.LoaderEntrySelected: {7, 0, 0, 0, 'a', 0, '.', 0, 'e', 0}}, want: "a.e"},
+		{name: "odd length", raw: map[string][]byte{efivar.LoaderEntrySelected: {7, 0, 0, 0, 'a', 0, 'b'}}, err: "LoaderEntrySelected: 3 bytes is not UTF-16"},
+		{name: "no attributes", raw: map[string][]byte{efivar.LoaderBootCountPath: {7, 0}}, err: "2 bytes, shorter than its attributes"},
+		{name: "too long", raw: map[string][]byte{efivar.LoaderEntrySelected: make([]byte, 1<<20+6)}, err: "longer than 1048576 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,8 +6,10 @@ package efivar
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -165,4 +167,28 @@ func ESPFile(loaderPath string) (string, error) {
 		}
 	}
 	return strings.Join(parts, "/"), nil
+}
+
+// BootedEntry is the file name of the boot entry this boot came from, as the loader named it at
+// boot: from LoaderBootCountPath when the entry had a boot counter (the name as renamed for this
+// boot), else from LoaderEntrySelected. Neither set (another loader, no EFI, efivarfs not
+// mounted) is an error wrapping fs.ErrNotExist.
+func (l Loader) BootedEntry() (string, error) {
+	p, err := l.BootCountPath()
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	if err != nil {
+		if p, err = l.EntrySelected(); err != nil {
+			return "", err
+		}
+	}
+	return p[strings.LastIndexAny(p, `\/`)+1:], nil
+}
+
+// EncodeString is the efivarfs file of a string variable as systemd-boot sets it (boot-service
+// and runtime access, volatile), for tests and tools that stand in for a boot.
+func EncodeString(s string) []byte {
+	const attrs = 0x6 // EFI_VARIABLE_BOOTSERVICE_ACCESS | EFI_VARIABLE_RUNTIME_ACCESS
+	return append(binary.LittleEndian.AppendUint32(nil, attrs), EncodeUTF16(s)...)
 }

@@ -1,6 +1,7 @@
 package efivar
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"io/fs"
@@ -111,5 +112,36 @@ func TestESPFile(t *testing.T) {
 		if (err != nil) != tt.err || got != tt.want {
 			t.Errorf("ESPFile(%q) = %q, %v; want %q (error %v)", tt.in, got, err, tt.want, tt.err)
 		}
+	}
+}
+
+func TestBootedEntry(t *testing.T) {
+	dir := t.TempDir()
+	l := Loader{Vars: Vars{Dir: dir}}
+	if _, err := l.BootedEntry(); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("BootedEntry without variables: %v", err)
+	}
+	set := func(name, value string) {
+		t.Helper()
+		if err := os.WriteFile(l.Vars.Path(name, contract.LoaderGUID), EncodeString(value), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set(LoaderEntrySelected, "ballast-1-a-1.0.efi")
+	if got, err := l.BootedEntry(); err != nil || got != "ballast-1-a-1.0.efi" {
+		t.Fatalf("BootedEntry from %s = %q, %v", LoaderEntrySelected, got, err)
+	}
+	// A trial boot: the counted path names the file as renamed for this boot.
+	set(LoaderBootCountPath, `\EFI\Linux\ballast-2-b-2.0+2-1.efi`)
+	if got, err := l.BootedEntry(); err != nil || got != "ballast-2-b-2.0+2-1.efi" {
+		t.Fatalf("BootedEntry from %s = %q, %v", LoaderBootCountPath, got, err)
+	}
+	// What efivarfs shows: attributes first, then UTF-16LE with a final NUL.
+	if raw, want := EncodeString("ab"), []byte{6, 0, 0, 0, 'a', 0, 'b', 0, 0, 0}; !bytes.Equal(raw, want) {
+		t.Errorf("EncodeString = %v, want %v", raw, want)
+	}
+	os.WriteFile(l.Vars.Path(LoaderBootCountPath, contract.LoaderGUID), []byte{6, 0, 0, 0, 'a'}, 0o644)
+	if _, err := l.BootedEntry(); err == nil {
+		t.Error("a variable of odd length was read")
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ballast-os/ballast/contract"
+	"github.com/ballast-os/ballast/init/efivar"
 	"github.com/ballast-os/ballast/init/initramfs/blockdev"
 	"github.com/ballast-os/ballast/updates/esp"
 	"github.com/ballast-os/ballast/updates/install"
@@ -252,7 +253,7 @@ func (a *Agent) running(l esp.Listing) Running {
 	r := Running{Version: a.cfg.Image.Version, Slot: a.cfg.Booted.Slot}
 	booted := ""
 	if a.cfg.EFIVars != "" {
-		if name, err := esp.BootedEntry(a.cfg.EFIVars); err == nil {
+		if name, err := (efivar.Loader{Vars: efivar.Vars{Dir: a.cfg.EFIVars}}).BootedEntry(); err == nil {
 			booted = name
 		}
 	}

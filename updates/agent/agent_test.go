@@ -20,6 +20,7 @@ import (
 
 	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/images/gpt"
+	"github.com/ballast-os/ballast/init/efivar"
 	"github.com/ballast-os/ballast/tests/testutil"
 	"github.com/ballast-os/ballast/updates/esp"
 	"github.com/ballast-os/ballast/updates/install"
@@ -215,8 +216,8 @@ func (h *host) loaderBoot() esp.File {
 	if !ok {
 		h.t.Fatal("nothing to boot")
 	}
-	os.Remove(filepath.Join(h.efivars, esp.VarBootCountPath+"-"+contract.LoaderGUID))
-	h.setVar(esp.VarEntrySelected, f.Name)
+	os.Remove(filepath.Join(h.efivars, efivar.LoaderBootCountPath+"-"+contract.LoaderGUID))
+	h.setVar(efivar.LoaderEntrySelected, f.Name)
 	if !f.Entry.Counting || f.Entry.TriesLeft == 0 {
 		return f
 	}
@@ -227,13 +228,13 @@ func (h *host) loaderBoot() esp.File {
 	if err := os.Rename(filepath.Join(dir, f.Name), filepath.Join(dir, next.FileName())); err != nil {
 		h.t.Fatal(err)
 	}
-	h.setVar(esp.VarBootCountPath, `\EFI\Linux\`+next.FileName())
+	h.setVar(efivar.LoaderBootCountPath, `\EFI\Linux\`+next.FileName())
 	return esp.File{Name: next.FileName(), Entry: next}
 }
 
 func (h *host) setVar(name, value string) {
 	h.t.Helper()
-	if err := os.WriteFile(filepath.Join(h.efivars, name+"-"+contract.LoaderGUID), esp.EncodeLoaderVariable(value), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(h.efivars, name+"-"+contract.LoaderGUID), efivar.EncodeString(value), 0o644); err != nil {
 		h.t.Fatal(err)
 	}
 }

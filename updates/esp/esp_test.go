@@ -536,36 +536,6 @@ func TestPowerCutAtEveryStep(t *testing.T) {
 	}
 }
 
-func TestLoaderVariables(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := BootedEntry(dir); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("BootedEntry without variables: %v", err)
-	}
-	set := func(name, value string) {
-		t.Helper()
-		if err := os.WriteFile(filepath.Join(dir, name+"-"+contract.LoaderGUID), EncodeLoaderVariable(value), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	set(VarEntrySelected, "ballast-1-a-1.0.efi")
-	if got, err := BootedEntry(dir); err != nil || got != "ballast-1-a-1.0.efi" {
-		t.Fatalf("BootedEntry from %s = %q, %v", VarEntrySelected, got, err)
-	}
-	set(VarBootCountPath, `\EFI\Linux\ballast-2-b-2.0+2-1.efi`)
-	if got, err := BootedEntry(dir); err != nil || got != "ballast-2-b-2.0+2-1.efi" {
-		t.Fatalf("BootedEntry from %s = %q, %v", VarBootCountPath, got, err)
-	}
-	// The value as efivarfs shows it: attributes first, then UTF-16LE with a final NUL.
-	raw := EncodeLoaderVariable("ab")
-	if want := []byte{6, 0, 0, 0, 'a', 0, 'b', 0, 0, 0}; !bytes.Equal(raw, want) {
-		t.Errorf("EncodeLoaderVariable = %v, want %v", raw, want)
-	}
-	os.WriteFile(filepath.Join(dir, VarBootCountPath+"-"+contract.LoaderGUID), []byte{6, 0, 0, 0, 'a'}, 0o644)
-	if _, err := BootedEntry(dir); err == nil {
-		t.Error("a variable of odd length was read")
-	}
-}
-
 func TestRunning(t *testing.T) {
 	e := newESP(t, "ballast-1-a-1.0.efi", "ballast-2-b-2.0.efi")
 	l := list(t, e)
