@@ -35,6 +35,7 @@ declare -A need=(
   [tar]=tar
   [partx]=util-linux
   [unshare]=util-linux
+  [systemd-analyze]=systemd
 )
 # runc is linked statically against libseccomp and glibc (packages/go-components.toml)
 files=(/usr/share/OVMF/OVMF_CODE_4M.fd:ovmf /usr/share/OVMF/OVMF_VARS_4M.fd:ovmf
