@@ -33,6 +33,8 @@ type Variant struct {
 	Partitions  Partitions `toml:"partitions"`
 	Output      Output     `toml:"output"`
 	Updates     Updates    `toml:"updates"`
+	SecureBoot  SecureBoot `toml:"secure-boot"`
+	Local       Local      `toml:"local"`
 
 	// Path is the file the variant came from.
 	Path string `toml:"-"`
@@ -153,6 +155,50 @@ func (v *Variant) RootPath() string {
 	return filepath.Join(filepath.Dir(v.Path), v.Updates.Root)
 }
 
+// SecureBoot is the [secure-boot] table: the owner's key directory (made by `ballast keys init`).
+// With it the build signs systemd-boot and every UKI for Secure Boot, signs each UKI's
+// predicted PCR 11 for the TPM, and puts the enrollment files on the ESP; production variants
+// must have it.
+type SecureBoot struct {
+	// Keys is the key directory, relative to the variant file's directory.
+	Keys string `toml:"keys"`
+}
+
+// KeysPath is the directory secure-boot.keys names, "" when there is none.
+func (v *Variant) KeysPath() string {
+	if v.SecureBoot.Keys == "" {
+		return ""
+	}
+	if filepath.IsAbs(v.SecureBoot.Keys) {
+		return v.SecureBoot.Keys
+	}
+	return filepath.Join(filepath.Dir(v.Path), v.SecureBoot.Keys)
+}
+
+// Local is the [local] table: how the initramfs protects the data partition.
+type Local struct {
+	// Encryption is "tpm" (LUKS2, the key sealed to the TPM; the default) or "plain".
+	Encryption string `toml:"encryption"`
+	// WithoutTPM is what a "tpm" image does on a machine without a TPM: "plain" (the default for
+	// dev variants) or "refuse" (the default for production variants).
+	WithoutTPM string `toml:"without-tpm"`
+}
+
+// LocalPolicy is the [local] table over the defaults.
+func (v *Variant) LocalPolicy() contract.LocalPolicy {
+	p := contract.DefaultLocalPolicy()
+	if !v.Dev {
+		p.WithoutTPM = contract.WithoutTPMRefuse
+	}
+	if v.Local.Encryption != "" {
+		p.Encryption = contract.LocalEncryption(v.Local.Encryption)
+	}
+	if v.Local.WithoutTPM != "" {
+		p.WithoutTPM = contract.WithoutTPM(v.Local.WithoutTPM)
+	}
+	return p
+}
+
 // Size is a byte count written with a binary unit in the variant file.
 type Size int64
 
@@ -259,7 +305,11 @@ func parse(path string, data []byte, nameIsFile bool) (*Variant, error) {
 	if err != nil {
 		var ke *keyError
 		if errors.As(err, &ke) {
-			return nil, fmt.Errorf("%s:%d: key %q: %s", path, keyLine(data, strings.Split(ke.key, ".")), ke.key, ke.msg)
+			if line := keyLine(data, strings.Split(ke.key, ".")); line > 0 {
+				return nil, fmt.Errorf("%s:%d: key %q: %s", path, line, ke.key, ke.msg)
+			}
+			// A missing key has no line: name the file alone.
+			return nil, fmt.Errorf("%s: key %q: %s", path, ke.key, ke.msg)
 		}
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -362,7 +412,27 @@ func (v *Variant) validate(nameIsFile bool) error {
 	if err := checkList("output.formats", v.Output.Formats, nil, KnownFormats); err != nil {
 		return err
 	}
+	if err := v.validateTrust(); err != nil {
+		return err
+	}
 	return v.Updates.validate()
+}
+
+func (v *Variant) validateTrust() error {
+	p := v.LocalPolicy()
+	if p.Encryption != contract.LocalTPM && p.Encryption != contract.LocalPlain {
+		return bad("local.encryption", "%q: want %q or %q", p.Encryption, contract.LocalTPM, contract.LocalPlain)
+	}
+	if p.WithoutTPM != contract.WithoutTPMPlain && p.WithoutTPM != contract.WithoutTPMRefuse {
+		return bad("local.without-tpm", "%q: want %q or %q", p.WithoutTPM, contract.WithoutTPMPlain, contract.WithoutTPMRefuse)
+	}
+	if k := v.SecureBoot.Keys; k != "" && strings.TrimSpace(k) != k {
+		return bad("secure-boot.keys", "%q: leading or trailing space", k)
+	}
+	if !v.Dev && v.SecureBoot.Keys == "" {
+		return bad("secure-boot.keys", "missing: a production variant (dev = false) is always signed for Secure Boot; make keys with `ballast keys init DIR` and name DIR here")
+	}
+	return nil
 }
 
 func (u *Updates) validate() error {

@@ -25,6 +25,8 @@ verity = "8MiB"
 data = "1GiB"
 [output]
 formats = ["raw"]
+[secure-boot]
+keys = "keys"
 `
 
 func TestParse(t *testing.T) {
@@ -35,7 +37,7 @@ func TestParse(t *testing.T) {
 	}{
 		{"good", func(s string) string { return s }, ""},
 		{"syntax", func(s string) string { return strings.Replace(s, `esp = "64MiB"`, `esp = `, 1) }, "t.toml:10:"},
-		{"unknown top key", func(s string) string { return s + "colour = 1\n" }, `t.toml:16: unknown key "output.colour"`},
+		{"unknown top key", func(s string) string { return s + "colour = 1\n" }, `t.toml:18: unknown key "secure-boot.colour"`},
 		{"unknown nested key", func(s string) string {
 			return strings.Replace(s, "[partitions]\n", "[partitions]\nswap = \"1MiB\"\n", 1)
 		}, `t.toml:10: unknown key "partitions.swap"`},
@@ -44,6 +46,14 @@ func TestParse(t *testing.T) {
 		{"size not MiB", func(s string) string { return strings.Replace(s, `"8MiB"`, `"1000KiB"`, 1) }, `t.toml:12: key "partitions.verity": 1024000 bytes is not a whole number of MiB`},
 		{"small esp", func(s string) string { return strings.Replace(s, `"64MiB"`, `"8MiB"`, 1) }, `key "partitions.esp": 8 MiB is below`},
 		{"missing kernel", func(s string) string { return strings.Replace(s, `package = "linux-image-x"`, ``, 1) }, `key "kernel.package": missing`},
+		{"production unsigned", func(s string) string { return strings.Replace(s, "[secure-boot]\nkeys = \"keys\"\n", "", 1) },
+			`t.toml: key "secure-boot.keys": missing: a production variant`},
+		{"dev unsigned", func(s string) string {
+			return strings.Replace(strings.Replace(s, "[secure-boot]\nkeys = \"keys\"\n", "", 1), `name = "t"`, "name = \"t\"\ndev = true", 1)
+		}, ""},
+		{"local encryption", func(s string) string { return s + "[local]\nencryption = \"luks1\"\n" }, `t.toml:19: key "local.encryption": "luks1": want "tpm" or "plain"`},
+		{"local without tpm", func(s string) string { return s + "[local]\nwithout-tpm = \"ask\"\n" }, `t.toml:19: key "local.without-tpm": "ask": want "plain" or "refuse"`},
+		{"keys spaces", func(s string) string { return strings.Replace(s, `keys = "keys"`, `keys = " keys"`, 1) }, `t.toml:17: key "secure-boot.keys": " keys": leading or trailing space`},
 		{"name mismatch", func(s string) string { return strings.Replace(s, `name = "t"`, `name = "other"`, 1) }, `t.toml:1: key "name": "other" does not match`},
 		{"unknown program", func(s string) string {
 			return strings.Replace(s, `include = ["apiserver"]`, `include = ["apiserver", "ssh"]`, 1)
@@ -132,24 +142,24 @@ bless-after = "5s"
 		{"full", full, ""},
 		{"root only", good + "[updates]\nroot = \"keys/root.json\"\n", ""},
 		{"absolute root", good + "[updates]\nroot = \"ABS/keys/root.json\"\n", ""},
-		{"tries 0", strings.Replace(full, "tries = 5", "tries = 0", 1), `t.toml:20: key "updates.tries": 0: want 1 to 15 boots`},
-		{"tries 16", strings.Replace(full, "tries = 5", "tries = 16", 1), `t.toml:20: key "updates.tries": 16`},
-		{"tries text", strings.Replace(full, "tries = 5", `tries = "5"`, 1), "t.toml:20:"},
-		{"bad duration", strings.Replace(full, `"90s"`, `"ninety"`, 1), "t.toml:21:"},
-		{"short health timeout", strings.Replace(full, `"90s"`, `"2s"`, 1), `t.toml:21: key "updates.health-timeout": 2s: want 10s to 24h0m0s`},
-		{"negative bless", strings.Replace(full, `"5s"`, `"-5s"`, 1), `t.toml:22: key "updates.bless-after": -5s`},
+		{"tries 0", strings.Replace(full, "tries = 5", "tries = 0", 1), `t.toml:22: key "updates.tries": 0: want 1 to 15 boots`},
+		{"tries 16", strings.Replace(full, "tries = 5", "tries = 16", 1), `t.toml:22: key "updates.tries": 16`},
+		{"tries text", strings.Replace(full, "tries = 5", `tries = "5"`, 1), "t.toml:22:"},
+		{"bad duration", strings.Replace(full, `"90s"`, `"ninety"`, 1), "t.toml:23:"},
+		{"short health timeout", strings.Replace(full, `"90s"`, `"2s"`, 1), `t.toml:23: key "updates.health-timeout": 2s: want 10s to 24h0m0s`},
+		{"negative bless", strings.Replace(full, `"5s"`, `"-5s"`, 1), `t.toml:24: key "updates.bless-after": -5s`},
 		{"bless of a week", strings.Replace(full, `"5s"`, `"168h"`, 1), `key "updates.bless-after": 168h0m0s`},
-		{"ftp", strings.Replace(full, "http://10.0.2.100:8080", "ftp://10.0.2.100", 1), `t.toml:18: key "updates.metadata-base-url": "ftp://10.0.2.100/metadata/": want an http:// or https:// URL`},
-		{"no host", strings.Replace(full, "https://updates.example.com/targets", "https:///targets", 1), `t.toml:19: key "updates.targets-base-url": "https:///targets": no host`},
+		{"ftp", strings.Replace(full, "http://10.0.2.100:8080", "ftp://10.0.2.100", 1), `t.toml:20: key "updates.metadata-base-url": "ftp://10.0.2.100/metadata/": want an http:// or https:// URL`},
+		{"no host", strings.Replace(full, "https://updates.example.com/targets", "https:///targets", 1), `t.toml:21: key "updates.targets-base-url": "https:///targets": no host`},
 		{"relative url", strings.Replace(full, "https://updates.example.com/targets", "targets", 1), `want an http:// or https:// URL`},
 		{"query", strings.Replace(full, "/targets", "/targets?x=1", 1), `no query or fragment`},
 		{"credentials", strings.Replace(full, "https://updates.", "https://u:p@updates.", 1), `credentials`},
 		{"url without root", strings.Replace(full, "root = \"keys/root.json\"\n", "", 1), `key "updates.metadata-base-url": set without updates.root`},
-		{"missing root", strings.Replace(full, "keys/root.json", "keys/nope.json", 1), `t.toml:17: key "updates.root":`},
+		{"missing root", strings.Replace(full, "keys/root.json", "keys/nope.json", 1), `t.toml:19: key "updates.root":`},
 		{"not a root", strings.Replace(full, "keys/root.json", "keys/targets.json", 1), `not a signed TUF root (signed._type "targets"`},
-		{"not json", strings.Replace(full, "keys/root.json", "keys/garbage.json", 1), `t.toml:17: key "updates.root":`},
+		{"not json", strings.Replace(full, "keys/root.json", "keys/garbage.json", 1), `t.toml:19: key "updates.root":`},
 		{"root is a directory", strings.Replace(full, "keys/root.json", "keys", 1), `not a regular file`},
-		{"unknown key", full + "channel = \"beta\"\n", `t.toml:23: unknown key "updates.channel"`},
+		{"unknown key", full + "channel = \"beta\"\n", `t.toml:25: unknown key "updates.channel"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
