@@ -15,6 +15,9 @@ const (
 	DefaultQEMU             = "qemu-system-x86_64"
 	DefaultOVMFCode         = "/usr/share/OVMF/OVMF_CODE_4M.fd"
 	DefaultOVMFVarsTemplate = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+	// SecureBootOVMFCode is OVMF built with Secure Boot and SMM; with the plain
+	// DefaultOVMFVarsTemplate (no keys) it starts in setup mode.
+	SecureBootOVMFCode = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"
 	DefaultMemoryMB         = 1024
 	DefaultCPUs             = 2
 	// DefaultTimeout caps a VM's whole life, so a test that forgets Kill
@@ -60,6 +63,20 @@ type Config struct {
 	OVMFVars string
 	// OVMFVarsTemplate is the pristine variable store, default DefaultOVMFVarsTemplate.
 	OVMFVarsTemplate string
+
+	// SecureBoot boots the Secure Boot firmware (SecureBootOVMFCode unless OVMFCode is set) on a
+	// q35 machine with SMM and a secure variable store, as that firmware requires. Whether Secure
+	// Boot is enforced depends on the variable store: the default template has no keys (setup
+	// mode); keep OVMFVars across VMs to keep what the guest enrolled.
+	SecureBoot bool
+
+	// TPMState is a directory holding a software TPM's state (swtpm, TPM 2.0): Start runs swtpm on
+	// it for the VM's life and attaches it as a TIS device. Keep the directory across VMs to keep
+	// the TPM; a new directory is a new TPM. TPMSocket is swtpm's control socket, which Start sets.
+	TPMState  string
+	TPMSocket string
+	// SWTPM is the swtpm binary, default "swtpm" in PATH.
+	SWTPM string
 
 	// AllowReboot lets a guest reboot in place. By default QEMU runs with
 	// -no-reboot, so a guest reboot (including the initramfs's reboot after a
@@ -126,6 +143,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.QEMU == "" {
 		c.QEMU = DefaultQEMU
+	}
+	if c.OVMFCode == "" && c.SecureBoot {
+		c.OVMFCode = SecureBootOVMFCode
 	}
 	if c.OVMFCode == "" {
 		c.OVMFCode = DefaultOVMFCode
@@ -207,11 +227,17 @@ func (c Config) Args() []string {
 	if c.CPU != "" {
 		cpu = c.CPU
 	}
+	machine := "q35"
+	if c.SecureBoot {
+		// The Secure Boot firmware keeps its variables in SMM, so that the OS cannot write them
+		// behind its back; it refuses to start without.
+		machine += ",smm=on"
+	}
 	args := []string{
 		// No default VGA, CD-ROM, NIC or monitor: each of them adds a boot
 		// option or a console that OVMF would otherwise try first.
 		"-nodefaults",
-		"-machine", "q35",
+		"-machine", machine,
 		"-accel", c.Accel,
 		"-cpu", cpu,
 		"-smp", strconv.Itoa(c.CPUs),
@@ -223,6 +249,16 @@ func (c Config) Args() []string {
 		args = append(args, "-drive", "if=pflash,format=raw,unit=1,file="+escape(c.OVMFVars))
 	} else {
 		args = append(args, "-drive", "if=pflash,format=raw,unit=1,snapshot=on,file="+escape(c.OVMFVarsTemplate))
+	}
+
+	if c.SecureBoot {
+		args = append(args, "-global", "driver=cfi.pflash01,property=secure,value=on")
+	}
+	if c.TPMSocket != "" {
+		args = append(args,
+			"-chardev", "socket,id=chrtpm,path="+escape(c.TPMSocket),
+			"-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
+			"-device", "tpm-tis,tpmdev=tpm0")
 	}
 
 	disk := "if=none,id=disk0,format=" + diskFormat(c.Disk) + ",file=" + escape(c.Disk)

@@ -85,6 +85,23 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 		return fail(fmt.Errorf("qemu: QMP socket path %s is longer than %d bytes (set TMPDIR shorter or Config.QMPSocket)", cfg.QMPSocket, maxUnixPath-1))
 	}
 
+	var tpm *exec.Cmd
+	if cfg.TPMState != "" {
+		cfg.TPMSocket = TPMSocketPath(dir)
+		bin := cfg.SWTPM
+		if bin == "" {
+			bin = "swtpm"
+		}
+		tpmLog := ""
+		if cfg.LogFile != "" {
+			tpmLog = cfg.LogFile + ".swtpm"
+		}
+		if tpm, err = StartSWTPM(bin, cfg.TPMState, cfg.TPMSocket, tpmLog); err != nil {
+			return fail(err)
+		}
+		cleanup = append(cleanup, func() { _ = tpm.Process.Kill(); _ = tpm.Wait() })
+	}
+
 	v := &VM{
 		cfg:    cfg,
 		dir:    dir,
@@ -134,6 +151,14 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	}
 	v.cmd, v.stdin, v.started = cmd, stdin, time.Now()
 	go v.wait(lifeCtx, cancel)
+	if tpm != nil {
+		// swtpm ends by itself when QEMU shuts it down; make sure it does when QEMU dies.
+		go func() {
+			<-v.exited
+			_ = tpm.Process.Kill()
+			_ = tpm.Wait()
+		}()
+	}
 
 	v.qmp, err = v.connectQMP()
 	close(v.qmpSet)

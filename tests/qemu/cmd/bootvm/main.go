@@ -56,9 +56,11 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	fs.BoolVar(&cfg.Snapshot, "snapshot", false, "discard the guest's writes to --disk")
 	fs.BoolVar(&cfg.NoNetwork, "no-network", false, "no NIC")
 	noReboot := fs.Bool("no-reboot", false, "exit instead of rebooting the guest")
-	fs.StringVar(&cfg.OVMFCode, "ovmf-code", qemu.DefaultOVMFCode, "OVMF firmware code")
+	fs.StringVar(&cfg.OVMFCode, "ovmf-code", "", "OVMF firmware code (default "+qemu.DefaultOVMFCode+", or "+qemu.SecureBootOVMFCode+" with --secure-boot)")
 	fs.StringVar(&cfg.OVMFVars, "ovmf-vars", "", "persistent UEFI variable store, created from the template if missing (default: a fresh copy per run)")
 	fs.StringVar(&cfg.OVMFVarsTemplate, "ovmf-vars-template", qemu.DefaultOVMFVarsTemplate, "pristine UEFI variable store copied for each run")
+	fs.BoolVar(&cfg.SecureBoot, "secure-boot", false, "boot OVMF's Secure Boot build (setup mode with a fresh variable store: a signed image enrolls its keys)")
+	fs.StringVar(&cfg.TPMState, "tpm", "", "give the guest a software TPM 2.0 (swtpm) whose state lives in this directory")
 	fs.BoolVar(&printOnly, "print", false, "print the QEMU command line and exit (it names the vars template where a run uses a fresh copy)")
 	if err := fs.Parse(args); err != nil {
 		return 2, err
@@ -99,6 +101,19 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 		}
 	}
 
+	if cfg.TPMState != "" {
+		dir, err := os.MkdirTemp("", "bootvm-tpm-")
+		if err != nil {
+			return 2, err
+		}
+		defer os.RemoveAll(dir)
+		cfg.TPMSocket = qemu.TPMSocketPath(dir)
+		tpm, err := qemu.StartSWTPM("swtpm", cfg.TPMState, cfg.TPMSocket, "")
+		if err != nil {
+			return 2, err
+		}
+		defer func() { _ = tpm.Process.Kill(); _ = tpm.Wait() }()
+	}
 	cmd := exec.Command(qemu.DefaultQEMU, cfg.Args()...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	// QEMU owns the terminal in raw mode; if a signal still reaches us
