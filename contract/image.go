@@ -22,6 +22,17 @@ type Image struct {
 	// DatastoreFormat is the settings datastore format this image writes.
 	DatastoreFormat int          `json:"datastore_format,omitempty"`
 	Updates         UpdatePolicy `json:"updates"`
+	// Signed reports that the build signs the boot chain with the owner's keys (Secure Boot and
+	// the PCR 11 policy), so a boot without Secure Boot is a machine not set up as it should be.
+	Signed bool `json:"signed,omitempty"`
+	// Local is how the initramfs protects /local (the same words are on the command line).
+	Local *LocalPolicyJSON `json:"local,omitempty"`
+}
+
+// LocalPolicyJSON is LocalPolicy as image.json spells it.
+type LocalPolicyJSON struct {
+	Encryption LocalEncryption `json:"encryption"`
+	WithoutTPM WithoutTPM      `json:"without_tpm"`
 }
 
 // Marshal is image.json's bytes: indented, with a final newline.

@@ -1,6 +1,7 @@
 package contract
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 )
@@ -137,8 +138,8 @@ type TPMRecord struct {
 	// LeftInitrd reports that PCR 11 was extended with LeaveInitrdEvent.
 	LeftInitrd bool `json:"left_initrd"`
 	// EventLog summarises the firmware's event log; EventLogError says why it could not be read.
-	EventLog      any    `json:"event_log,omitempty"`
-	EventLogError string `json:"event_log_error,omitempty"`
+	EventLog      json.RawMessage `json:"event_log,omitempty"`
+	EventLogError string          `json:"event_log_error,omitempty"`
 }
 
 // LocalRecord says how /local was opened this boot.

@@ -119,9 +119,11 @@ func (b *builder) buildRoot(ctx context.Context) error {
 			return fmt.Errorf("%s: updates.root: %w", b.v.Path, err)
 		}
 	}
+	lp := b.v.LocalPolicy()
 	info, err := contract.Image{Variant: b.v.Name, Version: b.version, Dev: b.v.Dev,
 		Services: b.v.Services(), Modules: b.v.Kernel.Modules, Kernel: b.kernel.Version,
-		Arch: arch, DatastoreFormat: datastore.FormatVersion, Updates: b.v.UpdatePolicy()}.Marshal()
+		Arch: arch, DatastoreFormat: datastore.FormatVersion, Updates: b.v.UpdatePolicy(),
+		Signed: b.v.KeysPath() != "", Local: &contract.LocalPolicyJSON{Encryption: lp.Encryption, WithoutTPM: lp.WithoutTPM}}.Marshal()
 	if err != nil {
 		return err
 	}
