@@ -10,9 +10,10 @@ import (
 // initramfs records about the boot's trust, and what the API server reports from it.
 
 // ESPKeysDir holds the owner's signed EFI signature lists (PK.auth, KEK.auth, db.auth) that
-// systemd-boot enrolls when it finds the firmware in setup mode (loader.conf's
-// secure-boot-enroll). Only signed images carry it.
-const ESPKeysDir = "loader/keys/ballast"
+// systemd-boot enrolls when it finds the firmware in setup mode. systemd-boot 252 enrolls the
+// directory named "auto" by itself (loader.conf's secure-boot-enroll force, on virtual machines,
+// after a 15 s countdown) and offers any other as a menu entry. Only signed images carry it.
+const ESPKeysDir = "loader/keys/auto"
 
 // EnrollFiles are the files of ESPKeysDir, in the order systemd-boot writes them (db and KEK
 // while the firmware is still in setup mode, PK last, which ends setup mode).
@@ -158,3 +159,12 @@ type LocalRecord struct {
 	Keyslots   []string `json:"keyslots,omitempty"`
 	Cipher     string   `json:"cipher,omitempty"`
 }
+
+// LocalTemplate is, in the initramfs, the gzip-compressed ext4 file system (LocalTemplateSize
+// bytes, the data partition's UUID and label) that the first boot of an encrypted /local writes
+// through dm-crypt and then grows to fill the volume. The plain data partition the builder writes
+// cannot serve: it fills its partition, where the LUKS2 header must go first.
+const (
+	LocalTemplate     = "/usr/lib/ballast/local.ext4.gz"
+	LocalTemplateSize = 32 << 20
+)

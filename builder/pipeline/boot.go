@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/hex"
 	"fmt"
@@ -13,6 +14,10 @@ import (
 	"github.com/ballast-os/ballast/images/disk"
 	"github.com/ballast-os/ballast/images/initrd"
 	"github.com/ballast-os/ballast/images/uki"
+	"github.com/ballast-os/ballast/trust/authenticode"
+	"github.com/ballast-os/ballast/trust/sbkeys"
+	"github.com/ballast-os/ballast/trust/tpm/pcr"
+	"github.com/ballast-os/ballast/trust/tpm/policy"
 )
 
 // stubPath is the UKI stub inside the systemd-boot-efi package.
@@ -95,6 +100,11 @@ func (b *builder) buildInitramfs(context.Context) error {
 		files = append(files, initrd.File{Path: base + m.Path, Data: data, Mode: 0o644})
 	}
 	files = append(files, initrd.File{Path: base + "modules.dep", Data: dep, Mode: 0o644})
+	tmpl, err := b.localTemplate()
+	if err != nil {
+		return err
+	}
+	files = append(files, initrd.File{Path: strings.TrimPrefix(contract.LocalTemplate, "/"), Data: tmpl, Mode: 0o644})
 	if b.BenchWithoutSELinux {
 		if !b.v.Dev {
 			return fmt.Errorf("variant %s: a production variant is never built without its SELinux policy", b.v.Path)
@@ -109,10 +119,47 @@ func (b *builder) buildInitramfs(context.Context) error {
 	return os.WriteFile(filepath.Join(b.work, "initramfs.cpio.zst"), b.initrd, 0o644)
 }
 
+// localTemplate makes contract.LocalTemplate: a small ext4 with the data partition's identity,
+// gzip-compressed without a name or time so the initramfs stays reproducible.
+func (b *builder) localTemplate() ([]byte, error) {
+	path := filepath.Join(b.work, "local-template.ext4")
+	if err := b.mkfsExt4(path, contract.LocalTemplateSize); err != nil {
+		return nil, fmt.Errorf("local template: %w", err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := zw.Write(raw); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
 // buildUKI assembles each slot's Unified Kernel Image: stub, kernel, initramfs, the slot's
-// command line, and an os-release naming the entry (contract.OSRelease.EntryOSRelease).
+// command line, and an os-release naming the entry (contract.OSRelease.EntryOSRelease). It
+// predicts each UKI's PCR 11. A signed build also carries the owner's pcr public key (.pcrpkey,
+// measured) and the signed policy for the predicted PCR 11 (.pcrsig, not measured), and signs the
+// result with the db key for Secure Boot.
 func (b *builder) buildUKI(context.Context) error {
-	b.step("uki: kernel %s, initramfs %d KiB, slots a and b", b.kernel.Version, len(b.initrd)>>10)
+	signed := "unsigned"
+	if dir := b.v.KeysPath(); dir != "" {
+		k, err := sbkeys.Load(dir)
+		if err != nil {
+			return fmt.Errorf("%s: secure-boot.keys: %w", b.v.Path, err)
+		}
+		b.keys = k
+		signed = "signed with " + dir
+	}
+	b.step("uki: kernel %s, initramfs %d KiB, slots a and b, %s", b.kernel.Version, len(b.initrd)>>10, signed)
 	stub, err := os.ReadFile(filepath.Join(b.stubDir, stubPath))
 	if err != nil {
 		return fmt.Errorf("%s: %w", stubPackage, err)
@@ -122,20 +169,65 @@ func (b *builder) buildUKI(context.Context) error {
 		return err
 	}
 	b.ukis = map[contract.Slot]string{}
+	b.pcr11 = map[contract.Slot]string{}
 	for _, slot := range []contract.Slot{contract.SlotA, contract.SlotB} {
-		var out bytes.Buffer
-		err = uki.Build(&out, stub, uki.Sections{
+		secs := uki.Sections{
 			Linux: linux, Initrd: b.initrd, Cmdline: b.cmdlines[slot],
 			OSRelease: b.osReleaseFields().EntryOSRelease(slot), Uname: b.kernel.Version,
-		})
+		}
+		if b.keys != nil {
+			secs.PCRPKey = b.keys.PCRPublicPEM
+		}
+		img, err := b.signedUKI(stub, secs)
 		if err != nil {
 			return fmt.Errorf("slot %s: %w", slot, err)
 		}
 		path := filepath.Join(b.work, "uki-"+string(slot)+".efi")
-		if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
+		if err := os.WriteFile(path, img, 0o644); err != nil {
 			return err
+		}
+		if b.pcr11[slot], err = predictPCR11(img); err != nil {
+			return fmt.Errorf("slot %s: %w", slot, err)
 		}
 		b.ukis[slot] = path
 	}
 	return nil
+}
+
+// signedUKI builds the UKI; with keys, it signs the PCR 11 the stub will measure into .pcrsig
+// and the image with Authenticode.
+func (b *builder) signedUKI(stub []byte, secs uki.Sections) ([]byte, error) {
+	var out bytes.Buffer
+	if err := uki.Build(&out, stub, secs); err != nil {
+		return nil, err
+	}
+	if b.keys == nil {
+		return out.Bytes(), nil
+	}
+	// .pcrsig is outside the measurement, so the image without it predicts the same PCR 11.
+	pcr11, err := pcr.PredictUKIFile(out.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("predict PCR 11: %w", err)
+	}
+	entry, err := policy.NewEntry(pcr11.Bytes(), b.keys.PCRKey)
+	if err != nil {
+		return nil, err
+	}
+	if secs.PCRSig, err = policy.Marshal(policy.File{SHA256: []policy.Entry{entry}}); err != nil {
+		return nil, err
+	}
+	out.Reset()
+	if err := uki.Build(&out, stub, secs); err != nil {
+		return nil, err
+	}
+	return authenticode.Sign(out.Bytes(), b.keys.DBCert, b.keys.DBKey)
+}
+
+// predictPCR11 is the PCR 11 systemd-stub 252 will measure for the finished image, hex.
+func predictPCR11(img []byte) (string, error) {
+	v, err := pcr.PredictUKIFile(img)
+	if err != nil {
+		return "", fmt.Errorf("predict PCR 11: %w", err)
+	}
+	return v.String(), nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/images/disk"
 	"github.com/ballast-os/ballast/images/fat"
+	"github.com/ballast-os/ballast/trust/authenticode"
 )
 
 // loaderPath is systemd-boot inside the systemd-boot-efi package, the package of the UKI stub.
@@ -35,7 +36,7 @@ random-seed-mode off
 func (b *builder) writeDisk(context.Context) error {
 	b.step("disk: esp (systemd-boot, %s), root-a, verity-a, root-b, verity-b, data", b.entry)
 	dataImg := filepath.Join(b.work, "data.ext4")
-	if err := b.mkfsData(dataImg); err != nil {
+	if err := b.mkfsExt4(dataImg, int64(b.v.Partitions.Data)); err != nil {
 		return err
 	}
 	esp, err := b.layout.UUID(contract.PartESP)
@@ -45,6 +46,15 @@ func (b *builder) writeDisk(context.Context) error {
 	loader, err := os.ReadFile(filepath.Join(b.stubDir, loaderPath))
 	if err != nil {
 		return fmt.Errorf("%s: %w", stubPackage, err)
+	}
+	conf := loaderConf
+	if b.keys != nil {
+		if loader, err = authenticode.Sign(loader, b.keys.DBCert, b.keys.DBKey); err != nil {
+			return fmt.Errorf("sign systemd-boot: %w", err)
+		}
+		// A machine in setup mode takes the owner's keys at its first boot, without asking:
+		// that is how a fleet is provisioned. A machine with keys already ignores them.
+		conf += "secure-boot-enroll force\n"
 	}
 	// A copy beside the UKIs, for the manifest and the tests.
 	if err := os.WriteFile(filepath.Join(b.work, "systemd-bootx64.efi"), loader, 0o644); err != nil {
@@ -58,9 +68,14 @@ func (b *builder) writeDisk(context.Context) error {
 	fsTime := time.Unix(b.epoch, 0).UTC()
 	files := []fat.File{
 		{Path: contract.ESPLoader, Data: loader, ModTime: fsTime},
-		{Path: contract.ESPLoaderConf, Data: []byte(loaderConf), ModTime: fsTime},
+		{Path: contract.ESPLoaderConf, Data: []byte(conf), ModTime: fsTime},
 		{Path: contract.ESPEntries + "/" + b.entry, Data: ukiA, ModTime: fsTime},
 		{Path: contract.ESPStaged, Dir: true, ModTime: fsTime},
+	}
+	if b.keys != nil {
+		for _, name := range contract.EnrollFiles {
+			files = append(files, fat.File{Path: contract.ESPKeysDir + "/" + name, Data: b.keys.Auth[name], ModTime: fsTime})
+		}
 	}
 	contents := map[contract.PartitionName]disk.Content{
 		contract.PartESP: func(w io.WriterAt, size int64) error {
@@ -74,10 +89,10 @@ func (b *builder) writeDisk(context.Context) error {
 	return disk.Write(b.diskPath, b.layout, contents)
 }
 
-// mkfsData formats the data partition as ext4 into a file, rootless, with a fixed UUID and hash
-// seed. Bookworm's mke2fs (1.47.0) stamps inodes and superblocks with the wall clock and knows no
+// mkfsExt4 formats the data partition's ext4 file system of size bytes into a file, rootless,
+// with a fixed UUID and hash seed. Bookworm's mke2fs (1.47.0) stamps inodes and superblocks with the wall clock and knows no
 // SOURCE_DATE_EPOCH, so it runs under libfaketime with the clock frozen at the build's epoch.
-func (b *builder) mkfsData(path string) error {
+func (b *builder) mkfsExt4(path string, size int64) error {
 	bin, err := exec.LookPath("mkfs.ext4")
 	if err != nil {
 		return fmt.Errorf("mkfs.ext4 not found: install the Debian package e2fsprogs")
@@ -97,7 +112,7 @@ func (b *builder) mkfsData(path string) error {
 	frozen := time.Unix(b.epoch, 0).UTC().Format("2006-01-02 15:04:05")
 	cmd := exec.Command(faketime, "-f", frozen, bin, "-q", "-F", "-L", "BALLAST-DATA", "-U", uuid,
 		"-E", "root_owner=0:0,hash_seed="+uuid+",lazy_itable_init=1,lazy_journal_init=1",
-		path, strconv.FormatInt(int64(b.v.Partitions.Data)>>10, 10)+"k")
+		path, strconv.FormatInt(size>>10, 10)+"k")
 	cmd.Env = append(os.Environ(), "TZ=UTC", "MKE2FS_DEVICE_SECTSIZE=512")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("data: mkfs.ext4: %w\n%s", err, out)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ballast-os/ballast/trust/sbkeys"
 	"io"
 	"io/fs"
 	"os"
@@ -22,7 +23,7 @@ import (
 // inputDirs and inputFiles are everything in the repository an image is made from, the builder's
 // own code included, so a change to any of them makes the next build run.
 var (
-	inputDirs  = []string{"contract", "builder", "init", "apiserver", "runtime", "updates", "packages", "images", "selinux", "variants"}
+	inputDirs  = []string{"contract", "builder", "init", "apiserver", "runtime", "updates", "packages", "images", "selinux", "trust", "variants"}
 	inputFiles = []string{"go.mod", "go.sum", "VERSION"}
 	// Host tools whose version can change the bytes of an image.
 	inputTools = [][]string{{"mkfs.erofs", "--version"}, {"mkfs.ext4", "-V"}}
@@ -65,6 +66,20 @@ func (b *builder) digestInputs(context.Context) error {
 	}
 	for _, f := range inputFiles {
 		files = append(files, filepath.Join(b.Repo, f))
+	}
+	if dir := b.v.KeysPath(); dir != "" {
+		// The owner's keys sign the boot chain: a new key is a new image. Files that are not
+		// there (PK.key and KEK.key, kept offline) are not inputs.
+		for _, name := range sbkeys.BuildFiles {
+			p := filepath.Join(dir, name)
+			if _, err := os.Stat(p); err != nil {
+				return fmt.Errorf("%s: secure-boot.keys: %w", b.v.Path, err)
+			}
+			fmt.Fprintf(h, "key %s\n", name)
+			if err := hashFile(h, "keys/"+name, p); err != nil {
+				return err
+			}
+		}
 	}
 	if b.pkiDir != "" {
 		pk, err := filepath.Glob(filepath.Join(b.pkiDir, "*.pem"))

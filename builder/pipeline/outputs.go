@@ -12,6 +12,7 @@ import (
 	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/images/format"
 	"github.com/ballast-os/ballast/packages/digest"
+	"github.com/ballast-os/ballast/trust/tpm/policy"
 )
 
 // convertFormats writes disk.<ext> for every requested format besides raw (which disk.raw is).
@@ -32,7 +33,14 @@ func (b *builder) convertFormats(ctx context.Context) error {
 		Variant: b.v.Name, Version: b.version, Kernel: b.kernel.Version,
 		RootHash: b.rootHash, Salt: b.boots[contract.SlotA].VeritySalt, DataBlocks: b.verity.DataBlocks,
 		Cmdline: b.cmdlines[contract.SlotA], Slot: contract.SlotA, Entry: b.entry, Partitions: b.layout.Manifest(), Packages: b.pinned,
-		Files: map[string]FileInfo{}, Outputs: map[string]FileInfo{}, Inputs: b.inputs,
+		Files: map[string]FileInfo{}, Outputs: map[string]FileInfo{}, Inputs: b.inputs, PCR11: b.pcr11,
+	}
+	if b.keys != nil {
+		fp, err := policy.Fingerprint(b.keys.PCRKey.Public())
+		if err != nil {
+			return err
+		}
+		b.manifest.Signing = &Signing{DBCert: b.keys.Fingerprint(), PCRKey: fp}
 	}
 	if err := b.record(b.manifest.Outputs, "disk.raw", b.diskPath); err != nil {
 		return err

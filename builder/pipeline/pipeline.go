@@ -8,6 +8,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"github.com/ballast-os/ballast/trust/sbkeys"
 	"path/filepath"
 	"time"
 
@@ -62,10 +63,15 @@ type Manifest struct {
 	Entry      string                   `json:"entry"`   // its UKI's file name in the ESP's EFI/Linux
 	Partitions []disk.ManifestPartition `json:"partitions"`
 	Update     Update                   `json:"update"`
-	Files      map[string]FileInfo      `json:"files"`   // intermediate artifacts under work/
-	Outputs    map[string]FileInfo      `json:"outputs"` // files in the output directory
-	Inputs     string                   `json:"inputs"`  // digest of everything the build read
-	Packages   []debian.Package         `json:"packages"`
+	// PCR11 is each slot's UKI's PCR 11 (sha256 bank) as systemd-stub measures it: what the
+	// owner's pcr key signed in a signed build, and what a booted host's TPM must show.
+	PCR11 map[contract.Slot]string `json:"pcr11"`
+	// Signing names the owner's keys of a signed build; nil for an unsigned one.
+	Signing  *Signing            `json:"signing,omitempty"`
+	Files    map[string]FileInfo `json:"files"`   // intermediate artifacts under work/
+	Outputs  map[string]FileInfo `json:"outputs"` // files in the output directory
+	Inputs   string              `json:"inputs"`  // digest of everything the build read
+	Packages []debian.Package    `json:"packages"`
 }
 
 // Update is manifest.json's summary of the update payload.
@@ -80,6 +86,12 @@ type Update struct {
 	RootImage   int64  `json:"root_image"`
 	RootContent int64  `json:"root_content"`
 	Compression string `json:"compression"` // zstd and the encoder level
+}
+
+// Signing is manifest.json's record of the keys a signed build used.
+type Signing struct {
+	DBCert string `json:"db_cert"` // sha256 of the db certificate (Authenticode of systemd-boot and the UKIs)
+	PCRKey string `json:"pcr_key"` // sha256 of the pcr public key (the PCR 11 policies), as the .pcrsig's pkfp
 }
 
 // FileInfo records an output's size and sha256.
@@ -124,6 +136,8 @@ type builder struct {
 	cmdlines map[contract.Slot]string
 	initrd   []byte
 	ukis     map[contract.Slot]string // host paths under work/
+	keys     *sbkeys.Keys             // the owner's keys; nil for an unsigned (dev) build
+	pcr11    map[contract.Slot]string // each UKI's PCR 11 as systemd-stub will measure it, hex
 	entry    string                   // slot A's UKI's file name in the ESP
 	// outputs
 	diskPath string

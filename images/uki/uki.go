@@ -26,6 +26,12 @@ type Sections struct {
 	// Uname is the kernel release (uname -r), for tools that inspect the UKI; systemd 252's
 	// stub ignores it.
 	Uname string
+	// PCRPKey is the public key (PEM) that signs the UKI's expected PCR 11 policies; the stub
+	// measures it and passes it to the initrd as /.extra/tpm2-pcr-public-key.pem.
+	PCRPKey []byte
+	// PCRSig is the signature file of the expected PCR 11 (JSON); the stub does not measure it
+	// (it signs the measurement) and passes it to the initrd as /.extra/tpm2-pcr-signature.json.
+	PCRSig []byte
 }
 
 type section struct {
@@ -51,6 +57,8 @@ func (s Sections) list() ([]section, error) {
 		{".osrel", s.OSRelease, data},
 		{".cmdline", []byte(s.Cmdline), data},
 		{".uname", []byte(s.Uname), data},
+		{".pcrsig", s.PCRSig, data},
+		{".pcrpkey", s.PCRPKey, data},
 		{".initrd", s.Initrd, data},
 		// Marked as code like ukify does, since the handover path executes it where it lies.
 		{".linux", s.Linux, scnCntCode | scnMemRead},
