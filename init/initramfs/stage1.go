@@ -83,6 +83,9 @@ func Run(ctx context.Context, con *console.Writer) (State, error) {
 		return State{}, fmt.Errorf("mount verity root %s (EROFS) on %s: %w", verityDevNode, NewRoot, err)
 	}
 	con.Milestone("root", "verity root mounted read-only (%d blocks)", p.VerityBlocks)
+	if data, err = openLocal(con, contract.ParseCmdline(string(cmdline)), data); err != nil {
+		return State{}, err
+	}
 	// Before anything is written anywhere the system keeps: /local, /etc and /var are made
 	// under the policy.
 	// The programs are read into the page cache while the policy loads: reading is I/O, the
@@ -205,12 +208,9 @@ func setupVerity(p contract.Boot, root, hash blockdev.Partition) error {
 	return nil
 }
 
+// mountData mounts /local from the device the first stage opened (the partition, or the
+// dm-crypt device over it, already grown) and grows the file system to fill it.
 func mountData(con *console.Writer, data blockdev.Partition) error {
-	res, err := growpart.Grow(data.Disk, data.PartUUID)
-	if err != nil {
-		// A disk we cannot grow is still a disk we can boot from.
-		con.Errorf("data: grow %s: %v (continuing at the current size)", data.Dev, err)
-	}
 	mnt := filepath.Join(NewRoot, contract.LocalDir)
 	if err := unix.Mount(data.Dev, mnt, "ext4", dataMountFlags, ""); err != nil {
 		return fmt.Errorf("data: mount %s (PARTUUID=%s) on /local: %w", data.Dev, data.PartUUID, err)
@@ -218,16 +218,11 @@ func mountData(con *console.Writer, data blockdev.Partition) error {
 	// Resize on every boot, not only when the table changed: a power cut between the table rewrite
 	// and the resize would otherwise leave the filesystem small for good. With nothing to do it only
 	// reads the superblock.
-	size := max(res.NewSize, data.Size)
-	if err := growpart.ResizeExt4(mnt, size); err != nil {
-		con.Errorf("data: resize ext4 on %s to %d bytes: %v", data.Dev, size, err)
+	if err := growpart.ResizeExt4(mnt, data.Size); err != nil {
+		con.Errorf("data: resize ext4 on %s to %d bytes: %v", data.Dev, data.Size, err)
 	}
-	if res.Changed {
-		con.Milestone("data", "grown from %d MiB to %d MiB", res.OldSize>>20, res.NewSize>>20)
-	} else {
-		con.Milestone("data", "partition kept at %d MiB", size>>20)
-	}
-	return nil
+	con.Milestone("local", "%s mounted, %d MiB", data.Dev, data.Size>>20)
+	return keepRecoveryKey()
 }
 
 // prepareEtc puts a tmpfs on /etc and fills it from the image's factory defaults: /etc is writable
