@@ -31,6 +31,11 @@ declare -A need=(
   [mtype]=mtools
   [mlabel]=mtools
   [osslsigncode]=osslsigncode
+  [sbsign]=sbsigntool
+  [sbverify]=sbsigntool
+  [sign-efi-sig-list]=efitools
+  [cert-to-efi-sig-list]=efitools
+  [openssl]=openssl
   [dpkg-deb]=dpkg
   [tar]=tar
   [partx]=util-linux
@@ -40,7 +45,9 @@ declare -A need=(
 # runc is linked statically against libseccomp and glibc (packages/go-components.toml)
 files=(/usr/share/OVMF/OVMF_CODE_4M.fd:ovmf /usr/share/OVMF/OVMF_VARS_4M.fd:ovmf
   /usr/include/seccomp.h:libseccomp-dev /usr/lib/x86_64-linux-gnu/libseccomp.a:libseccomp-dev
-  /usr/include/stdio.h:libc6-dev /usr/lib/x86_64-linux-gnu/libc.a:libc6-dev)
+  /usr/include/stdio.h:libc6-dev /usr/lib/x86_64-linux-gnu/libc.a:libc6-dev
+  # real EFI binaries the Authenticode tests sign (tests only)
+  /usr/lib/systemd/boot/efi/systemd-bootx64.efi:systemd-boot-efi /usr/lib/systemd/boot/efi/linuxx64.efi.stub:systemd-boot-efi)
 
 missing=()
 for cmd in "${!need[@]}"; do
