@@ -176,7 +176,9 @@ func (b *builder) buildUKI(context.Context) error {
 			OSRelease: b.osReleaseFields().EntryOSRelease(slot), Uname: b.kernel.Version,
 		}
 		if b.keys != nil {
-			secs.PCRPKey = b.keys.PCRPublicPEM
+			if secs.PCRPKey, err = b.keys.PCRPublicPEM(); err != nil {
+				return err
+			}
 		}
 		img, err := b.signedUKI(stub, secs)
 		if err != nil {

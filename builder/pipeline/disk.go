@@ -74,7 +74,11 @@ func (b *builder) writeDisk(context.Context) error {
 	}
 	if b.keys != nil {
 		for _, name := range contract.EnrollFiles {
-			files = append(files, fat.File{Path: contract.ESPKeysDir + "/" + name, Data: b.keys.Auth[name], ModTime: fsTime})
+			data, err := b.keys.Auth(name)
+			if err != nil {
+				return err
+			}
+			files = append(files, fat.File{Path: contract.ESPKeysDir + "/" + name, Data: data, ModTime: fsTime})
 		}
 	}
 	contents := map[contract.PartitionName]disk.Content{

@@ -46,6 +46,10 @@ const (
 )
 
 // allFiles are the files Init writes; any of them already there stops it.
+// BuildFiles are the files Load reads: what a build needs, and all of its key inputs. PK.key and
+// KEK.key are not among them: they belong offline.
+var BuildFiles = []string{DBKey, DBCert, PCRKey, PKAuth, KEKAuth, DBAuth}
+
 func allFiles() []string {
 	return []string{PKKey, PKCert, PKESL, PKAuth, KEKKey, KEKCert, KEKESL, KEKAuth, DBKey, DBCert, DBESL, DBAuth, PCRKey, PCRPub, OwnerGUID, Readme}
 }
@@ -62,6 +66,29 @@ type Keys struct {
 	PCRKey crypto.Signer // signs the expected PCR 11 policies
 	// The EFI_VARIABLE_AUTHENTICATION_2 payloads systemd-boot enrolls from /loader/keys/NAME/.
 	PKAuth, KEKAuth, DBAuth []byte
+}
+
+// Auth returns the enrollment payload of an ESP key file name ("PK.auth", "KEK.auth", "db.auth").
+func (k *Keys) Auth(name string) ([]byte, error) {
+	switch name {
+	case PKAuth:
+		return k.PKAuth, nil
+	case KEKAuth:
+		return k.KEKAuth, nil
+	case DBAuth:
+		return k.DBAuth, nil
+	}
+	return nil, fmt.Errorf("sbkeys: no enrollment file %q", name)
+}
+
+// PCRPublicPEM is the pcr key's public half as PEM SubjectPublicKeyInfo, as the UKI's .pcrpkey
+// section carries it.
+func (k *Keys) PCRPublicPEM() ([]byte, error) {
+	der, err := x509.MarshalPKIXPublicKey(k.PCRKey.Public())
+	if err != nil {
+		return nil, fmt.Errorf("sbkeys: pcr public key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), nil
 }
 
 // Fingerprint is the hex SHA-256 of the db certificate's DER, naming the key images are signed

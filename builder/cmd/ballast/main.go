@@ -38,6 +38,7 @@ var commands = map[string]func(args []string){
 	"build": buildMain,
 	"lock":  lockMain,
 	"repo":  repoMain,
+	"keys":  keysMain,
 }
 
 func main() {
