@@ -5,7 +5,7 @@ DISK    := $(BUILD)/disk.raw
 GO      ?= go
 export PATH := $(PATH):/usr/sbin:/sbin
 
-.PHONY: all deps image run test unit image-test vet clean repro bench lock
+.PHONY: all deps keys image run test unit image-test vet clean repro bench lock
 
 all: image
 
@@ -13,14 +13,21 @@ deps:
 	@bash scripts/host-deps.sh
 
 # The builder digests all of its inputs and does nothing when the outputs already match them.
-image: deps
+image: deps keys
 	$(GO) run ./builder/cmd/ballast build --variant $(VARIANT)
+
+# The owner's Secure Boot and PCR signing keys for development builds of signed variants
+# (qemu-prod's [secure-boot] keys). Made once per clone; a real owner makes theirs with
+# `ballast keys init` and keeps PK.key and KEK.key offline.
+keys: build/keys/db.crt
+build/keys/db.crt:
+	$(GO) run ./builder/cmd/ballast keys init build/keys --name "Ballast development"
 
 # Two clean builds of the same commit must give byte-identical trees, every intermediate artifact
 # included. The second starts from an empty cache of derived artifacts (Go components, unpacked
 # packages): only verified downloads and the machine's dev PKI are shared, so a nondeterministic
 # step whose output is cached cannot hide.
-repro: deps
+repro: deps keys
 	rm -rf build/repro-1 build/repro-2 build/repro-cache
 	$(GO) run ./builder/cmd/ballast build --variant $(VARIANT) --out build/repro-1
 	$(GO) run ./builder/cmd/ballast build --variant $(VARIANT) --out build/repro-2 --work-cache $(CURDIR)/build/repro-cache

@@ -41,9 +41,15 @@ declare -A need=(
   [partx]=util-linux
   [unshare]=util-linux
   [systemd-analyze]=systemd
+  # Secure Boot and the TPM: a software TPM for the guests, PCR 11 and sealing cross-checks
+  [swtpm]=swtpm
+  [swtpm_setup]=swtpm-tools
+  [cryptsetup]=cryptsetup-bin
 )
 # runc is linked statically against libseccomp and glibc (packages/go-components.toml)
-files=(/usr/share/OVMF/OVMF_CODE_4M.fd:ovmf /usr/share/OVMF/OVMF_VARS_4M.fd:ovmf
+files=(/usr/share/OVMF/OVMF_CODE_4M.fd:ovmf /usr/share/OVMF/OVMF_VARS_4M.fd:ovmf /usr/share/OVMF/OVMF_CODE_4M.secboot.fd:ovmf
+  # systemd-measure predicts a UKI's PCR 11 (tests only)
+  /usr/lib/systemd/systemd-measure:systemd
   /usr/include/seccomp.h:libseccomp-dev /usr/lib/x86_64-linux-gnu/libseccomp.a:libseccomp-dev
   /usr/include/stdio.h:libc6-dev /usr/lib/x86_64-linux-gnu/libc.a:libc6-dev
   # real EFI binaries the Authenticode tests sign (tests only)

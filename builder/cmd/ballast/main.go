@@ -18,6 +18,7 @@ func usage() {
 	fmt.Fprintf(os.Stderr, `usage: ballast build [--variant NAME | --variant-file PATH] [--version V] [--format raw,qcow2,vmdk,vhd,gce]
                     [--out DIR] [--mirror URL] [--repo DIR] [--force] [--work-cache DIR]
        ballast lock [--repo DIR]
+       ballast keys init DIR [--name NAME]
 
 build builds variants/NAME.toml (default qemu), or the variant file at PATH (kept anywhere: its
 name = "..." names the variant), into DIR: disk.raw, manifest.json, sbom.spdx.json and the update
@@ -30,6 +31,9 @@ derived step run again while verified downloads stay shared (make repro does tha
 
 lock refreshes packages/debian.lock from Debian's signed archive index (keys in packages/keys) for
 every variant: its kernel, the UKI stub and its Debian packages with all their dependencies.
+
+keys init makes an owner's Secure Boot keys (PK, KEK, db) and PCR signing key in DIR, for a
+variant's [secure-boot] keys; see DIR/README.txt for which keys belong offline.
 `, "http://deb.debian.org/debian")
 }
 
