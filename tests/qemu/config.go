@@ -18,8 +18,8 @@ const (
 	// SecureBootOVMFCode is OVMF built with Secure Boot and SMM; with the plain
 	// DefaultOVMFVarsTemplate (no keys) it starts in setup mode.
 	SecureBootOVMFCode = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"
-	DefaultMemoryMB         = 1024
-	DefaultCPUs             = 2
+	DefaultMemoryMB    = 1024
+	DefaultCPUs        = 2
 	// DefaultTimeout caps a VM's whole life, so a test that forgets Kill
 	// cannot leave a TCG guest burning a core.
 	DefaultTimeout = 15 * time.Minute
