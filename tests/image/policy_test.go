@@ -6,8 +6,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ballast-os/ballast/builder/pipeline"
+	"github.com/ballast-os/ballast/trust/sbkeys"
 )
 
 // TestProductionVariantRefusesShell builds a production variant that asks for busybox: the build must
@@ -35,6 +37,10 @@ func TestProductionVariantRefusesShell(t *testing.T) {
 	text := strings.Replace(string(v), `name = "qemu-prod"`, `name = "shelly"`, 1)
 	text = strings.Replace(text, `debian = ["ca-certificates"`, `debian = ["busybox-static", "ca-certificates"`, 1)
 	os.WriteFile(filepath.Join(tmp, "variants", "shelly.toml"), []byte(text), 0o644)
+	// A production variant is signed: it names ../build/keys.
+	if err := sbkeys.Init(filepath.Join(tmp, "build", "keys"), "shelly", time.Unix(1767225600, 0)); err != nil {
+		t.Fatal(err)
+	}
 
 	_, err = pipeline.Build(context.Background(), pipeline.Options{Repo: tmp, Variant: "shelly", Out: filepath.Join(tmp, "out")})
 	if err == nil {
