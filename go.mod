@@ -22,6 +22,11 @@ require (
 )
 
 require (
+	github.com/google/go-tpm v0.9.8
+	github.com/google/go-tpm-tools v0.4.11
+)
+
+require (
 	github.com/google/go-containerregistry v0.21.6 // indirect
 	github.com/secure-systems-lab/go-securesystemslib v0.11.0
 	github.com/sigstore/protobuf-specs v0.5.0 // indirect
