@@ -45,6 +45,7 @@ declare -A need=(
   [swtpm]=swtpm
   [swtpm_setup]=swtpm-tools
   [cryptsetup]=cryptsetup-bin
+  [tpm2_eventlog]=tpm2-tools
 )
 # runc is linked statically against libseccomp and glibc (packages/go-components.toml)
 files=(/usr/share/OVMF/OVMF_CODE_4M.fd:ovmf /usr/share/OVMF/OVMF_VARS_4M.fd:ovmf /usr/share/OVMF/OVMF_CODE_4M.secboot.fd:ovmf
