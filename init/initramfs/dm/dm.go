@@ -1,5 +1,6 @@
 // Package dm sets up device-mapper devices through the ioctls on /dev/mapper/control, which is all
-// the initramfs needs for its dm-verity root: no libdevmapper, no dmsetup, no udev.
+// the initramfs needs for its dm-verity root and dm-crypt /local: no libdevmapper, no dmsetup, no
+// udev.
 //
 // A device is created in three steps, as dmsetup does: DM_DEV_CREATE (name and uuid),
 // DM_TABLE_LOAD (targets into the inactive slot), DM_DEV_SUSPEND without DM_SUSPEND_FLAG (which
@@ -111,7 +112,8 @@ func (c *Control) Version() ([3]uint32, error) {
 
 // Create creates device name with the given table and activates it. It returns the device number
 // (as unix.Mkdev encodes it); the node is /dev/dm-<minor> once devtmpfs has created it (see
-// NodePath). readOnly is required for verity targets. uuid may be empty.
+// NodePath). readOnly is required for verity targets; crypt targets are read-write with it false.
+// uuid may be empty.
 func (c *Control) Create(name, uuid string, readOnly bool, targets []Target) (dev uint64, err error) {
 	if err := checkName(name, uuid); err != nil {
 		return 0, err
@@ -346,7 +348,11 @@ func checkName(name, uuid string) error {
 func describe(ts []Target) string {
 	parts := make([]string, len(ts))
 	for i, t := range ts {
-		parts[i] = fmt.Sprintf("%d %d %s %s", t.Start, t.Length, t.Type, t.Params)
+		params := t.Params
+		if t.Type == "crypt" {
+			params = redactKey(params) // the table carries the volume key; errors get logged
+		}
+		parts[i] = fmt.Sprintf("%d %d %s %s", t.Start, t.Length, t.Type, params)
 	}
 	return strings.Join(parts, "; ")
 }
