@@ -11,9 +11,11 @@ import (
 	"os"
 
 	"github.com/google/go-tpm/tpm2/transport"
+	"golang.org/x/sys/unix"
 
 	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/init/localcrypt"
+	"github.com/ballast-os/ballast/trust/tpm/eventlog"
 	"github.com/ballast-os/ballast/trust/tpm/policy"
 	"github.com/ballast-os/ballast/trust/tpm/seal"
 )
@@ -131,6 +133,7 @@ func (d *tpmDevice) Describe() ([]int, string) { return []int{7, 11}, d.fp }
 // Record is the TPM's part of the boot record.
 func (d *tpmDevice) Record() *contract.TPMRecord {
 	r := &contract.TPMRecord{PCRs: map[int]string{}}
+	var err error
 	for i, v := range d.pcrs {
 		r.PCRs[i] = hex.EncodeToString(v)
 	}
@@ -145,7 +148,52 @@ func (d *tpmDevice) Record() *contract.TPMRecord {
 			r.PCR11Signature = "signed by the owner's pcr key " + d.fp
 		}
 	}
+	r.EventLog, err = d.eventLog()
+	if err != nil {
+		r.EventLogError = err.Error()
+	}
 	return r
+}
+
+// eventLog summarises the firmware's event log and checks that replaying it gives the PCRs the
+// TPM holds: a log that does not replay describes some other boot.
+func (d *tpmDevice) eventLog() (json.RawMessage, error) {
+	const securityfs = "/sys/kernel/security"
+	if err := unix.Mount("securityfs", securityfs, "securityfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil && !errors.Is(err, unix.EBUSY) {
+		return nil, fmt.Errorf("mount securityfs: %w", err)
+	} else if err == nil {
+		// The system init mounts it again where it wants it.
+		defer unix.Unmount(securityfs, 0)
+	}
+	b, err := os.ReadFile(eventlog.Path)
+	if err != nil {
+		return nil, err
+	}
+	l, err := eventlog.Parse(b)
+	if err != nil {
+		return nil, err
+	}
+	replayed, err := l.Replay(eventlog.SHA256)
+	if err != nil {
+		return nil, err
+	}
+	// Only the firmware's PCRs: PCR 11 is the stub's, which logs to the log too, but the PCRs
+	// 8 and up also hold what happened after the log was handed over.
+	actual := map[int][]byte{}
+	for i := 0; i <= 7; i++ {
+		actual[i] = d.pcrs[i]
+	}
+	for i := range replayed {
+		if i > 7 {
+			delete(replayed, i)
+		}
+	}
+	mism := eventlog.Check(replayed, actual)
+	return json.Marshal(struct {
+		Summary    eventlog.Summary    `json:"summary"`
+		Replays    bool                `json:"replays"` // PCRs 0-7 equal the log's replay
+		Mismatches []eventlog.Mismatch `json:"mismatches,omitempty"`
+	}{l.Summarize(), len(mism) == 0, mism})
 }
 
 // LeaveInitrd extends PCR 11 so that no later program can unseal.
