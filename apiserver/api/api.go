@@ -1,7 +1,7 @@
 // Package api serves the host API over HTTP: settings and their transactions, the OS description,
 // services and their logs, reboot, the configuration-file mapping, what happened to user data,
-// the time service's state and the update agent's status and actions.
-// It holds no state of its own beyond the queue that keeps applies in order; settings live in
+// the time service's state, the hardening and boot reports and the update agent's status and
+// actions. It holds no state of its own beyond the queue that keeps applies in order; settings live in
 // the datastore, services in the system init.
 package api
 
@@ -52,6 +52,9 @@ type Config struct {
 	UserData func() apitypes.UserData
 	// Hardening computes the hardening report (GET /report/hardening); nil answers 503.
 	Hardening func(ctx context.Context) apitypes.HardeningReport
+	// Boot computes the boot report and acknowledges the recovery key (GET /report/boot, POST
+	// /actions/report/boot/acknowledge-recovery-key); nil answers 503.
+	Boot BootReporter
 	// Bundle says where the support bundle reads what no other request answers.
 	Bundle BundleSources
 	// NetworkState is the network service's state file, GET /network; "" answers 503.
@@ -63,6 +66,13 @@ type Config struct {
 	Updater Updater
 	// Log gets errors that are the server's fault; nil discards them.
 	Log *slog.Logger
+}
+
+// BootReporter is what the boot report's routes need (report.Reporter).
+type BootReporter interface {
+	Boot() apitypes.BootReport
+	// AcknowledgeRecoveryKey removes the recovery key; none waiting is apitypes.ErrNoRecoveryKey.
+	AcknowledgeRecoveryKey() error
 }
 
 type handler struct {
@@ -101,6 +111,8 @@ func NewHandler(cfg Config) http.Handler {
 	mux.HandleFunc("GET /logs/bundle", h.getBundle)
 	mux.HandleFunc("GET /userdata", h.getUserData)
 	mux.HandleFunc("GET /report/hardening", h.getHardening)
+	mux.HandleFunc("GET /report/boot", h.getBootReport)
+	mux.HandleFunc("POST /actions/report/boot/acknowledge-recovery-key", h.acknowledgeRecoveryKey)
 	mux.HandleFunc("GET /time", h.getTime)
 	h.mux = mux
 	mux.HandleFunc("GET /network", h.getNetwork)
@@ -420,6 +432,33 @@ func (h *handler) getHardening(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, h.cfg.Hardening(r.Context()))
+}
+
+// getBootReport answers 200 with what is known even when parts are missing: the report says
+// which and why, and an operator needs the rest most when something is wrong.
+func (h *handler) getBootReport(w http.ResponseWriter, r *http.Request) {
+	if h.cfg.Boot == nil {
+		h.fail(w, r, http.StatusServiceUnavailable, errors.New("this server computes no boot report"))
+		return
+	}
+	writeJSON(w, http.StatusOK, h.cfg.Boot.Boot())
+}
+
+func (h *handler) acknowledgeRecoveryKey(w http.ResponseWriter, r *http.Request) {
+	if h.cfg.Boot == nil {
+		h.fail(w, r, http.StatusServiceUnavailable, errors.New("this server computes no boot report"))
+		return
+	}
+	err := h.cfg.Boot.AcknowledgeRecoveryKey()
+	switch {
+	case errors.Is(err, apitypes.ErrNoRecoveryKey):
+		h.fail(w, r, http.StatusNotFound, err)
+	case err != nil:
+		h.fail(w, r, http.StatusInternalServerError, err)
+	default:
+		h.cfg.Log.Info("recovery key acknowledged: GET /report/boot no longer shows it")
+		w.WriteHeader(http.StatusNoContent)
+	}
 }
 
 func (h *handler) getTime(w http.ResponseWriter, r *http.Request) {

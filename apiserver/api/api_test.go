@@ -25,8 +25,10 @@ import (
 	"github.com/ballast-os/ballast/apiserver/initclient"
 	"github.com/ballast-os/ballast/apiserver/osinfo"
 	"github.com/ballast-os/ballast/apiserver/render"
+	"github.com/ballast-os/ballast/apiserver/report"
 	"github.com/ballast-os/ballast/apiserver/settings"
 	"github.com/ballast-os/ballast/apiserver/timeinfo"
+	"github.com/ballast-os/ballast/init/efivar"
 )
 
 // testInit stands in for the system init behind the real socket protocol.
@@ -135,7 +137,7 @@ func TestRequests(t *testing.T) {
 		wantBody   string // substring
 		wantKey    string // for errors
 	}{
-		{"os", "GET", "/os", "", 200, `{"version":"1.2.3","variant":"qemu","slot":"b","roothash":"00ff","kernel":"6.1.0","arch":"x86_64","build_id":"abc"}`, ""},
+		{"os", "GET", "/os", "", 200, `{"version":"1.2.3","variant":"qemu","slot":"b","roothash":"00ff","kernel":"6.1.0","arch":"x86_64","build_id":"abc","secure_boot":"unsupported"}`, ""},
 		{"empty settings", "GET", "/settings", "", 200, `{}`, ""},
 		{"patch", "PATCH", "/settings", `{"motd":"hi"}`, 204, "", ""},
 		{"patch named tx", "PATCH", "/settings?tx=batch-1", `{"motd":"hi"}`, 204, "", ""},
@@ -286,6 +288,13 @@ func TestWithoutInit(t *testing.T) {
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/report/hardening", nil))
 	if rec.Code != 503 || !strings.Contains(rec.Body.String(), "no hardening report") {
 		t.Errorf("GET /report/hardening without a reporter = %d %s", rec.Code, rec.Body)
+	}
+	for _, r := range []struct{ method, path string }{{"GET", "/report/boot"}, {"POST", "/actions/report/boot/acknowledge-recovery-key"}} {
+		rec = httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(r.method, r.path, nil))
+		if rec.Code != 503 || !strings.Contains(rec.Body.String(), "no boot report") {
+			t.Errorf("%s %s without a reporter = %d %s", r.method, r.path, rec.Code, rec.Body)
+		}
 	}
 	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/os", nil))
@@ -526,5 +535,83 @@ func TestMutualTLS(t *testing.T) {
 		if resp.StatusCode != http.StatusBadRequest || strings.Contains(string(body), "version") {
 			t.Fatalf("plain HTTP answered %d %s", resp.StatusCode, body)
 		}
+	}
+}
+
+// The boot report's routes against a report.Reporter reading a temp root: the recovery key is
+// shown until it is acknowledged, and a missing record is said, not a failure of the request.
+func TestBootReport(t *testing.T) {
+	store, _, err := datastore.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	root, efi := t.TempDir(), t.TempDir()
+	put := func(p, content string) {
+		t.Helper()
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(efi, "SecureBoot-"+efivar.GlobalGUID), []byte{6, 0, 0, 0, 1}, 0o644)
+	os.WriteFile(filepath.Join(efi, "SetupMode-"+efivar.GlobalGUID), []byte{6, 0, 0, 0, 0}, 0o644)
+	put(contract.LockdownFile, "none [integrity] confidentiality\n")
+	put(contract.ImageInfoPath, `{"variant":"qemu","signed":true,"local":{"encryption":"tpm","without_tpm":"refuse"}}`)
+	h := NewHandler(Config{Store: store, Boot: report.New(report.Sources{Root: root, EFIVars: efi})})
+	get := func() (int, string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/report/boot", nil))
+		return rec.Code, rec.Body.String()
+	}
+	ack := func() (int, string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("POST", "/actions/report/boot/acknowledge-recovery-key", nil))
+		return rec.Code, rec.Body.String()
+	}
+
+	// Before the initramfs wrote its record: 200, with what is known and why the rest is not.
+	want := `{"secure_boot":"enabled","setup_mode":false,"lockdown":"integrity","signed":true,` +
+		`"local_policy":{"encryption":"tpm","without_tpm":"refuse"},"tpm":null,"local":null,` +
+		`"record_error":"no boot security record: the initramfs wrote no /run/ballast/boot-security.json this boot",` +
+		`"recovery_key_pending":false}` + "\n"
+	if code, body := get(); code != 200 || body != want {
+		t.Errorf("GET /report/boot without a record = %d %s, want %s", code, body, want)
+	}
+	if code, body := ack(); code != 404 || !strings.Contains(body, `"error":"no recovery key is waiting to be acknowledged"`) {
+		t.Errorf("acknowledge without a key = %d %s", code, body)
+	}
+
+	const key = "cbdefghi-jklnrtuv-cbdefghi-jklnrtuv-cbdefghi-jklnrtuv-cbdefghi-jklnrtuv"
+	put(contract.BootSecurityPath, `{"tpm":{"pcrs":{"11":"ab"},"pcr11_signed":true,"pcr11_signature":"owner's key x","left_initrd":true,`+
+		`"event_log":{"events":3}},"local":{"state":"encrypted","reason":"formatted","formatted":true,"format_seconds":2.5}}`)
+	put(contract.RecoveryKeyPath, key+"\n")
+	code, body := get()
+	for _, w := range []string{`"tpm":{"pcrs":{"11":"ab"},"pcr11_signed":true,"pcr11_signature":"owner's key x","left_initrd":true,"event_log":{"events":3}}`,
+		`"local":{"state":"encrypted","reason":"formatted","formatted":true,"format_seconds":2.5}`,
+		`"recovery_key":"` + key + `","recovery_key_pending":true`} {
+		if code != 200 || !strings.Contains(body, w) {
+			t.Errorf("GET /report/boot = %d %s, want %s", code, body, w)
+		}
+	}
+	if strings.Contains(body, "record_error") {
+		t.Errorf("GET /report/boot with a record: %s", body)
+	}
+	if code, body := ack(); code != 204 || body != "" {
+		t.Errorf("acknowledge = %d %q", code, body)
+	}
+	if code, body := get(); code != 200 || strings.Contains(body, key) || !strings.Contains(body, `"recovery_key_pending":false`) {
+		t.Errorf("GET /report/boot after the acknowledgement = %d %s", code, body)
+	}
+	if code, _ := ack(); code != 404 {
+		t.Errorf("second acknowledge = %d", code)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/actions/report/boot/acknowledge-recovery-key", nil))
+	if rec.Code != 405 {
+		t.Errorf("GET on the action = %d", rec.Code)
 	}
 }

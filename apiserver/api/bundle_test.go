@@ -68,6 +68,7 @@ func TestBundle(t *testing.T) {
 		"time.json":                         `"state":`,
 		"updates.json.unavailable":          "not available: GET /updates/status: updates: not configured in this image",
 		"report-hardening.json.unavailable": "not available: GET /report/hardening: this server computes no hardening report",
+		"report-boot.json.unavailable":      "not available: GET /report/boot: this server computes no boot report",
 		"mountinfo.txt":                     "erofs /dev/dm-0",
 		"dmesg.txt.error":                   "no-kmsg",
 		"logs/kernel.log.1":                 "k1\n",
@@ -135,5 +136,31 @@ func TestRequestParts(t *testing.T) {
 	}
 	if idx.Parts[0].State != apitypes.BundlePartOK || idx.Parts[2].State != apitypes.BundlePartError {
 		t.Errorf("index %+v", idx)
+	}
+}
+
+// stubBoot is a boot reporter with a recovery key waiting.
+type stubBoot struct{ key string }
+
+func (b stubBoot) Boot() apitypes.BootReport {
+	return apitypes.BootReport{SecureBoot: "enabled", RecoveryKey: b.key, RecoveryKeyPending: b.key != ""}
+}
+func (stubBoot) AcknowledgeRecoveryKey() error { return nil }
+
+// The bundle's boot report says a recovery key waits, never what it is.
+func TestBundleBootReport(t *testing.T) {
+	const key = "cbdefghi-jklnrtuv-cbdefghi-jklnrtuv-cbdefghi-jklnrtuv-cbdefghi-jklnrtuv"
+	h := &handler{cfg: Config{Boot: stubBoot{key: key}}}
+	b, err := h.redactedBootReport(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `"recovery_key":"` + settings.Redacted + `","recovery_key_pending":true`
+	if strings.Contains(string(b), key) || !strings.Contains(string(b), want) {
+		t.Errorf("report-boot.json = %s, want %s and no key", b, want)
+	}
+	h.cfg.Boot = stubBoot{}
+	if b, err := h.redactedBootReport(context.Background()); err != nil || strings.Contains(string(b), "recovery_key\"") {
+		t.Errorf("without a key: %s, %v", b, err)
 	}
 }

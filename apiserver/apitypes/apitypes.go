@@ -3,6 +3,7 @@
 package apitypes
 
 import (
+	"errors"
 	"time"
 
 	"github.com/ballast-os/ballast/contract"
@@ -11,7 +12,8 @@ import (
 // OS is the answer to GET /os. Slot and Entry say what booted: the A/B slot from the kernel
 // command line, and the boot entry file (contract.Entry's name, with the boot counter it had at
 // this boot) from the loader's EFI variables, empty when no loader said. Arch is the image's
-// architecture (image.json), else the kernel's (uname -m).
+// architecture (image.json), else the kernel's (uname -m). SecureBoot is the firmware's word
+// (efivar.SecureBootState): enabled, disabled, setup-mode or unsupported.
 type OS struct {
 	Version  string `json:"version"`
 	Variant  string `json:"variant"`
@@ -21,6 +23,8 @@ type OS struct {
 	Kernel   string `json:"kernel"`
 	Arch     string `json:"arch"`
 	BuildID  string `json:"build_id"`
+	// SecureBoot is empty only from a server that predates it.
+	SecureBoot string `json:"secure_boot,omitempty"`
 }
 
 // Error is the body of every error response. Key names the settings key at fault, when one is.
@@ -192,3 +196,38 @@ type BundlePart struct {
 	Detail string   `json:"detail,omitempty"` // why it is unavailable or failed
 	Files  []string `json:"files"`
 }
+
+// BootReport is the answer to GET /report/boot: the trust of this boot, from the firmware's
+// variables, the kernel, image.json and the initramfs's record (contract.BootSecurity). Each part
+// that could not be read leaves its field empty and says why in its *_error field; the answer is
+// still given, with what is known.
+type BootReport struct {
+	// SecureBoot is efivar.SecureBootState: enabled, disabled, setup-mode or unsupported.
+	SecureBoot      string `json:"secure_boot"`
+	SetupMode       bool   `json:"setup_mode"`
+	SecureBootError string `json:"secure_boot_error,omitempty"`
+	// Lockdown is the kernel's lockdown level (none, integrity, confidentiality).
+	Lockdown      string `json:"lockdown"`
+	LockdownError string `json:"lockdown_error,omitempty"`
+	// Signed and LocalPolicy are image.json's: whether the build signs the boot chain with the
+	// owner's keys, and how the initramfs is to protect /local.
+	Signed      bool                      `json:"signed"`
+	LocalPolicy *contract.LocalPolicyJSON `json:"local_policy,omitempty"`
+	ImageError  string                    `json:"image_error,omitempty"`
+	// TPM and Local are the initramfs's record of this boot, passed through. TPM is null when
+	// the machine has no TPM or the record is missing; Local is null when the record is missing,
+	// and RecordError then says why.
+	TPM         *contract.TPMRecord   `json:"tpm"`
+	Local       *contract.LocalRecord `json:"local"`
+	RecordError string                `json:"record_error,omitempty"`
+	// RecoveryKey is /local's recovery key, shown from the first boot of the encrypted volume
+	// until an operator acknowledges it (POST /actions/report/boot/acknowledge-recovery-key);
+	// after that it is gone for good.
+	RecoveryKey        string `json:"recovery_key,omitempty"`
+	RecoveryKeyPending bool   `json:"recovery_key_pending"`
+	RecoveryKeyError   string `json:"recovery_key_error,omitempty"`
+}
+
+// ErrNoRecoveryKey is the answer (404) to acknowledging a recovery key when none is waiting: it
+// was acknowledged before, or /local is not encrypted.
+var ErrNoRecoveryKey = errors.New("no recovery key is waiting to be acknowledged")

@@ -219,6 +219,20 @@ func (c *Client) Hardening(ctx context.Context) (apitypes.HardeningReport, error
 	return v, c.getJSON(ctx, "/report/hardening", &v)
 }
 
+// BootReport returns the boot report: Secure Boot, lockdown, the TPM's and the initramfs's
+// record of this boot, and /local's recovery key while it waits to be acknowledged.
+func (c *Client) BootReport(ctx context.Context) (apitypes.BootReport, error) {
+	var v apitypes.BootReport
+	return v, c.getJSON(ctx, "/report/boot", &v)
+}
+
+// AcknowledgeRecoveryKey tells the host the operator has kept /local's recovery key: the host
+// deletes it and never shows it again. With none waiting it is an *Error with Status 404.
+func (c *Client) AcknowledgeRecoveryKey(ctx context.Context) error {
+	_, err := c.Do(ctx, http.MethodPost, "/actions/report/boot/acknowledge-recovery-key", nil)
+	return err
+}
+
 // Network returns the network service's state: interfaces, addresses, routes, leases, DNS and
 // the host name, with where each came from.
 func (c *Client) Network(ctx context.Context) (apitypes.Network, error) {

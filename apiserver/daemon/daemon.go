@@ -65,8 +65,8 @@ type Options struct {
 	Console io.Writer
 	// Log gets the server's own diagnostics; nil discards them.
 	Log *slog.Logger
-	// Report says where the hardening report looks; nil serves no report. Its Settings and
-	// RemoteAddr are the server's own.
+	// Report says where the hardening and boot reports look; nil serves neither. Its Settings
+	// and RemoteAddr are the server's own.
 	Report *report.Sources
 	// WaitBoot, when set, returns once the system init has loaded the boot modules; the
 	// settings that need a module (a module's sysctls, module blocks and loads) wait for it.
@@ -127,10 +127,12 @@ func Run(ctx context.Context, o Options) error {
 		WaitBoot:    o.WaitBoot,
 	}
 	var hardening func(context.Context) apitypes.HardeningReport
+	var boot api.BootReporter
 	if o.Report != nil {
 		src := *o.Report
 		src.Settings, src.RemoteAddr = store.Live, remote.addr
-		hardening = report.New(src).Hardening
+		rep := report.New(src)
+		hardening, boot = rep.Hardening, rep
 	}
 	h := api.NewHandler(api.Config{
 		Store:        store,
@@ -141,6 +143,7 @@ func Run(ctx context.Context, o Options) error {
 		Time:         o.Time,
 		UserData:     func() apitypes.UserData { return ud },
 		Hardening:    hardening,
+		Boot:         boot,
 		Log:          o.Log,
 		NetworkState: o.NetworkState,
 		Containers:   o.Containers,

@@ -160,7 +160,8 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantOS := apitypes.OS{Version: "0.1.0", Variant: "qemu", Slot: "a", RootHash: strings.Repeat("0a", 32), Kernel: "6.12.1-ballast", Arch: "x86_64", BuildID: "20250101"}
+	wantOS := apitypes.OS{Version: "0.1.0", Variant: "qemu", Slot: "a", RootHash: strings.Repeat("0a", 32), Kernel: "6.12.1-ballast", Arch: "x86_64", BuildID: "20250101",
+		SecureBoot: "unsupported"}
 	if osInfo != wantOS {
 		t.Fatalf("OS = %+v, want %+v", osInfo, wantOS)
 	}

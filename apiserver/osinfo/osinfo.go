@@ -1,6 +1,6 @@
 // Package osinfo answers GET /os: the running image's identity (contract.Identity, the same one
 // the system init prints on the ready line), the boot entry the loader booted, the architecture
-// and the kernel release.
+// the kernel release and whether the firmware enforces Secure Boot.
 package osinfo
 
 import (
@@ -13,6 +13,7 @@ import (
 
 	"github.com/ballast-os/ballast/apiserver/apitypes"
 	"github.com/ballast-os/ballast/contract"
+	"github.com/ballast-os/ballast/init/efivar"
 )
 
 // Sources says where to read from. The zero value reads the running host.
@@ -23,8 +24,9 @@ type Sources struct {
 	// Image is image.json, for the architecture; default contract.ImageInfoPath. A missing file
 	// leaves the architecture to Machine.
 	Image string
-	// EFIVars is where efivarfs is mounted, for the boot entry; default contract.EFIVarsMount.
-	// Without it (no EFI, or not mounted) the entry is unknown.
+	// EFIVars is where efivarfs is mounted, for the boot entry and Secure Boot; default
+	// contract.EFIVarsMount. Without it (no EFI, or not mounted) the entry is unknown and Secure
+	// Boot unsupported.
 	EFIVars string
 	// Machine is the kernel's architecture; default uname(2)'s machine (x86_64, aarch64).
 	Machine func() (string, error)
@@ -79,6 +81,10 @@ func Read(src Sources) (apitypes.OS, error) {
 	if err != nil {
 		return apitypes.OS{}, err
 	}
+	sb, err := efivar.SecureBoot(efivar.Vars{Dir: src.EFIVars})
+	if err != nil {
+		return apitypes.OS{}, fmt.Errorf("secure boot: %w", err)
+	}
 	return apitypes.OS{
 		Version:  id.Version,
 		Variant:  id.Variant,
@@ -88,6 +94,8 @@ func Read(src Sources) (apitypes.OS, error) {
 		RootHash: id.RootHash,
 		Kernel:   kernel,
 		Arch:     arch,
+		// The state's words are the API's: one vocabulary from the firmware to the client.
+		SecureBoot: string(sb),
 	}, nil
 }
 

@@ -34,7 +34,8 @@ func TestRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	// No image.json and no loader variables: the kernel's machine, no entry.
-	want := apitypes.OS{Version: "0.1.0", Variant: "qemu", Slot: "a", RootHash: hash, Kernel: "6.12.0", Arch: "x86_64", BuildID: "b42"}
+	want := apitypes.OS{Version: "0.1.0", Variant: "qemu", Slot: "a", RootHash: hash, Kernel: "6.12.0", Arch: "x86_64", BuildID: "b42",
+		SecureBoot: "unsupported"}
 	if got != want {
 		t.Fatalf("Read = %+v, want %+v", got, want)
 	}
@@ -46,6 +47,21 @@ func TestRead(t *testing.T) {
 	if got, err := Read(src); err != nil || got != want {
 		t.Fatalf("Read = %+v, %v, want %+v", got, err, want)
 	}
+	// The firmware enforces Secure Boot.
+	for name, b := range map[string]byte{efivar.SecureBootVar: 1, efivar.SetupModeVar: 0} {
+		os.WriteFile(filepath.Join(efi, name+"-"+efivar.GlobalGUID), []byte{6, 0, 0, 0, b}, 0o644)
+	}
+	want.SecureBoot = "enabled"
+	if got, err := Read(src); err != nil || got != want {
+		t.Fatalf("Read = %+v, %v, want %+v", got, err, want)
+	}
+	os.WriteFile(filepath.Join(efi, efivar.SecureBootVar+"-"+efivar.GlobalGUID), []byte{6, 0, 0, 0, 7}, 0o644)
+	if _, err := Read(src); err == nil || !strings.Contains(err.Error(), "secure boot: efi variable SecureBoot") {
+		t.Fatalf("malformed SecureBoot: err = %v", err)
+	}
+	os.Remove(filepath.Join(efi, efivar.SecureBootVar+"-"+efivar.GlobalGUID))
+	want.SecureBoot = "unsupported"
+
 	os.WriteFile(src.Image, []byte(`{"variant":`), 0o644)
 	if _, err := Read(src); err == nil || !strings.Contains(err.Error(), "image.json") {
 		t.Fatalf("malformed image.json: err = %v", err)

@@ -1,4 +1,6 @@
-// Package report computes the hardening report (GET /report/hardening). Each check is one small
+// Package report computes the hardening report (GET /report/hardening) and the boot report (GET
+// /report/boot, the boot's trust: Secure Boot, the TPM, /local's encryption and its recovery
+// key). Each hardening check is one small
 // function that reads the running system (the mount table, /proc/sys, securityfs, the
 // device-mapper table, the listening sockets, the remote API's own listener) and compares what it
 // finds with what Ballast promises and what settings ask for. Configuration alone never makes a
@@ -27,6 +29,8 @@ import (
 type Sources struct {
 	// Root is where the running system's files are ["/"]; tests point it at a directory.
 	Root string
+	// EFIVars is where efivarfs is mounted [Root + contract.EFIVarsMount].
+	EFIVars string
 	// Settings returns the live settings [none].
 	Settings func() settings.Settings
 	// RemoteAddr returns the address the remote API listens on, nil while it is off [off].
@@ -49,6 +53,9 @@ type Reporter struct {
 func New(src Sources) *Reporter {
 	if src.Root == "" {
 		src.Root = "/"
+	}
+	if src.EFIVars == "" {
+		src.EFIVars = filepath.Join(src.Root, contract.EFIVarsMount)
 	}
 	if src.Settings == nil {
 		src.Settings = func() settings.Settings { return settings.Settings{} }
@@ -96,12 +103,16 @@ func (r *Reporter) Hardening(ctx context.Context) apitypes.HardeningReport {
 	img, imgErr := contract.ReadImage(r.src.Root)
 	k := harden.Kernel{Root: r.src.Root, Kver: img.Kernel}
 	mounts, mountErr := mountinfo.ReadFile(r.path(mountinfo.Self))
+	sb, sbErr := r.secureBoot()
+	rec, recErr := r.bootSecurity()
 
 	checks := []check{
 		r.verityRoot(mounts, mountErr),
 		rootReadOnly(mounts, mountErr),
 		r.selinux(),
 		lockdown(k, policy),
+		secureBootCheck(sb, sbErr, img, imgErr),
+		localEncryptionCheck(rec, recErr, img, imgErr),
 	}
 	checks = append(checks, sysctls(k, policy)...)
 	checks = append(checks, mountOptions(mounts, mountErr)...)

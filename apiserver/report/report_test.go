@@ -18,6 +18,7 @@ import (
 	"github.com/ballast-os/ballast/apiserver/settings"
 	"github.com/ballast-os/ballast/builder/devpki"
 	"github.com/ballast-os/ballast/contract"
+	"github.com/ballast-os/ballast/init/efivar"
 	"github.com/ballast-os/ballast/init/harden"
 	"github.com/ballast-os/ballast/init/harden/hardentest"
 	"github.com/ballast-os/ballast/init/initramfs/dm"
@@ -39,6 +40,20 @@ const goodMountinfo = `20 1 253:0 / / ro,relatime shared:1 - erofs /dev/ballast-
 // A listening TCP socket on 127.0.0.1:8080 and a connected UDP one, which is not listening.
 const tcpHeader = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
 
+// The firmware's Secure Boot variables under a test root: attributes, then one byte.
+var (
+	secureBootVar = filepath.Join(contract.EFIVarsMount, efivar.SecureBootVar+"-"+efivar.GlobalGUID)
+	setupModeVar  = filepath.Join(contract.EFIVarsMount, efivar.SetupModeVar+"-"+efivar.GlobalGUID)
+)
+
+// encryptedRecord is the initramfs's record of a boot that opened an encrypted /local with the TPM.
+const encryptedRecord = `{"tpm":{"pcrs":{"7":"aa","11":"bb"},"pcr11_signed":true,"pcr11_signature":"owner's key 1234",
+	"left_initrd":true,"event_log":{"events":42}},
+	"local":{"state":"encrypted","reason":"unlocked with the TPM","unlock_seconds":0.4,"sealed_pcrs":[7,11],"cipher":"aes-xts-plain64"}}`
+
+// plainRecord is the record of a boot without a TPM that kept /local plain.
+const plainRecord = `{"local":{"state":"plain","reason":"no TPM"}}`
+
 // machine is a root where every check passes.
 func machine(t *testing.T) string {
 	t.Helper()
@@ -53,7 +68,10 @@ func machine(t *testing.T) string {
 		"sys/dev/block/253:0/dm/name":          "root\n",
 		contract.LockdownFile:                  "none [integrity] confidentiality\n",
 		contract.LSMFile:                       "lockdown,capability,landlock,yama,selinux,bpf",
-		contract.ImageInfoPath:                 `{"variant":"qemu","dev":false,"kernel":"` + hardentest.Kver + `"}`,
+		contract.ImageInfoPath:                 `{"variant":"qemu","dev":false,"signed":true,"kernel":"` + hardentest.Kver + `"}`,
+		secureBootVar:                          "\x06\x00\x00\x00\x01",
+		setupModeVar:                           "\x06\x00\x00\x00\x00",
+		contract.BootSecurityPath:              encryptedRecord,
 		"proc/net/tcp":                         tcpHeader,
 		"proc/net/tcp6":                        tcpHeader,
 		"proc/net/udp":                         tcpHeader + "   1: 0F02000A:A3E4 08080808:0035 01 00000000:00000000 00:00000000 00000000     0        0 1 2\n",
@@ -186,6 +204,56 @@ func TestHardening(t *testing.T) {
 		}, want: map[string][2]string{"selinux": {"fail", "disabled (SELinux is not an active LSM)"}}},
 		{name: "selinux denials unknown", change: func(t *testing.T, root string) { os.Remove(filepath.Join(root, contract.SELinuxDenials)) },
 			want: map[string][2]string{"selinux": {"pass", "enforcing; policy version 33; deny_unknown 1, reject_unknown 0; unknown denials this boot"}}},
+		{name: "secure boot enabled, encrypted local", want: map[string][2]string{
+			"secure-boot": {"pass", "enabled"}, "local-encryption": {"pass", "encrypted (unlocked with the TPM), aes-xts-plain64"}}},
+		{name: "unsigned dev build without secure boot and TPM",
+			change: func(t *testing.T, root string) {
+				write(t, root, secureBootVar, "\x06\x00\x00\x00\x00")
+				write(t, root, contract.ImageInfoPath, `{"dev":false,"kernel":"`+hardentest.Kver+`"}`)
+				write(t, root, contract.BootSecurityPath, plainRecord)
+			},
+			want: map[string][2]string{"secure-boot": {"expected-fail", "disabled — unsigned image (a dev build)"},
+				"local-encryption": {"expected-fail", "plain (no TPM) — no TPM, and the image keeps /local plain without one (ballast.local.without-tpm=plain): no TPM"}}},
+		{name: "signed image in setup mode",
+			change: func(t *testing.T, root string) { write(t, root, setupModeVar, "\x06\x00\x00\x00\x01") },
+			want:   map[string][2]string{"secure-boot": {"fail", "setup-mode — the image is signed, but the firmware is in setup mode"}}},
+		{name: "signed image, secure boot disabled",
+			change: func(t *testing.T, root string) { write(t, root, secureBootVar, "\x06\x00\x00\x00\x00") },
+			want:   map[string][2]string{"secure-boot": {"fail", "disabled — the image is signed, but Secure Boot is disabled"}}},
+		{name: "signed image, no efivarfs",
+			change: func(t *testing.T, root string) { os.RemoveAll(filepath.Join(root, contract.EFIVarsMount)) },
+			want:   map[string][2]string{"secure-boot": {"fail", "unsupported — the image is signed, but the firmware has no Secure Boot variables"}}},
+		{name: "malformed SecureBoot variable",
+			change: func(t *testing.T, root string) { write(t, root, secureBootVar, "\x06\x00\x00\x00\x02") },
+			want:   map[string][2]string{"secure-boot": {"fail", "efi variable SecureBoot: [2]"}}},
+		{name: "no boot security record",
+			change: func(t *testing.T, root string) { os.Remove(filepath.Join(root, contract.BootSecurityPath)) },
+			want:   map[string][2]string{"local-encryption": {"fail", "no boot security record"}}},
+		{name: "plain where the image wants the TPM, and has one",
+			change: func(t *testing.T, root string) {
+				write(t, root, contract.BootSecurityPath, `{"tpm":{"pcrs":{}},"local":{"state":"plain","reason":"sealing failed"}}`)
+			},
+			want: map[string][2]string{"local-encryption": {"fail", "plain (sealing failed) — the machine has a TPM and the image wants /local encrypted"}}},
+		{name: "plain without a TPM where the image refuses that",
+			change: func(t *testing.T, root string) {
+				write(t, root, contract.ImageInfoPath, `{"signed":true,"kernel":"`+hardentest.Kver+`","local":{"encryption":"tpm","without_tpm":"refuse"}}`)
+				write(t, root, contract.BootSecurityPath, plainRecord)
+			},
+			want: map[string][2]string{"local-encryption": {"fail", "refuses a plain /local without one"}}},
+		{name: "plain by the image's choice",
+			change: func(t *testing.T, root string) {
+				write(t, root, contract.ImageInfoPath, `{"signed":true,"kernel":"`+hardentest.Kver+`","local":{"encryption":"plain","without_tpm":"refuse"}}`)
+				write(t, root, contract.BootSecurityPath, `{"tpm":{"pcrs":{}},"local":{"state":"plain","reason":"ballast.local=plain"}}`)
+			},
+			want: map[string][2]string{"local-encryption": {"expected-fail", "the image keeps /local plain (ballast.local=plain)"}}},
+		{name: "record says neither",
+			change: func(t *testing.T, root string) {
+				write(t, root, contract.BootSecurityPath, `{"local":{"state":"maybe"}}`)
+			},
+			want: map[string][2]string{"local-encryption": {"fail", `says "maybe"`}}},
+		{name: "record is not JSON",
+			change: func(t *testing.T, root string) { write(t, root, contract.BootSecurityPath, `{"local":`) },
+			want:   map[string][2]string{"local-encryption": {"fail", "boot security record /run/ballast/boot-security.json: unexpected end of JSON input"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -235,7 +303,7 @@ func TestHardening(t *testing.T) {
 					t.Errorf("no check %s", id)
 				}
 			}
-			if n := len(contract.HardenedSysctls()) + 13; len(rep.Checks) != n {
+			if n := len(contract.HardenedSysctls()) + 15; len(rep.Checks) != n {
 				t.Errorf("%d checks, want %d", len(rep.Checks), n)
 			}
 		})

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/ballast-os/ballast/contract"
+	"github.com/ballast-os/ballast/init/filecon"
 	"github.com/ballast-os/ballast/runtime/spec"
 	"github.com/ballast-os/ballast/tests/testutil"
 )
@@ -69,6 +70,29 @@ func TestCompile(t *testing.T) {
 				t.Errorf("dev=%v: file_contexts lacks %q", dev, want)
 			}
 		}
+		// Files the initramfs writes get their types from file_contexts too, more specific
+		// entries over the directories' (init/filecon reads it as the inits do).
+		specs, err := filecon.Load(r.FileContexts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range []struct {
+			path string
+			mode os.FileMode
+			want string
+		}{
+			{contract.BootSecurityPath, 0o644, "boot_security_t"},
+			// The dot is escaped: a file that merely resembles the record's name is not it.
+			{"/run/ballast/boot-securityxjson", 0o644, "os_t"},
+			{contract.RecoveryKeyPath, 0o600, "recovery_key_t"},
+			{contract.RecoveryKeyPath + ".new", 0o600, "state_t"},
+			{filepath.Dir(contract.RecoveryKeyPath), os.ModeDir | 0o700, "state_t"},
+		} {
+			want := "system_u:object_r:" + l.want + ":s0"
+			if got, _ := specs.Lookup(l.path, l.mode); got != want {
+				t.Errorf("dev=%v: file_contexts gives %s %q, want %q", dev, l.path, got, want)
+			}
+		}
 		hasConsole := strings.Contains(string(first), "console_t")
 		if hasConsole != dev {
 			t.Errorf("dev=%v: console_t in the policy: %v", dev, hasConsole)
@@ -89,7 +113,8 @@ func TestTypesTheCodeNames(t *testing.T) {
 	}
 	for _, typ := range []string{spec.ContainerType, spec.ControlType, spec.SuperType, spec.ContainerFile,
 		"kernel_t", "initramfs_t", "init_t", "api_t", "runtime_t", "hostctr_t", "netconf_t", "timesync_t",
-		"etc_t", "run_t", "tmp_t", "local_t", "rootfs_t", "esp_t", "fixed_disk_device_t", "update_state_t"} {
+		"etc_t", "run_t", "tmp_t", "local_t", "rootfs_t", "esp_t", "fixed_disk_device_t", "update_state_t",
+		"boot_security_t", "recovery_key_t"} {
 		if !strings.Contains(all.String(), "(type "+typ+")") {
 			t.Errorf("no (type %s) in selinux/policy", typ)
 		}
@@ -109,6 +134,13 @@ func TestCompileRefuses(t *testing.T) {
 		{"service writes the disk", "(allow netconf_t fixed_disk_device_t (blk_file (write)))", "neverallow check failed"},
 		{"host containers write the disk", "(allow hostctr_t fixed_disk_device_t (blk_file (write)))", "neverallow check failed"},
 		{"service writes the ESP", "(allow timesync_t esp_t (file (write)))", "neverallow check failed"},
+		{"container reads the recovery key", "(allow container_t recovery_key_t (file (read open)))", "neverallow check failed"},
+		{"superpowered container reads the recovery key", "(allow super_t recovery_key_t (file (read open)))", "neverallow check failed"},
+		{"console reads the recovery key", "(allow console_t recovery_key_t (file (read)))", "neverallow check failed"},
+		{"system init makes a recovery key", "(allow init_t recovery_key_t (file (create write)))", "neverallow check failed"},
+		{"API server rewrites the recovery key", "(allow api_t recovery_key_t (file (write)))", "neverallow check failed"},
+		{"service forges the boot record", "(allow netconf_t boot_security_t (file (write)))", "neverallow check failed"},
+		{"API server rewrites the boot record", "(allow api_t boot_security_t (file (create)))", "neverallow check failed"},
 		{"unknown type", `(filecon "/x" file (system_u object_r no_such_t low))`, "Failed to resolve filecon"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

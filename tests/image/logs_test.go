@@ -240,8 +240,8 @@ func checkBundle(t *testing.T, c *client.Client) {
 			t.Errorf("bundle %s does not hold %q:\n%.1000s", want.name, want.holds, files[want.name])
 		}
 	}
-	// network, time and the hardening report: real, or a note saying why not.
-	for _, p := range []string{"network.json", "time.json", "report-hardening.json"} {
+	// network, time and the hardening and boot reports: real, or a note saying why not.
+	for _, p := range []string{"network.json", "time.json", "report-hardening.json", "report-boot.json"} {
 		_, real := files[p]
 		note, noted := files[p+".unavailable"]
 		if !real && !(noted && strings.HasPrefix(note, "not available: ")) {

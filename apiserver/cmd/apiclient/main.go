@@ -12,6 +12,7 @@
 //	apiclient [global flags] update status|check|apply|activate|cancel [--json]
 //	apiclient [global flags] reboot
 //	apiclient [global flags] report [--json] [hardening]
+//	apiclient [global flags] report boot [--acknowledge-recovery-key]
 //
 // Global flags: --socket PATH (the local API, default /run/api.sock), or --endpoint
 // https://host:port with --pki DIR (ca.pem, client.pem, client-key.pem) for the remote API.
@@ -64,6 +65,12 @@ const usage = `usage: apiclient [--socket PATH | --endpoint https://HOST:PORT --
   report [--json] [hardening]  the hardening report: each check with what the host shows; exits 1
                                when a check fails (expected failures, such as a dev image's
                                shell, are listed with their reason but do not count)
+  report boot                  the boot report, as JSON: Secure Boot, lockdown, the TPM's
+                               measurements, how /local was opened, and /local's recovery key
+                               until it is acknowledged
+  report boot --acknowledge-recovery-key
+                               say the recovery key is kept safe: the host deletes its copy and
+                               never shows it again
 `
 
 // maxApply bounds an apply document, like the API bounds a request body.
@@ -381,11 +388,28 @@ func hardeningReport(ctx context.Context, c *client.Client, args []string, out i
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	ack := fs.Bool("acknowledge-recovery-key", false, "boot: the recovery key is kept; delete the host's copy")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: report: %v", errUsage, err)
 	}
-	if fs.NArg() > 1 || (fs.NArg() == 1 && fs.Arg(0) != "hardening") {
-		return fmt.Errorf("%w: report knows one report, hardening", errUsage)
+	name := "hardening"
+	if fs.NArg() > 0 {
+		// Flags may follow the report's name too: report boot --acknowledge-recovery-key.
+		name = fs.Arg(0)
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return fmt.Errorf("%w: report: %v", errUsage, err)
+		}
+		if fs.NArg() != 0 {
+			return fmt.Errorf("%w: report takes one report's name", errUsage)
+		}
+	}
+	switch {
+	case name == "boot":
+		return bootReport(ctx, c, *ack, out)
+	case name != "hardening":
+		return fmt.Errorf("%w: report knows two reports, hardening and boot", errUsage)
+	case *ack:
+		return fmt.Errorf("%w: --acknowledge-recovery-key goes with report boot", errUsage)
 	}
 	rep, err := c.Hardening(ctx)
 	if err != nil {
@@ -411,6 +435,22 @@ func hardeningReport(ctx context.Context, c *client.Client, args []string, out i
 		return fmt.Errorf("hardening report: %d checks failed", rep.Failed)
 	}
 	return nil
+}
+
+// bootReport prints the boot report, or acknowledges the recovery key it shows.
+func bootReport(ctx context.Context, c *client.Client, ack bool, out io.Writer) error {
+	if ack {
+		if err := c.AcknowledgeRecoveryKey(ctx); err != nil {
+			return err
+		}
+		_, err := fmt.Fprintln(out, "recovery key acknowledged: the host deleted its copy and will not show it again")
+		return err
+	}
+	rep, err := c.BootReport(ctx)
+	if err != nil {
+		return err
+	}
+	return printJSON(out, rep)
 }
 
 func printJSON(out io.Writer, v any) error {

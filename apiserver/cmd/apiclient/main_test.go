@@ -18,6 +18,7 @@ import (
 	"github.com/ballast-os/ballast/apiserver/osinfo"
 	"github.com/ballast-os/ballast/apiserver/report"
 	"github.com/ballast-os/ballast/apiserver/timeinfo"
+	"github.com/ballast-os/ballast/contract"
 )
 
 // TestCommands drives the command against a real server in temp directories.
@@ -122,6 +123,10 @@ func TestCommands(t *testing.T) {
 		{args: []string{"report"}, wantErr: "checks failed", wantOut: "FAIL  selinux"},
 		{args: []string{"report", "--json", "hardening"}, wantErr: "checks failed", wantOut: `"id": "verity-root"`},
 		{args: []string{"report", "security"}, wantUsage: true},
+		{args: []string{"report", "boot"}, wantOut: `"record_error": "no boot security record`},
+		{args: []string{"report", "boot", "--acknowledge-recovery-key"}, wantErr: "no recovery key is waiting to be acknowledged"},
+		{args: []string{"report", "hardening", "--acknowledge-recovery-key"}, wantUsage: true},
+		{args: []string{"report", "boot", "extra"}, wantUsage: true},
 		{args: []string{"--endpoint", "https://127.0.0.1:1", "get"}, wantUsage: true},
 		{args: []string{"--pki", "/tmp", "get"}, wantUsage: true},
 		{args: []string{"--endpoint", "http://127.0.0.1:1", "--pki", "/nonexistent", "get"}, wantErr: "pki"},
@@ -152,6 +157,28 @@ func TestCommands(t *testing.T) {
 			}
 		})
 	}
+	// A recovery key: shown by report boot until acknowledged, never after.
+	const key = "cbdefghi-jklnrtuv-cbdefghi-jklnrtuv-cbdefghi-jklnrtuv-cbdefghi-jklnrtuv"
+	keyFile := filepath.Join(dir, "etc", contract.RecoveryKeyPath)
+	os.MkdirAll(filepath.Dir(keyFile), 0o700)
+	os.WriteFile(keyFile, []byte(key+"\n"), 0o600)
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"report", "boot"}, `"recovery_key": "` + key + `",` + "\n" + `  "recovery_key_pending": true`},
+		{[]string{"report", "--acknowledge-recovery-key", "boot"}, "recovery key acknowledged"},
+		{[]string{"report", "boot"}, `"recovery_key_pending": false`},
+	} {
+		var out bytes.Buffer
+		if err := run(context.Background(), append([]string{"--socket", sock}, tt.args...), nil, &out); err != nil || !strings.Contains(out.String(), tt.want) {
+			t.Errorf("%s: %v, output %q, want it to contain %q", tt.args, err, out.String(), tt.want)
+		}
+	}
+	if _, err := os.Stat(keyFile); !os.IsNotExist(err) {
+		t.Errorf("recovery key file after the acknowledgement: %v", err)
+	}
+
 	// The network service's state, once written.
 	os.WriteFile(filepath.Join(dir, "network-state.json"), []byte(`{"updated":"2025-01-01T00:00:00Z","interfaces":[],"routes":[],
 		"dns":{"servers":["10.0.2.3"],"search":[],"source":"dhcp","sources":["dhcp4 eth0"]},"hostname":{"name":"box","source":"settings"}}`), 0o644)

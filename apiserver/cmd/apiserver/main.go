@@ -63,7 +63,7 @@ func main() {
 		metadataHostname = flag.String("metadata-hostname", contract.MetadataHostnamePath, "where the instance's host name from the metadata service is written for the network service (\"\" for nowhere)")
 		kernelPolicy     = flag.String("kernel-policy", contract.KernelPolicyPath, "where settings.kernel is left for the system init's next boot (only as root; \"\" for none)")
 		imageInfo        = flag.String("image-info", contract.ImageInfoPath, "the image's description (image.json): its architecture and update policy")
-		efiVars          = flag.String("efivars", contract.EFIVarsMount, "efivarfs, where the boot loader says which entry it booted (GET /os)")
+		efiVars          = flag.String("efivars", contract.EFIVarsMount, "efivarfs, where the boot loader says which entry it booted and the firmware whether Secure Boot is on (GET /os, /report/boot)")
 	)
 	flag.Parse()
 	if flag.NArg() != 0 {
@@ -155,7 +155,7 @@ func main() {
 		ProcDir:      procDir,
 		Kernel:       kernel,
 		KernelPolicy: policyFile,
-		Report:       &report.Sources{},
+		Report:       &report.Sources{EFIVars: *efiVars},
 		OS:           osinfo.Sources{OSRelease: *osRelease, Cmdline: *cmdline, Image: *imageInfo, EFIVars: *efiVars},
 		Time:         timeinfo.Sources{State: *timeState},
 		Defaults:     defaultsSrc,
