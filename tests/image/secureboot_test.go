@@ -80,7 +80,7 @@ func TestSecureBootAndEncryptedLocal(t *testing.T) {
 	// Boot 1: systemd-boot enrolls db, KEK and PK (a 15 s countdown) and resets; the firmware
 	// is then in user mode and boots the signed chain; the initramfs encrypts /local.
 	mc.start(t, true)
-	if _, err := mc.vm.Expect(`Enrolling secure boot keys from directory`, 2*time.Minute); err != nil {
+	if _, err := mc.vm.Expect(regexp.MustCompile(`Enrolling secure boot keys from directory`), 2*time.Minute); err != nil {
 		t.Fatalf("no enrollment: %v", err)
 	}
 	formatted := mc.expect(t, `ballast: local: encrypted \(LUKS2, .*\) in ([0-9.]+)s`)
@@ -137,7 +137,7 @@ func TestSecureBootAndEncryptedLocal(t *testing.T) {
 		mc.disk = tampered
 		defer func() { mc.disk = saved }()
 		mc.start(t, false)
-		if _, err := mc.vm.Expect(`(?i)(access denied|security violation)`, 2*time.Minute); err != nil {
+		if _, err := mc.vm.Expect(regexp.MustCompile(`(?i)(access denied|security violation)`), 2*time.Minute); err != nil {
 			t.Errorf("tampered UKI: the firmware did not refuse it: %v", err)
 		}
 		if strings.Contains(mc.vm.Console(), "ballast: initramfs") {
@@ -150,10 +150,10 @@ func TestSecureBootAndEncryptedLocal(t *testing.T) {
 	// the boot stops with the reason, and nothing is lost.
 	mc.tpm = filepath.Join(t.TempDir(), "other-tpm")
 	mc.start(t, false)
-	if _, err := mc.vm.Expect(`ballast: error: .*stays locked: .*TPM cannot load the sealed disk key`, 3*time.Minute); err != nil {
+	if _, err := mc.vm.Expect(regexp.MustCompile(`ballast: error: .*stays locked: .*TPM cannot load the sealed disk key`), 3*time.Minute); err != nil {
 		t.Errorf("replaced TPM: %v", err)
 	}
-	if _, err := mc.vm.Expect(`ballast: ready`, 5*time.Second); err == nil {
+	if _, err := mc.vm.Expect(regexp.MustCompile(`ballast: ready`), 5*time.Second); err == nil {
 		t.Errorf("replaced TPM: the host became ready")
 	}
 	mc.vm.Kill()
@@ -291,7 +291,7 @@ func (mc *sbMachine) start(t *testing.T, allowReboot bool) {
 
 func (mc *sbMachine) expect(t *testing.T, re string) []string {
 	t.Helper()
-	m, err := mc.vm.Expect(re, 3*time.Minute)
+	m, err := mc.vm.Expect(regexp.MustCompile(re), 3*time.Minute)
 	if err != nil {
 		t.Fatalf("boot %d: no %q: %v", mc.boots, re, err)
 	}
