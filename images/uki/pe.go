@@ -16,6 +16,8 @@ const (
 	// In the COFF file header, after the 4-byte "PE\0\0" signature.
 	coffMachine          = 0
 	coffNumberOfSections = 2
+	coffPointerToSymbols = 8
+	coffNumberOfSymbols  = 12
 	coffSizeOfOptHeader  = 16
 
 	// In the PE32+ optional header.
@@ -60,6 +62,7 @@ type peImage struct {
 	sizeOfHeaders    uint32
 	firstRawData     uint32 // lowest PointerToRawData of a section with file data: headers must end before it
 	imageEnd         uint64 // highest VirtualAddress+size of any section
+	rawEnd           uint64 // end of the last section's data in the file
 }
 
 // parsePE checks that b is a PE32+ image Build can extend and reads its layout. name says
@@ -119,6 +122,7 @@ func parsePE(b []byte, name string) (peImage, error) {
 			return peImage{}, fmt.Errorf("uki: %s: section %d (%s) data runs past the end of the file", name, i, sectionName(s))
 		}
 		img.firstRawData = min(img.firstRawData, rawPtr)
+		img.rawEnd = max(img.rawEnd, uint64(rawPtr)+uint64(rawSize))
 	}
 	return img, nil
 }
@@ -153,4 +157,21 @@ func sectionName(hdr []byte) string {
 
 func alignUp(v, a uint64) uint64 {
 	return (v + a - 1) &^ (a - 1)
+}
+
+// dropSymbols returns b without a COFF symbol table that follows the last section (debug symbols
+// a linker left in the stub), with the header no longer pointing at it. Sections appended after
+// it would leave a gap between sections, and Authenticode digests of images with gaps differ
+// between the specification, EDK2's verifier and sbverify: the firmware might refuse a correctly
+// signed UKI. The loader never reads the symbols.
+func dropSymbols(b []byte, img peImage) []byte {
+	le := binary.LittleEndian
+	ptr := uint64(le.Uint32(b[img.coff+coffPointerToSymbols:]))
+	if ptr == 0 || ptr < img.rawEnd || ptr > uint64(len(b)) {
+		return b
+	}
+	out := append([]byte(nil), b[:ptr]...)
+	le.PutUint32(out[img.coff+coffPointerToSymbols:], 0)
+	le.PutUint32(out[img.coff+coffNumberOfSymbols:], 0)
+	return out
 }

@@ -79,8 +79,8 @@ func printable(what, s string) error {
 }
 
 // Build writes to w the stub with the sections of s appended. New sections are placed after the
-// stub's last section in memory and after the end of the stub file (so any trailing symbol table
-// stays where its header points). Header fields that describe the image as a whole are updated
+// stub's last section in memory and after the end of the stub file; a COFF symbol table at the
+// end of the stub is dropped first (dropSymbols), so the sections follow each other without gaps. Header fields that describe the image as a whole are updated
 // and the PE checksum recomputed; the timestamp is left alone, so the output depends only on the
 // inputs. The stub must have room for the new section headers before its first section's data.
 func Build(w io.Writer, stub []byte, s Sections) error {
@@ -91,6 +91,12 @@ func Build(w io.Writer, stub []byte, s Sections) error {
 	img, err := parsePE(stub, "stub")
 	if err != nil {
 		return err
+	}
+	if trimmed := dropSymbols(stub, img); len(trimmed) != len(stub) {
+		stub = trimmed
+		if img, err = parsePE(stub, "stub"); err != nil {
+			return err
+		}
 	}
 	if img.signed(stub) {
 		return fmt.Errorf("uki: stub carries an Authenticode signature that appending sections would break; sign the UKI instead")
