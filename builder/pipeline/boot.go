@@ -123,7 +123,9 @@ func (b *builder) buildInitramfs(context.Context) error {
 // gzip-compressed without a name or time so the initramfs stays reproducible.
 func (b *builder) localTemplate() ([]byte, error) {
 	path := filepath.Join(b.work, "local-template.ext4")
-	if err := b.mkfsExt4(path, contract.LocalTemplateSize); err != nil {
+	// 4096-byte blocks: the dm-crypt device has 4096-byte sectors, and ext4 refuses blocks smaller
+	// than the device's sectors (mke2fs picks 1024 for a file system this small).
+	if err := b.mkfsExt4(path, contract.LocalTemplateSize, "-b", "4096"); err != nil {
 		return nil, fmt.Errorf("local template: %w", err)
 	}
 	raw, err := os.ReadFile(path)

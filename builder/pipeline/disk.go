@@ -96,7 +96,7 @@ func (b *builder) writeDisk(context.Context) error {
 // mkfsExt4 formats the data partition's ext4 file system of size bytes into a file, rootless,
 // with a fixed UUID and hash seed. Bookworm's mke2fs (1.47.0) stamps inodes and superblocks with the wall clock and knows no
 // SOURCE_DATE_EPOCH, so it runs under libfaketime with the clock frozen at the build's epoch.
-func (b *builder) mkfsExt4(path string, size int64) error {
+func (b *builder) mkfsExt4(path string, size int64, extra ...string) error {
 	bin, err := exec.LookPath("mkfs.ext4")
 	if err != nil {
 		return fmt.Errorf("mkfs.ext4 not found: install the Debian package e2fsprogs")
@@ -114,9 +114,10 @@ func (b *builder) mkfsExt4(path string, size int64) error {
 	}
 	uuid := id.String()
 	frozen := time.Unix(b.epoch, 0).UTC().Format("2006-01-02 15:04:05")
-	cmd := exec.Command(faketime, "-f", frozen, bin, "-q", "-F", "-L", "BALLAST-DATA", "-U", uuid,
-		"-E", "root_owner=0:0,hash_seed="+uuid+",lazy_itable_init=1,lazy_journal_init=1",
-		path, strconv.FormatInt(size>>10, 10)+"k")
+	args := []string{"-f", frozen, bin, "-q", "-F", "-L", "BALLAST-DATA", "-U", uuid,
+		"-E", "root_owner=0:0,hash_seed=" + uuid + ",lazy_itable_init=1,lazy_journal_init=1"}
+	args = append(append(args, extra...), path, strconv.FormatInt(size>>10, 10)+"k")
+	cmd := exec.Command(faketime, args...)
 	cmd.Env = append(os.Environ(), "TZ=UTC", "MKE2FS_DEVICE_SECTSIZE=512")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("data: mkfs.ext4: %w\n%s", err, out)

@@ -227,7 +227,7 @@ func writeTemplate(cfg Config, f *os.File, vk []byte, seg luks2.Segment) error {
 			if seg.Offset+off+int64(n) > cfg.Size {
 				return fmt.Errorf("local: template of more than %d bytes does not fit %s", off+int64(n), cfg.Dev)
 			}
-			if err := c.EncryptSectors(enc[:n], plain[:n], uint64(off/512)); err != nil {
+			if err := c.EncryptSectors(enc[:n], plain[:n], uint64(off/int64(seg.SectorSize))); err != nil {
 				return fmt.Errorf("local: encrypt: %w", err)
 			}
 			if _, err := f.WriteAt(enc[:n], seg.Offset+off); err != nil {
