@@ -114,6 +114,12 @@ func TestFirstBootThenUnlock(t *testing.T) {
 	if out, err := exec.Command(e2fsck, "-fn", plain).CombinedOutput(); err != nil {
 		t.Errorf("e2fsck of the decrypted template: %v\n%s", err, out)
 	}
+	// Every byte of the template, not only what e2fsck reads.
+	zr, _ := gzip.NewReader(bytes.NewReader(tmpl))
+	want, _ := io.ReadAll(zr)
+	if got, _ := os.ReadFile(plain); len(want) < 2<<20 || !bytes.Equal(got[:len(want)], want) {
+		t.Errorf("the decrypted volume does not start with the %d-byte template", len(want))
+	}
 
 	// Later boots unlock with the TPM's key and never format again.
 	before, _ := os.ReadFile(part)
