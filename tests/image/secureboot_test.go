@@ -21,6 +21,7 @@ import (
 	"github.com/ballast-os/ballast/apiserver/client"
 	"github.com/ballast-os/ballast/builder/pipeline"
 	"github.com/ballast-os/ballast/contract"
+	"github.com/ballast-os/ballast/images/gpt"
 	"github.com/ballast-os/ballast/tests/qemu"
 	"github.com/ballast-os/ballast/tests/testutil"
 	"github.com/ballast-os/ballast/trust/sbkeys"
@@ -83,7 +84,7 @@ func TestSecureBootAndEncryptedLocal(t *testing.T) {
 	if _, err := mc.vm.Expect(regexp.MustCompile(`Enrolling secure boot keys from directory`), 2*time.Minute); err != nil {
 		t.Fatalf("no enrollment: %v", err)
 	}
-	formatted := mc.expect(t, `ballast: local: encrypted \(LUKS2, .*\) in ([0-9.]+)s`)
+	formatted := mc.expect(t, `ballast: local encrypted \(LUKS2, .*\) in ([0-9.]+)s`)
 	recovery := mc.expect(t, `ballast: local:     ([cbdefghijklnrtuv]{8}(?:-[cbdefghijklnrtuv]{8}){7})`)[1]
 	mc.ready(t)
 	rep := mc.report(t)
@@ -112,9 +113,9 @@ func TestSecureBootAndEncryptedLocal(t *testing.T) {
 	// Boot 2: the TPM unseals, the setting is there, the recovery key is still offered until
 	// acknowledged.
 	mc.start(t, false)
-	mc.expect(t, `ballast: local: unlocked with the TPM`)
+	mc.expect(t, `ballast: local unlocked with the TPM`)
 	mc.ready(t)
-	if s, err := mc.c.Get(t.Context(), "settings.motd"); err != nil || fmt.Sprint(s["motd"]) != motd {
+	if s, err := mc.c.Get(t.Context(), "settings.motd"); err != nil || !strings.Contains(fmt.Sprint(s), "motd:"+motd+"]") {
 		t.Errorf("boot 2: motd %v %v, want %s", s, err, motd)
 	}
 	rep = mc.report(t)
@@ -160,7 +161,8 @@ func TestSecureBootAndEncryptedLocal(t *testing.T) {
 
 	// The recovery key opens /local with cryptsetup, and what it opens is the file system with the
 	// setting in it.
-	off, size := partition(t, m, string(contract.PartData))
+	// The partition as the first boot grew it: the GPT on the disk, not the manifest.
+	off, size := grownPartition(t, mc.disk, string(contract.PartData))
 	data := extract(t, mc.disk, off, size)
 	keyFile := filepath.Join(t.TempDir(), "recovery")
 	os.WriteFile(keyFile, []byte(recovery), 0o600)
@@ -223,6 +225,27 @@ func loadManifestAt(t *testing.T, dir string) *pipeline.Manifest {
 		t.Fatal(err)
 	}
 	return &m
+}
+
+// grownPartition reads a partition's extent from the disk's primary GPT.
+func grownPartition(t *testing.T, disk, name string) (offset, size int64) {
+	t.Helper()
+	f, err := os.Open(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tbl, err := gpt.ReadPrimary(f, 512)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range tbl.Partitions() {
+		if p.Name == name {
+			return int64(p.FirstLBA) * 512, int64(p.Sectors()) * 512
+		}
+	}
+	t.Fatalf("%s: no partition %s", disk, name)
+	return 0, 0
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
