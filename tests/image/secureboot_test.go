@@ -433,3 +433,87 @@ func decryptLUKS2(t *testing.T, path string, key []byte) string {
 	}
 	return dst
 }
+
+// TestSignedUpdatesUnlock takes a host with Secure Boot and an encrypted /local from v1 to v2,
+// both signed with the same owner keys, and then to a v3 whose kernel panics: v2 unlocks /local
+// with the same sealed key (its PCR 11 differs, and the owner's pcr key signed it), and so does
+// the rollback from v3 to v2.
+func TestSignedUpdatesUnlock(t *testing.T) {
+	testutil.Root(t, "boots QEMU guests")
+	testutil.Tool(t, "swtpm", "swtpm")
+	keys := filepath.Join(t.TempDir(), "keys")
+	if err := sbkeys.Init(keys, "Ballast test owner", time.Unix(1767225600, 0)); err != nil {
+		t.Fatal(err)
+	}
+	lab := newUpdateLab(t)
+	signed := func(s string) string {
+		return strings.Replace(s, `without-tpm = "plain"`, `without-tpm = "refuse"`, 1) + fmt.Sprintf("\n[secure-boot]\nkeys = %q\n", keys)
+	}
+	good := lab.variant(t, "qemu-signed.toml", signed)
+	panics := lab.variant(t, "qemu-signed-panics.toml", func(s string) string {
+		return signed(strings.Replace(s, `cmdline = ["console=ttyS0,115200n8",`, `cmdline = ["console=ttyS0,115200n8", "rdinit=/no-such-init",`, 1))
+	})
+	for _, b := range []struct{ file, version string }{{good, "1.0.0"}, {good, "2.0.0"}, {panics, "3.0.0"}} {
+		lab.build(t, b.file, b.version)
+	}
+	lab.publish(t, "2.0.0")
+	h := lab.newHost(t, "1.0.0", fmt.Sprintf(`[settings]
+motd = "set on v1"
+[settings.updates]
+metadata-base-url = "http://%[1]s/metadata"
+targets-base-url = "http://%[1]s/targets"
+`, repoHost))
+	h.secureBoot, h.tpm = true, filepath.Join(t.TempDir(), "tpm")
+
+	// The first boot enrolls the keys and resets; the next one encrypts /local.
+	h.start(t)
+	if _, err := h.vm.Expect(regexp.MustCompile(`Enrolling secure boot keys`), 2*time.Minute); err != nil {
+		t.Fatalf("no enrollment: %v", err)
+	}
+	h.rebooted(t, "enrollment")
+	h.start(t)
+	if _, err := h.vm.Expect(regexp.MustCompile(`ballast: local encrypted`), 3*time.Minute); err != nil {
+		t.Fatalf("v1: /local not encrypted: %v", err)
+	}
+	h.ready(t, "1.0.0", contract.SlotA)
+
+	unlocked := func(version string, slot contract.Slot) {
+		t.Helper()
+		if _, err := h.vm.Expect(regexp.MustCompile(`ballast: local unlocked with the TPM`), 3*time.Minute); err != nil {
+			t.Fatalf("%s: /local not unlocked: %v", version, err)
+		}
+		h.ready(t, version, slot)
+		b, err := h.c.Do(t.Context(), "GET", "/report/boot", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep bootReport
+		if err := json.Unmarshal(b, &rep); err != nil {
+			t.Fatal(err)
+		}
+		want := loadManifestAt(t, lab.builds[version]).PCR11[slot]
+		if rep.SecureBoot != "enabled" || rep.TPM == nil || rep.TPM.PCRs[11] != want || !rep.TPM.PCR11Signed {
+			t.Fatalf("%s: report %+v, TPM %+v; want PCR 11 %s", version, rep, rep.TPM, want)
+		}
+		if m := motd(t, h.c); m != "set on v1" {
+			t.Fatalf("%s: motd %q", version, m)
+		}
+	}
+	h.update(t, "2.0.0")
+	h.start(t)
+	unlocked("2.0.0", contract.SlotB)
+	h.blessed(t, "2.0.0", contract.SlotB)
+
+	lab.publish(t, "3.0.0")
+	h.update(t, "3.0.0")
+	for try := 1; try <= contract.DefaultTries; try++ {
+		h.start(t)
+		if _, err := h.vm.Expect(regexp.MustCompile(`Kernel panic`), 3*time.Minute); err != nil {
+			t.Fatalf("v3 try %d: no kernel panic: %v", try, err)
+		}
+		h.rebooted(t, fmt.Sprintf("v3 try %d", try))
+	}
+	h.start(t)
+	unlocked("2.0.0", contract.SlotB)
+	powerdown(t, h.vm)
+}

@@ -163,6 +163,10 @@ type host struct {
 	c        *client.Client
 	boots    int
 	consoles []string
+	// secureBoot boots the Secure Boot firmware; tpm is the directory of the host's software TPM
+	// ("" for none).
+	secureBoot bool
+	tpm        string
 }
 
 func (l *updateLab) newHost(t testing.TB, version, userData string) *host {
@@ -202,6 +206,7 @@ func (h *host) start(t testing.TB) {
 	h.boots++
 	log := filepath.Join(t.TempDir(), fmt.Sprintf("console-%d.log", h.boots))
 	vm, err := startVM(t, qemu.Config{Disk: h.disk, OVMFVars: h.vars, ExtraDisks: []string{h.seed}, LogFile: log,
+		SecureBoot: h.secureBoot, TPMState: h.tpm,
 		HostFwd:  []string{fmt.Sprintf("tcp:127.0.0.1:%d-:50443", port)},
 		GuestFwd: []string{fmt.Sprintf("tcp:%s:80-cmd:%s %s", repoHost, h.lab.tcpcat, h.lab.addr)},
 		Timeout:  8 * time.Minute})
