@@ -73,6 +73,8 @@ bench: deps
 	$(GO) test -run '^$$' -bench . ./apiserver/daemon/ ./apiserver/cmd/apiserver/
 	@echo "one update under TCG: v1 applies v2 and blesses it (seconds; MiB downloaded against the payload and the root)"
 	$(GO) test -run '^$$' -bench Update -benchtime 1x -timeout 30m ./tests/image/
+	@echo "Secure Boot + TPM unlock against neither, one signed image on two machines (seconds to ready; first-boot encryption of /local)"
+	$(GO) test -run '^$$' -bench SecureBootBoot -benchtime 1x -timeout 30m ./tests/image/
 
 # Refresh packages/debian.lock from Debian's signed archive index (keys in packages/keys).
 lock:
