@@ -57,6 +57,7 @@ func (b *builder) planLayout(context.Context) error {
 		for _, w := range b.v.Kernel.Cmdline {
 			line = append(line, contract.ParseCmdline(w)...)
 		}
+		line = append(line, b.v.LocalPolicy().Params()...)
 		line = append(line, boot.Params()...)
 		if b.cmdlines[slot], err = line.Format(); err != nil {
 			return fmt.Errorf("%s: kernel.cmdline: %w", b.v.Path, err)

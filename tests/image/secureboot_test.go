@@ -74,6 +74,31 @@ func TestSecureBootAndEncryptedLocal(t *testing.T) {
 	if m.Signing == nil || len(m.PCR11[contract.SlotA]) != 64 {
 		t.Fatalf("manifest: signing %+v, pcr11 %v", m.Signing, m.PCR11)
 	}
+	// Signing keeps builds reproducible: the same keys and inputs give the same bytes.
+	again := rebuildSigned(t, out)
+	for _, f := range []string{"disk.raw", "work/uki-a.efi", "work/uki-b.efi", "work/systemd-bootx64.efi"} {
+		a, _ := os.ReadFile(filepath.Join(out, f))
+		b, _ := os.ReadFile(filepath.Join(again, f))
+		if len(a) == 0 || !bytes.Equal(a, b) {
+			t.Errorf("%s differs between two signed builds", f)
+		}
+	}
+
+	// A machine without a TPM does not boot this image (without-tpm = "refuse") and writes nothing.
+	t.Run("no TPM", func(t *testing.T) {
+		disk := copyFile(t, filepath.Join(out, "disk.raw"))
+		vm, err := startVM(t, qemu.Config{Disk: disk, AllowReboot: true, NoNetwork: true, Timeout: 4 * time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer vm.Kill()
+		if _, err := vm.Expect(regexp.MustCompile(`ballast: error: local: .*has no TPM.*nothing was written`), 3*time.Minute); err != nil {
+			t.Errorf("no TPM: %v\n%s", err, vm.Console())
+		}
+		if strings.Contains(vm.Console(), "ballast: ready") {
+			t.Errorf("no TPM: the host became ready")
+		}
+	})
 
 	mc := newSBMachine(t, out)
 	motd := fmt.Sprintf("sealed-%d", time.Now().UnixNano())
@@ -212,6 +237,17 @@ func buildSigned(t *testing.T) (out, keys string) {
 	}
 	t.Logf("built the signed image in %.1fs", time.Since(start).Seconds())
 	return out, keys
+}
+
+// rebuildSigned builds the signed variant of out again into a directory of its own.
+func rebuildSigned(t *testing.T, out string) string {
+	t.Helper()
+	again := filepath.Join(t.TempDir(), "again")
+	vf := filepath.Join(filepath.Dir(out), "qemu.toml")
+	if _, err := pipeline.Build(t.Context(), pipeline.Options{Repo: testutil.RepoRoot(t), VariantFile: vf, Out: again, Formats: []string{"raw"}}); err != nil {
+		t.Fatalf("build signed again: %v", err)
+	}
+	return again
 }
 
 func loadManifestAt(t *testing.T, dir string) *pipeline.Manifest {
