@@ -41,7 +41,11 @@ repro: deps keys
 run: image
 	@if [ ! -f $(BUILD)/run.raw ] || [ $(DISK) -nt $(BUILD)/run.raw ]; then \
 		cp --sparse=always $(DISK) $(BUILD)/run.raw && truncate -s 2G $(BUILD)/run.raw; fi
-	$(GO) run ./tests/qemu/cmd/bootvm --disk $(BUILD)/run.raw --hostfwd tcp:127.0.0.1:50443-:50443
+	$(GO) run ./tests/qemu/cmd/bootvm --disk $(BUILD)/run.raw --hostfwd tcp:127.0.0.1:50443-:50443 $(RUN_TRUST)
+
+# A signed variant (qemu-prod) boots on Secure Boot firmware with a software TPM; the machine's
+# NVRAM and TPM are kept beside run.raw, so it enrolls its keys and encrypts /local once.
+RUN_TRUST = $(if $(filter qemu-prod,$(VARIANT)),--secure-boot --tpm $(BUILD)/run-tpm --ovmf-vars $(BUILD)/run-vars.fd)
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
