@@ -145,14 +145,14 @@ func (v *Variant) UpdatePolicy() contract.UpdatePolicy {
 }
 
 // RootPath is the file updates.root names, "" when there is none.
-func (v *Variant) RootPath() string {
-	if v.Updates.Root == "" {
-		return ""
+func (v *Variant) RootPath() string { return v.relative(v.Updates.Root) }
+
+// relative resolves a path the variant file names relative to its own directory; "" stays "".
+func (v *Variant) relative(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
 	}
-	if filepath.IsAbs(v.Updates.Root) {
-		return v.Updates.Root
-	}
-	return filepath.Join(filepath.Dir(v.Path), v.Updates.Root)
+	return filepath.Join(filepath.Dir(v.Path), p)
 }
 
 // SecureBoot is the [secure-boot] table: the owner's key directory (made by `ballast keys init`).
@@ -165,15 +165,7 @@ type SecureBoot struct {
 }
 
 // KeysPath is the directory secure-boot.keys names, "" when there is none.
-func (v *Variant) KeysPath() string {
-	if v.SecureBoot.Keys == "" {
-		return ""
-	}
-	if filepath.IsAbs(v.SecureBoot.Keys) {
-		return v.SecureBoot.Keys
-	}
-	return filepath.Join(filepath.Dir(v.Path), v.SecureBoot.Keys)
-}
+func (v *Variant) KeysPath() string { return v.relative(v.SecureBoot.Keys) }
 
 // Local is the [local] table: how the initramfs protects the data partition.
 type Local struct {

@@ -2,7 +2,6 @@ package image
 
 import (
 	"bytes"
-	"context"
 	"crypto/aes"
 	"crypto/tls"
 	"encoding/hex"
@@ -360,19 +359,7 @@ func (mc *sbMachine) expect(t *testing.T, re string) []string {
 func (mc *sbMachine) ready(t *testing.T) {
 	t.Helper()
 	mc.expect(t, readyRE.String())
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
-		_, err := mc.c.OS(ctx)
-		cancel()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("boot %d: remote API: %v", mc.boots, err)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	waitAPI(t, mc.c, mc.boots)
 }
 
 func (mc *sbMachine) report(t *testing.T) bootReport {

@@ -236,16 +236,22 @@ func (h *host) ready(t testing.TB, version string, slot contract.Slot) {
 	if m[1] != version || m[3] != string(slot) {
 		t.Fatalf("boot %d: ready on version %s slot %s, want %s slot %s", h.boots, m[1], m[3], version, slot)
 	}
+	waitAPI(t, h.c, h.boots)
+}
+
+// waitAPI waits up to a minute for the remote API of a guest that printed its ready line.
+func waitAPI(t testing.TB, c *client.Client, boot int) {
+	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
-		_, err := h.c.OS(ctx)
+		_, err := c.OS(ctx)
 		cancel()
 		if err == nil {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("boot %d: remote API: %v", h.boots, err)
+			t.Fatalf("boot %d: remote API: %v", boot, err)
 		}
 		time.Sleep(apiPoll)
 	}

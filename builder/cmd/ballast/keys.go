@@ -47,19 +47,7 @@ func runKeys(args []string, stdout, stderr io.Writer) int {
 	default:
 		err = usageErr("unknown command %q: want init", cmd)
 	}
-	var ue errUsage
-	switch {
-	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "ballast keys %s: %s\n\n%s", cmd, ue.msg, keysUsage)
-		return 2
-	case errors.Is(err, flag.ErrHelp):
-		fmt.Fprint(stderr, keysUsage)
-		return 0
-	case err != nil:
-		fmt.Fprintf(stderr, "ballast keys %s: %v\n", cmd, err)
-		return 1
-	}
-	return 0
+	return exitCode("keys", cmd, keysUsage, err, stderr)
 }
 
 func keysInit(args []string, stdout, stderr io.Writer, now time.Time) error {

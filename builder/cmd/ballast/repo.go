@@ -50,6 +50,24 @@ type errUsage struct{ msg string }
 
 func (e errUsage) Error() string { return e.msg }
 
+// exitCode reports err of "ballast <group> <cmd>" on stderr and returns the exit status: 2 with
+// the usage for a command-line mistake, 0 for --help, 1 for any other error.
+func exitCode(group, cmd, usage string, err error, stderr io.Writer) int {
+	var ue errUsage
+	switch {
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "ballast %s %s: %s\n\n%s", group, cmd, ue.msg, usage)
+		return 2
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(stderr, usage)
+		return 0
+	case err != nil:
+		fmt.Fprintf(stderr, "ballast %s %s: %v\n", group, cmd, err)
+		return 1
+	}
+	return 0
+}
+
 func usageErr(format string, a ...any) error { return errUsage{fmt.Sprintf(format, a...)} }
 
 // runRepo runs `ballast repo ARGS` and returns the exit status.
@@ -83,19 +101,7 @@ func runRepo(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		err = printStatus(dir, stdout)
 	}
-	var ue errUsage
-	switch {
-	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "ballast repo %s: %s\n\n%s", cmd, ue.msg, repoUsage)
-		return 2
-	case errors.Is(err, flag.ErrHelp):
-		fmt.Fprint(stderr, repoUsage)
-		return 0
-	case err != nil:
-		fmt.Fprintf(stderr, "ballast repo %s: %v\n", cmd, err)
-		return 1
-	}
-	return 0
+	return exitCode("repo", cmd, repoUsage, err, stderr)
 }
 
 // parseDir parses flags given before or after the one DIR argument.
