@@ -125,6 +125,9 @@ const (
 type BootSecurity struct {
 	TPM   *TPMRecord  `json:"tpm,omitempty"` // nil: no TPM
 	Local LocalRecord `json:"local"`
+	// KernelLockdown is the lockdown level the kernel set itself, before the system init raised
+	// it: "integrity" when it found Secure Boot on, "none" otherwise.
+	KernelLockdown Lockdown `json:"kernel_lockdown,omitempty"`
 }
 
 // TPMRecord is the TPM's view of the boot, read by the initramfs before it extended PCR 11.

@@ -209,6 +209,9 @@ type BootReport struct {
 	// Lockdown is the kernel's lockdown level (none, integrity, confidentiality).
 	Lockdown      string `json:"lockdown"`
 	LockdownError string `json:"lockdown_error,omitempty"`
+	// KernelLockdown is the level the kernel set itself at boot, before the system init raised
+	// it (the initramfs's record): the kernel locks itself down when it finds Secure Boot on.
+	KernelLockdown string `json:"kernel_lockdown,omitempty"`
 	// Signed and LocalPolicy are image.json's: whether the build signs the boot chain with the
 	// owner's keys, and how the initramfs is to protect /local.
 	Signed      bool                      `json:"signed"`

@@ -48,7 +48,7 @@ func (r *Reporter) Boot() apitypes.BootReport {
 	if rec, err := r.bootSecurity(); err != nil {
 		rep.RecordError = err.Error()
 	} else {
-		rep.TPM, rep.Local = rec.TPM, &rec.Local
+		rep.TPM, rep.Local, rep.KernelLockdown = rec.TPM, &rec.Local, string(rec.KernelLockdown)
 	}
 	key, pending, err := r.recoveryKey()
 	rep.RecoveryKey, rep.RecoveryKeyPending = key, pending

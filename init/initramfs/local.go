@@ -50,6 +50,11 @@ func openLocal(con *console.Writer, cmdline contract.Cmdline, data blockdev.Part
 	}
 
 	var sec contract.BootSecurity
+	if l, err := kernelLockdown(); err != nil {
+		con.Errorf("lockdown: %v", err)
+	} else {
+		sec.KernelLockdown = l
+	}
 	tpm, tpmErr := openTPM()
 	if tpm != nil {
 		defer tpm.Close()
@@ -95,6 +100,33 @@ func openLocal(con *console.Writer, cmdline contract.Cmdline, data blockdev.Part
 	}
 	data.Dev, data.Size = out.Dev, out.Size
 	return data, nil
+}
+
+// securityfs is mounted for a moment in the first stage, for the lockdown level and the TPM's
+// event log; the system init mounts it again where it wants it.
+const securityfs = "/sys/kernel/security"
+
+func withSecurityfs(f func() error) error {
+	if err := unix.Mount("securityfs", securityfs, "securityfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil && !errors.Is(err, unix.EBUSY) {
+		return fmt.Errorf("mount securityfs: %w", err)
+	} else if err == nil {
+		defer unix.Unmount(securityfs, 0)
+	}
+	return f()
+}
+
+// kernelLockdown reads the level the kernel chose before anything in Ballast raised it.
+func kernelLockdown() (contract.Lockdown, error) {
+	var l contract.Lockdown
+	err := withSecurityfs(func() error {
+		b, err := os.ReadFile(securityfs + "/lockdown")
+		if err != nil {
+			return err
+		}
+		l, err = contract.ParseLockdown(string(b))
+		return err
+	})
+	return l, err
 }
 
 func recoveryBanner(key string) string {

@@ -11,7 +11,6 @@ import (
 	"os"
 
 	"github.com/google/go-tpm/tpm2/transport"
-	"golang.org/x/sys/unix"
 
 	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/init/localcrypt"
@@ -158,15 +157,11 @@ func (d *tpmDevice) Record() *contract.TPMRecord {
 // eventLog summarises the firmware's event log and checks that replaying it gives the PCRs the
 // TPM holds: a log that does not replay describes some other boot.
 func (d *tpmDevice) eventLog() (json.RawMessage, error) {
-	const securityfs = "/sys/kernel/security"
-	if err := unix.Mount("securityfs", securityfs, "securityfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil && !errors.Is(err, unix.EBUSY) {
-		return nil, fmt.Errorf("mount securityfs: %w", err)
-	} else if err == nil {
-		// The system init mounts it again where it wants it.
-		defer unix.Unmount(securityfs, 0)
-	}
-	b, err := os.ReadFile(eventlog.Path)
-	if err != nil {
+	var b []byte
+	if err := withSecurityfs(func() (err error) {
+		b, err = os.ReadFile(eventlog.Path)
+		return err
+	}); err != nil {
 		return nil, err
 	}
 	l, err := eventlog.Parse(b)
