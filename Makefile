@@ -60,7 +60,7 @@ unit: deps vet
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v -E "/tests/image|^$$($(GO) list -m)/(apiserver|init)(/|$$)")
 
 image-test: image
-	BALLAST_BUILD_DIR=$(CURDIR)/$(BUILD) $(GO) test -count=1 -v -timeout 45m ./tests/image/
+	BALLAST_BUILD_DIR=$(CURDIR)/$(BUILD) $(GO) test -count=1 -v -timeout 60m ./tests/image/
 
 # The pinned Go components' own test runs last, on the cache the image build has just filled: it
 # checks that the build's components are cache hits and that the cached binaries run.
