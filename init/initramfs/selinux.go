@@ -124,8 +124,39 @@ func labelEarly(con *console.Writer, fc *filecon.Specs, xattr string) error {
 	if err := filecon.Set("/run", xattr, runContext); err != nil {
 		return fmt.Errorf("selinux: label /run: %w", err)
 	}
+	if err := labelRun(fc, xattr); err != nil {
+		return err
+	}
 	con.Milestone("labels", "/dev: %d of %d files labelled, /run in %s", res.Relabelled, res.Files, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// labelRun labels what the first stage made in /run before there was a policy: directories (such
+// as /run/ballast) as /run itself, the type they would have had if made under the policy, and
+// files (the boot's trust record, a new recovery key, each with its own file context) as
+// file_contexts says. An unlabelled /run/ballast would keep the system init's type transitions
+// (its control socket) from applying, and its services from writing there.
+func labelRun(fc *filecon.Specs, xattr string) error {
+	return filepath.WalkDir("/run", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("selinux: label /run: %w", err)
+		}
+		ctx := runContext
+		switch {
+		case p == "/run":
+			return nil
+		case !d.IsDir():
+			c, ok := fc.Lookup(p, d.Type())
+			if !ok {
+				return fmt.Errorf("selinux: label %s: no file context", p)
+			}
+			ctx = c
+		}
+		if err := filecon.Set(p, xattr, ctx); err != nil {
+			return fmt.Errorf("selinux: label %s: %w", p, err)
+		}
+		return nil
+	})
 }
 
 // localChecked are the directories of /local whose labels say whether /local was labelled: its

@@ -125,6 +125,9 @@ func TestSELinux(t *testing.T) {
 		contract.InitSocket:           "init_sock_t",
 		contract.ContainerdSocket:     "runtime_run_t",
 		contract.PersistentLogDir:     "log_t",
+		// Made by the initramfs's first stage before the policy, labelled by its second.
+		contract.BootSecurityPath: "boot_security_t",
+		"/run/ballast":            "run_t",
 	}
 	for p := range runtime {
 		args = append(args, filepath.Join("/.ballast/rootfs", p))
