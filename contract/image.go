@@ -27,6 +27,9 @@ type Image struct {
 	Signed bool `json:"signed,omitempty"`
 	// Local is how the initramfs protects /local (the same words are on the command line).
 	Local *LocalPolicyJSON `json:"local,omitempty"`
+	// UserDataSources are the user data sources the apiserver reads, in order (UserDataSources
+	// names them); empty means the default list.
+	UserDataSources []string `json:"userdata_sources,omitempty"`
 }
 
 // LocalPolicyJSON is LocalPolicy as image.json spells it.
