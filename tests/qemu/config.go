@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,16 +31,24 @@ const (
 
 // Config describes one VM. The zero value of every field except Disk is usable.
 type Config struct {
-	// Disk is the image booted as the first virtio disk, as given: the guest
+	// Disk is the image booted as the first disk, as given: the guest
 	// writes to it, so callers boot a copy (or set Snapshot). Files ending in
-	// .qcow2 are attached as qcow2, everything else as raw.
+	// .qcow2 are attached as qcow2, everything else as raw. It may be empty
+	// when Kernel or a Drive with Boot is what boots.
 	Disk string
+	// DiskBus is the bus Disk is on, default BusVirtio; DiskNVMe places it
+	// when that is BusNVMe.
+	DiskBus  Bus
+	DiskNVMe NVMeSlot
 	// Snapshot discards the guest's writes to Disk (QEMU keeps them in a
 	// temporary overlay).
 	Snapshot bool
 	// ExtraDisks are attached read-only, in order, after Disk; e.g. a cidata
 	// FAT or ISO9660 volume.
 	ExtraDisks []string
+	// Drives are more disks and CD-ROMs, after ExtraDisks, each on a bus of
+	// its choice.
+	Drives []Drive
 
 	MemoryMB int // default DefaultMemoryMB
 	CPUs     int // default DefaultCPUs
@@ -85,6 +94,9 @@ type Config struct {
 
 	// NoNetwork leaves out the NIC.
 	NoNetwork bool
+	// NIC is the user-network NIC's model: NICVirtio (the default),
+	// NICE1000e or NICVmxnet3.
+	NIC string
 	// HostFwd are user-networking hostfwd rules, e.g.
 	// "tcp:127.0.0.1:50443-:50443". The network is always restrict=on: the
 	// guest reaches nothing but what these rules and GuestFwd open.
@@ -99,6 +111,15 @@ type Config struct {
 	// tap devices the caller opened, e.g. in a network namespace of its own where it runs the
 	// peers (a DHCP server), passed to QEMU as inherited files. They need no NoNetwork.
 	TapNICs []TapNIC
+
+	// SMBIOS sets the firmware's system information strings, e.g. the
+	// manufacturer "Amazon EC2" that tells a guest it runs on EC2.
+	SMBIOS SMBIOSSystem
+
+	// Kernel boots this kernel or UKI directly (-kernel: OVMF loads it from
+	// QEMU's fw_cfg, before every disk), with Initrd and the command line
+	// Append, like a network boot does.
+	Kernel, Initrd, Append string
 
 	// QMPSocket is the path of QEMU's QMP unix socket. Start defaults it to a
 	// path in the VM's temp dir; Args leaves QMP out when it is empty.
@@ -122,12 +143,13 @@ type Config struct {
 	ExtraArgs []string
 }
 
-// TapNIC is a virtio NIC on an open tap device.
+// TapNIC is a NIC on an open tap device.
 type TapNIC struct {
 	File *os.File // the tap device's file (/dev/net/tun after TUNSETIFF)
 	// ID names the NIC's device for VM.SetLink; its netdev is ID-net.
-	ID  string
-	MAC string // e.g. "52:54:00:12:34:60"; "" lets QEMU pick one
+	ID    string
+	MAC   string // e.g. "52:54:00:12:34:60"; "" lets QEMU pick one
+	Model string // NICVirtio (the default), NICE1000e or NICVmxnet3
 }
 
 // withDefaults returns c with every zero field that has a default filled in.
@@ -159,9 +181,17 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// AccelEnv overrides the default -accel for every VM that does not set Config.Accel, e.g.
+// BALLAST_QEMU_ACCEL=tcg on a host whose /dev/kvm opens but cannot run OVMF (nested
+// virtualization that fails with "KVM internal error ... emulation failure").
+const AccelEnv = "BALLAST_QEMU_ACCEL"
+
 // defaultAccel prefers KVM but only when it would actually work, because
 // QEMU's own fallback (-accel kvm -accel tcg) prints warnings on every run.
 func defaultAccel() string {
+	if a := os.Getenv(AccelEnv); a != "" {
+		return a
+	}
 	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
 	if err != nil {
 		return "tcg,thread=multi"
@@ -173,12 +203,14 @@ func defaultAccel() string {
 // validate reports the first problem that would make QEMU fail to start,
 // naming the offending field and file.
 func (c Config) validate() error {
-	if c.Disk == "" {
-		return errors.New("qemu: config: Disk is empty")
+	if c.Disk == "" && c.Kernel == "" && !slices.ContainsFunc(c.Drives, func(d Drive) bool { return d.Boot }) {
+		return errors.New("qemu: config: Disk is empty (and neither Kernel nor a Drive with Boot boots)")
 	}
 	files := []struct{ what, path string }{
-		{"Disk", c.Disk},
 		{"OVMFCode", c.OVMFCode},
+	}
+	if c.Disk != "" {
+		files = append(files, struct{ what, path string }{"Disk", c.Disk})
 	}
 	if c.OVMFVars != "" {
 		files = append(files, struct{ what, path string }{"OVMFVars", c.OVMFVars})
@@ -187,6 +219,14 @@ func (c Config) validate() error {
 	}
 	for i, d := range c.ExtraDisks {
 		files = append(files, struct{ what, path string }{fmt.Sprintf("ExtraDisks[%d]", i), d})
+	}
+	for i, d := range c.Drives {
+		files = append(files, struct{ what, path string }{fmt.Sprintf("Drives[%d]", i), d.Path})
+	}
+	for _, f := range []struct{ what, path string }{{"Kernel", c.Kernel}, {"Initrd", c.Initrd}} {
+		if f.path != "" {
+			files = append(files, f)
+		}
 	}
 	for _, f := range files {
 		fi, err := os.Stat(f.path)
@@ -212,7 +252,7 @@ func (c Config) validate() error {
 			return fmt.Errorf("qemu: config: forwarding rule %q: must be non-empty without commas or spaces (spaces only in a cmd: command)", r)
 		}
 	}
-	return nil
+	return c.validateDevices()
 }
 
 // Args returns the qemu-system-x86_64 arguments (without the program name)
@@ -254,6 +294,9 @@ func (c Config) Args() []string {
 	if c.SecureBoot {
 		args = append(args, "-global", "driver=cfi.pflash01,property=secure,value=on")
 	}
+	if s := c.SMBIOS.arg(); s != "" {
+		args = append(args, "-smbios", s)
+	}
 	if c.TPMSocket != "" {
 		args = append(args,
 			"-chardev", "socket,id=chrtpm,path="+escape(c.TPMSocket),
@@ -261,19 +304,12 @@ func (c Config) Args() []string {
 			"-device", "tpm-tis,tpmdev=tpm0")
 	}
 
-	disk := "if=none,id=disk0,format=" + diskFormat(c.Disk) + ",file=" + escape(c.Disk)
-	if c.Snapshot {
-		disk += ",snapshot=on"
-	}
 	// bootindex makes OVMF try the disk before the extra disks and the
-	// shell. It is 1, not 0, because -kernel (via ExtraArgs) claims 0.
-	args = append(args, "-drive", disk, "-device", "virtio-blk-pci,drive=disk0,bootindex=1")
-	for i, d := range c.ExtraDisks {
-		id := "disk" + strconv.Itoa(i+1)
-		args = append(args,
-			"-drive", "if=none,id="+id+",format="+diskFormat(d)+",readonly=on,file="+escape(d),
-			"-device", "virtio-blk-pci,drive="+id)
-	}
+	// shell. It is 1, not 0, because -kernel claims 0. An invalid storage
+	// configuration is validate's to report; Args leaves the disks out.
+	storage, _ := c.storageArgs()
+	args = append(args, storage...)
+	args = append(args, c.kernelArgs()...)
 
 	if !c.NoNetwork {
 		netdev := "user,id=net0,restrict=on"
@@ -288,7 +324,7 @@ func (c Config) Args() []string {
 			// romfile= drops iPXE; the fw_cfg knobs drop OVMF's own PXE
 			// boot options, which otherwise cost ~2 min of DHCP timeouts
 			// under TCG whenever the disk does not boot.
-			"-device", "virtio-net-pci,netdev=net0,romfile=",
+			"-device", nicModel(c.NIC)+",netdev=net0,romfile=",
 			"-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=n",
 			"-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=n",
 		)
@@ -296,7 +332,7 @@ func (c Config) Args() []string {
 
 	for i, n := range c.TapNICs {
 		// Start passes the files as ExtraFiles: descriptors 3, 4, ... in order.
-		dev := "virtio-net-pci,netdev=" + n.ID + "-net,id=" + n.ID + ",romfile="
+		dev := nicModel(n.Model) + ",netdev=" + n.ID + "-net,id=" + n.ID + ",romfile="
 		if n.MAC != "" {
 			dev += ",mac=" + n.MAC
 		}

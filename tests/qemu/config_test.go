@@ -204,3 +204,194 @@ func TestAvailable(t *testing.T) {
 		}
 	}
 }
+
+// containsRun reports whether want appears in args as a contiguous run.
+func containsRun(args, want []string) bool {
+	for i := 0; i+len(want) <= len(args); i++ {
+		if slices.Equal(args[i:i+len(want)], want) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestArgsDevices(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want []string // a contiguous run of Args()
+		not  []string // arguments that must not appear
+	}{
+		{
+			name: "AHCI disk, e1000e, no virtio",
+			cfg:  Config{Disk: "/d.raw", DiskBus: BusAHCI, NIC: NICE1000e, NoRNG: true},
+			want: []string{"-drive", "if=none,id=disk0,format=raw,file=/d.raw", "-device", "ide-hd,drive=disk0,bus=ide.0,bootindex=1",
+				"-netdev", "user,id=net0,restrict=on", "-device", "e1000e,netdev=net0,romfile="},
+			not: []string{"virtio-blk-pci,drive=disk0,bootindex=1", "virtio-net-pci,netdev=net0,romfile=", "virtio-rng-pci"},
+		},
+		{
+			name: "the boot disk second on one NVMe controller",
+			cfg: Config{Disk: "/d.raw", DiskBus: BusNVMe, DiskNVMe: NVMeSlot{NSID: 2},
+				Drives: []Drive{{Path: "/scratch.raw", Bus: BusNVMe}}},
+			want: []string{
+				"-device", "nvme,id=nvme0,serial=ballast-nvme0",
+				"-drive", "if=none,id=disk0,format=raw,file=/d.raw", "-device", "nvme-ns,drive=disk0,bus=nvme0,nsid=2,bootindex=1",
+				"-drive", "if=none,id=disk1,format=raw,file=/scratch.raw", "-device", "nvme-ns,drive=disk1,bus=nvme0,nsid=1",
+			},
+		},
+		{
+			name: "the boot disk on the second NVMe controller",
+			cfg: Config{Disk: "/d.qcow2", DiskBus: BusNVMe, DiskNVMe: NVMeSlot{Controller: 1}, Snapshot: true,
+				Drives: []Drive{{Path: "/a.raw", Bus: BusNVMe}, {Path: "/b.raw", Bus: BusNVMe, ReadOnly: true}}},
+			want: []string{
+				"-device", "nvme,id=nvme0,serial=ballast-nvme0", "-device", "nvme,id=nvme1,serial=ballast-nvme1",
+				"-drive", "if=none,id=disk0,format=qcow2,file=/d.qcow2,snapshot=on", "-device", "nvme-ns,drive=disk0,bus=nvme1,nsid=1,bootindex=1",
+				"-drive", "if=none,id=disk1,format=raw,file=/a.raw", "-device", "nvme-ns,drive=disk1,bus=nvme0,nsid=1",
+				"-drive", "if=none,id=disk2,format=raw,readonly=on,file=/b.raw", "-device", "nvme-ns,drive=disk2,bus=nvme0,nsid=2",
+			},
+		},
+		{
+			name: "PVSCSI disk and CD-ROM, vmxnet3",
+			cfg: Config{Disk: "/d.raw", DiskBus: BusPVSCSI, NIC: NICVmxnet3, HostFwd: []string{"tcp:127.0.0.1:1-:2"},
+				Drives: []Drive{{Path: "/ovf-env.iso", Bus: BusPVSCSI, CDROM: true}}},
+			want: []string{
+				"-device", "pvscsi,id=pvscsi0",
+				"-drive", "if=none,id=disk0,format=raw,file=/d.raw", "-device", "scsi-hd,drive=disk0,bus=pvscsi0.0,channel=0,scsi-id=0,lun=0,bootindex=1",
+				"-drive", "if=none,id=disk1,format=raw,readonly=on,file=/ovf-env.iso", "-device", "scsi-cd,drive=disk1,bus=pvscsi0.0,channel=0,scsi-id=1,lun=0",
+				"-netdev", "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:1-:2", "-device", "vmxnet3,netdev=net0,romfile=",
+			},
+		},
+		{
+			name: "booting an AHCI CD-ROM ahead of the disk, extra disks still virtio",
+			cfg: Config{Disk: "/target.raw", ExtraDisks: []string{"/cidata.img"},
+				Drives: []Drive{{Path: "/installer.iso", Bus: BusAHCI, CDROM: true, Boot: true}, {Path: "/data.raw", Bus: BusAHCI}}},
+			want: []string{
+				"-drive", "if=none,id=disk0,format=raw,file=/target.raw", "-device", "virtio-blk-pci,drive=disk0,bootindex=2",
+				"-drive", "if=none,id=disk1,format=raw,readonly=on,file=/cidata.img", "-device", "virtio-blk-pci,drive=disk1",
+				"-drive", "if=none,id=disk2,format=raw,readonly=on,file=/installer.iso", "-device", "ide-cd,drive=disk2,bus=ide.0,bootindex=1",
+				"-drive", "if=none,id=disk3,format=raw,file=/data.raw", "-device", "ide-hd,drive=disk3,bus=ide.1",
+			},
+		},
+		{
+			name: "USB stick",
+			cfg:  Config{Disk: "/stick.raw", DiskBus: BusUSB},
+			want: []string{"-device", "qemu-xhci,id=xhci",
+				"-drive", "if=none,id=disk0,format=raw,file=/stick.raw", "-device", "usb-storage,drive=disk0,bus=xhci.0,bootindex=1"},
+		},
+		{
+			name: "tap NICs of other models",
+			cfg: Config{Disk: "/d.raw", TapNICs: []TapNIC{{File: os.Stdin, ID: "lan", Model: NICE1000e},
+				{File: os.Stdin, ID: "vm", MAC: "52:54:00:00:00:02", Model: NICVmxnet3}}},
+			want: []string{"-netdev", "tap,id=lan-net,fd=3", "-device", "e1000e,netdev=lan-net,id=lan,romfile=",
+				"-netdev", "tap,id=vm-net,fd=4", "-device", "vmxnet3,netdev=vm-net,id=vm,romfile=,mac=52:54:00:00:00:02"},
+		},
+		{
+			name: "SMBIOS system strings, commas escaped",
+			cfg:  Config{Disk: "/d.raw", SMBIOS: SMBIOSSystem{Manufacturer: "Amazon EC2", Product: "m5.large", UUID: "ec2e1916-9099-7caf-fd21-012345abcdef", Family: "a,b"}},
+			want: []string{"-smbios", "type=1,manufacturer=Amazon EC2,product=m5.large,uuid=ec2e1916-9099-7caf-fd21-012345abcdef,family=a,,b"},
+		},
+		{
+			name: "no SMBIOS by default",
+			cfg:  Config{Disk: "/d.raw"},
+			not:  []string{"-smbios", "-kernel", "-append", "-initrd"},
+		},
+		{
+			name: "kernel boot with an empty target disk",
+			cfg:  Config{Disk: "/empty.raw", Kernel: "/net/installer.efi", Append: "ballast.install ballast.install.source=http://10.0.2.100/install.json"},
+			want: []string{"-drive", "if=none,id=disk0,format=raw,file=/empty.raw", "-device", "virtio-blk-pci,drive=disk0,bootindex=1",
+				"-kernel", "/net/installer.efi", "-append", "ballast.install ballast.install.source=http://10.0.2.100/install.json"},
+			not: []string{"-initrd"},
+		},
+		{
+			name: "kernel and initrd without a disk",
+			cfg:  Config{Kernel: "/vmlinuz", Initrd: "/initrd.img"},
+			want: []string{"-kernel", "/vmlinuz", "-initrd", "/initrd.img"},
+			not:  []string{"-append", "if=none,id=disk0,format=raw,file="},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.Accel = "tcg"
+			got := tt.cfg.Args()
+			if len(tt.want) > 0 && !containsRun(got, tt.want) {
+				t.Errorf("Args() =\n%s\nwant it to contain\n%s", strings.Join(got, " "), strings.Join(tt.want, " "))
+			}
+			for _, n := range tt.not {
+				if slices.Contains(got, n) {
+					t.Errorf("Args() = %s\nwant no %q", strings.Join(got, " "), n)
+				}
+			}
+			if _, err := tt.cfg.storageArgs(); err != nil {
+				t.Errorf("storageArgs() = %v", err)
+			}
+		})
+	}
+}
+
+func TestValidateDevices(t *testing.T) {
+	dir := t.TempDir()
+	disk := filepath.Join(dir, "disk.raw")
+	fw := filepath.Join(dir, "fw.fd")
+	for _, f := range []string{disk, fw} {
+		if err := os.WriteFile(f, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ok := Config{Disk: disk, OVMFCode: fw, OVMFVarsTemplate: fw}
+	tests := []struct {
+		name    string
+		mutate  func(*Config)
+		wantErr string // empty: valid
+	}{
+		{"every bus", func(c *Config) {
+			c.DiskBus = BusNVMe
+			c.Drives = []Drive{{Path: disk, Bus: BusAHCI}, {Path: disk, Bus: BusAHCI, CDROM: true}, {Path: disk, Bus: BusPVSCSI, ReadOnly: true},
+				{Path: disk, Bus: BusPVSCSI, CDROM: true}, {Path: disk, Bus: BusUSB, ReadOnly: true}, {Path: disk, Bus: BusNVMe, NVMe: NVMeSlot{Controller: 1}}}
+		}, ""},
+		{"unknown disk bus", func(c *Config) { c.DiskBus = "ide" }, `Disk: unknown bus "ide"`},
+		{"unknown drive bus", func(c *Config) { c.Drives = []Drive{{Path: disk, Bus: "sata"}} }, `Drives[0]: unknown bus "sata"`},
+		{"missing drive", func(c *Config) { c.Drives = []Drive{{Path: filepath.Join(dir, "nope.iso")}} }, "Drives[0]: stat"},
+		{"read-only AHCI disk", func(c *Config) { c.Drives = []Drive{{Path: disk, Bus: BusAHCI, ReadOnly: true}} }, "Drives[0]: QEMU's AHCI disk"},
+		{"CD-ROM on virtio", func(c *Config) { c.Drives = []Drive{{Path: disk, CDROM: true}} }, "Drives[0]: a CD-ROM on virtio"},
+		{"CD-ROM on NVMe", func(c *Config) { c.Drives = []Drive{{Path: disk, Bus: BusNVMe, CDROM: true}} }, "Drives[0]: a CD-ROM on nvme"},
+		{"CD-ROM on USB", func(c *Config) { c.Drives = []Drive{{Path: disk, Bus: BusUSB, CDROM: true}} }, "Drives[0]: a CD-ROM on usb"},
+		{"seven AHCI disks", func(c *Config) {
+			c.DiskBus = BusAHCI
+			for range 6 {
+				c.Drives = append(c.Drives, Drive{Path: disk, Bus: BusAHCI})
+			}
+		}, "Drives[5]: the AHCI controller has 6 ports"},
+		{"NVMe namespace twice", func(c *Config) {
+			c.DiskBus, c.DiskNVMe = BusNVMe, NVMeSlot{NSID: 1}
+			c.Drives = []Drive{{Path: disk, Bus: BusNVMe, NVMe: NVMeSlot{NSID: 1}}}
+		}, "Drives[0]: NVMe controller 0 has namespace 1 twice"},
+		{"negative NVMe namespace", func(c *Config) { c.DiskBus, c.DiskNVMe = BusNVMe, NVMeSlot{NSID: -1} }, "Disk: NVMe controller 0, namespace -1"},
+		{"two boot drives", func(c *Config) {
+			c.Drives = []Drive{{Path: disk, Bus: BusAHCI, CDROM: true, Boot: true}, {Path: disk, Boot: true}}
+		}, "2 Drives have Boot"},
+		{"no disk but a boot CD-ROM", func(c *Config) {
+			c.Disk = ""
+			c.Drives = []Drive{{Path: disk, Bus: BusAHCI, CDROM: true, Boot: true}}
+		}, ""},
+		{"no disk but a kernel", func(c *Config) { c.Disk, c.Kernel, c.Append = "", disk, "console=ttyS0" }, ""},
+		{"no disk, nothing boots", func(c *Config) { c.Disk = ""; c.Drives = []Drive{{Path: disk}} }, "Disk is empty"},
+		{"missing kernel", func(c *Config) { c.Kernel = filepath.Join(dir, "vmlinuz") }, "Kernel: stat"},
+		{"append without a kernel", func(c *Config) { c.Append = "quiet" }, "Initrd and Append need a Kernel"},
+		{"unknown NIC", func(c *Config) { c.NIC = "rtl8139" }, `NIC "rtl8139"`},
+		{"unknown tap NIC model", func(c *Config) { c.TapNICs = []TapNIC{{File: os.Stdin, ID: "x", Model: "ne2k_pci"}} }, "TapNICs[0]: model"},
+		{"SMBIOS with a line break", func(c *Config) { c.SMBIOS.Product = "a\nb" }, "SMBIOS product"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := ok
+			tt.mutate(&c)
+			err := c.withDefaults().validate()
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("validate() = %v, want nil", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("validate() = %v, want an error containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
