@@ -276,3 +276,14 @@ func qemuImgCompare(t *testing.T, img, raw string) {
 		t.Errorf("qemu-img compare %s %s: %v\n%s", img, raw, err, out)
 	}
 }
+
+// rootOn checks the initramfs's partitions milestone: the root partition is on the disk whose
+// partitions are /dev/<prefix>N.
+func (m *prodMachine) rootOn(t *testing.T, prefix string) {
+	t.Helper()
+	re := regexp.MustCompile(`ballast: partitions root=/dev/(\S+) `)
+	sub := re.FindStringSubmatch(m.vm.Console())
+	if sub == nil || !regexp.MustCompile(`^`+regexp.QuoteMeta(prefix)+`\d+$`).MatchString(sub[1]) {
+		t.Errorf("partitions milestone %q, want the root on /dev/%sN", sub, prefix)
+	}
+}
