@@ -163,7 +163,7 @@ func install(ctx context.Context, con *console.Writer, cfg *Config) error {
 		return fmt.Errorf("open target: %w", err)
 	}
 	defer target.Close()
-	if err := write(ctx, con, target, t.Disk, src, m); err != nil {
+	if err := write(ctx, con, target, t, src, m); err != nil {
 		return err
 	}
 	if err := verify(ctx, target, m.Regions, cfg.DropCache); err != nil {
@@ -190,7 +190,7 @@ func install(ctx context.Context, con *console.Writer, cfg *Config) error {
 
 // write streams the image onto the target and reports the throughput; a target that held data
 // first loses its last MiB, where a stale backup GPT or RAID superblock would outlive the image.
-func write(ctx context.Context, con *console.Writer, target *os.File, d Disk, src source, m *contract.InstallManifest) error {
+func write(ctx context.Context, con *console.Writer, target *os.File, d verdict, src source, m *contract.InstallManifest) error {
 	rc, size, err := src.medium.Open(ctx, m.Image.File)
 	if err != nil {
 		return fmt.Errorf("image on %s: %w", src.desc, err)
@@ -199,8 +199,10 @@ func write(ctx context.Context, con *console.Writer, target *os.File, d Disk, sr
 	if size >= 0 && size != m.Image.Size {
 		return fmt.Errorf("image %s on %s: %d bytes, install.json says %d", m.Image.File, src.desc, size, m.Image.Size)
 	}
-	if err := zeroEnds(target, d.Size); err != nil {
-		return fmt.Errorf("clear %s: %w", d.Dev, err)
+	if len(d.findings) > 0 {
+		if err := zeroEnds(target, d.Size); err != nil {
+			return fmt.Errorf("clear %s: %w", d.Dev, err)
+		}
 	}
 	start := time.Now()
 	last := start

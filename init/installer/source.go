@@ -85,7 +85,7 @@ func openSource(ctx context.Context, cfg *Config) (source, error) {
 				f.Close()
 				return source{}, fmt.Errorf("installer medium %s: %w", d.Dev, err)
 			}
-			return source{medium: m, dev: f, desc: fmt.Sprintf("%s (%s)", d.Describe(), contract.InstallVolumeID)}, nil
+			return source{medium: m, dev: f, desc: fmt.Sprintf("%s (%s)", d.Dev, contract.InstallVolumeID)}, nil
 		}
 		if !errors.Is(err, fs.ErrNotExist) || !time.Now().Before(deadline) {
 			return source{}, fmt.Errorf("installer medium: %w after %s", err, cfg.MediumWait)

@@ -53,7 +53,7 @@ func writeImage(ctx context.Context, target *os.File, rc io.Reader, img contract
 
 	head := make([]byte, min(headSize, img.DiskSize))
 	if _, err := io.ReadFull(dec, head); err != nil {
-		return fmt.Errorf("image %s: decompress the first %d bytes: %w", img.File, len(head), err)
+		return fmt.Errorf("image %s: zstd: decompress the first %d bytes: %w", img.File, len(head), err)
 	}
 	wrote := false
 	defer func() {
@@ -81,7 +81,7 @@ func writeImage(ctx context.Context, target *os.File, rc io.Reader, img contract
 			}
 		}
 		if rerr != nil {
-			return fmt.Errorf("image %s: decompressed %d bytes, want %d: %w", img.File, off, img.DiskSize, rerr)
+			return fmt.Errorf("image %s: zstd: decompressed %d bytes, want %d: %w", img.File, off, img.DiskSize, rerr)
 		}
 	}
 	// The stream must end where the image does, and be exactly the bytes install.json hashed.
