@@ -79,13 +79,12 @@ func Probe(head, tail []byte, tailOffset int64) (found []Finding, ok bool) {
 		return []Finding{{What: "non-zero bytes", Offset: int64(i)}}, true
 	}
 	if i := bytes.IndexFunc(tail, nonZero); i >= 0 {
-		what := "non-zero bytes"
 		// A backup GPT header in the last sector is what remains of a table whose primary copy
 		// was wiped; the kernel and firmware still find it.
-		if len(tail) >= 512 && string(tail[len(tail)-512:len(tail)-504]) == "EFI PART" {
-			what = "backup GPT header, non-zero bytes from here"
+		if n := len(tail); n >= 512 && string(tail[n-512:n-504]) == "EFI PART" {
+			return []Finding{{What: "backup GPT header", Offset: tailOffset + int64(n-512)}}, true
 		}
-		return []Finding{{What: what, Offset: tailOffset + int64(i)}}, true
+		return []Finding{{What: "non-zero bytes", Offset: tailOffset + int64(i)}}, true
 	}
 	return nil, false
 }
