@@ -36,7 +36,7 @@ func humanSize(n int64) string {
 	switch {
 	case n >= 10<<30:
 		return fmt.Sprintf("%d GiB", n>>30)
-	case n >= 10<<20:
+	case n >= 1<<20:
 		return fmt.Sprintf("%d MiB", n>>20)
 	default:
 		return fmt.Sprintf("%d bytes", n)
