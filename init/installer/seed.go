@@ -15,12 +15,16 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ballast-os/ballast/contract"
-	"github.com/ballast-os/ballast/images/disk"
 	"github.com/ballast-os/ballast/images/gpt"
 )
 
 // maxUserData bounds user data from every source, as the apiserver bounds what it reads.
 const maxUserData = 128 << 10
+
+// typeLinuxGeneric is the seed partition's GPT type, images/disk.TypeLinuxGeneric (a test keeps
+// them equal): importing that package would bring the builder's output formats into the
+// initramfs.
+const typeLinuxGeneric = "0fc63daf-8483-4772-8e79-3d69d8477de4"
 
 // seedMetaData is the NoCloud meta-data of every installed host: cloud-init's NoCloud needs an
 // instance-id; Ballast reads none of it.
@@ -295,7 +299,7 @@ func addSeed(target *os.File, tbl *gpt.Table, userData []byte, volume VolumeWrit
 	if number == 0 {
 		return 0, fmt.Errorf("no free entry in the GPT's %d", tbl.Header.NumEntries)
 	}
-	typ, err := gpt.ParseGUID(disk.TypeLinuxGeneric)
+	typ, err := gpt.ParseGUID(typeLinuxGeneric)
 	if err != nil {
 		return 0, err
 	}

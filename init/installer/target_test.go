@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ballast-os/ballast/images/disk"
 )
 
 // ataPage89 builds VPD page 0x89 around ATA IDENTIFY data with the model and serial in ATA's
@@ -135,5 +137,11 @@ func TestPickTarget(t *testing.T) {
 				t.Errorf("DataError %v for %v", de, err)
 			}
 		})
+	}
+}
+
+func TestSeedType(t *testing.T) {
+	if typeLinuxGeneric != disk.TypeLinuxGeneric {
+		t.Errorf("seed type %s, images/disk says %s", typeLinuxGeneric, disk.TypeLinuxGeneric)
 	}
 }
