@@ -7,12 +7,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/images/gpt"
+	"github.com/ballast-os/ballast/init/console"
 	"github.com/ballast-os/ballast/tests/testutil"
 )
 
@@ -238,14 +241,16 @@ func TestUserDataSources(t *testing.T) {
 	for _, tc := range []struct {
 		name, cmdline string
 		nocloud       bool
+		fat           bool
 		want, origin  string
 		err           string
 	}{
-		{"medium", "", false, "from the medium", "/sr0 (BALLAST_INSTALL):user-data)", ""},
-		{"nocloud", "", true, "from nocloud", "bytes from NoCloud volume ", ""},
-		{"cmdline", " ballast.userdata=ZnJvbSB0aGUgY29tbWFuZCBsaW5l", true, "from the command line", "bytes from the command line", ""},
-		{"cmdline url-safe unpadded", " ballast.userdata=Pz8_", true, "???", "bytes from the command line", ""},
-		{"cmdline garbage", " ballast.userdata=%%%", true, "", "", "not base64"},
+		{"medium", "", false, false, "from the medium", "/sr0 (BALLAST_INSTALL):user-data)", ""},
+		{"nocloud", "", true, false, "from nocloud", "bytes from NoCloud volume ", ""},
+		{"nocloud fat", "", false, true, "from a FAT nocloud", "bytes from NoCloud volume ", ""},
+		{"cmdline", " ballast.userdata=ZnJvbSB0aGUgY29tbWFuZCBsaW5l", true, false, "from the command line", "bytes from the command line", ""},
+		{"cmdline url-safe unpadded", " ballast.userdata=Pz8_", true, false, "???", "bytes from the command line", ""},
+		{"cmdline garbage", " ballast.userdata=%%%", true, false, "", "", "not base64"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHost(t)
@@ -255,8 +260,19 @@ func TestUserDataSources(t *testing.T) {
 				h.diskFrom("sr1", mkiso(t, cidata, "cidata"))
 				media["cidata"] = cidata
 			}
+			cfg := h.config(media, contract.ParamInstall+tc.cmdline)
+			if tc.fat {
+				mkfs := testutil.Tool(t, "mkfs.fat", "dosfstools")
+				testutil.Tool(t, "mcopy", "mtools")
+				vol := h.disk("vdb", 2<<20, nil)
+				testutil.Run(t, mkfs, "-n", "CIDATA", vol)
+				ud := filepath.Join(t.TempDir(), "user-data")
+				os.WriteFile(ud, []byte(tc.want), 0o644)
+				testutil.Run(t, "mcopy", "-i", vol, ud, "::user-data")
+				cfg.ReadFAT = mtoolsFAT
+			}
 			target := h.disk("sda", targetSize, nil)
-			r := new(run).install(h.config(media, contract.ParamInstall+tc.cmdline))
+			r := new(run).install(cfg)
 			if tc.err != "" {
 				if r.err == nil || !strings.Contains(r.err.Error(), tc.err) {
 					t.Fatalf("install: %v, want %q", r.err, tc.err)
@@ -314,5 +330,26 @@ func TestNoMedium(t *testing.T) {
 	r := new(run).install(cfg)
 	if r.err == nil || !strings.Contains(r.err.Error(), "BALLAST_INSTALL") || rescans == 0 || r.halted == "" {
 		t.Fatalf("install: %v (rescans %d, halted %q)", r.err, rescans, r.halted)
+	}
+}
+
+// mtoolsFAT reads a file from a FAT image with mtools, where the installer would mount it.
+func mtoolsFAT(_ context.Context, dev, name string, max int64) ([]byte, error) {
+	b, err := exec.Command("mtype", "-i", dev, "::"+name).Output()
+	if int64(len(b)) > max {
+		return nil, errors.New("too large")
+	}
+	return b, err
+}
+
+// The default halt repeats the message until its context ends.
+func TestHalt(t *testing.T) {
+	var out bytes.Buffer
+	con := &console.Writer{Out: &out, Uptime: func() float64 { return 1 }}
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Millisecond)
+	defer cancel()
+	halt(ctx, con, "install failed: x", 25*time.Millisecond)
+	if n := strings.Count(out.String(), "ballast: install halted: install failed: x"); n < 2 {
+		t.Errorf("message repeated %d times:\n%s", n, out.String())
 	}
 }
