@@ -120,7 +120,7 @@ func testESP(t *testing.T) []byte {
 	t.Helper()
 	m := &memImage{}
 	err := fat.Write(m, 34<<20, fat.Options{Label: "EFIBOOT", VolumeID: 0x1234abcd, Time: testTime, ClusterSize: 512},
-		[]fat.File{{Path: "EFI/BOOT/BOOTX64.EFI", Data: pseudoRandom(3, 100000)}})
+		[]fat.File{{Path: "EFI/BOOT/BOOTX64.EFI", Data: espLoader()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,3 +385,6 @@ func TestUserdataDetect(t *testing.T) {
 		t.Errorf("a seed volume of %d bytes does not fit the seed partition", len(img.b))
 	}
 }
+
+// espLoader stands for the boot loader on the test ESP.
+func espLoader() []byte { return pseudoRandom(3, 100000) }
