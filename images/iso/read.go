@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"strings"
 )
 
@@ -245,7 +246,7 @@ func (im *Image) find(d extent, name, where string) (dirEntry, error) {
 			return ent, nil
 		}
 	}
-	return dirEntry{}, fmt.Errorf("%q not found in directory %s", name, where)
+	return dirEntry{}, fmt.Errorf("%q not found in directory %s: %w", name, where, fs.ErrNotExist)
 }
 
 // entry completes a record with what its Rock Ridge entries say.

@@ -24,7 +24,6 @@ import (
 	"github.com/ballast-os/ballast/init/initramfs/blockdev"
 	"github.com/ballast-os/ballast/init/initramfs/dm"
 	"github.com/ballast-os/ballast/init/initramfs/growpart"
-	"github.com/ballast-os/ballast/init/installer"
 	"github.com/ballast-os/ballast/init/kmod"
 )
 
@@ -112,26 +111,6 @@ func Run(ctx context.Context, con *console.Writer) (State, error) {
 		return State{}, err
 	}
 	return State{Data: data}, nil
-}
-
-// install runs the installer instead of booting a root (the installer ISO's and netboot's UKI).
-// It returns only when the installer could neither reboot nor halt.
-func install(ctx context.Context, con *console.Writer, c contract.Cmdline) error {
-	con.Milestone("initramfs", "installer")
-	gatherEntropy(ctx, con) // TLS to a network source needs the random pool
-	l, err := kmod.New("/", "")
-	if err != nil {
-		return err
-	}
-	if err := l.LoadAll(); err != nil {
-		return err
-	}
-	// OpenMedium and Volume come from images/iso (iso.Open, iso.Write) once it is in the tree.
-	return installer.Run(ctx, con, installer.Config{
-		Cmdline: c,
-		ReadFAT: installer.MountFAT("/run"),
-		Network: installer.DHCP(con, "/etc/resolv.conf", 30*time.Second),
-	})
 }
 
 // gatherEntropy waits for the kernel's random pool in the background. The kernel gathers jitter
@@ -319,9 +298,4 @@ func bindVar() error {
 		return fmt.Errorf("var: bind /local/var: %w", err)
 	}
 	return nil
-}
-
-func isInstall(c contract.Cmdline) bool {
-	_, ok := c.Get(contract.ParamInstall)
-	return ok
 }
