@@ -31,7 +31,8 @@ type layout struct {
 
 // Write writes the image to w from offset 0 and returns its size in bytes (a multiple of 2048,
 // and of 512 for the GPT). Files are stored contiguously, each in one extent. Every byte of the
-// image is written, padding included, so the output does not depend on what w held before.
+// image is written, padding included, so the output does not depend on what w held before; a
+// reused file longer than the image is for the caller to truncate to the size returned.
 func Write(w io.WriterAt, opts Options, files []File) (int64, error) {
 	if err := checkOptions(&opts); err != nil {
 		return 0, err
