@@ -23,6 +23,9 @@ func (b *builder) convertFormats(ctx context.Context) error {
 	}
 	var fs []format.Format
 	for _, n := range names {
+		if n == FormatISO || n == FormatNetboot {
+			continue // writeInstaller's
+		}
 		f, err := format.Parse(n)
 		if err != nil {
 			return fmt.Errorf("--format: %w", err)
