@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -125,5 +124,5 @@ func sourceNames(sources []userdata.NamedSource) []string {
 	for _, s := range sources {
 		names = append(names, s.Name)
 	}
-	return slices.Clip(names)
+	return names
 }
