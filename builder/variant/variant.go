@@ -35,6 +35,8 @@ type Variant struct {
 	Updates     Updates    `toml:"updates"`
 	SecureBoot  SecureBoot `toml:"secure-boot"`
 	Local       Local      `toml:"local"`
+	Console     Console    `toml:"console"`
+	UserData    UserData   `toml:"userdata"`
 
 	// Path is the file the variant came from.
 	Path string `toml:"-"`
@@ -51,8 +53,49 @@ type Kernel struct {
 	OptionalModules []string `toml:"optional-modules"`
 	// InitramfsModules go into the initramfs: what it takes to reach the verity root.
 	InitramfsModules []string `toml:"initramfs-modules"`
+	// HardwareModules are device drivers loaded on demand: they go, with their dependencies,
+	// into the initramfs and the root, and each is loaded only when a device its aliases match
+	// is there (the initramfs and the system init walk sysfs for modaliases). A machine loads
+	// the drivers of its own hardware and no others.
+	HardwareModules []string `toml:"hardware-modules"`
 	// Cmdline words come before the ones the builder adds (roothash=, ballast.*).
 	Cmdline []string `toml:"cmdline"`
+}
+
+// Console is the [console] table: where the kernel and Ballast's milestone lines are printed.
+// Without it, console= words in kernel.cmdline say so; with it they are refused.
+type Console struct {
+	// Serial is the serial console as console= takes it ("ttyS0,115200n8"); "" for none.
+	// When both are on, the serial port is /dev/console, where the milestones go.
+	Serial string `toml:"serial"`
+	// VGA adds the screen (console=tty0).
+	VGA bool `toml:"vga"`
+
+	// given says the file has a [console] table.
+	given bool
+}
+
+// ConsoleParams returns the console= words [console] asks for, none without it: the screen first
+// and the serial port last, since the kernel makes the last console= /dev/console.
+func (v *Variant) ConsoleParams() contract.Cmdline {
+	var out contract.Cmdline
+	if v.Console.VGA {
+		out = append(out, contract.KV("console", "tty0"))
+	}
+	if v.Console.Serial != "" {
+		out = append(out, contract.KV("console", v.Console.Serial))
+	}
+	return out
+}
+
+// UserData is the [userdata] table: where the host looks for its user data.
+type UserData struct {
+	// Sources are read in this order, later ones winning key by key; without the table the
+	// apiserver's default order applies.
+	Sources []string `toml:"sources"`
+
+	// given says the file has a [userdata] table.
+	given bool
 }
 
 // Packages lists what else goes into the root: Debian packages (with their dependencies, from
@@ -220,8 +263,10 @@ func (s *Size) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// KnownFormats are the disk formats the builder writes.
-var KnownFormats = []string{"raw", "qcow2", "vmdk", "vhd", "gce"}
+// KnownFormats are the output formats the builder writes: disk images (raw, qcow2, vmdk, vhd,
+// gce), a VMware appliance (ova), an EC2 image (ami, made from the vmdk), and the metal
+// installer as a bootable ISO (iso) and a network boot directory (netboot).
+var KnownFormats = []string{"raw", "qcow2", "vmdk", "vhd", "gce", "ova", "ami", "iso", "netboot"}
 
 // includable are the programs a variant may list: the table's, but for those every image has.
 func includable() []string {
@@ -238,7 +283,11 @@ var (
 	typeErrRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
 	nameRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
 	moduleRE  = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
-	debRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
+	// A serial console as console= takes it: a device (not tty<N>, which is a screen), then
+	// optionally the speed, parity and bits ("ttyS0,115200n8").
+	serialRE = regexp.MustCompile(`^([A-Za-z]+[A-Za-z0-9]*[0-9]+)(,[0-9]+([noe][5-8]?)?r?)?$`)
+	vtRE     = regexp.MustCompile(`^tty[0-9]+$`)
+	debRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
 )
 
 // Load reads and validates a variant file of variants/: its name is the file's name.
@@ -290,6 +339,8 @@ func parse(path string, data []byte, nameIsFile bool) (*Variant, error) {
 		return nil, fmt.Errorf("%s:%d: unknown key %q", path, keyLine(data, u[0]), k)
 	}
 	v.Path = path
+	v.Console.given = md.IsDefined("console")
+	v.UserData.given = md.IsDefined("userdata")
 	err = v.validate(nameIsFile)
 	if err == nil {
 		err = v.readRoot()
@@ -297,10 +348,15 @@ func parse(path string, data []byte, nameIsFile bool) (*Variant, error) {
 	if err != nil {
 		var ke *keyError
 		if errors.As(err, &ke) {
-			if line := keyLine(data, strings.Split(ke.key, ".")); line > 0 {
+			// A missing key has no line: name its table's, else the file alone.
+			k := strings.Split(ke.key, ".")
+			line := keyLine(data, k)
+			if line == 0 && len(k) > 1 {
+				line = keyLine(data, k[:len(k)-1])
+			}
+			if line > 0 {
 				return nil, fmt.Errorf("%s:%d: key %q: %s", path, line, ke.key, ke.msg)
 			}
-			// A missing key has no line: name the file alone.
 			return nil, fmt.Errorf("%s: key %q: %s", path, ke.key, ke.msg)
 		}
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -345,6 +401,9 @@ func (v *Variant) validate(nameIsFile bool) error {
 	if err := checkList("kernel.initramfs-modules", v.Kernel.InitramfsModules, moduleRE, nil); err != nil {
 		return err
 	}
+	if err := v.validateHardware(); err != nil {
+		return err
+	}
 	for i, w := range v.Kernel.Cmdline {
 		for _, reserved := range []string{"roothash=", "ballast.", "root=", "init="} {
 			if strings.HasPrefix(w, reserved) {
@@ -354,6 +413,12 @@ func (v *Variant) validate(nameIsFile bool) error {
 		if w == "" || strings.ContainsAny(w, " \t\n\"") {
 			return bad("kernel.cmdline", "word %d %q: one word per entry, no spaces or quotes", i+1, w)
 		}
+		if v.Console.given && strings.HasPrefix(w, "console=") {
+			return bad("kernel.cmdline", "word %d %q: the consoles are [console]'s to set (serial, vga); remove it here", i+1, w)
+		}
+	}
+	if err := v.validateConsole(); err != nil {
+		return err
 	}
 	if err := checkList("packages.debian", v.Packages.Debian, debRE, nil); err != nil {
 		return err
@@ -404,10 +469,87 @@ func (v *Variant) validate(nameIsFile bool) error {
 	if err := checkList("output.formats", v.Output.Formats, nil, KnownFormats); err != nil {
 		return err
 	}
+	if err := v.validateUserData(); err != nil {
+		return err
+	}
+	if err := v.validateFormats(); err != nil {
+		return err
+	}
 	if err := v.validateTrust(); err != nil {
 		return err
 	}
 	return v.Updates.validate()
+}
+
+// validateHardware checks kernel.hardware-modules: valid names, each listed once and in no other
+// module list (those load their modules at boot or keep them for explicit requests).
+func (v *Variant) validateHardware() error {
+	if err := checkList("kernel.hardware-modules", v.Kernel.HardwareModules, moduleRE, nil); err != nil {
+		return err
+	}
+	for _, m := range v.Kernel.HardwareModules {
+		for _, other := range []struct {
+			key  string
+			list []string
+			why  string
+		}{
+			{"kernel.initramfs-modules", v.Kernel.InitramfsModules, "which loads it at every boot"},
+			{"kernel.modules", v.Kernel.Modules, "which loads it at every boot"},
+			{"kernel.optional-modules", v.Kernel.OptionalModules, "which loads it only when asked for"},
+		} {
+			if slices.ContainsFunc(other.list, func(n string) bool { return contract.ModuleName(n) == contract.ModuleName(m) }) {
+				return bad("kernel.hardware-modules", "%s is in %s too, %s", m, other.key, other.why)
+			}
+		}
+	}
+	return nil
+}
+
+func (v *Variant) validateConsole() error {
+	c := v.Console
+	if !c.given {
+		return nil
+	}
+	if c.Serial != "" {
+		m := serialRE.FindStringSubmatch(c.Serial)
+		switch {
+		case m == nil:
+			return bad("console.serial", "%q: want a device and its settings as console= takes them, e.g. \"ttyS0,115200n8\", or \"\" for none", c.Serial)
+		case vtRE.MatchString(m[1]):
+			return bad("console.serial", "%q is a screen, not a serial port: use vga = true", c.Serial)
+		}
+	}
+	if c.Serial == "" && !c.VGA {
+		return bad("console", "no console: set serial, or vga = true (a host that prints nowhere cannot say why it did not boot)")
+	}
+	return nil
+}
+
+func (v *Variant) validateUserData() error {
+	u := v.UserData
+	if !u.given {
+		return nil
+	}
+	if len(u.Sources) == 0 {
+		return bad("userdata.sources", "missing or empty: list the sources to read (%s), or leave [userdata] out for the default order",
+			strings.Join(contract.UserDataSources(), ", "))
+	}
+	return checkList("userdata.sources", u.Sources, nil, contract.UserDataSources())
+}
+
+// validateFormats checks what output formats need of each other and of the variant.
+func (v *Variant) validateFormats() error {
+	f := v.Output.Formats
+	if slices.Contains(f, "ami") && !slices.Contains(f, "vmdk") {
+		return bad("output.formats", "\"ami\" is imported from the vmdk: add \"vmdk\"")
+	}
+	for _, installer := range []string{"iso", "netboot"} {
+		// The installer hands the installed disk its user data as a NoCloud seed.
+		if slices.Contains(f, installer) && v.UserData.given && !slices.Contains(v.UserData.Sources, contract.UserDataNoCloud) {
+			return bad("output.formats", "%q installs with user data in a NoCloud seed partition: add %q to userdata.sources", installer, contract.UserDataNoCloud)
+		}
+	}
+	return nil
 }
 
 func (v *Variant) validateTrust() error {
