@@ -24,19 +24,25 @@ import (
 
 // Variant is one image definition.
 type Variant struct {
-	Name        string     `toml:"name"`
-	Description string     `toml:"description"`
-	Dev         bool       `toml:"dev"` // dev images get a console shell; never production
-	Kernel      Kernel     `toml:"kernel"`
-	Packages    Packages   `toml:"packages"`
-	Programs    Programs   `toml:"programs"`
-	Partitions  Partitions `toml:"partitions"`
-	Output      Output     `toml:"output"`
-	Updates     Updates    `toml:"updates"`
-	SecureBoot  SecureBoot `toml:"secure-boot"`
-	Local       Local      `toml:"local"`
-	Console     Console    `toml:"console"`
-	UserData    UserData   `toml:"userdata"`
+	// Name is the variant's name, the file's (variants/<name>.toml); it names the image, its
+	// partitions' UUIDs and the build directory (build/<name>).
+	Name string `toml:"name"`
+	// Description says in a line what the variant is for.
+	Description string `toml:"description"`
+	// Dev makes a development image: a console shell (the console-shell program, busybox), the
+	// development PKI for the remote API, and a plain /local on machines without a TPM. Never for
+	// production.
+	Dev        bool       `toml:"dev"`
+	Kernel     Kernel     `toml:"kernel"`
+	Packages   Packages   `toml:"packages"`
+	Programs   Programs   `toml:"programs"`
+	Partitions Partitions `toml:"partitions"`
+	Output     Output     `toml:"output"`
+	Updates    Updates    `toml:"updates"`
+	SecureBoot SecureBoot `toml:"secure-boot"`
+	Local      Local      `toml:"local"`
+	Console    Console    `toml:"console"`
+	UserData   UserData   `toml:"userdata"`
 
 	// Path is the file the variant came from.
 	Path string `toml:"-"`
@@ -44,6 +50,7 @@ type Variant struct {
 
 // Kernel says which Debian kernel package to use and what of it to include.
 type Kernel struct {
+	// Package is the Debian kernel package (linux-image-*), pinned in packages/debian.lock.
 	Package string `toml:"package"`
 	// Modules go into the root filesystem and are loaded by the system init.
 	Modules []string `toml:"modules"`
@@ -101,13 +108,17 @@ type UserData struct {
 // Packages lists what else goes into the root: Debian packages (with their dependencies, from
 // packages/debian.lock) and Go components built from pinned sources (packages/go-components.toml).
 type Packages struct {
+	// Debian packages go into the root with their dependencies, as packages/debian.lock pins them.
 	Debian []string `toml:"debian"`
-	Go     []string `toml:"go"`
+	// Go components are built from the sources packages/go-components.toml pins.
+	Go []string `toml:"go"`
 }
 
 // Programs lists the programs of contract.Programs the image holds besides the ones every image
 // has (the two inits); a program's service, if it has one, runs on the host.
 type Programs struct {
+	// Include names the programs of the program table (contract/programs.go) the image holds; a
+	// program from a package or component needs it in packages.debian or packages.go.
 	Include []string `toml:"include"`
 }
 
@@ -128,14 +139,20 @@ func (v *Variant) Services() []string { return contract.ServicesOf(v.Programs.In
 
 // Partitions holds sizes such as "128MiB"; each must be a whole number of MiB.
 type Partitions struct {
-	ESP    Size `toml:"esp"`
-	Root   Size `toml:"root"`
+	// ESP is the EFI system partition: systemd-boot and each slot's UKI.
+	ESP Size `toml:"esp"`
+	// Root is each slot's root partition, the EROFS root.
+	Root Size `toml:"root"`
+	// Verity is each slot's dm-verity hash partition.
 	Verity Size `toml:"verity"`
-	Data   Size `toml:"data"`
+	// Data is the data partition (/local) as written; the initramfs grows it to the disk's end.
+	Data Size `toml:"data"`
 }
 
-// Output lists the disk formats to write.
+// Output lists what the build writes.
 type Output struct {
+	// Formats are written into the build directory: disk.raw always, the others beside it.
+	// "ami" is made from the vmdk; "iso" and "netboot" are the installer.
 	Formats []string `toml:"formats"`
 }
 
@@ -146,14 +163,19 @@ type Updates struct {
 	// directory. The image carries it at contract.TUFRootPath; without it the image trusts no
 	// repository and cannot update.
 	Root string `toml:"root"`
-	// MetadataBaseURL and TargetsBaseURL are the defaults of settings.updates.*.
+	// MetadataBaseURL is the default of settings.updates.metadata-base-url: where the
+	// repository's metadata is. Needs updates.root.
 	MetadataBaseURL string `toml:"metadata-base-url"`
-	TargetsBaseURL  string `toml:"targets-base-url"`
+	// TargetsBaseURL is the default of settings.updates.targets-base-url: where the
+	// repository's payloads are. Needs updates.root.
+	TargetsBaseURL string `toml:"targets-base-url"`
 	// Tries is the boot count an activated entry starts with, 1 to MaxTries.
 	Tries *int `toml:"tries"`
-	// HealthTimeout and BlessAfter are durations ("5m", "90s"); see contract.UpdatePolicy.
+	// HealthTimeout is how long a boot has to become healthy ("5m", "90s"); a boot not healthy
+	// by then is given up and the host reboots.
 	HealthTimeout *contract.Duration `toml:"health-timeout"`
-	BlessAfter    *contract.Duration `toml:"bless-after"`
+	// BlessAfter is how long a trial boot must stay healthy to be blessed ("60s").
+	BlessAfter *contract.Duration `toml:"bless-after"`
 
 	// RootJSON is the content of Root, read and checked when the variant is parsed.
 	RootJSON []byte `toml:"-"`
