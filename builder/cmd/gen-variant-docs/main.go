@@ -179,7 +179,9 @@ func variantsTable(b *bytes.Buffer, root string) error {
 	if err != nil {
 		return err
 	}
-	sort.Slice(files, func(i, j int) bool { return strings.TrimSuffix(files[i], ".toml") < strings.TrimSuffix(files[j], ".toml") })
+	sort.Slice(files, func(i, j int) bool {
+		return strings.TrimSuffix(files[i], ".toml") < strings.TrimSuffix(files[j], ".toml")
+	})
 	b.WriteString("## The variants\n\n| name | description | kernel | formats | user data sources |\n|---|---|---|---|---|\n")
 	for _, f := range files {
 		v, err := variant.Load(f)
