@@ -24,7 +24,12 @@ func install(ctx context.Context, con *console.Writer, c contract.Cmdline) error
 	if err := l.LoadAll(); err != nil {
 		return err
 	}
+	// The medium and the target disks appear as their drivers load: a CD-ROM behind AHCI, a
+	// USB stick behind xhci and usb-storage, a disk behind a RAID controller.
+	rescan := func() { Coldplug(con, l) }
+	rescan()
 	return installer.Run(ctx, con, installer.Config{
+		Rescan:     rescan,
 		Cmdline:    c,
 		OpenMedium: openISO,
 		Volume:     writeISO,
