@@ -2,11 +2,9 @@ package userdata
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/ballast-os/ballast/contract"
 )
@@ -38,10 +36,7 @@ func (c Cmdline) Fetch(context.Context) ([]byte, string, error) {
 		return nil, origin, fmt.Errorf("no %s= on the kernel command line: %w", CmdlineKey, ErrNotFound)
 	}
 	// Padding is optional: '=' is awkward in a boot loader's editor.
-	data, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(value, "="))
-	if err != nil {
-		data, err = base64.RawURLEncoding.DecodeString(strings.TrimRight(value, "="))
-	}
+	data, err := decodeBase64(value)
 	if err != nil {
 		return nil, origin, errors.New("not base64")
 	}

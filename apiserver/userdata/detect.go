@@ -69,6 +69,70 @@ func detectISO9660(r io.ReaderAt) (Volume, bool, error) {
 	return Volume{FSType: FSISO9660, Labels: nonEmpty(trimLabel(pvd[isoVolIDOff:]))}, true, nil
 }
 
+// ISO9660 directory records (ECMA-119 9.1), as far as finding a name in the root directory needs
+// them: the PVD's logical block size (a both-endian 16-bit number, little-endian half first) and
+// its root directory record, whose extent and length are both-endian 32-bit numbers.
+const (
+	isoBlockSizeOff = 128
+	isoRootRecOff   = 156
+	isoRecExtent    = 2
+	isoRecLength    = 10
+	isoRecFlags     = 25
+	isoRecNameLen   = 32
+	isoRecName      = 33
+	isoFlagDir      = 0x02
+	// maxISORootScan bounds how much of a root directory is read: a seed volume's holds a few
+	// entries, and the device may be anything that merely looks like ISO9660.
+	maxISORootScan = 64 << 10
+)
+
+// isoRootFiles returns the names of the files (not directories) in the root directory of the
+// ISO9660 volume on r, as its primary volume descriptor records them: d-characters, usually
+// upper case and with a ";1" version, whatever Rock Ridge or Joliet names the files also have.
+func isoRootFiles(r io.ReaderAt) ([]string, error) {
+	pvd := make([]byte, isoRootRecOff+34)
+	if err := readFull(r, pvd, isoPVDOffset); err != nil {
+		return nil, fmt.Errorf("iso9660 primary volume descriptor: %w", err)
+	}
+	if pvd[0] != 1 || string(pvd[1:6]) != "CD001" {
+		return nil, ErrNoFilesystem
+	}
+	le32 := binary.LittleEndian.Uint32
+	block := int64(binary.LittleEndian.Uint16(pvd[isoBlockSizeOff:]))
+	if block != 512 && block != 1024 && block != 2048 {
+		return nil, fmt.Errorf("iso9660 logical block size %d", block)
+	}
+	root := pvd[isoRootRecOff:]
+	off := int64(le32(root[isoRecExtent:])) * block
+	size := min(int64(le32(root[isoRecLength:])), maxISORootScan)
+	dir := make([]byte, size)
+	if err := readFull(r, dir, off); err != nil {
+		return nil, fmt.Errorf("iso9660 root directory at offset %d: %w", off, err)
+	}
+	var names []string
+	for i := 0; i < len(dir); {
+		n := int(dir[i])
+		if n == 0 { // records do not cross a block: the rest of this one is padding
+			i = int((int64(i)/block + 1) * block)
+			continue
+		}
+		if n < isoRecName || i+n > len(dir) {
+			return nil, fmt.Errorf("iso9660 root directory: bad record of %d bytes at %d", n, i)
+		}
+		rec := dir[i : i+n]
+		nameLen := int(rec[isoRecNameLen])
+		if isoRecName+nameLen > n {
+			return nil, fmt.Errorf("iso9660 root directory: name of %d bytes overruns its record at %d", nameLen, i)
+		}
+		// The directory itself and its parent (names 0x00 and 0x01) are directories too.
+		if rec[isoRecFlags]&isoFlagDir == 0 && nameLen > 0 {
+			names = append(names, string(rec[isoRecName:isoRecName+nameLen]))
+		}
+		i += n
+	}
+	return names, nil
+}
+
 // FAT boot sector (BIOS parameter block) fields, little-endian.
 const (
 	bpbBytesPerSector = 0x0B // 2 bytes

@@ -80,9 +80,21 @@ func (n NoCloud) Fetch(ctx context.Context) ([]byte, string, error) {
 // Find returns the first block device, in name order, whose filesystem carries the label.
 func (n NoCloud) Find(ctx context.Context) (Device, error) {
 	n = n.withDefaults()
-	deadline := time.Now().Add(n.Wait)
+	return waitForDevice(ctx, n.Wait, func() (Device, error) {
+		dev, ok, err := scanBlock(n.SysBlock, n.DevDir, func(_ *os.File, vol Volume) bool { return vol.HasLabel(n.Label) })
+		if err == nil && !ok {
+			err = fmt.Errorf("no block device labelled %q: %w", n.Label, ErrNotFound)
+		}
+		return dev, err
+	})
+}
+
+// waitForDevice calls scan until it finds a device, fails otherwise than with ErrNotFound, or
+// wait has passed.
+func waitForDevice(ctx context.Context, wait time.Duration, scan func() (Device, error)) (Device, error) {
+	deadline := time.Now().Add(wait)
 	for {
-		dev, err := n.scan()
+		dev, err := scan()
 		if err == nil || !errors.Is(err, ErrNotFound) || !time.Now().Before(deadline) {
 			return dev, err
 		}
@@ -94,10 +106,12 @@ func (n NoCloud) Find(ctx context.Context) (Device, error) {
 	}
 }
 
-func (n NoCloud) scan() (Device, error) {
-	entries, err := os.ReadDir(n.SysBlock)
+// scanBlock returns the first block device, in name order, holding a FAT or ISO9660 volume that
+// match accepts; match may read the device further through f.
+func scanBlock(sysBlock, devDir string, match func(f *os.File, vol Volume) bool) (Device, bool, error) {
+	entries, err := os.ReadDir(sysBlock)
 	if err != nil {
-		return Device{}, fmt.Errorf("list block devices: %w", err)
+		return Device{}, false, fmt.Errorf("list block devices: %w", err)
 	}
 	names := make([]string, 0, len(entries))
 	for _, e := range entries {
@@ -105,22 +119,16 @@ func (n NoCloud) scan() (Device, error) {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		sys := filepath.Join(n.SysBlock, name)
+		sys := filepath.Join(sysBlock, name)
 		if sectors(sys) == 0 { // empty loop devices, CD-ROM drives without a disc
 			continue
 		}
-		path := filepath.Join(n.DevDir, devName(sys, name))
-		vol, err := detectFile(path)
-		if err != nil {
-			// One unreadable device (a dm target being torn down, a drive without media)
-			// must not hide the seed volume on another.
-			continue
-		}
-		if vol.HasLabel(n.Label) {
-			return Device{Path: path, FSType: vol.FSType}, nil
+		path := filepath.Join(devDir, devName(sys, name))
+		if vol, ok := matchFile(path, match); ok {
+			return Device{Path: path, FSType: vol.FSType}, true, nil
 		}
 	}
-	return Device{}, fmt.Errorf("no block device labelled %q: %w", n.Label, ErrNotFound)
+	return Device{}, false, nil
 }
 
 // sectors reads the device size in 512-byte sectors from sysfs; 0 when unknown.
@@ -150,18 +158,37 @@ func devName(sys, name string) string {
 	return name
 }
 
-func detectFile(path string) (Volume, error) {
+// matchFile detects the volume on the device at path and asks match about it. One unreadable
+// device (a dm target being torn down, a drive without media) must not hide the volume looked for
+// on another, so errors only mean no match.
+func matchFile(path string, match func(f *os.File, vol Volume) bool) (Volume, bool) {
 	f, err := os.Open(path)
 	if err != nil {
-		return Volume{}, err
+		return Volume{}, false
 	}
 	defer f.Close()
-	return Detect(f)
+	vol, err := Detect(f)
+	if err != nil {
+		return Volume{}, false
+	}
+	return vol, match(f, vol)
 }
 
 // read mounts the volume read-only on a fresh directory under RunDir, reads user-data and unmounts.
-func (n NoCloud) read(dev Device) (data []byte, err error) {
-	dir, err := os.MkdirTemp(n.RunDir, "ballast-cidata-")
+func (n NoCloud) read(dev Device) ([]byte, error) {
+	return readMounted(dev, n.RunDir, "ballast-cidata-", func(dir string) ([]byte, error) {
+		data, err := readLimited(filepath.Join(dir, "user-data"))
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%s has no user-data: %w", dev.Path, ErrNotFound)
+		}
+		return data, err
+	})
+}
+
+// readMounted mounts dev read-only (nosuid, nodev, noexec) on a fresh directory under runDir
+// named with prefix, calls read with it, and unmounts and removes the directory again.
+func readMounted(dev Device, runDir, prefix string, read func(dir string) ([]byte, error)) (data []byte, err error) {
+	dir, err := os.MkdirTemp(runDir, prefix)
 	if err != nil {
 		return nil, fmt.Errorf("mount point: %w", err)
 	}
@@ -179,11 +206,7 @@ func (n NoCloud) read(dev Device) (data []byte, err error) {
 			err = uerr
 		}
 	}()
-	data, err = readLimited(filepath.Join(dir, "user-data"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%s has no user-data: %w", dev.Path, ErrNotFound)
-	}
-	return data, err
+	return read(dir)
 }
 
 func unmount(dir string) error {

@@ -35,18 +35,21 @@ func (f File) Fetch(context.Context) ([]byte, string, error) {
 	return b, string(f), err
 }
 
-func readLimited(path string) ([]byte, error) {
+func readLimited(path string) ([]byte, error) { return readUpTo(path, maxRaw) }
+
+// readUpTo reads a file of at most limit bytes.
+func readUpTo(path string, limit int) ([]byte, error) {
 	fh, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer fh.Close()
-	b, err := io.ReadAll(io.LimitReader(fh, maxRaw+1))
+	b, err := io.ReadAll(io.LimitReader(fh, int64(limit)+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if len(b) > maxRaw {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxRaw)
+	if len(b) > limit {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
 	}
 	return b, nil
 }

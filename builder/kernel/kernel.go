@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/ballast-os/ballast/contract"
@@ -92,4 +93,38 @@ func (k *Tree) Modules(key string, wanted []string) ([]kmod.Module, []byte, erro
 		return nil, nil, fmt.Errorf("%s: %w", key, err)
 	}
 	return mods, dep, nil
+}
+
+// ModuleSet is what a module tree of an image holds: the modules with their dependencies, and
+// its modules.dep, modules.alias and contract.ModulesOnDemand.
+type ModuleSet struct {
+	Modules  []kmod.Module // every module file, the boot ones first
+	Dep      []byte
+	Alias    []byte
+	OnDemand []byte
+}
+
+// ModuleSet resolves the modules a tree gets: boot (named under bootKey in messages: loaded at
+// boot or on request) and hardware (kernel.hardware-modules: loaded when a device asks). A name
+// neither built in nor in the package is an error naming its key.
+func (k *Tree) ModuleSet(bootKey string, boot, hardware []string) (ModuleSet, error) {
+	bootMods, _, err := k.Modules(bootKey, boot)
+	if err != nil {
+		return ModuleSet{}, err
+	}
+	hwMods, _, err := k.Modules("kernel.hardware-modules", hardware)
+	if err != nil {
+		return ModuleSet{}, err
+	}
+	all := slices.Clone(bootMods)
+	for _, m := range hwMods {
+		if !slices.ContainsFunc(all, func(b kmod.Module) bool { return b.Name == m.Name }) {
+			all = append(all, m)
+		}
+	}
+	dep, err := k.index.ModulesDep(all)
+	if err != nil {
+		return ModuleSet{}, fmt.Errorf("%s, kernel.hardware-modules: %w", bootKey, err)
+	}
+	return ModuleSet{Modules: all, Dep: dep, Alias: kmod.ModulesAlias(all), OnDemand: kmod.ModulesOnDemand(bootMods, hwMods)}, nil
 }

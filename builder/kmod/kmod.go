@@ -153,3 +153,22 @@ func (ix Index) ModulesDep(mods []Module) ([]byte, error) {
 	}
 	return b.Bytes(), nil
 }
+
+// ModulesOnDemand renders contract.ModulesOnDemand for a tree holding boot and hardware (as
+// returned by Closure): the canonical names of the hardware modules and of those of their
+// dependencies no boot module needs, sorted, one a line. Those are the modules loaded only when a
+// device asks for them; a dependency a boot module shares is loaded at boot.
+func ModulesOnDemand(boot, hardware []Module) []byte {
+	atBoot := map[string]bool{}
+	for _, m := range boot {
+		atBoot[m.Name] = true
+	}
+	var names []string
+	for _, m := range hardware {
+		if !atBoot[m.Name] {
+			names = append(names, m.Name+"\n")
+		}
+	}
+	slices.Sort(names)
+	return []byte(strings.Join(slices.Compact(names), ""))
+}

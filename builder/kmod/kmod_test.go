@@ -121,3 +121,32 @@ func TestModulesAlias(t *testing.T) {
 		t.Errorf("modules.alias:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// A hardware module's dependencies are on demand unless a boot module needs them too.
+func TestModulesOnDemand(t *testing.T) {
+	ix := testIndex()
+	ix["virtio_scsi"] = Module{Name: "virtio_scsi", Path: "kernel/drivers/scsi/virtio_scsi.ko", Depends: []string{"virtio", "scsi_mod"}}
+	ix["scsi_mod"] = Module{Name: "scsi_mod", Path: "kernel/drivers/scsi/scsi_mod.ko"}
+	cases := []struct {
+		boot, hardware []string
+		want           string
+	}{
+		{[]string{"dm-verity"}, []string{"virtio_blk"}, "virtio\nvirtio_blk\nvirtio_ring\n"},
+		{[]string{"dm-verity", "virtio_blk"}, []string{"virtio_scsi"}, "scsi_mod\nvirtio_scsi\n"},
+		{[]string{"dm-verity"}, []string{"virtio_blk", "virtio_scsi"}, "scsi_mod\nvirtio\nvirtio_blk\nvirtio_ring\nvirtio_scsi\n"},
+		{[]string{"dm-verity"}, nil, ""},
+	}
+	for _, c := range cases {
+		boot, err := ix.Closure(c.boot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hw, err := ix.Closure(c.hardware)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(ModulesOnDemand(boot, hw)); got != c.want {
+			t.Errorf("boot %v, hardware %v: modules.ondemand\n%s\nwant\n%s", c.boot, c.hardware, got, c.want)
+		}
+	}
+}

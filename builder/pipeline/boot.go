@@ -57,6 +57,9 @@ func (b *builder) planLayout(context.Context) error {
 		for _, w := range b.v.Kernel.Cmdline {
 			line = append(line, contract.ParseCmdline(w)...)
 		}
+		// [console] after the variant's words, which then hold no console=: the last console=
+		// is /dev/console.
+		line = append(line, b.v.ConsoleParams()...)
 		line = append(line, b.v.LocalPolicy().Params()...)
 		line = append(line, boot.Params()...)
 		if b.cmdlines[slot], err = line.Format(); err != nil {
@@ -74,10 +77,11 @@ func (b *builder) planLayout(context.Context) error {
 	return nil
 }
 
-// buildInitramfs packs the initramfs init and the boot modules with their modules.dep.
+// buildInitramfs packs the initramfs init, the boot modules and the hardware modules with their
+// modules.dep, modules.alias and the list of those loaded on demand.
 func (b *builder) buildInitramfs(context.Context) error {
-	b.step("initramfs: init + %d boot modules", len(b.v.Kernel.InitramfsModules))
-	mods, dep, err := b.kernel.Modules("kernel.initramfs-modules", b.v.Kernel.InitramfsModules)
+	b.step("initramfs: init + %d boot modules, %d hardware modules", len(b.v.Kernel.InitramfsModules), len(b.v.Kernel.HardwareModules))
+	set, err := b.kernel.ModuleSet("kernel.initramfs-modules", b.v.Kernel.InitramfsModules, b.v.Kernel.HardwareModules)
 	if err != nil {
 		return fmt.Errorf("%s: %w", b.v.Path, err)
 	}
@@ -93,14 +97,17 @@ func (b *builder) buildInitramfs(context.Context) error {
 		files = append(files, initrd.File{Path: strings.TrimPrefix(p.Path, "/"), Data: data, Mode: 0o755})
 	}
 	base := strings.TrimPrefix(contract.KernelModules, "/") + "/" + b.kernel.Version + "/"
-	for _, m := range mods {
+	for _, m := range set.Modules {
 		data, err := os.ReadFile(filepath.Join(b.kernel.ModDir, filepath.FromSlash(m.Path)))
 		if err != nil {
 			return err
 		}
 		files = append(files, initrd.File{Path: base + m.Path, Data: data, Mode: 0o644})
 	}
-	files = append(files, initrd.File{Path: base + "modules.dep", Data: dep, Mode: 0o644})
+	files = append(files,
+		initrd.File{Path: base + "modules.dep", Data: set.Dep, Mode: 0o644},
+		initrd.File{Path: base + "modules.alias", Data: set.Alias, Mode: 0o644},
+		initrd.File{Path: base + contract.ModulesOnDemand, Data: set.OnDemand, Mode: 0o644})
 	tmpl, err := b.localTemplate()
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/ballast-os/ballast/builder/sbom"
@@ -15,19 +16,16 @@ import (
 	"github.com/ballast-os/ballast/trust/tpm/policy"
 )
 
-// convertFormats writes disk.<ext> for every requested format besides raw (which disk.raw is).
+// convertFormats writes disk.<ext> for every requested format besides raw (which disk.raw is), and
+// ami.json for ami.
 func (b *builder) convertFormats(ctx context.Context) error {
 	names := b.Formats
 	if len(names) == 0 {
 		names = b.v.Output.Formats
 	}
-	var fs []format.Format
-	for _, n := range names {
-		f, err := format.Parse(n)
-		if err != nil {
-			return fmt.Errorf("--format: %w", err)
-		}
-		fs = append(fs, f)
+	fs, err := outputFormats(names)
+	if err != nil {
+		return err
 	}
 	b.manifest = &Manifest{
 		Variant: b.v.Name, Version: b.version, Kernel: b.kernel.Version,
@@ -45,17 +43,15 @@ func (b *builder) convertFormats(ctx context.Context) error {
 	if err := b.record(b.manifest.Outputs, "disk.raw", b.diskPath); err != nil {
 		return err
 	}
-	id := contract.DerivedUUID("disk-format-uuid", b.rootHash)
+	opts := formatOptions(b.v.Name, b.version, b.v.Description, b.epoch, b.rootHash)
 	for _, f := range fs {
 		if f == format.Raw {
 			continue
 		}
-		name := "disk" + format.Ext(f)
+		name := format.FileName(f)
 		b.step("formats: %s", name)
 		out := filepath.Join(b.Out, name)
-		// VHD footers count from 2000; a tree without history builds at epoch 0.
-		stamp := time.Unix(max(b.epoch, 946684800), 0).UTC()
-		if err := format.Convert(ctx, b.diskPath, out, f, format.Options{Time: stamp, UUID: id}); err != nil {
+		if err := format.Convert(ctx, b.diskPath, out, f, opts); err != nil {
 			return err
 		}
 		if err := b.record(b.manifest.Outputs, name, out); err != nil {
@@ -63,6 +59,46 @@ func (b *builder) convertFormats(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// outputFormats parses the requested formats and adds what they require, each before the first
+// format that needs it and each once: ami describes disk.vmdk, which is then written even when
+// vmdk is not asked for.
+func outputFormats(names []string) ([]format.Format, error) {
+	var fs []format.Format
+	add := func(f format.Format) {
+		if !slices.Contains(fs, f) {
+			fs = append(fs, f)
+		}
+	}
+	for _, n := range names {
+		if n == FormatISO || n == FormatNetboot {
+			continue // writeInstaller's
+		}
+		f, err := format.Parse(n)
+		if err != nil {
+			return nil, fmt.Errorf("--format: %w", err)
+		}
+		for _, r := range format.Requires(f) {
+			add(r)
+		}
+		add(f)
+	}
+	return fs, nil
+}
+
+// formatOptions are the conversions' options: the time and UUID every format stamps, derived from
+// the build so two builds give the same bytes, and the product the OVA and the AMI describe.
+func formatOptions(variant, version, description string, epoch int64, rootHash string) format.Options {
+	return format.Options{
+		// VHD footers count from 2000; a tree without history builds at epoch 0.
+		Time:        time.Unix(max(epoch, 946684800), 0).UTC(),
+		UUID:        contract.DerivedUUID("disk-format-uuid", rootHash),
+		Name:        "ballast-" + variant,
+		Version:     version,
+		Description: description,
+		Arch:        arch,
+	}
 }
 
 func (b *builder) record(m map[string]FileInfo, name, path string) error {

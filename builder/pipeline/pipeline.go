@@ -45,6 +45,10 @@ type Options struct {
 	Progress  *progress.Reporter // when set, used instead of Log, with download byte counts
 	Force     bool               // build even when the outputs match the inputs
 	Formats   []string           // disk formats to write; empty means the variant's output.formats
+	// NetbootURL, when set, is the URL the netboot directory will be served from: the netboot
+	// UKI's signed command line then names its install.json, for firmware that boots it over
+	// HTTP without iPXE to pass the words.
+	NetbootURL string
 	// BenchWithoutSELinux builds an image whose initramfs does not load the SELinux policy, for
 	// the benchmark that compares boots with and without it. Refused for production variants.
 	BenchWithoutSELinux bool
@@ -163,6 +167,7 @@ func (b *builder) stages() []stage {
 		{"uki", b.buildUKI},
 		{"disk", b.writeDisk},
 		{"formats", b.convertFormats},
+		{"installer", b.writeInstaller},
 		{"payload", b.writePayload},
 		{"sbom", b.writeSBOM},
 		{"manifest", b.writeManifest},

@@ -11,7 +11,6 @@ import (
 	"github.com/ballast-os/ballast/apiserver/datastore"
 	"github.com/ballast-os/ballast/builder/debinstall"
 	"github.com/ballast-os/ballast/builder/devpki"
-	"github.com/ballast-os/ballast/builder/kmod"
 	"github.com/ballast-os/ballast/builder/rootfs"
 	"github.com/ballast-os/ballast/builder/sbom"
 	"github.com/ballast-os/ballast/builder/sepolicy"
@@ -83,21 +82,23 @@ func (b *builder) buildRoot(ctx context.Context) error {
 			}
 		}
 	}
-	mods, dep, err := b.kernel.Modules("kernel.modules", slices.Concat(b.v.Kernel.Modules, b.v.Kernel.OptionalModules))
+	set, err := b.kernel.ModuleSet("kernel.modules", slices.Concat(b.v.Kernel.Modules, b.v.Kernel.OptionalModules), b.v.Kernel.HardwareModules)
 	if err != nil {
 		return fmt.Errorf("%s: %w", b.v.Path, err)
 	}
 	dest := path.Join(contract.ModulesDir, b.kernel.Version)
-	for _, m := range mods {
+	for _, m := range set.Modules {
 		if err := t.AddHostFile(path.Join(dest, m.Path), filepath.Join(b.kernel.ModDir, filepath.FromSlash(m.Path)), 0o644, "kernel"); err != nil {
 			return err
 		}
 	}
-	if err := t.AddFile(path.Join(dest, "modules.dep"), dep, 0o644, "kernel"); err != nil {
-		return err
-	}
-	if err := t.AddFile(path.Join(dest, "modules.alias"), kmod.ModulesAlias(mods), 0o644, "kernel"); err != nil {
-		return err
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{{"modules.dep", set.Dep}, {"modules.alias", set.Alias}, {contract.ModulesOnDemand, set.OnDemand}} {
+		if err := t.AddFile(path.Join(dest, f.name), f.data, 0o644, "kernel"); err != nil {
+			return err
+		}
 	}
 	// What the system init bind-mounts over the files of blocked modules.
 	if err := t.AddFile(contract.EmptyFile, nil, 0o444, "ballast"); err != nil {
@@ -123,7 +124,8 @@ func (b *builder) buildRoot(ctx context.Context) error {
 	info, err := contract.Image{Variant: b.v.Name, Version: b.version, Dev: b.v.Dev,
 		Services: b.v.Services(), Modules: b.v.Kernel.Modules, Kernel: b.kernel.Version,
 		Arch: arch, DatastoreFormat: datastore.FormatVersion, Updates: b.v.UpdatePolicy(),
-		Signed: b.v.KeysPath() != "", Local: &contract.LocalPolicyJSON{Encryption: lp.Encryption, WithoutTPM: lp.WithoutTPM}}.Marshal()
+		Signed: b.v.KeysPath() != "", Local: &contract.LocalPolicyJSON{Encryption: lp.Encryption, WithoutTPM: lp.WithoutTPM},
+		UserDataSources: b.v.UserData.Sources}.Marshal()
 	if err != nil {
 		return err
 	}

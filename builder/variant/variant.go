@@ -24,17 +24,25 @@ import (
 
 // Variant is one image definition.
 type Variant struct {
-	Name        string     `toml:"name"`
-	Description string     `toml:"description"`
-	Dev         bool       `toml:"dev"` // dev images get a console shell; never production
-	Kernel      Kernel     `toml:"kernel"`
-	Packages    Packages   `toml:"packages"`
-	Programs    Programs   `toml:"programs"`
-	Partitions  Partitions `toml:"partitions"`
-	Output      Output     `toml:"output"`
-	Updates     Updates    `toml:"updates"`
-	SecureBoot  SecureBoot `toml:"secure-boot"`
-	Local       Local      `toml:"local"`
+	// Name is the variant's name, the file's (variants/<name>.toml); it names the image, its
+	// partitions' UUIDs and the build directory (build/<name>).
+	Name string `toml:"name"`
+	// Description says in a line what the variant is for.
+	Description string `toml:"description"`
+	// Dev makes a development image: a console shell (the console-shell program, busybox), the
+	// development PKI for the remote API, and a plain /local on machines without a TPM. Never for
+	// production.
+	Dev        bool       `toml:"dev"`
+	Kernel     Kernel     `toml:"kernel"`
+	Packages   Packages   `toml:"packages"`
+	Programs   Programs   `toml:"programs"`
+	Partitions Partitions `toml:"partitions"`
+	Output     Output     `toml:"output"`
+	Updates    Updates    `toml:"updates"`
+	SecureBoot SecureBoot `toml:"secure-boot"`
+	Local      Local      `toml:"local"`
+	Console    Console    `toml:"console"`
+	UserData   UserData   `toml:"userdata"`
 
 	// Path is the file the variant came from.
 	Path string `toml:"-"`
@@ -42,6 +50,7 @@ type Variant struct {
 
 // Kernel says which Debian kernel package to use and what of it to include.
 type Kernel struct {
+	// Package is the Debian kernel package (linux-image-*), pinned in packages/debian.lock.
 	Package string `toml:"package"`
 	// Modules go into the root filesystem and are loaded by the system init.
 	Modules []string `toml:"modules"`
@@ -51,20 +60,65 @@ type Kernel struct {
 	OptionalModules []string `toml:"optional-modules"`
 	// InitramfsModules go into the initramfs: what it takes to reach the verity root.
 	InitramfsModules []string `toml:"initramfs-modules"`
+	// HardwareModules are device drivers loaded on demand: they go, with their dependencies,
+	// into the initramfs and the root, and each is loaded only when a device its aliases match
+	// is there (the initramfs and the system init walk sysfs for modaliases). A machine loads
+	// the drivers of its own hardware and no others.
+	HardwareModules []string `toml:"hardware-modules"`
 	// Cmdline words come before the ones the builder adds (roothash=, ballast.*).
 	Cmdline []string `toml:"cmdline"`
+}
+
+// Console is the [console] table: where the kernel and Ballast's milestone lines are printed.
+// Without it, console= words in kernel.cmdline say so; with it they are refused.
+type Console struct {
+	// Serial is the serial console as console= takes it ("ttyS0,115200n8"); "" for none.
+	// When both are on, the serial port is /dev/console, where the milestones go.
+	Serial string `toml:"serial"`
+	// VGA adds the screen (console=tty0).
+	VGA bool `toml:"vga"`
+
+	// given says the file has a [console] table.
+	given bool
+}
+
+// ConsoleParams returns the console= words [console] asks for, none without it: the screen first
+// and the serial port last, since the kernel makes the last console= /dev/console.
+func (v *Variant) ConsoleParams() contract.Cmdline {
+	var out contract.Cmdline
+	if v.Console.VGA {
+		out = append(out, contract.KV("console", "tty0"))
+	}
+	if v.Console.Serial != "" {
+		out = append(out, contract.KV("console", v.Console.Serial))
+	}
+	return out
+}
+
+// UserData is the [userdata] table: where the host looks for its user data.
+type UserData struct {
+	// Sources are read in this order, later ones winning key by key; without the table the
+	// apiserver's default order applies.
+	Sources []string `toml:"sources"`
+
+	// given says the file has a [userdata] table.
+	given bool
 }
 
 // Packages lists what else goes into the root: Debian packages (with their dependencies, from
 // packages/debian.lock) and Go components built from pinned sources (packages/go-components.toml).
 type Packages struct {
+	// Debian packages go into the root with their dependencies, as packages/debian.lock pins them.
 	Debian []string `toml:"debian"`
-	Go     []string `toml:"go"`
+	// Go components are built from the sources packages/go-components.toml pins.
+	Go []string `toml:"go"`
 }
 
 // Programs lists the programs of contract.Programs the image holds besides the ones every image
 // has (the two inits); a program's service, if it has one, runs on the host.
 type Programs struct {
+	// Include names the programs of the program table (contract/programs.go) the image holds; a
+	// program from a package or component needs it in packages.debian or packages.go.
 	Include []string `toml:"include"`
 }
 
@@ -85,14 +139,20 @@ func (v *Variant) Services() []string { return contract.ServicesOf(v.Programs.In
 
 // Partitions holds sizes such as "128MiB"; each must be a whole number of MiB.
 type Partitions struct {
-	ESP    Size `toml:"esp"`
-	Root   Size `toml:"root"`
+	// ESP is the EFI system partition: systemd-boot and each slot's UKI.
+	ESP Size `toml:"esp"`
+	// Root is each slot's root partition, the EROFS root.
+	Root Size `toml:"root"`
+	// Verity is each slot's dm-verity hash partition.
 	Verity Size `toml:"verity"`
-	Data   Size `toml:"data"`
+	// Data is the data partition (/local) as written; the initramfs grows it to the disk's end.
+	Data Size `toml:"data"`
 }
 
-// Output lists the disk formats to write.
+// Output lists what the build writes.
 type Output struct {
+	// Formats are written into the build directory: disk.raw always, the others beside it.
+	// "ami" is made from the vmdk; "iso" and "netboot" are the installer.
 	Formats []string `toml:"formats"`
 }
 
@@ -103,14 +163,19 @@ type Updates struct {
 	// directory. The image carries it at contract.TUFRootPath; without it the image trusts no
 	// repository and cannot update.
 	Root string `toml:"root"`
-	// MetadataBaseURL and TargetsBaseURL are the defaults of settings.updates.*.
+	// MetadataBaseURL is the default of settings.updates.metadata-base-url: where the
+	// repository's metadata is. Needs updates.root.
 	MetadataBaseURL string `toml:"metadata-base-url"`
-	TargetsBaseURL  string `toml:"targets-base-url"`
+	// TargetsBaseURL is the default of settings.updates.targets-base-url: where the
+	// repository's payloads are. Needs updates.root.
+	TargetsBaseURL string `toml:"targets-base-url"`
 	// Tries is the boot count an activated entry starts with, 1 to MaxTries.
 	Tries *int `toml:"tries"`
-	// HealthTimeout and BlessAfter are durations ("5m", "90s"); see contract.UpdatePolicy.
+	// HealthTimeout is how long a boot has to become healthy ("5m", "90s"); a boot not healthy
+	// by then is given up and the host reboots.
 	HealthTimeout *contract.Duration `toml:"health-timeout"`
-	BlessAfter    *contract.Duration `toml:"bless-after"`
+	// BlessAfter is how long a trial boot must stay healthy to be blessed ("60s").
+	BlessAfter *contract.Duration `toml:"bless-after"`
 
 	// RootJSON is the content of Root, read and checked when the variant is parsed.
 	RootJSON []byte `toml:"-"`
@@ -220,8 +285,10 @@ func (s *Size) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// KnownFormats are the disk formats the builder writes.
-var KnownFormats = []string{"raw", "qcow2", "vmdk", "vhd", "gce"}
+// KnownFormats are the output formats the builder writes: disk images (raw, qcow2, vmdk, vhd,
+// gce), a VMware appliance (ova), an EC2 image (ami, made from the vmdk), and the metal
+// installer as a bootable ISO (iso) and a network boot directory (netboot).
+var KnownFormats = []string{"raw", "qcow2", "vmdk", "vhd", "gce", "ova", "ami", "iso", "netboot"}
 
 // includable are the programs a variant may list: the table's, but for those every image has.
 func includable() []string {
@@ -238,7 +305,11 @@ var (
 	typeErrRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
 	nameRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
 	moduleRE  = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
-	debRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
+	// A serial console as console= takes it: a device (not tty<N>, which is a screen), then
+	// optionally the speed, parity and bits ("ttyS0,115200n8").
+	serialRE = regexp.MustCompile(`^([A-Za-z]+[A-Za-z0-9]*[0-9]+)(,[0-9]+([noe][5-8]?)?r?)?$`)
+	vtRE     = regexp.MustCompile(`^tty[0-9]+$`)
+	debRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
 )
 
 // Load reads and validates a variant file of variants/: its name is the file's name.
@@ -290,6 +361,8 @@ func parse(path string, data []byte, nameIsFile bool) (*Variant, error) {
 		return nil, fmt.Errorf("%s:%d: unknown key %q", path, keyLine(data, u[0]), k)
 	}
 	v.Path = path
+	v.Console.given = md.IsDefined("console")
+	v.UserData.given = md.IsDefined("userdata")
 	err = v.validate(nameIsFile)
 	if err == nil {
 		err = v.readRoot()
@@ -297,10 +370,15 @@ func parse(path string, data []byte, nameIsFile bool) (*Variant, error) {
 	if err != nil {
 		var ke *keyError
 		if errors.As(err, &ke) {
-			if line := keyLine(data, strings.Split(ke.key, ".")); line > 0 {
+			// A missing key has no line: name its table's, else the file alone.
+			k := strings.Split(ke.key, ".")
+			line := keyLine(data, k)
+			if line == 0 && len(k) > 1 {
+				line = keyLine(data, k[:len(k)-1])
+			}
+			if line > 0 {
 				return nil, fmt.Errorf("%s:%d: key %q: %s", path, line, ke.key, ke.msg)
 			}
-			// A missing key has no line: name the file alone.
 			return nil, fmt.Errorf("%s: key %q: %s", path, ke.key, ke.msg)
 		}
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -345,6 +423,9 @@ func (v *Variant) validate(nameIsFile bool) error {
 	if err := checkList("kernel.initramfs-modules", v.Kernel.InitramfsModules, moduleRE, nil); err != nil {
 		return err
 	}
+	if err := v.validateHardware(); err != nil {
+		return err
+	}
 	for i, w := range v.Kernel.Cmdline {
 		for _, reserved := range []string{"roothash=", "ballast.", "root=", "init="} {
 			if strings.HasPrefix(w, reserved) {
@@ -354,6 +435,12 @@ func (v *Variant) validate(nameIsFile bool) error {
 		if w == "" || strings.ContainsAny(w, " \t\n\"") {
 			return bad("kernel.cmdline", "word %d %q: one word per entry, no spaces or quotes", i+1, w)
 		}
+		if v.Console.given && strings.HasPrefix(w, "console=") {
+			return bad("kernel.cmdline", "word %d %q: the consoles are [console]'s to set (serial, vga); remove it here", i+1, w)
+		}
+	}
+	if err := v.validateConsole(); err != nil {
+		return err
 	}
 	if err := checkList("packages.debian", v.Packages.Debian, debRE, nil); err != nil {
 		return err
@@ -404,10 +491,87 @@ func (v *Variant) validate(nameIsFile bool) error {
 	if err := checkList("output.formats", v.Output.Formats, nil, KnownFormats); err != nil {
 		return err
 	}
+	if err := v.validateUserData(); err != nil {
+		return err
+	}
+	if err := v.validateFormats(); err != nil {
+		return err
+	}
 	if err := v.validateTrust(); err != nil {
 		return err
 	}
 	return v.Updates.validate()
+}
+
+// validateHardware checks kernel.hardware-modules: valid names, each listed once and in no other
+// module list (those load their modules at boot or keep them for explicit requests).
+func (v *Variant) validateHardware() error {
+	if err := checkList("kernel.hardware-modules", v.Kernel.HardwareModules, moduleRE, nil); err != nil {
+		return err
+	}
+	for _, m := range v.Kernel.HardwareModules {
+		for _, other := range []struct {
+			key  string
+			list []string
+			why  string
+		}{
+			{"kernel.initramfs-modules", v.Kernel.InitramfsModules, "which loads it at every boot"},
+			{"kernel.modules", v.Kernel.Modules, "which loads it at every boot"},
+			{"kernel.optional-modules", v.Kernel.OptionalModules, "which loads it only when asked for"},
+		} {
+			if slices.ContainsFunc(other.list, func(n string) bool { return contract.ModuleName(n) == contract.ModuleName(m) }) {
+				return bad("kernel.hardware-modules", "%s is in %s too, %s", m, other.key, other.why)
+			}
+		}
+	}
+	return nil
+}
+
+func (v *Variant) validateConsole() error {
+	c := v.Console
+	if !c.given {
+		return nil
+	}
+	if c.Serial != "" {
+		m := serialRE.FindStringSubmatch(c.Serial)
+		switch {
+		case m == nil:
+			return bad("console.serial", "%q: want a device and its settings as console= takes them, e.g. \"ttyS0,115200n8\", or \"\" for none", c.Serial)
+		case vtRE.MatchString(m[1]):
+			return bad("console.serial", "%q is a screen, not a serial port: use vga = true", c.Serial)
+		}
+	}
+	if c.Serial == "" && !c.VGA {
+		return bad("console", "no console: set serial, or vga = true (a host that prints nowhere cannot say why it did not boot)")
+	}
+	return nil
+}
+
+func (v *Variant) validateUserData() error {
+	u := v.UserData
+	if !u.given {
+		return nil
+	}
+	if len(u.Sources) == 0 {
+		return bad("userdata.sources", "missing or empty: list the sources to read (%s), or leave [userdata] out for the default order",
+			strings.Join(contract.UserDataSources(), ", "))
+	}
+	return checkList("userdata.sources", u.Sources, nil, contract.UserDataSources())
+}
+
+// validateFormats checks what output formats need of each other and of the variant.
+func (v *Variant) validateFormats() error {
+	f := v.Output.Formats
+	if slices.Contains(f, "ami") && !slices.Contains(f, "vmdk") {
+		return bad("output.formats", "\"ami\" is imported from the vmdk: add \"vmdk\"")
+	}
+	for _, installer := range []string{"iso", "netboot"} {
+		// The installer hands the installed disk its user data as a NoCloud seed.
+		if slices.Contains(f, installer) && v.UserData.given && !slices.Contains(v.UserData.Sources, contract.UserDataNoCloud) {
+			return bad("output.formats", "%q installs with user data in a NoCloud seed partition: add %q to userdata.sources", installer, contract.UserDataNoCloud)
+		}
+	}
+	return nil
 }
 
 func (v *Variant) validateTrust() error {

@@ -3,6 +3,7 @@ package variant
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -71,7 +72,65 @@ func TestParse(t *testing.T) {
 			return strings.Replace(s, `include = ["apiserver"]`, `include = ["apiserver", "system-init"]`, 1)
 		}, `unknown "system-init"`},
 		{"reserved cmdline", func(s string) string { return strings.Replace(s, `"console=ttyS0"`, `"roothash=00"`, 1) }, "set by the builder"},
-		{"unknown format", func(s string) string { return strings.Replace(s, `formats = ["raw"]`, `formats = ["iso"]`, 1) }, `unknown "iso"`},
+		{"unknown format", func(s string) string { return strings.Replace(s, `formats = ["raw"]`, `formats = ["raw", "dmg"]`, 1) }, `t.toml:15: key "output.formats": unknown "dmg"`},
+		{"cloud and installer formats", func(s string) string {
+			return strings.Replace(s, `formats = ["raw"]`, `formats = ["raw", "vmdk", "ami", "ova", "iso", "netboot"]`, 1)
+		}, ""},
+		{"ami without vmdk", func(s string) string { return strings.Replace(s, `formats = ["raw"]`, `formats = ["raw", "ami"]`, 1) },
+			`t.toml:15: key "output.formats": "ami" is imported from the vmdk: add "vmdk"`},
+		{"installer without nocloud", func(s string) string {
+			return strings.Replace(s, `formats = ["raw"]`, `formats = ["raw", "iso"]`, 1) + "[userdata]\nsources = [\"cmdline\"]\n"
+		}, `t.toml:15: key "output.formats": "iso" installs with user data in a NoCloud seed partition: add "nocloud" to userdata.sources`},
+		{"hardware modules", func(s string) string {
+			return strings.Replace(s, `modules = ["vfat"]`, "modules = [\"vfat\"]\nhardware-modules = [\"ahci\", \"e1000e\"]", 1)
+		}, ""},
+		{"bad hardware module", func(s string) string {
+			return strings.Replace(s, `modules = ["vfat"]`, "modules = [\"vfat\"]\nhardware-modules = [\"ahci\", \"e1000e/x\"]", 1)
+		}, `t.toml:6: key "kernel.hardware-modules": "e1000e/x" is not a valid name`},
+		{"hardware module twice", func(s string) string {
+			return strings.Replace(s, `modules = ["vfat"]`, "modules = [\"vfat\"]\nhardware-modules = [\"ahci\", \"ahci\"]", 1)
+		}, `t.toml:6: key "kernel.hardware-modules": "ahci" listed twice`},
+		{"hardware module loaded in the initramfs", func(s string) string {
+			return strings.Replace(s, `modules = ["vfat"]`, "modules = [\"vfat\"]\nhardware-modules = [\"virtio-blk\"]", 1)
+		}, `t.toml:6: key "kernel.hardware-modules": virtio-blk is in kernel.initramfs-modules too, which loads it at every boot`},
+		{"hardware module optional", func(s string) string {
+			return strings.Replace(s, `modules = ["vfat"]`, "modules = [\"vfat\"]\noptional-modules = [\"tun\"]\nhardware-modules = [\"tun\"]", 1)
+		}, `t.toml:7: key "kernel.hardware-modules": tun is in kernel.optional-modules too`},
+		{"hardware modules not a list", func(s string) string {
+			return strings.Replace(s, `modules = ["vfat"]`, "modules = [\"vfat\"]\nhardware-modules = \"ahci\"", 1)
+		}, `t.toml:6:`},
+		{"console", func(s string) string {
+			return strings.Replace(s, `"console=ttyS0"`, `"quiet"`, 1) + "[console]\nserial = \"ttyS0,115200n8\"\nvga = true\n"
+		}, ""},
+		{"console vga only", func(s string) string {
+			return strings.Replace(s, `"console=ttyS0"`, `"quiet"`, 1) + "[console]\nserial = \"\"\nvga = true\n"
+		}, ""},
+		{"console and console= words", func(s string) string { return s + "[console]\nserial = \"ttyS0\"\n" },
+			`t.toml:6: key "kernel.cmdline": word 1 "console=ttyS0": the consoles are [console]'s to set`},
+		{"console bad serial", func(s string) string {
+			return strings.Replace(s, `"console=ttyS0"`, `"quiet"`, 1) + "[console]\nserial = \"ttyS0 115200\"\n"
+		}, `t.toml:19: key "console.serial": "ttyS0 115200": want a device`},
+		{"console serial is a screen", func(s string) string {
+			return strings.Replace(s, `"console=ttyS0"`, `"quiet"`, 1) + "[console]\nvga = false\nserial = \"tty1\"\n"
+		}, `t.toml:20: key "console.serial": "tty1" is a screen, not a serial port: use vga = true`},
+		{"console none", func(s string) string {
+			return strings.Replace(s, `"console=ttyS0"`, `"quiet"`, 1) + "[console]\nserial = \"\"\nvga = false\n"
+		}, `t.toml:18: key "console": no console`},
+		{"console vga not a bool", func(s string) string {
+			return strings.Replace(s, `"console=ttyS0"`, `"quiet"`, 1) + "[console]\nvga = \"yes\"\n"
+		}, `t.toml:19:`},
+		{"console unknown key", func(s string) string {
+			return strings.Replace(s, `"console=ttyS0"`, `"quiet"`, 1) + "[console]\nvga = true\nkeyboard = \"us\"\n"
+		}, `t.toml:20: unknown key "console.keyboard"`},
+		{"userdata", func(s string) string { return s + "[userdata]\nsources = [\"imds\", \"nocloud\"]\n" }, ""},
+		{"userdata unknown source", func(s string) string { return s + "[userdata]\nsources = [\"imds\", \"gce\"]\n" },
+			`t.toml:19: key "userdata.sources": unknown "gce" (known: nocloud, ovf, imds, cmdline)`},
+		{"userdata twice", func(s string) string { return s + "[userdata]\nsources = [\"imds\", \"imds\"]\n" },
+			`t.toml:19: key "userdata.sources": "imds" listed twice`},
+		{"userdata empty", func(s string) string { return s + "[userdata]\nsources = []\n" },
+			`t.toml:19: key "userdata.sources": missing or empty`},
+		{"userdata without sources", func(s string) string { return s + "[userdata]\n" },
+			`t.toml:18: key "userdata.sources": missing or empty`},
 		{"optional module", func(s string) string {
 			return strings.Replace(s, `modules = ["vfat"]`, "modules = [\"vfat\"]\noptional-modules = [\"tun\"]", 1)
 		}, ""},
@@ -236,5 +295,37 @@ func TestLoadFile(t *testing.T) {
 	}
 	if _, err := LoadFile(path); err == nil || !strings.Contains(err.Error(), `v2.toml:1: key "name"`) {
 		t.Errorf("LoadFile of a bad name: %v", err)
+	}
+}
+
+// [console] becomes console= words: the screen first, the serial port last (it is /dev/console);
+// [userdata] keeps its order.
+func TestConsoleAndUserData(t *testing.T) {
+	base := strings.Replace(good, `"console=ttyS0"`, `"quiet"`, 1)
+	cases := []struct {
+		name, text string
+		console    string
+		sources    []string
+	}{
+		{"none", good, "", nil},
+		{"both", base + "[console]\nvga = true\nserial = \"ttyS1,9600\"\n", "console=tty0 console=ttyS1,9600", nil},
+		{"serial", base + "[console]\nserial = \"ttyS0,115200n8\"\n", "console=ttyS0,115200n8", nil},
+		{"vga", base + "[console]\nvga = true\n", "console=tty0", nil},
+		{"sources", base + "[userdata]\nsources = [\"cmdline\", \"ovf\", \"nocloud\"]\n", "", []string{"cmdline", "ovf", "nocloud"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			v, err := Parse("t.toml", []byte(c.text))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := v.ConsoleParams().Format()
+			if err != nil || got != c.console {
+				t.Errorf("console words %q (%v), want %q", got, err, c.console)
+			}
+			if !slices.Equal(v.UserData.Sources, c.sources) {
+				t.Errorf("sources %q, want %q", v.UserData.Sources, c.sources)
+			}
+		})
 	}
 }

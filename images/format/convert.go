@@ -19,6 +19,16 @@ type Options struct {
 	// Compress stores QCOW2 clusters deflate-compressed. VMDK and GCE are
 	// always compressed; raw and VHD never are.
 	Compress bool
+	// Name, Version and Description are the product the OVA describes (its
+	// virtual machine's name and the ProductSection vSphere shows) and the
+	// AMI's name and description. Name also names the files inside the OVA;
+	// without it they are named after the OVA.
+	Name        string
+	Version     string
+	Description string
+	// Arch is the disk's architecture as Debian names it (amd64, arm64), for
+	// the AMI; "" is amd64.
+	Arch string
 }
 
 // converter writes the disk read from in to out. out is a fresh, empty file
@@ -31,6 +41,9 @@ type outFile interface {
 	io.Writer
 	io.WriterAt
 	Truncate(size int64) error
+	// Name is the temporary file's path: converters that need scratch
+	// space make it beside the output.
+	Name() string
 }
 
 // Convert writes the raw disk image at rawPath to outPath in format f. The
@@ -65,6 +78,10 @@ func converterFor(f Format) (converter, error) {
 		return writeVHD, nil
 	case GCE:
 		return writeGCE, nil
+	case OVA:
+		return writeOVA, nil
+	case AMI:
+		return writeAMI, nil
 	}
 	_, err := Parse(string(f))
 	return nil, err

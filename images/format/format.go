@@ -1,6 +1,7 @@
 // Package format converts a raw disk image into the formats clouds and
-// hypervisors import: QCOW2, streamOptimized VMDK, fixed VHD and the GCE
-// tarball. Every converter streams the input, skips its all-zero blocks and
+// hypervisors import: QCOW2, streamOptimized VMDK, fixed VHD, the GCE
+// tarball and VMware's OVA, and writes the description AWS needs to make an
+// AMI of the VMDK. Every converter streams the input, skips its all-zero blocks and
 // writes the same bytes for the same input and Options, so two builds of the
 // same disk give identical artifacts.
 //
@@ -30,11 +31,17 @@ const (
 	VHD Format = "vhd"
 	// GCE is disk.raw in a gzip-compressed tar, the file GCE image import takes.
 	GCE Format = "gce"
+	// OVA is a VMware OVF package: the descriptor, its manifest and the
+	// streamOptimized VMDK in one ustar archive.
+	OVA Format = "ova"
+	// AMI is ami.json, what EC2's import-snapshot and register-image take to
+	// make an AMI of disk.vmdk, which must be written too (Requires).
+	AMI Format = "ami"
 )
 
 // Formats lists every known format in a fixed order.
 func Formats() []Format {
-	return []Format{Raw, QCOW2, VMDK, VHD, GCE}
+	return []Format{Raw, QCOW2, VMDK, VHD, GCE, OVA, AMI}
 }
 
 // Parse returns the format with the given name.
@@ -65,6 +72,28 @@ func Ext(f Format) string {
 		return ".vhd"
 	case GCE:
 		return ".tar.gz"
+	case OVA:
+		return ".ova"
+	case AMI:
+		return ".json"
 	}
 	return ""
+}
+
+// FileName is the name a build gives the output of format f: disk and the
+// format's extension, but ami.json for the AMI description, which is no disk.
+func FileName(f Format) string {
+	if f == AMI {
+		return "ami.json"
+	}
+	return "disk" + Ext(f)
+}
+
+// Requires lists the formats whose outputs must be written beside f's: the
+// AMI description names the VMDK.
+func Requires(f Format) []Format {
+	if f == AMI {
+		return []Format{VMDK}
+	}
+	return nil
 }

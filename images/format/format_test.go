@@ -20,7 +20,9 @@ func TestParse(t *testing.T) {
 		{"vmdk", VMDK, ""},
 		{"vhd", VHD, ""},
 		{"gce", GCE, ""},
-		{"QCOW2", "", `unknown disk format "QCOW2" (known: raw, qcow2, vmdk, vhd, gce)`},
+		{"ova", OVA, ""},
+		{"ami", AMI, ""},
+		{"QCOW2", "", `unknown disk format "QCOW2" (known: raw, qcow2, vmdk, vhd, gce, ova, ami)`},
 		{"vpc", "", `unknown disk format "vpc"`},
 		{"", "", `unknown disk format ""`},
 	} {
@@ -33,7 +35,7 @@ func TestParse(t *testing.T) {
 
 func TestExt(t *testing.T) {
 	for f, want := range map[Format]string{
-		Raw: ".raw", QCOW2: ".qcow2", VMDK: ".vmdk", VHD: ".vhd", GCE: ".tar.gz", "iso": "",
+		Raw: ".raw", QCOW2: ".qcow2", VMDK: ".vmdk", VHD: ".vhd", GCE: ".tar.gz", OVA: ".ova", AMI: ".json", "iso": "",
 	} {
 		if got := Ext(f); got != want {
 			t.Errorf("Ext(%q) = %q, want %q", f, got, want)

@@ -24,10 +24,7 @@ const gceBlock = 1 << 16
 // entries, so the holes are stored as zeros, which gzip shrinks to almost
 // nothing.
 func writeGCE(ctx context.Context, in *input, out outFile, _ string, opts Options) error {
-	mtime := opts.Time.UTC().Truncate(time.Second)
-	if opts.Time.IsZero() || mtime.Before(time.Unix(0, 0)) {
-		mtime = time.Unix(0, 0).UTC()
-	}
+	mtime := archiveTime(opts)
 	bw := bufio.NewWriterSize(out, 1<<20)
 	zw, err := gzip.NewWriterLevel(bw, deflateLevel)
 	if err != nil {
@@ -70,4 +67,14 @@ func writeGCE(ctx context.Context, in *input, out outFile, _ string, opts Option
 		return fmt.Errorf("gce: %w", err)
 	}
 	return nil
+}
+
+// archiveTime is the time tar entries carry: the caller's, in whole seconds,
+// and no earlier than the epoch, the earliest a tar header holds.
+func archiveTime(opts Options) time.Time {
+	mtime := opts.Time.UTC().Truncate(time.Second)
+	if opts.Time.IsZero() || mtime.Before(time.Unix(0, 0)) {
+		return time.Unix(0, 0).UTC()
+	}
+	return mtime
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math"
 )
 
@@ -32,34 +33,42 @@ type vmdkStream struct {
 	gt      []uint32 // entries of the grain table being filled
 	gtIndex int      // which grain table gt is
 	gtUsed  bool     // whether gt maps any grain
+	grains  int64    // grains written
 }
 
 func writeVMDK(ctx context.Context, in *input, out outFile, name string, opts Options) error {
+	_, err := streamVMDK(ctx, in, out, name, opts)
+	return err
+}
+
+// streamVMDK writes the extent to out and returns how many of its grains
+// hold data.
+func streamVMDK(ctx context.Context, in *input, out io.Writer, name string, opts Options) (int64, error) {
 	desc, err := vmdkDescriptor(in.size, name, opts.UUID)
 	if err != nil {
-		return fmt.Errorf("vmdk: %w", err)
+		return 0, fmt.Errorf("vmdk: %w", err)
 	}
 	zip, err := newVMDKDeflater()
 	if err != nil {
-		return fmt.Errorf("vmdk: %w", err)
+		return 0, fmt.Errorf("vmdk: %w", err)
 	}
 	capacity := in.size / sectorSize
-	grains := (capacity + vmdkGrainSectors - 1) / vmdkGrainSectors
+	allGrains := (capacity + vmdkGrainSectors - 1) / vmdkGrainSectors
 	s := &vmdkStream{
 		w:   bufio.NewWriterSize(out, 1<<20),
 		zip: zip,
-		gd:  make([]uint32, (grains+vmdkGTEntries-1)/vmdkGTEntries),
+		gd:  make([]uint32, (allGrains+vmdkGTEntries-1)/vmdkGTEntries),
 		gt:  make([]uint32, vmdkGTEntries),
 	}
 	h := vmdkHeader{capacity: uint64(capacity), gdOffset: vmdkGDAtEnd}
 	if err := s.write(h.bytes()); err != nil {
-		return fmt.Errorf("vmdk: %w", err)
+		return 0, fmt.Errorf("vmdk: %w", err)
 	}
 	if err := s.write(desc); err != nil {
-		return fmt.Errorf("vmdk: %w", err)
+		return 0, fmt.Errorf("vmdk: %w", err)
 	}
 	if err := s.padTo(vmdkOverhead); err != nil {
-		return fmt.Errorf("vmdk: %w", err)
+		return 0, fmt.Errorf("vmdk: %w", err)
 	}
 
 	full := make([]byte, vmdkGrainSize)
@@ -79,12 +88,12 @@ func writeVMDK(ctx context.Context, in *input, out outFile, name string, opts Op
 		return nil
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if err := s.finish(h); err != nil {
-		return fmt.Errorf("vmdk: %w", err)
+		return 0, fmt.Errorf("vmdk: %w", err)
 	}
-	return nil
+	return s.grains, nil
 }
 
 // grain writes grain n (counted from the start of the disk).
@@ -105,6 +114,7 @@ func (s *vmdkStream) grain(n int64, b []byte) error {
 	}
 	s.gt[n%vmdkGTEntries] = at
 	s.gtUsed = true
+	s.grains++
 	var m [12]byte
 	binary.LittleEndian.PutUint64(m[0:], uint64(n*vmdkGrainSectors))
 	binary.LittleEndian.PutUint32(m[8:], uint32(len(c)))

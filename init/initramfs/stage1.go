@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ballast-os/ballast/init/entropy"
@@ -49,6 +50,9 @@ func Run(ctx context.Context, con *console.Writer) (State, error) {
 	if err != nil {
 		return State{}, fmt.Errorf("read /proc/cmdline: %w", err)
 	}
+	if c := contract.ParseCmdline(string(cmdline)); isInstall(c) {
+		return State{}, install(ctx, con, c)
+	}
 	p, err := contract.ParseBoot(contract.ParseCmdline(string(cmdline)))
 	if err != nil {
 		return State{}, err
@@ -63,9 +67,15 @@ func Run(ctx context.Context, con *console.Writer) (State, error) {
 	if err := l.LoadAll(); err != nil {
 		return State{}, err
 	}
-	con.Milestone("modules", "loaded %d boot modules", l.Count())
+	boot := l.Count()
+	plugged, err := l.Coldplug()
+	if err != nil {
+		con.Errorf("%v", err)
+	}
+	con.Milestone("modules", "loaded %d boot modules, %s", boot, onDemand(plugged))
 
-	parts, err := blockdev.WaitPartUUIDs(ctx, map[string]string{
+	// Drivers loaded on demand make devices that want drivers of their own (a controller's disks).
+	parts, err := blockdev.Scanner{Rescan: func() { Coldplug(con, l) }}.Wait(ctx, map[string]string{
 		"root":   p.Root.String(),
 		"verity": p.Verity.String(),
 		"data":   p.Data.String(),
@@ -108,6 +118,25 @@ func Run(ctx context.Context, con *console.Writer) (State, error) {
 		return State{}, err
 	}
 	return State{Data: data}, nil
+}
+
+// Coldplug loads the on-demand modules the devices present ask for (kmod.Loader.Coldplug) and
+// says on the console what it loaded and what failed. Waits for disks call it at each poll.
+func Coldplug(con *console.Writer, l *kmod.Loader) {
+	plugged, err := l.Coldplug()
+	if err != nil {
+		con.Errorf("%v", err)
+	}
+	if len(plugged) > 0 {
+		con.Milestone("modules", "loaded %s", onDemand(plugged))
+	}
+}
+
+func onDemand(names []string) string {
+	if len(names) == 0 {
+		return "0 on demand"
+	}
+	return fmt.Sprintf("%d on demand (%s)", len(names), strings.Join(names, ","))
 }
 
 // gatherEntropy waits for the kernel's random pool in the background. The kernel gathers jitter

@@ -32,12 +32,17 @@ type Loader struct {
 	// Finit inserts one module file [finit_module(2), a module loaded already being no error];
 	// tests replace it.
 	Finit func(f *os.File) error
+	// Sys is where sysfs is mounted, for Coldplug ["/sys"]; tests stage a tree.
+	Sys string
 
 	deps    map[string]string // canonical name → path relative to Dir
 	line    map[string][]string
 	aliases [][2]string // modules.alias: pattern, canonical name
-	mu      sync.Mutex
-	done    map[string]bool
+	// onDemand holds the modules of contract.ModulesOnDemand: LoadAll leaves them to Coldplug.
+	onDemand map[string]bool
+	mu       sync.Mutex
+	done     map[string]bool
+	plug     *coldplug // built by the first Coldplug
 }
 
 // New reads Dir/modules.dep. root is "/" on a running system; kver is uname -r when empty.
@@ -59,7 +64,8 @@ func NewDir(dir string) (*Loader, error) {
 		return nil, fmt.Errorf("kmod: %w", err)
 	}
 	defer f.Close()
-	l := &Loader{Dir: dir, deps: map[string]string{}, line: map[string][]string{}, done: map[string]bool{}, Finit: finitModule}
+	l := &Loader{Dir: dir, deps: map[string]string{}, line: map[string][]string{}, done: map[string]bool{}, onDemand: map[string]bool{},
+		Finit: finitModule}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -75,6 +81,9 @@ func NewDir(dir string) (*Loader, error) {
 		return nil, fmt.Errorf("kmod: %s/modules.dep: %w", dir, err)
 	}
 	if err := l.readAliases(); err != nil {
+		return nil, err
+	}
+	if err := l.readOnDemand(); err != nil {
 		return nil, err
 	}
 	return l, nil
@@ -254,12 +263,14 @@ func Load(root string, names ...string) error {
 	return l.Load(names...)
 }
 
-// LoadAll loads every module listed in modules.dep — what the initramfs does, since the builder
-// put exactly the boot modules there.
+// LoadAll loads every module listed in modules.dep but those loaded on demand — what the
+// initramfs does, since the builder put exactly the boot and the hardware modules there.
 func (l *Loader) LoadAll() error {
 	names := make([]string, 0, len(l.deps))
 	for n := range l.deps {
-		names = append(names, n)
+		if !l.onDemand[n] {
+			names = append(names, n)
+		}
 	}
 	sort.Strings(names)
 	return l.Load(names...)

@@ -23,6 +23,11 @@ func TestBoot(t *testing.T) {
 		loaded = names
 		return errors.Join(errors.New("kmod: module nope is not in modules.dep"))
 	}
+	var plugs int
+	i.coldplug = func() ([]string, error) {
+		plugs++
+		return []string{"e1000e", "sd_mod"}, errors.New("kmod: coldplug: kernel/drivers/net/tg3.ko: finit_module: no such device")
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	i.boot(ctx)
@@ -42,6 +47,9 @@ func TestBoot(t *testing.T) {
 	if b, err := os.ReadFile(i.path(contract.BootModules)); err != nil || string(b) != "button\nevdev\nnope\n" {
 		t.Errorf("%s = %q, %v", contract.BootModules, b, err)
 	}
+	if plugs != 1 {
+		t.Errorf("coldplugged %d times, want once", plugs)
+	}
 	log := k.log()
 	if log[0] != "cad off" || !slices.Contains(log, "hostname ballast") {
 		t.Errorf("kernel calls %q", log)
@@ -49,6 +57,8 @@ func TestBoot(t *testing.T) {
 	for _, want := range []string{
 		"ballast: init variant=qemu version=0.1.0 services=\n",
 		"ballast: error: modules: kmod: module nope is not in modules.dep\n",
+		"ballast: modules loaded 2 on demand (e1000e,sd_mod)\n",
+		"ballast: error: modules: kmod: coldplug: kernel/drivers/net/tg3.ko: finit_module: no such device\n",
 		"ballast: error: no service serves the API: no ready line\n",
 	} {
 		if !strings.Contains(out.String(), want) {

@@ -49,6 +49,10 @@ type Config struct {
 	// LoadModules loads kernel modules and their dependencies [kmod.Load("/", names...), refusing
 	// what the kernel policy blocks].
 	LoadModules func(names ...string) error
+	// Coldplug loads the on-demand modules (contract.ModulesOnDemand) the devices present ask
+	// for and returns their names [kmod.Loader.Coldplug on "/", refusing what the kernel policy
+	// blocks].
+	Coldplug func() ([]string, error)
 	// Supervise tunes the supervisor; its Console is always the init's.
 	Supervise   supervise.Options
 	PowerButton powerbutton.Watcher
@@ -75,6 +79,7 @@ type Init struct {
 	reaper      *reap.Reaper
 	runReaper   bool
 	loadModules func(names ...string) error
+	coldplug    func() ([]string, error)
 	supOpts     supervise.Options
 	button      powerbutton.Watcher
 	random      func(ctx context.Context) (string, error)
@@ -121,6 +126,7 @@ func New(cfg Config) *Init {
 		kernel:      cfg.Kernel,
 		reaper:      cfg.Reaper,
 		loadModules: cfg.LoadModules,
+		coldplug:    cfg.Coldplug,
 		supOpts:     cfg.Supervise,
 		button:      cfg.PowerButton,
 		random:      cfg.Random,
@@ -163,6 +169,16 @@ func New(cfg Config) *Init {
 			}
 			l.Blocked = i.policy.Blocks
 			return l.Load(names...)
+		}
+	}
+	if i.coldplug == nil {
+		i.coldplug = func() ([]string, error) {
+			l, err := kmod.New("/", "")
+			if err != nil {
+				return nil, err
+			}
+			l.Blocked = i.policy.Blocks
+			return l.Coldplug()
 		}
 	}
 	i.supOpts.Console = i.console
@@ -246,6 +262,7 @@ func (i *Init) boot(ctx context.Context) {
 	// Before the modules: a network driver's interfaces take the net.*.default sysctls as they
 	// are when it creates them, and the modules load under the lockdown level.
 	mods := i.harden()
+	i.loadOnDemand()
 	if err := i.kernel.Sethostname(Hostname); err != nil {
 		i.console.Errorf("hostname: %v", err)
 	}
@@ -278,6 +295,18 @@ func (i *Init) finishBoot(mods []string) {
 	i.report("mounts", <-late)
 	// After the modules: vfat and its code pages are among them.
 	i.mountEFI()
+}
+
+// loadOnDemand loads the drivers of devices the initramfs found no driver for, or that appeared
+// since: the on-demand modules are in the initramfs too, which loaded those of the devices it saw.
+// Before the services, so the network service finds the interfaces of every network card, and
+// under the kernel policy, whose blocks it respects.
+func (i *Init) loadOnDemand() {
+	got, err := i.coldplug()
+	i.report("modules", err)
+	if len(got) > 0 {
+		i.console.Milestone("modules", "loaded %d on demand (%s)", len(got), strings.Join(got, ","))
+	}
 }
 
 // readIdentity reads image.json, os-release and the kernel command line. Without image.json

@@ -97,6 +97,7 @@ func testInit(t *testing.T) (*Init, *fakeKernel, *testutil.Buffer) {
 		Kernel:      k,
 		Reaper:      testReaper,
 		LoadModules: func(...string) error { return nil },
+		Coldplug:    func() ([]string, error) { return nil, nil },
 		Random:      func(context.Context) (string, error) { return "pool ready (test)", nil },
 	})
 	i.killPoll = 0

@@ -476,7 +476,7 @@ func TestSignedUpdatesUnlock(t *testing.T) {
 	}
 	good := lab.variant(t, "qemu-signed.toml", signed)
 	panics := lab.variant(t, "qemu-signed-panics.toml", func(s string) string {
-		return signed(strings.Replace(s, `cmdline = ["console=ttyS0,115200n8",`, `cmdline = ["console=ttyS0,115200n8", "rdinit=/no-such-init",`, 1))
+		return signed(strings.Replace(s, `cmdline = ["quiet",`, `cmdline = ["quiet", "rdinit=/no-such-init",`, 1))
 	})
 	for _, b := range []struct{ file, version string }{{good, "1.0.0"}, {good, "2.0.0"}, {panics, "3.0.0"}} {
 		lab.build(t, b.file, b.version)

@@ -404,7 +404,7 @@ func TestUpdates(t *testing.T) {
 	})
 	// v4's kernel panics: its initramfs init is not there.
 	panics := lab.variant(t, "qemu-panics.toml", func(s string) string {
-		return strings.Replace(s, `cmdline = ["console=ttyS0,115200n8",`, `cmdline = ["console=ttyS0,115200n8", "rdinit=/no-such-init",`, 1)
+		return strings.Replace(s, `cmdline = ["quiet",`, `cmdline = ["quiet", "rdinit=/no-such-init",`, 1)
 	})
 	for _, b := range []struct{ file, version string }{{good, "1.0.0"}, {good, "2.0.0"}, {broken, "3.0.0"}, {panics, "4.0.0"}} {
 		lab.build(t, b.file, b.version)

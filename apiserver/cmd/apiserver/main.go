@@ -5,11 +5,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -43,14 +40,14 @@ func main() {
 		osRelease = flag.String("os-release", contract.OSReleasePath, "os-release file GET /os reads")
 		cmdline   = flag.String("cmdline", "/proc/cmdline", "kernel command line: GET /os and ballast.userdata=")
 		defaults  = flag.String("defaults", contract.DefaultsPath, "the image's default settings (TOML user data; a missing file means none)")
-		userData  = flag.String("user-data", "", "read first-boot user data from this file instead of a cidata volume")
+		userData  = flag.String("user-data", "", "read first-boot user data from this file instead of the first source (a cidata volume unless image.json lists others)")
 		// No wait by default: the system init loads the image's modules, whose drivers probe their
 		// devices as they load, before it starts the apiserver, so a seed volume present at power-on
 		// is there to be found. A wait only helps with devices that arrive later (USB), and every
 		// second of it delays each first boot without a seed volume.
 		udWait           = flag.Duration("user-data-wait", 0, "how long to keep looking for a cidata volume that is not there yet on first boot")
 		runDir           = flag.String("run", "/run", "where the cidata volume is mounted while it is read")
-		imdsEndpoint     = flag.String("imds-endpoint", "auto", "EC2 instance metadata service for first-boot user data: \"auto\" asks "+userdata.IMDSEndpoint+" on EC2 only (by the SMBIOS vendor), \"off\" never, a URL always")
+		imdsEndpointFlag = flag.String("imds-endpoint", "auto", "EC2 instance metadata service for first-boot user data: \"auto\" asks "+userdata.IMDSEndpoint+" on EC2 only (by the SMBIOS vendor), \"off\" never, a URL always")
 		imdsTimeout      = flag.Duration("imds-timeout", 2*time.Second, "how long to try the instance metadata service")
 		initSocket       = flag.String("init-socket", contract.InitSocket, "the system init's socket (services, restarts, reboot)")
 		logDir           = flag.String("log-dir", contract.PersistentLogDir, "where the system init writes the host logs")
@@ -93,24 +90,20 @@ func main() {
 		}
 	}
 
-	var first userdata.NamedSource
-	if *userData != "" {
-		first = userdata.NamedSource{Name: "file", Source: userdata.File(*userData)}
-	} else {
-		first = userdata.NamedSource{Name: "nocloud", Source: userdata.NoCloud{RunDir: *runDir, Wait: *udWait, BeforeMount: waitBoot}}
+	img, imgErr := readImage(*imageInfo)
+	if imgErr != nil {
+		// The API must still serve: without a policy the update endpoints say updates are not
+		// configured, and user data comes from the default sources.
+		fmt.Fprintf(os.Stderr, "ballast: apiserver: %v\n", imgErr)
 	}
-	sources := []userdata.NamedSource{first}
-	imds := *imdsEndpoint
-	if imds == "auto" {
-		imds = "off"
-		if userdata.OnEC2("/sys") {
-			imds = userdata.IMDSEndpoint
-		}
+	imds := imdsEndpoint(*imdsEndpointFlag, func() bool { return userdata.OnEC2("/sys") })
+	sources, err := userDataSources(sourceConfig{
+		Names: img.UserDataSources, File: *userData, RunDir: *runDir, Wait: *udWait, BeforeMount: waitBoot,
+		IMDS: imds, IMDSTimeout: *imdsTimeout, Cmdline: *cmdline,
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ballast: apiserver: %s: %v; reading %s\n", *imageInfo, err, strings.Join(sourceNames(sources), ", "))
 	}
-	if imds != "off" && imds != "" {
-		sources = append(sources, userdata.NamedSource{Name: "imds", Source: userdata.IMDS{Endpoint: imds, Timeout: *imdsTimeout}})
-	}
-	sources = append(sources, userdata.NamedSource{Name: "cmdline", Source: userdata.Cmdline{Path: *cmdline}})
 	var defaultsSrc userdata.Source
 	if *defaults != "" {
 		defaultsSrc = userdata.File(*defaults)
@@ -129,16 +122,9 @@ func main() {
 		procDir, policyFile = "", ""
 	}
 
-	policy, err := updatePolicy(*imageInfo)
-	if err != nil {
-		// The API must still serve: without a policy the update endpoints say updates are not
-		// configured.
-		fmt.Fprintf(os.Stderr, "ballast: apiserver: %v\n", err)
-	}
-
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if imds != "off" && imds != "" && *metadataHostname != "" {
+	if imds != "" && *metadataHostname != "" {
 		// At every start, for the network service, which names the host with it when neither
 		// settings nor DHCP do. The service is reached once the network is up: asked until then.
 		go func() {
@@ -165,7 +151,7 @@ func main() {
 		NetworkState: *netState,
 		Containers:   api.DefaultContainers(),
 		WaitBoot:     waitBoot,
-		UpdatePolicy: policy,
+		UpdatePolicy: img.Updates,
 		// The update agent reads env.Config at each action, so a settings change holds from the
 		// next one on.
 		NewUpdater: updater.New(updater.DefaultPaths()),
@@ -176,23 +162,6 @@ func main() {
 		fmt.Fprintf(os.Stderr, "ballast: apiserver: %v\n", err)
 		os.Exit(1)
 	}
-}
-
-// updatePolicy reads the image's update policy from image.json; an image without the file
-// (a test tree, a build from before updates) has the default policy and no repository.
-func updatePolicy(path string) (contract.UpdatePolicy, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return contract.DefaultUpdatePolicy(), nil
-	}
-	if err != nil {
-		return contract.DefaultUpdatePolicy(), fmt.Errorf("image description: %w", err)
-	}
-	var img contract.Image
-	if err := json.Unmarshal(b, &img); err != nil {
-		return contract.DefaultUpdatePolicy(), fmt.Errorf("image description %s: %w", path, err)
-	}
-	return img.Updates, nil
 }
 
 func parseUIDs(s string) ([]uint32, error) {

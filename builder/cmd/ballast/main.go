@@ -15,10 +15,11 @@ import (
 )
 
 func usage() {
-	fmt.Fprintf(os.Stderr, `usage: ballast build [--variant NAME | --variant-file PATH] [--version V] [--format raw,qcow2,vmdk,vhd,gce]
-                    [--out DIR] [--mirror URL] [--repo DIR] [--force] [--work-cache DIR]
+	fmt.Fprintf(os.Stderr, `usage: ballast build [--variant NAME | --variant-file PATH] [--version V] [--format raw,qcow2,...]
+                    [--out DIR] [--mirror URL] [--repo DIR] [--force] [--work-cache DIR] [--netboot-url URL]
        ballast lock [--repo DIR]
        ballast keys init DIR [--name NAME]
+       ballast iso --build DIR --user-data FILE --out FILE
 
 build builds variants/NAME.toml (default qemu), or the variant file at PATH (kept anywhere: its
 name = "..." names the variant), into DIR: disk.raw, manifest.json, sbom.spdx.json and the update
@@ -34,6 +35,9 @@ every variant: its kernel, the UKI stub and its Debian packages with all their d
 
 keys init makes an owner's Secure Boot keys (PK, KEK, db) and PCR signing key in DIR, for a
 variant's [secure-boot] keys; see DIR/README.txt for which keys belong offline.
+
+iso writes a copy of a build's installer ISO (a variant with the iso format) that carries user
+data for every host it installs, e.g. a site's settings; DIR is the build's output directory.
 `, "http://deb.debian.org/debian")
 }
 
@@ -43,6 +47,7 @@ var commands = map[string]func(args []string){
 	"lock":  lockMain,
 	"repo":  repoMain,
 	"keys":  keysMain,
+	"iso":   isoMain,
 }
 
 func main() {
@@ -64,7 +69,8 @@ func buildMain(args []string) {
 	repo := fs.String("repo", ".", "repository root")
 	force := fs.Bool("force", false, "rebuild even if the outputs are up to date")
 	workCache := fs.String("work-cache", "", "cache of derived artifacts (default: the download cache)")
-	formats := fs.String("format", "", "comma-separated disk formats (raw, qcow2, vmdk, vhd, gce); default: the variant's")
+	formats := fs.String("format", "", "comma-separated formats (raw, qcow2, vmdk, vhd, gce, ova, ami, iso, netboot); default: the variant's")
+	netbootURL := fs.String("netboot-url", "", "the URL netboot/ will be served from, baked into the netboot UKI's command line")
 	fs.Parse(args)
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "ballast build: unexpected argument %q\n", fs.Arg(0))
@@ -85,6 +91,7 @@ func buildMain(args []string) {
 	_, err = pipeline.Build(ctx, pipeline.Options{
 		Repo: root, Variant: *v, VariantFile: *variantFile, Version: *version, Out: *out, Mirror: *mirror,
 		Force: *force, Formats: splitList(*formats), WorkCache: *workCache, Progress: progress.ForStderr(),
+		NetbootURL: strings.TrimRight(*netbootURL, "/"),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ballast: build failed:", err)

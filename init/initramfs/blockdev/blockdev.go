@@ -48,6 +48,9 @@ type Scanner struct {
 	SysDir   string        // sysfs mount point; "" means /sys
 	DevDir   string        // device directory; "" means /dev
 	Interval time.Duration // poll interval for Wait; 0 means 50ms
+	// Rescan, when set, is called by Wait after each scan that did not find every partition:
+	// the initramfs loads the drivers of devices that appeared (the disks behind a controller).
+	Rescan func()
 
 	// node makes sure a device node exists at path; nil means ensureNode (mknod when devtmpfs has
 	// not created it). Tests replace it to use image files as disks.
@@ -99,6 +102,9 @@ func (s Scanner) Wait(ctx context.Context, want map[string]string, timeout time.
 		found, err := match(norm, parts)
 		if err != nil || len(found) == len(norm) {
 			return found, err
+		}
+		if s.Rescan != nil {
+			s.Rescan()
 		}
 		select {
 		case <-ctx.Done():

@@ -201,6 +201,28 @@ func TestWait(t *testing.T) {
 	}
 }
 
+// The disk appears only once Rescan (the initramfs loading the driver its controller asks for)
+// has run; Rescan is not called once everything is found.
+func TestWaitRescans(t *testing.T) {
+	f := newFakeSys(t)
+	want := map[string]string{"root": rootUUID, "verity": verityUUID, "data": dataUUID}
+	var calls int
+	s := f.scanner()
+	s.Rescan = func() {
+		calls++
+		if calls == 2 {
+			f.addDisk("sda", []string{verityUUID, rootUUID, dataUUID}, "sda1", "sda2", "sda3")
+		}
+	}
+	got, err := s.Wait(context.Background(), want, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls != 2 || got["data"].Dev != filepath.Join(f.dev, "sda3") {
+		t.Errorf("%d rescans, data on %s: want 2 rescans and sda3", calls, got["data"].Dev)
+	}
+}
+
 func TestWaitRejectsBadUUID(t *testing.T) {
 	_, err := Scanner{SysDir: t.TempDir()}.Wait(context.Background(), map[string]string{"root": "not-a-uuid"}, time.Second)
 	if err == nil || !strings.Contains(err.Error(), `root partition PARTUUID="not-a-uuid"`) {

@@ -1,0 +1,3 @@
+package variant
+
+//go:generate go run ../cmd/gen-variant-docs -root ../..
