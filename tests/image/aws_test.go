@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -140,9 +142,18 @@ func serveIMDS(t *testing.T, ns *nettest.Netns, f *fakeIMDS) {
 // namespace of a second controller), SMBIOS saying "Amazon EC2", and a network whose DHCP server
 // and IMDSv2 are the test's. The host must take its user data and its name from the metadata
 // service, asking for a session token first every time.
+//
+// QEMU has no ENA, and the aws image drives no NIC QEMU has: the test builds the variant with
+// virtio_net among its on-demand drivers, and nothing else changed.
 func TestAWSNVMeIMDS(t *testing.T) {
 	testutil.Root(t, "a network namespace and a tap device carry the guest's DHCP and metadata traffic")
-	dir := variantBuildDir(t, "aws")
+	const ena = `hardware-modules = ["ena"]`
+	dir := variantEdited(t, "aws", func(s string) string {
+		if !strings.Contains(s, ena) {
+			t.Fatalf("variants/aws.toml has no %s", ena)
+		}
+		return strings.Replace(s, ena, `hardware-modules = ["ena", "virtio_net"]`, 1)
+	})
 	for _, layout := range []struct {
 		name        string
 		disk        qemu.NVMeSlot
@@ -175,6 +186,9 @@ func TestAWSNVMeIMDS(t *testing.T) {
 			}, pki)
 
 			m.checkOS(t, "aws")
+			if mods := onDemandModules(t, m); !slices.Contains(mods, "virtio_net") || slices.Contains(mods, "ena") {
+				t.Errorf("modules loaded on demand %v: want virtio_net and not ena", mods)
+			}
 			ud := m.userDataFrom(t, contract.UserDataIMDS)
 			for _, s := range ud.Sources {
 				if s.Name == contract.UserDataIMDS && s.Origin != "http://169.254.169.254/latest/user-data" {

@@ -56,6 +56,36 @@ func variantBuildDir(t *testing.T, name string) string {
 	return dir
 }
 
+// variantEdited builds a variant file edited by edit (its signing keys those of
+// variantBuildDir's builds) into a directory of the test's, raw disk only, and returns it.
+func variantEdited(t *testing.T, name string, edit func(string) string) string {
+	t.Helper()
+	variantBuildDir(t, name) // the keys, and a build whose downloads the edited one shares
+	repo := testutil.RepoRoot(t)
+	b, err := os.ReadFile(filepath.Join(repo, "variants", name+".toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const keys = `keys = "../build/keys"`
+	text := string(b)
+	if !strings.Contains(text, keys) {
+		t.Fatalf("variants/%s.toml has no %s", name, keys)
+	}
+	text = edit(strings.Replace(text, keys, fmt.Sprintf("keys = %q", filepath.Join(repo, "build", "keys")), 1))
+	dir := t.TempDir()
+	vf := filepath.Join(dir, name+".toml")
+	if err := os.WriteFile(vf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "build")
+	start := time.Now()
+	if _, err := pipeline.Build(t.Context(), pipeline.Options{Repo: repo, VariantFile: vf, Out: out, Formats: []string{"raw"}}); err != nil {
+		t.Fatalf("build edited %s: %v", name, err)
+	}
+	t.Logf("built the edited %s in %.0fs", name, time.Since(start).Seconds())
+	return out
+}
+
 // copyVariantDisk makes a sparse copy of a variant's disk.raw grown to size bytes.
 func copyVariantDisk(t *testing.T, dir string, size int64) string {
 	t.Helper()
@@ -257,15 +287,19 @@ func blankDisk(t *testing.T, size int64) string {
 // onDemandRE is the system init's milestone naming the drivers it loaded for the machine's devices.
 var onDemandRE = regexp.MustCompile(`ballast: modules .*on demand \(([^)]*)\)`)
 
-// onDemandModules returns the modules the on-demand milestone names; the system init prints it
-// before the ready line.
+// onDemandModules returns the modules the on-demand milestones name: the initramfs's (at its
+// start, and again while it waits for disks behind a controller it loaded a driver for) and the
+// system init's, all printed before the ready line.
 func onDemandModules(t *testing.T, m *prodMachine) []string {
 	t.Helper()
-	sub := onDemandRE.FindStringSubmatch(m.vm.Console())
-	if sub == nil {
+	var mods []string
+	for _, sub := range onDemandRE.FindAllStringSubmatch(m.vm.Console(), -1) {
+		mods = append(mods, strings.FieldsFunc(sub[1], func(r rune) bool { return r == ',' || r == ' ' })...)
+	}
+	if len(mods) == 0 {
 		t.Fatalf("the console has no line matching %q", onDemandRE)
 	}
-	return strings.FieldsFunc(sub[1], func(r rune) bool { return r == ',' || r == ' ' })
+	return mods
 }
 
 // qemuImgCompare checks that an image in another format holds the same disk as raw.
