@@ -20,6 +20,7 @@ import (
 
 	"github.com/ballast-os/ballast/apiserver/apitypes"
 	"github.com/ballast-os/ballast/contract"
+	"github.com/ballast-os/ballast/images/format"
 	"github.com/ballast-os/ballast/tests/qemu"
 	"github.com/ballast-os/ballast/tests/testutil"
 )
@@ -131,8 +132,10 @@ type ovfEnvelope struct {
 func TestVMwareOVA(t *testing.T) {
 	dir := variantBuildDir(t, "vmware")
 	ova := filepath.Join(dir, "disk.ova")
-	// TODO(merge): once images/format (or images/format/ovfcheck) has CheckOVA, call it here:
-	//	if err := format.CheckOVA(ova); err != nil { t.Fatal(err) }
+	// The builder's own check, then this test's, which share no code with it.
+	if err := format.CheckOVA(ova); err != nil {
+		t.Errorf("format.CheckOVA: %v", err)
+	}
 	f, err := os.Open(ova)
 	if err != nil {
 		t.Fatal(err)
