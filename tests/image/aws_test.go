@@ -216,24 +216,56 @@ func TestAWSNVMeIMDS(t *testing.T) {
 }
 
 // TestAWSAMI checks the files an AMI import takes: disk.vmdk holds disk.raw, and ami.json beside
-// it describes a UEFI x86-64 image with ENA.
+// it imports that file as a snapshot and registers a UEFI x86-64 image with ENA whose root device
+// is a volume large enough for the disk. It reads ami.json as EC2's API would take it, by the
+// API's field names, not through the writer's types.
 func TestAWSAMI(t *testing.T) {
 	dir := variantBuildDir(t, "aws")
-	qemuImgCompare(t, filepath.Join(dir, "disk.vmdk"), filepath.Join(dir, "disk.raw"))
+	raw := filepath.Join(dir, "disk.raw")
+	qemuImgCompare(t, filepath.Join(dir, "disk.vmdk"), raw)
 	b, err := os.ReadFile(filepath.Join(dir, "ami.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ami map[string]any
+	var ami struct {
+		ImportSnapshot struct {
+			DiskContainer struct {
+				Format     string
+				UserBucket struct{ S3Key string }
+			}
+		} `json:"import_snapshot"`
+		RegisterImage map[string]any `json:"register_image"`
+	}
 	if err := json.Unmarshal(b, &ami); err != nil {
 		t.Fatalf("ami.json: %v\n%s", err, b)
 	}
+	if dc := ami.ImportSnapshot.DiskContainer; dc.Format != "VMDK" || dc.UserBucket.S3Key != "disk.vmdk" {
+		t.Errorf("ami.json: import_snapshot imports %+v, want disk.vmdk as VMDK", dc)
+	}
+	reg := ami.RegisterImage
 	for k, v := range map[string]any{"BootMode": "uefi", "EnaSupport": true, "Architecture": "x86_64"} {
-		if ami[k] != v {
-			t.Errorf("ami.json: %s = %v, want %v\n%s", k, ami[k], v, b)
+		if reg[k] != v {
+			t.Errorf("ami.json: register_image.%s = %v, want %v", k, reg[k], v)
 		}
 	}
-	if dev, _ := ami["RootDeviceName"].(string); dev == "" {
-		t.Errorf("ami.json: no RootDeviceName\n%s", b)
+	root, _ := reg["RootDeviceName"].(string)
+	st, err := os.Stat(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	mappings, _ := reg["BlockDeviceMappings"].([]any)
+	for _, m := range mappings {
+		bdm, _ := m.(map[string]any)
+		ebs, _ := bdm["Ebs"].(map[string]any)
+		if name, _ := bdm["DeviceName"].(string); name == root && root != "" {
+			found = true
+			if gib, _ := ebs["VolumeSize"].(float64); int64(gib)<<30 < st.Size() {
+				t.Errorf("ami.json: the root volume is %v GiB, the disk %d bytes", gib, st.Size())
+			}
+		}
+	}
+	if !found {
+		t.Errorf("ami.json: no block device mapping for the root device %q\n%s", root, b)
 	}
 }
