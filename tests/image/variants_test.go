@@ -160,10 +160,13 @@ type prodMachine struct {
 	log string
 }
 
-// bootProd boots cfg (Disk, buses, NICs and user data media as the test chose) with a software
-// TPM of its own, the normal OVMF, and the remote API forwarded from a loopback port on the
-// user network; it waits for the ready line and the API. The console is logged when the test
-// fails.
+// bootProd boots cfg (Disk, buses, NICs and user data media as the test chose) as a new machine:
+// OVMF's Secure Boot build with a variable store of its own in setup mode, a software TPM of its
+// own, and the remote API forwarded from a loopback port on the user network. It waits for the
+// ready line and the API. A signed image's systemd-boot enrolls the owner's keys on that first
+// boot and resets, so the machine may reboot in place (with the plain OVMF, which keeps no
+// authenticated variables, it would enroll and reset at every boot). The console is logged when
+// the test fails.
 func bootProd(t *testing.T, name string, cfg qemu.Config, pki prodPKI) *prodMachine {
 	t.Helper()
 	testutil.Tool(t, "swtpm", "swtpm")
@@ -173,6 +176,11 @@ func bootProd(t *testing.T, name string, cfg qemu.Config, pki prodPKI) *prodMach
 	port := freePort(t)
 	if cfg.TPMState == "" {
 		cfg.TPMState = filepath.Join(t.TempDir(), "tpm")
+	}
+	testutil.Need(t, fileExists(qemu.SecureBootOVMFCode), "%s (Debian package ovmf)", qemu.SecureBootOVMFCode)
+	cfg.SecureBoot, cfg.AllowReboot = true, true
+	if cfg.OVMFVars == "" {
+		cfg.OVMFVars = copyFile(t, qemu.DefaultOVMFVarsTemplate)
 	}
 	cfg.LogFile = filepath.Join(t.TempDir(), name+".log")
 	if cfg.Timeout == 0 {
@@ -192,8 +200,13 @@ func bootProd(t *testing.T, name string, cfg qemu.Config, pki prodPKI) *prodMach
 			t.Logf("%s: console (%s):\n%s", name, cfg.LogFile, b)
 		}
 	})
-	if _, err := vm.Expect(readyRE, 4*time.Minute); err != nil {
+	// A failed boot reboots in place (AllowReboot) and would fail again until the timeout.
+	sub, err := vm.Expect(regexp.MustCompile(readyRE.String()+`|ballast: error: boot failed`), 4*time.Minute)
+	if err != nil {
 		t.Fatalf("%s: no ready line: %v", name, err)
+	}
+	if !readyRE.MatchString(sub[0]) {
+		t.Fatalf("%s: %s", name, sub[0])
 	}
 	t.Logf("%s: ready %.0fs after QEMU started", name, time.Since(start).Seconds())
 	if m.c, err = client.NewRemote(fmt.Sprintf("https://127.0.0.1:%d", port), pki.tls); err != nil {
