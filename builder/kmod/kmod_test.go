@@ -160,4 +160,3 @@ func TestModulesOnDemand(t *testing.T) {
 		}
 	}
 }
-
