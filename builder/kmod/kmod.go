@@ -21,6 +21,10 @@ type Module struct {
 	Path    string   // relative to /lib/modules/<kver>, e.g. kernel/drivers/md/dm-verity.ko
 	Depends []string // canonical names from .modinfo depends=
 	Aliases []string // .modinfo alias= patterns, e.g. fs-vfat, char-major-10-200
+	// SoftPre are the names or aliases of .modinfo "softdep=pre: ..." modules: ones the module
+	// uses without linking to them, e.g. libcrc32c's crc32c, which it asks the crypto API for at
+	// load time and fails without.
+	SoftPre []string
 }
 
 // ReadModinfo returns the key=value pairs of a module's .modinfo section.
@@ -70,6 +74,17 @@ func (ix Index) Add(path string, r io.ReaderAt) error {
 		}
 	}
 	m.Aliases = info["alias"]
+	for _, sd := range info["softdep"] {
+		pre := false
+		for _, w := range strings.Fields(sd) {
+			switch {
+			case strings.HasSuffix(w, ":"):
+				pre = w == "pre:"
+			case pre:
+				m.SoftPre = append(m.SoftPre, w)
+			}
+		}
+	}
 	ix[m.Name] = m
 	return nil
 }
@@ -96,6 +111,11 @@ func (ix Index) Closure(wanted []string) ([]Module, error) {
 		}
 		state[name] = 1
 		deps := slices.Clone(m.Depends)
+		for _, sp := range m.SoftPre {
+			if d := ix.resolveSoft(sp); d != "" && !slices.Contains(deps, d) {
+				deps = append(deps, d)
+			}
+		}
 		sort.Strings(deps)
 		for _, d := range deps {
 			if err := visit(d, name); err != nil {
@@ -116,6 +136,26 @@ func (ix Index) Closure(wanted []string) ([]Module, error) {
 		}
 	}
 	return order, nil
+}
+
+// resolveSoft finds the module a soft dependency names: a module of that name, else the first by
+// name of those with that alias (crc32c_generic before crc32c_intel, which needs SSE4.2). A soft
+// dependency the kernel has built in, or not at all, resolves to "": it is optional.
+func (ix Index) resolveSoft(name string) string {
+	if _, ok := ix[contract.ModuleName(name)]; ok {
+		return contract.ModuleName(name)
+	}
+	var found []string
+	for n, m := range ix {
+		if slices.Contains(m.Aliases, name) {
+			found = append(found, n)
+		}
+	}
+	if len(found) == 0 {
+		return ""
+	}
+	slices.Sort(found)
+	return found[0]
 }
 
 // ModulesAlias renders modules.alias for mods: "alias <pattern> <name>" for each alias of each

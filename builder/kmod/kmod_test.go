@@ -22,6 +22,12 @@ func testIndex() Index {
 		{Name: "broken", Path: "kernel/broken.ko", Depends: []string{"absent"}},
 		{Name: "loop_a", Path: "kernel/a.ko", Depends: []string{"loop_b"}},
 		{Name: "loop_b", Path: "kernel/b.ko", Depends: []string{"loop_a"}},
+		// libcrc32c asks the crypto API for crc32c when it loads: a soft dependency, resolved
+		// by alias to the generic implementation; one nobody provides is left out.
+		{Name: "libcrc32c", Path: "kernel/lib/libcrc32c.ko", SoftPre: []string{"crc32c", "built-in-or-absent"}},
+		{Name: "crc32c_intel", Path: "kernel/arch/x86/crypto/crc32c-intel.ko", Aliases: []string{"crc32c", "crypto-crc32c"}},
+		{Name: "crc32c_generic", Path: "kernel/crypto/crc32c_generic.ko", Aliases: []string{"crc32c", "crypto-crc32c"}},
+		{Name: "erofs", Path: "kernel/fs/erofs/erofs.ko", Depends: []string{"libcrc32c"}},
 	} {
 		ix[m.Name] = m
 	}
@@ -49,6 +55,7 @@ func TestClosure(t *testing.T) {
 		{[]string{"nope"}, nil, "module nope not found"},
 		{[]string{"broken"}, nil, "module absent (needed by broken) not found"},
 		{[]string{"loop_a"}, nil, "dependency cycle"},
+		{[]string{"erofs"}, []string{"crc32c_generic", "libcrc32c", "erofs"}, ""},
 	}
 	for _, c := range cases {
 		got, err := ix.Closure(c.wanted)
@@ -92,7 +99,7 @@ func TestReadModinfo(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "m.c")
 	os.WriteFile(src, []byte(`__attribute__((section(".modinfo"), used)) static const char info[] =
-		"license=GPL\0depends=dm-mod,dm_bufio\0name=dm_verity\0alias=dm-verity-target\0vermagic=6.1.0 SMP mod_unload\0";`), 0o644)
+		"license=GPL\0depends=dm-mod,dm_bufio\0name=dm_verity\0alias=dm-verity-target\0softdep=pre: crc32c post: other\0softdep=pre: x\0vermagic=6.1.0 SMP mod_unload\0";`), 0o644)
 	obj := filepath.Join(dir, "dm-verity.ko")
 	testutil.Run(t, cc, "-c", "-o", obj, src)
 	f, _ := os.Open(obj)
@@ -104,6 +111,9 @@ func TestReadModinfo(t *testing.T) {
 	m := ix["dm_verity"]
 	if !reflect.DeepEqual(m.Depends, []string{"dm_mod", "dm_bufio"}) || !reflect.DeepEqual(m.Aliases, []string{"dm-verity-target"}) {
 		t.Fatalf("depends %v, aliases %v", m.Depends, m.Aliases)
+	}
+	if !reflect.DeepEqual(m.SoftPre, []string{"crc32c", "x"}) {
+		t.Fatalf("softdep pre %v, want crc32c and x (not the post one)", m.SoftPre)
 	}
 	if err := ix.Add("x.ko", strings.NewReader("not elf")); err == nil || !strings.Contains(err.Error(), "x.ko") {
 		t.Fatalf("bad module: %v", err)

@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
 	"os"
+	"slices"
+	"sort"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -63,16 +66,52 @@ func writeImage(ctx context.Context, target *os.File, rc io.Reader, img contract
 			}
 		}
 	}()
-	buf := make([]byte, chunk)
+	// The decompressor runs ahead of the writes by a few chunks: under emulation both are slow,
+	// and the disk's writes go on while the next chunk inflates.
+	type piece struct {
+		b   []byte
+		err error
+	}
+	pieces, free := make(chan piece, 3), make(chan []byte, 4)
+	for range 4 {
+		free <- make([]byte, chunk)
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	defer func() {
+		// The decoder is closed after this, so the goroutine must be out of it first.
+		close(stop)
+		<-done
+	}()
+	go func() {
+		defer close(done)
+		defer close(pieces)
+		for off := int64(len(head)); off < img.DiskSize; {
+			var buf []byte
+			select {
+			case buf = <-free:
+			case <-stop:
+				return
+			}
+			n, rerr := io.ReadFull(dec, buf[:min(int64(chunk), img.DiskSize-off)])
+			off += int64(n)
+			select {
+			case pieces <- piece{b: buf[:n], err: rerr}:
+			case <-stop:
+				return
+			}
+			if rerr != nil {
+				return
+			}
+		}
+	}()
 	off := int64(len(head))
-	for off < img.DiskSize {
+	for p := range pieces {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		n, rerr := io.ReadFull(dec, buf[:min(int64(chunk), img.DiskSize-off)])
-		if n > 0 {
+		if n := len(p.b); n > 0 {
 			wrote = true
-			if _, err := target.WriteAt(buf[:n], off); err != nil {
+			if _, err := target.WriteAt(p.b, off); err != nil {
 				return fmt.Errorf("write %s at offset %d: %w", target.Name(), off, err)
 			}
 			off += int64(n)
@@ -80,9 +119,13 @@ func writeImage(ctx context.Context, target *os.File, rc io.Reader, img contract
 				report(off)
 			}
 		}
-		if rerr != nil {
-			return fmt.Errorf("image %s: zstd: decompressed %d bytes, want %d: %w", img.File, off, img.DiskSize, rerr)
+		if p.err != nil {
+			return fmt.Errorf("image %s: zstd: decompressed %d bytes, want %d: %w", img.File, off, img.DiskSize, p.err)
 		}
+		free <- p.b[:cap(p.b)]
+	}
+	if off != img.DiskSize {
+		return fmt.Errorf("image %s: zstd: decompressed %d bytes, want %d", img.File, off, img.DiskSize)
 	}
 	// The stream must end where the image does, and be exactly the bytes install.json hashed.
 	if n, _ := io.Copy(io.Discard, dec); n > 0 {
@@ -133,28 +176,61 @@ func (e *RegionError) Error() string {
 }
 
 // verify reads every region back from the target, past the page cache (dropCache), and compares
-// it with its hash.
+// it with its hash. Two workers take the regions, largest first: under emulation hashing is
+// the slow part, and one worker's read overlaps the other's hashing.
 func verify(ctx context.Context, target *os.File, regions []contract.InstallRegion, dropCache func(*os.File) error) error {
 	if err := dropCache(target); err != nil {
 		return fmt.Errorf("drop the page cache of %s: %w", target.Name(), err)
 	}
-	buf := make([]byte, chunk)
-	for _, r := range regions {
-		h := sha256.New()
-		for off := r.Offset; off < r.Offset+r.Size; {
-			if err := ctx.Err(); err != nil {
-				return err
+	order := slices.Clone(regions)
+	sort.SliceStable(order, func(i, j int) bool { return order[i].Size > order[j].Size })
+	queue := make(chan contract.InstallRegion, len(order))
+	for _, r := range order {
+		queue <- r
+	}
+	close(queue)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, verifyWorkers)
+	for range verifyWorkers {
+		go func() {
+			buf := make([]byte, chunk)
+			for r := range queue {
+				if err := verifyRegion(ctx, target, r, buf); err != nil {
+					cancel()
+					errs <- err
+					return
+				}
 			}
-			b := buf[:min(int64(chunk), r.Offset+r.Size-off)]
-			if err := readAtFull(target, b, off); err != nil {
-				return fmt.Errorf("read back region %q at offset %d: %w", r.Name, off, err)
-			}
-			h.Write(b)
-			off += int64(len(b))
+			errs <- nil
+		}()
+	}
+	var first error
+	for range verifyWorkers {
+		if err := <-errs; err != nil && (first == nil || errors.Is(first, context.Canceled)) {
+			first = err
 		}
-		if got := hex.EncodeToString(h.Sum(nil)); got != r.SHA256 {
-			return &RegionError{Region: r, Got: got}
+	}
+	return first
+}
+
+const verifyWorkers = 2
+
+func verifyRegion(ctx context.Context, target *os.File, r contract.InstallRegion, buf []byte) error {
+	h := sha256.New()
+	for off := r.Offset; off < r.Offset+r.Size; {
+		if err := ctx.Err(); err != nil {
+			return err
 		}
+		b := buf[:min(int64(len(buf)), r.Offset+r.Size-off)]
+		if err := readAtFull(target, b, off); err != nil {
+			return fmt.Errorf("read back region %q at offset %d: %w", r.Name, off, err)
+		}
+		h.Write(b)
+		off += int64(len(b))
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != r.SHA256 {
+		return &RegionError{Region: r, Got: got}
 	}
 	return nil
 }
