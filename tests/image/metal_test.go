@@ -28,7 +28,7 @@ func TestMetalAHCIE1000e(t *testing.T) {
 	}, pki)
 
 	m.checkOS(t, "metal")
-	m.rootOn(t, "sda")
+	m.rootOn(t, "sd[a-z]")
 	m.userDataFrom(t, contract.UserDataNoCloud)
 	if got := motd(t, m.c); got != want {
 		t.Errorf("motd %q, want %q from the user data", got, want)

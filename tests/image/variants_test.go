@@ -324,13 +324,13 @@ func qemuImgCompare(t *testing.T, img, raw string) {
 	}
 }
 
-// rootOn checks the initramfs's partitions milestone: the root partition is on the disk whose
-// partitions are /dev/<prefix>N.
-func (m *prodMachine) rootOn(t *testing.T, prefix string) {
+// rootOn checks the initramfs's partitions milestone: the root partition is partition N of a disk
+// whose name matches disk (a regular expression), e.g. nvme0n2p or sd[a-z] (SATA and SCSI disks
+// are named in the order the kernel's asynchronous scans find them, not by port).
+func (m *prodMachine) rootOn(t *testing.T, disk string) {
 	t.Helper()
-	re := regexp.MustCompile(`ballast: partitions root=/dev/(\S+) `)
-	sub := re.FindStringSubmatch(m.vm.Console())
-	if sub == nil || !regexp.MustCompile(`^`+regexp.QuoteMeta(prefix)+`\d+$`).MatchString(sub[1]) {
-		t.Errorf("partitions milestone %q, want the root on /dev/%sN", sub, prefix)
+	sub := regexp.MustCompile(`ballast: partitions root=/dev/(\S+) `).FindStringSubmatch(m.vm.Console())
+	if sub == nil || !regexp.MustCompile(`^(`+disk+`)\d+$`).MatchString(sub[1]) {
+		t.Errorf("partitions milestone %q, want the root on a disk matching %s", sub, disk)
 	}
 }

@@ -96,7 +96,7 @@ func TestVMwarePVSCSIVmxnet3OVF(t *testing.T) {
 	}, pki)
 
 	m.checkOS(t, "vmware")
-	m.rootOn(t, "sda")
+	m.rootOn(t, "sd[a-z]")
 	m.userDataFrom(t, contract.UserDataOVF)
 	if got := motd(t, m.c); got != want {
 		t.Errorf("motd %q, want %q from the OVF environment", got, want)
