@@ -15,6 +15,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -53,22 +54,22 @@ func ovfEnvironment(hostname, userData string) string {
 `
 }
 
-// ukiOf copies slot A's UKI out of the disk's ESP (\EFI\Linux\ballast-<version>-a....efi).
+// ukiOf copies slot A's UKI out of the disk's ESP (its boot entry in contract.ESPEntries).
 func ukiOf(t *testing.T, disk string) string {
 	t.Helper()
 	mdir := testutil.Tool(t, "mdir", "mtools")
 	mcopy := testutil.Tool(t, "mcopy", "mtools")
 	off, _ := grownPartition(t, disk, string(contract.PartESP))
 	img := fmt.Sprintf("%s@@%d", disk, off)
-	out := testutil.Run(t, mdir, "-b", "-i", img, "::/EFI/Linux")
+	out := testutil.Run(t, mdir, "-b", "-i", img, "::/"+contract.ESPEntries)
 	var uki string
-	for _, line := range strings.Fields(out) {
-		if regexp.MustCompile(`(?i)/ballast-.*-a(\+\d+(-\d+)?)?\.efi$`).MatchString(line) {
-			uki = line
+	for _, p := range strings.Fields(out) {
+		if e, err := contract.ParseEntry(path.Base(p)); err == nil && e.Slot == contract.SlotA {
+			uki = p
 		}
 	}
 	if uki == "" {
-		t.Fatalf("no slot A UKI in the ESP's \\EFI\\Linux:\n%s", out)
+		t.Fatalf("no slot A entry in the ESP's %s:\n%s", contract.ESPEntries, out)
 	}
 	dst := filepath.Join(t.TempDir(), "uki.efi")
 	testutil.Run(t, mcopy, "-i", img, uki, dst)
@@ -97,6 +98,12 @@ func TestVMwarePVSCSIVmxnet3OVF(t *testing.T) {
 
 	m.checkOS(t, "vmware")
 	m.rootOn(t, "sd[a-z]")
+	mods := onDemandModules(t, m)
+	for _, want := range []string{"vmw_pvscsi", "vmxnet3", "sr_mod"} {
+		if !slices.Contains(mods, want) {
+			t.Errorf("modules loaded on demand %v: no %s", mods, want)
+		}
+	}
 	m.userDataFrom(t, contract.UserDataOVF)
 	if got := motd(t, m.c); got != want {
 		t.Errorf("motd %q, want %q from the OVF environment", got, want)
