@@ -41,6 +41,7 @@ type Config struct {
 	// that appeared since (coldplug).
 	Rescan       func()
 	MediumWait   time.Duration // how long to wait for the medium; 0 means 30 s
+	DiskWait     time.Duration // how long to wait for a disk besides the medium; 0 means 20 s
 	PollInterval time.Duration // 0 means 500 ms
 
 	// Network brings up an address for a network install; nil means the network is up.
@@ -70,6 +71,9 @@ func (c Config) withDefaults() *Config {
 	}
 	if c.DevDir == "" {
 		c.DevDir = "/dev"
+	}
+	if c.DiskWait == 0 {
+		c.DiskWait = 20 * time.Second
 	}
 	if c.MediumWait == 0 {
 		c.MediumWait = 30 * time.Second
@@ -130,17 +134,11 @@ func install(ctx context.Context, con *console.Writer, cfg *Config) error {
 	con.Milestone("install", "source %s: %s %s %s, image %d MiB compressed, disk %d MiB",
 		src.desc, m.Variant, m.Version, m.Arch, m.Image.Size>>20, m.Image.DiskSize>>20)
 
-	disks, err := listDisks(cfg.SysDir, cfg.DevDir)
-	if err != nil {
-		return err
-	}
 	medium := ""
 	if src.dev != nil {
 		medium = src.dev.Name()
 	}
-	spec, _ := cfg.Cmdline.Get(contract.ParamInstallDisk)
-	_, wipe := cfg.Cmdline.Get(contract.ParamInstallWipe)
-	t, err := pickTarget(judge(disks, m.Image.DiskSize, medium), spec, cfg.DevDir, wipe)
+	t, err := waitTarget(ctx, cfg, m.Image.DiskSize, medium)
 	if err != nil {
 		return err
 	}
@@ -218,4 +216,48 @@ func write(ctx context.Context, con *console.Writer, target *os.File, d verdict,
 	s := time.Since(start).Seconds()
 	con.Milestone("install", "wrote %d MiB in %.1f s (%.0f MiB/s)", m.Image.DiskSize>>20, s, float64(m.Image.DiskSize>>20)/max(s, 0.001))
 	return nil
+}
+
+// waitTarget picks the target once the machine's disks have settled: drivers load on demand, and
+// the disks behind a controller (and the SCSI disk driver itself) come a moment after it, so the
+// list is read again, with a rescan between reads, until it has not changed for a few polls and
+// holds a disk besides the medium, or until DiskWait is over.
+func waitTarget(ctx context.Context, cfg *Config, size int64, medium string) (verdict, error) {
+	spec, _ := cfg.Cmdline.Get(contract.ParamInstallDisk)
+	_, wipe := cfg.Cmdline.Get(contract.ParamInstallWipe)
+	const settlePolls = 4
+	deadline := time.Now().Add(cfg.DiskWait)
+	last, same := "", 0
+	for {
+		disks, err := listDisks(cfg.SysDir, cfg.DevDir)
+		if err != nil {
+			return verdict{}, err
+		}
+		var names []string
+		others := 0
+		for _, d := range disks {
+			names = append(names, d.Name)
+			// CD-ROM drives never take an image; the medium is not a target either.
+			if d.Dev != medium && !strings.HasPrefix(d.Name, "sr") && d.Size > 0 {
+				others++
+			}
+		}
+		if key := strings.Join(names, ","); key == last {
+			same++
+		} else {
+			last, same = key, 0
+		}
+		t, perr := pickTarget(judge(disks, size, medium), spec, cfg.DevDir, wipe)
+		if (same >= settlePolls && others > 0) || !time.Now().Before(deadline) {
+			return t, perr
+		}
+		if cfg.Rescan != nil {
+			cfg.Rescan()
+		}
+		select {
+		case <-ctx.Done():
+			return verdict{}, ctx.Err()
+		case <-time.After(cfg.PollInterval):
+		}
+	}
 }
