@@ -102,7 +102,8 @@ func probeDisk(d Disk) ([]Finding, error) {
 
 // pickTarget chooses the target from the verdicts: the disk spec names (a /dev path, a by-id
 // name with or without /dev/disk/by-id/, a kernel name), or for InstallDiskAuto and "" the only
-// empty disk. A named disk that holds data is a *DataError unless wipe is set.
+// empty disk, or when there is none the only disk that could take the image. A disk that holds
+// data is a *DataError unless wipe is set.
 func pickTarget(vs []verdict, spec, devDir string, wipe bool) (verdict, error) {
 	if spec == "" || spec == contract.InstallDiskAuto {
 		var empty []verdict
@@ -113,6 +114,21 @@ func pickTarget(vs []verdict, spec, devDir string, wipe bool) (verdict, error) {
 		}
 		if len(empty) == 1 {
 			return empty[0], nil
+		}
+		// No empty disk, and one disk that could take the image but holds data: a machine
+		// with one disk being reinstalled. It is the target only when wiping is asked for; the
+		// refusal names what is on it.
+		var held []verdict
+		for _, v := range vs {
+			if v.reject == "" && v.probeErr == nil && len(v.findings) > 0 {
+				held = append(held, v)
+			}
+		}
+		if len(empty) == 0 && len(held) == 1 {
+			if !wipe {
+				return verdict{}, &DataError{Disk: held[0].Disk, Findings: held[0].findings}
+			}
+			return held[0], nil
 		}
 		what := "no empty disk"
 		if len(empty) > 1 {

@@ -82,6 +82,7 @@ func TestPickTarget(t *testing.T) {
 	cd := disk{"sr0", 16 << 20, false, nil}
 	sector4k := disk{"vdc", 16 << 20, false, map[string]string{"queue/logical_block_size": "4096"}}
 	ro := disk{"vdd", 16 << 20, false, map[string]string{"ro": "1"}}
+	used := disk{"vde", 16 << 20, true, map[string]string{"serial": "used"}}
 	for _, tc := range []struct {
 		name  string
 		disks []disk
@@ -93,14 +94,17 @@ func TestPickTarget(t *testing.T) {
 		{"auto: the only empty disk", []disk{nvme, ata, small, medium, dm, cd, sector4k, ro}, "auto", false, "nvme0n1", false},
 		{"absent is auto", []disk{nvme, ata}, "", false, "nvme0n1", false},
 		{"auto: two empty disks", []disk{nvme, other, ata}, "auto", false, "2 empty disks", true},
-		{"auto: none empty", []disk{ata, small, medium}, "auto", false, "no empty disk", true},
+		{"auto: the only disk holds data", []disk{ata, small, medium}, "auto", false, "holds data: non-zero bytes at offset 0; add ballast.install.wipe", true},
+		{"auto: the only disk holds data, wipe", []disk{ata, small, medium}, "auto", true, "sda", false},
+		{"auto: two disks hold data, wipe", []disk{ata, used}, "auto", true, "no empty disk", true},
 		{"auto: the medium is never picked", []disk{medium}, "auto", false, "sdb (16 MiB): the installer medium", true},
-		{"auto lists every disk and why", []disk{ata, small, dm, cd, sector4k, ro}, "auto", false,
+		{"auto lists every disk and why", []disk{ata, used, small, dm, cd, sector4k, ro}, "auto", false,
 			"sda (Big Disk, 16 MiB) by-id ata-Big_Disk_A1: holds data: non-zero bytes at offset 0\n" +
 				"  /dev/sr0 (16 MiB): an optical drive\n" +
 				"  /dev/vda (4 MiB) by-id virtio-small: too small: the image needs 8 MiB\n" +
 				"  /dev/vdc (16 MiB): logical sector size 4096, the image is laid out for 512\n" +
-				"  /dev/vdd (16 MiB): read-only", true},
+				"  /dev/vdd (16 MiB): read-only\n" +
+				"  /dev/vde (16 MiB) by-id virtio-used: holds data: non-zero bytes at offset 0", true},
 		{"by path", []disk{nvme, other}, "/dev/vdb", false, "vdb", false},
 		{"by-id with directory", []disk{nvme, other}, "/dev/disk/by-id/nvme-Test_NVMe_N1", false, "nvme0n1", false},
 		{"by-id bare", []disk{nvme, other}, "virtio-other", false, "vdb", false},
