@@ -176,7 +176,7 @@ func TestInstallerNetbootWipe(t *testing.T) {
 		b, _ := os.ReadFile(log)
 		t.Fatalf("no refusal: %v\n%s", err, b)
 	}
-	for _, want := range []string{"install stopped", "ext4", contract.ParamInstallWipe} {
+	for _, want := range []string{"install stopped", "ext2/3/4 file system", `label "precious"`, contract.ParamInstallWipe, "nothing was written"} {
 		if !strings.Contains(sub[0], want) {
 			t.Errorf("refusal %q does not say %q", sub[0], want)
 		}
