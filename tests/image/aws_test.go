@@ -144,7 +144,7 @@ func serveIMDS(t *testing.T, ns *nettest.Netns, f *fakeIMDS) {
 // service, asking for a session token first every time.
 //
 // QEMU has no ENA, and the aws image drives no NIC QEMU has: the test builds the variant with
-// virtio_net among its on-demand drivers, and nothing else changed.
+// virtio_pci and virtio_net among its on-demand drivers, and nothing else changed.
 func TestAWSNVMeIMDS(t *testing.T) {
 	testutil.Root(t, "a network namespace and a tap device carry the guest's DHCP and metadata traffic")
 	const ena = `hardware-modules = ["ena"]`
@@ -152,7 +152,8 @@ func TestAWSNVMeIMDS(t *testing.T) {
 		if !strings.Contains(s, ena) {
 			t.Fatalf("variants/aws.toml has no %s", ena)
 		}
-		return strings.Replace(s, ena, `hardware-modules = ["ena", "virtio_net"]`, 1)
+		// virtio_pci drives the PCI function and makes the virtio device virtio_net binds to.
+		return strings.Replace(s, ena, `hardware-modules = ["ena", "virtio_pci", "virtio_net"]`, 1)
 	})
 	for _, layout := range []struct {
 		name        string
