@@ -130,7 +130,7 @@ func TestInstallerISO(t *testing.T) {
 		`ballast: install source /dev/sr\d \(` + contract.InstallVolumeID + `\): metal `,
 		`ballast: install target /dev/nvme0n1 `,
 		`ballast: install verified \d+ regions`,
-		`ballast: install seed .*user-data.* from /dev/sr\d`,
+		`ballast: install seed user-data \(\d+ bytes from NoCloud volume /dev/sr\d\)`,
 	} {
 		if !regexp.MustCompile(re).MatchString(con) {
 			t.Errorf("installer console has no line matching %q", re)
