@@ -5,7 +5,7 @@ DISK    := $(BUILD)/disk.raw
 GO      ?= go
 export PATH := $(PATH):/usr/sbin:/sbin
 
-.PHONY: all deps keys image run test unit image-test vet clean repro bench lock
+.PHONY: all deps keys image variants run test unit image-test vet clean repro bench lock
 
 all: image
 
@@ -15,6 +15,12 @@ deps:
 # The builder digests all of its inputs and does nothing when the outputs already match them.
 image: deps keys
 	$(GO) run ./builder/cmd/ballast build --variant $(VARIANT)
+
+# The other variants the image tests boot beside $(VARIANT): metal (and its installer ISO and
+# netboot directory), aws and vmware, each in build/<name>.
+TEST_VARIANTS := metal aws vmware
+variants: deps keys
+	@for v in $(TEST_VARIANTS); do $(GO) run ./builder/cmd/ballast build --variant $$v || exit 1; done
 
 # The owner's Secure Boot and PCR signing keys for development builds of signed variants
 # (qemu-prod's [secure-boot] keys). Made once per clone; a real owner makes theirs with
@@ -43,9 +49,9 @@ run: image
 		cp --sparse=always $(DISK) $(BUILD)/run.raw && truncate -s 2G $(BUILD)/run.raw; fi
 	$(GO) run ./tests/qemu/cmd/bootvm --disk $(BUILD)/run.raw --hostfwd tcp:127.0.0.1:50443-:50443 $(RUN_TRUST)
 
-# A signed variant (qemu-prod) boots on Secure Boot firmware with a software TPM; the machine's
+# A signed variant (qemu-prod, metal) boots on Secure Boot firmware with a software TPM; the machine's
 # NVRAM and TPM are kept beside run.raw, so it enrolls its keys and encrypts /local once.
-RUN_TRUST = $(if $(filter qemu-prod,$(VARIANT)),--secure-boot --tpm $(BUILD)/run-tpm --ovmf-vars $(BUILD)/run-vars.fd)
+RUN_TRUST = $(if $(filter qemu-prod metal,$(VARIANT)),--secure-boot --tpm $(BUILD)/run-tpm --ovmf-vars $(BUILD)/run-vars.fd)
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
@@ -59,7 +65,7 @@ unit: deps vet
 	$(GO) test -count=1 -race $(RACE_PKGS)
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v -E "/tests/image|^$$($(GO) list -m)/(apiserver|init)(/|$$)")
 
-image-test: image
+image-test: image variants
 	BALLAST_BUILD_DIR=$(CURDIR)/$(BUILD) $(GO) test -count=1 -v -timeout 60m ./tests/image/
 
 # The pinned Go components' own test runs last, on the cache the image build has just filled: it

@@ -46,6 +46,14 @@ declare -A need=(
   [swtpm_setup]=swtpm-tools
   [cryptsetup]=cryptsetup-bin
   [tpm2_eventlog]=tpm2-tools
+  # the installer's tests: disks holding what a reinstalled machine's disk holds, ISO9660 readers
+  [mkfs.xfs]=xfsprogs
+  [mkfs.btrfs]=btrfs-progs
+  [sfdisk]=fdisk
+  [mkswap]=util-linux
+  [isoinfo]=genisoimage
+  # the OVA's descriptor is well-formed XML
+  [xmllint]=libxml2-utils
 )
 # runc is linked statically against libseccomp and glibc (packages/go-components.toml)
 files=(/usr/share/OVMF/OVMF_CODE_4M.fd:ovmf /usr/share/OVMF/OVMF_VARS_4M.fd:ovmf /usr/share/OVMF/OVMF_CODE_4M.secboot.fd:ovmf
