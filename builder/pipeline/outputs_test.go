@@ -22,7 +22,9 @@ func TestOutputFormats(t *testing.T) {
 		{[]string{"raw", "ami", "vmdk"}, []format.Format{format.Raw, format.VMDK, format.AMI}, ""},
 		{[]string{"vmdk", "ova", "ami"}, []format.Format{format.VMDK, format.OVA, format.AMI}, ""},
 		{[]string{"raw", "raw"}, []format.Format{format.Raw}, ""},
-		{[]string{"raw", "iso"}, nil, `--format: unknown disk format "iso"`},
+		// The installer's formats are writeInstaller's, not conversions.
+		{[]string{"raw", "iso", "netboot"}, []format.Format{format.Raw}, ""},
+		{[]string{"raw", "isox"}, nil, `--format: unknown disk format "isox"`},
 	} {
 		got, err := outputFormats(tc.names)
 		if (err == nil) != (tc.wantErr == "") || err != nil && !strings.Contains(err.Error(), tc.wantErr) {
