@@ -85,6 +85,9 @@ bench: deps
 	$(GO) test -run '^$$' -bench Update -benchtime 1x -timeout 30m ./tests/image/
 	@echo "Secure Boot + TPM unlock against neither, one signed image on two machines (seconds to ready; first-boot encryption of /local)"
 	$(GO) test -run '^$$' -bench SecureBootBoot -benchtime 1x -timeout 30m ./tests/image/
+	@echo "the metal installer ISO: its size, and from its boot to the installed host's ready line (seconds); each variant's disk.raw in zstd (MiB)"
+	$(MAKE) variants
+	BALLAST_BUILD_DIR=$(CURDIR)/build/qemu $(GO) test -run '^$$' -bench 'Installer|VariantSizes' -benchtime 1x -timeout 30m ./tests/image/
 
 # Refresh packages/debian.lock from Debian's signed archive index (keys in packages/keys).
 lock:
