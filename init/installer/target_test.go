@@ -1,11 +1,13 @@
 package installer
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ballast-os/ballast/images/disk"
 )
@@ -147,5 +149,44 @@ func TestPickTarget(t *testing.T) {
 func TestSeedType(t *testing.T) {
 	if typeLinuxGeneric != disk.TypeLinuxGeneric {
 		t.Errorf("seed type %s, images/disk says %s", typeLinuxGeneric, disk.TypeLinuxGeneric)
+	}
+}
+
+// TestWaitTarget: disks appear as their drivers load, so the target is picked only once the
+// list has settled: a disk that a rescan brings (the SCSI disk driver loaded on demand) is found,
+// and a second one that comes later still makes "auto" ambiguous rather than being missed.
+func TestWaitTarget(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		appear  map[int]string // rescan number -> disk that appears then
+		want    string         // target name, or a substring of the error
+		wantErr bool
+	}{
+		{"a disk behind a driver loaded on demand", map[int]string{3: "sda"}, "sda", false},
+		{"a second disk after the first", map[int]string{1: "sda", 3: "sdb"}, "2 empty disks", true},
+		{"no disk ever", nil, "no empty disk", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHost(t)
+			cfg := h.config(nil, "")
+			cfg.DiskWait = 2 * time.Second
+			rescans := 0
+			cfg.Rescan = func() {
+				rescans++
+				if name, ok := tc.appear[rescans]; ok {
+					h.disk(name, 16<<20, nil)
+				}
+			}
+			v, err := waitTarget(context.Background(), &cfg, 8<<20, "")
+			if tc.wantErr {
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("target %v, err %v; want an error with %q", v.Name, err, tc.want)
+				}
+				return
+			}
+			if err != nil || v.Name != tc.want {
+				t.Fatalf("target %q, err %v; want %s", v.Name, err, tc.want)
+			}
+		})
 	}
 }
