@@ -68,7 +68,7 @@ func testDisk(t *testing.T) (string, []Region) {
 	if err := os.WriteFile(p, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return p, []Region{{"esp", 1 << 20, 1 << 20}, {"data", 2 << 20, 1 << 20 + 512<<10}}
+	return p, []Region{{"esp", 1 << 20, 1 << 20}, {"data", 2 << 20, 1<<20 + 512<<10}}
 }
 
 func TestCompress(t *testing.T) {
