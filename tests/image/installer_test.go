@@ -1,9 +1,7 @@
 package image
 
 import (
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -88,20 +86,6 @@ func checkInstalledDisk(t *testing.T, target string, wantSeed bool) {
 	}
 }
 
-func fileSHA256(t *testing.T, path string) string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
 // TestInstallerISO installs the metal variant the way a person with a CD or USB stick does: the
 // machine (UEFI in setup mode, an empty NVMe disk, the user data on a cidata CD-ROM) boots the
 // installer ISO, whose systemd-boot enrolls the owner's keys, then runs the installer under Secure
@@ -158,7 +142,7 @@ func TestInstallerNetbootWipe(t *testing.T) {
 	m := loadVariantManifest(t, dir)
 	target := blankDisk(t, 3<<30)
 	testutil.Run(t, testutil.Tool(t, "mkfs.ext4", "e2fsprogs"), "-q", "-F", "-L", "precious", target)
-	before := fileSHA256(t, target)
+	before := sha256File(t, target)
 
 	// 1. The UKI's own command line: the ISO as the medium, no wipe. The installer must stop.
 	log := filepath.Join(t.TempDir(), "refuse.log")
@@ -181,7 +165,7 @@ func TestInstallerNetbootWipe(t *testing.T) {
 			t.Errorf("refusal %q does not say %q", sub[0], want)
 		}
 	}
-	if after := fileSHA256(t, target); after != before {
+	if after := sha256File(t, target); after != before {
 		t.Fatal("the refused target changed")
 	}
 
@@ -287,4 +271,53 @@ func loadVariantManifest(t *testing.T, dir string) *pipeline.Manifest {
 		t.Fatalf("%s/manifest.json: %v", dir, err)
 	}
 	return &m
+}
+
+// TestInstallerISOWithUserData: `ballast iso` writes a copy of the metal build's installer ISO
+// that carries a site's user data, checked first as the host will parse it.
+func TestInstallerISOWithUserData(t *testing.T) {
+	dir := variantBuildDir(t, "metal")
+	out := filepath.Join(t.TempDir(), "site.iso")
+	ud := "[settings]\nmotd = \"site\"\n"
+	if err := pipeline.InstallerISO(dir, []byte(ud), "site.toml", out); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	im, err := iso.Open(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := im.ReadFile(contract.InstallUserDataFile, 1<<20); err != nil || string(got) != ud {
+		t.Errorf("user-data %q (%v), want %q", got, err, ud)
+	}
+	orig, err := os.Open(filepath.Join(dir, "installer.iso"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	oim, err := iso.Open(orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := oim.ReadFile(contract.InstallManifestFile, 1<<20)
+	b, _ := im.ReadFile(contract.InstallManifestFile, 1<<20)
+	if len(a) == 0 || string(a) != string(b) {
+		t.Error("the copy's install.json differs from the build's")
+	}
+	if o, err := exec.Command(testutil.Tool(t, "sgdisk", "gdisk"), "-v", out).CombinedOutput(); err != nil || !strings.Contains(string(o), "No problems found") {
+		t.Errorf("sgdisk -v: %v\n%s", err, o)
+	}
+	// User data the host would refuse is refused now, naming the key, and nothing is written.
+	bad := filepath.Join(t.TempDir(), "bad.iso")
+	err = pipeline.InstallerISO(dir, []byte("[settings]\nno-such-setting = 1\n"), "site.toml", bad)
+	if err == nil || !strings.Contains(err.Error(), "no-such-setting") || !strings.Contains(err.Error(), "site.toml") {
+		t.Errorf("bad user data: %v", err)
+	}
+	if _, err := os.Stat(bad); err == nil {
+		t.Error("an ISO was written for bad user data")
+	}
 }
