@@ -73,6 +73,10 @@ type InstallRegion struct {
 	Offset int64  `json:"offset"`
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
+	// Zero says the range is all zeros (its SHA256 is that of Size zero bytes): the installer
+	// checks it reads back as zeros, which is much cheaper than hashing it. Most of a fresh disk
+	// is zeros (slot B, the data partition's free space).
+	Zero bool `json:"zero,omitempty"`
 }
 
 var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)

@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -103,13 +104,46 @@ func Compress(diskPath, out string, opts ImageOptions) (*contract.InstallManifes
 		return nil, fmt.Errorf("installer: zstd: %w", err)
 	}
 	m := &contract.InstallManifest{Variant: opts.Variant, Version: opts.Version, Arch: opts.Arch}
-	buf := make([]byte, 1<<20)
+	buf := make([]byte, zeroBlock)
 	for _, r := range regions {
-		h := sha256.New()
-		if _, err := io.CopyBuffer(io.MultiWriter(enc, h), io.NewSectionReader(in, r.Offset, r.Size), buf); err != nil {
-			return nil, fmt.Errorf("installer: %s: region %s: %w", diskPath, r.Name, err)
+		// Each region is split into runs of whole zero blocks and the rest: the installer reads
+		// a zero run back with a cheap check instead of hashing it.
+		var run *contract.InstallRegion
+		var h hash.Hash
+		flush := func() {
+			if run != nil {
+				if run.Zero {
+					run.SHA256 = zeroSHA256(run.Size)
+				} else {
+					run.SHA256 = hex.EncodeToString(h.Sum(nil))
+				}
+				m.Regions = append(m.Regions, *run)
+				run = nil
+			}
 		}
-		m.Regions = append(m.Regions, contract.InstallRegion{Name: r.Name, Offset: r.Offset, Size: r.Size, SHA256: hex.EncodeToString(h.Sum(nil))})
+		for off := r.Offset; off < r.Offset+r.Size; {
+			b := buf[:min(int64(len(buf)), r.Offset+r.Size-off)]
+			if _, err := in.ReadAt(b, off); err != nil {
+				return nil, fmt.Errorf("installer: %s: region %s at %d: %w", diskPath, r.Name, off, err)
+			}
+			if _, err := enc.Write(b); err != nil {
+				return nil, fmt.Errorf("installer: zstd: %w", err)
+			}
+			zero := len(b) == zeroBlock && allZero(b)
+			if run != nil && run.Zero != zero {
+				flush()
+			}
+			if run == nil {
+				run = &contract.InstallRegion{Name: r.Name, Offset: off, Zero: zero}
+				h = sha256.New()
+			}
+			run.Size += int64(len(b))
+			if !zero {
+				h.Write(b)
+			}
+			off += int64(len(b))
+		}
+		flush()
 	}
 	if err := enc.Close(); err != nil {
 		return nil, fmt.Errorf("installer: zstd: %w", err)
@@ -130,6 +164,28 @@ func Compress(diskPath, out string, opts ImageOptions) (*contract.InstallManifes
 		return nil, fmt.Errorf("installer: %w", err)
 	}
 	return m, nil
+}
+
+// zeroBlock is the granularity of zero runs: 1 MiB, the partitions' alignment.
+const zeroBlock = 1 << 20
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// zeroSHA256 is the sha256 of n zero bytes (n a multiple of zeroBlock).
+func zeroSHA256(n int64) string {
+	h := sha256.New()
+	z := make([]byte, zeroBlock)
+	for ; n > 0; n -= zeroBlock {
+		h.Write(z)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // MarshalManifest is install.json's bytes.

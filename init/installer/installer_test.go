@@ -3,7 +3,10 @@ package installer
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -351,5 +354,38 @@ func TestHalt(t *testing.T) {
 	halt(ctx, con, "install failed: x", 25*time.Millisecond)
 	if n := strings.Count(out.String(), "ballast: install halted: install failed: x"); n < 2 {
 		t.Errorf("message repeated %d times:\n%s", n, out.String())
+	}
+}
+
+// A zero run is checked as zeros, without hashing: one stray byte in it is found and placed.
+func TestVerifyZeroRegion(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "disk")
+	data := make([]byte, 3<<20)
+	copy(data, "header")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data[:1<<20])
+	zero := sha256.Sum256(data[1<<20:])
+	regions := []contract.InstallRegion{
+		{Name: "gpt", Offset: 0, Size: 1 << 20, SHA256: hex.EncodeToString(sum[:])},
+		{Name: "root-b", Offset: 1 << 20, Size: 2 << 20, SHA256: hex.EncodeToString(zero[:]), Zero: true},
+	}
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	none := func(*os.File) error { return nil }
+	if err := verify(context.Background(), f, regions, none); err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	if _, err := f.WriteAt([]byte{7}, 2<<20+99); err != nil {
+		t.Fatal(err)
+	}
+	err = verify(context.Background(), f, regions, none)
+	var re *RegionError
+	if !errors.As(err, &re) || re.Region.Name != "root-b" || !strings.Contains(err.Error(), fmt.Sprintf("non-zero byte at offset %d", 2<<20+99)) {
+		t.Fatalf("verify of a zero run with a stray byte: %v", err)
 	}
 }
