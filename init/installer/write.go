@@ -11,10 +11,13 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"unsafe"
 
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/ballast-os/ballast/contract"
+
+	"golang.org/x/sys/unix"
 )
 
 // chunk is the size of the writes to the target: large and aligned to every sector and erase
@@ -104,6 +107,11 @@ func writeImage(ctx context.Context, target *os.File, rc io.Reader, img contract
 			}
 		}
 	}()
+	st, err := target.Stat()
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", target.Name(), err)
+	}
+	blockDev := st.Mode()&os.ModeDevice != 0
 	off := int64(len(head))
 	for p := range pieces {
 		if err := ctx.Err(); err != nil {
@@ -111,7 +119,7 @@ func writeImage(ctx context.Context, target *os.File, rc io.Reader, img contract
 		}
 		if n := len(p.b); n > 0 {
 			wrote = true
-			if _, err := target.WriteAt(p.b, off); err != nil {
+			if err := writeChunk(target, p.b, off, blockDev); err != nil {
 				return fmt.Errorf("write %s at offset %d: %w", target.Name(), off, err)
 			}
 			off += int64(n)
@@ -151,6 +159,21 @@ func writeImage(ctx context.Context, target *os.File, rc io.Reader, img contract
 		return fmt.Errorf("sync %s: %w", target.Name(), err)
 	}
 	return nil
+}
+
+// writeChunk writes b at off. On a block device a chunk of zeros is zeroed with BLKZEROOUT
+// instead, which the device (or the kernel, writing zeros itself where the device cannot) does
+// without the data crossing the bus: most of a fresh image is zeros.
+func writeChunk(f *os.File, b []byte, off int64, blockDev bool) error {
+	if blockDev && len(b)%512 == 0 && off%512 == 0 && !slices.ContainsFunc(b, func(c byte) bool { return c != 0 }) {
+		r := [2]uint64{uint64(off), uint64(len(b))}
+		if _, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.BLKZEROOUT, uintptr(unsafe.Pointer(&r[0]))); errno == 0 {
+			return nil
+		}
+		// Fall back to writing the zeros.
+	}
+	_, err := f.WriteAt(b, off)
+	return err
 }
 
 // zeroEnds zeroes the first and the last MiB of the first size bytes of f.
