@@ -126,7 +126,7 @@ func (m *InstallManifest) Validate() error {
 
 // User data sources, as image.json's userdata_sources and the variant's [userdata] sources name
 // them. The apiserver reads them in the order given (later ones win key by key); without a list
-// it reads nocloud, imds (on EC2 only) and cmdline.
+// it reads UserDataSources(): nocloud, ovf, imds (on EC2 only) and cmdline.
 const (
 	UserDataNoCloud = "nocloud" // a FAT or ISO9660 volume labelled cidata, the installer's seed included
 	UserDataIMDS    = "imds"    // EC2's instance metadata service (IMDSv2)
