@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"strings"
 )
 
 // The installer: the metal variant's ISO and network boot artifacts carry a UKI with the same
@@ -137,4 +138,16 @@ const (
 // UserDataSources lists every source name, in the default order.
 func UserDataSources() []string {
 	return []string{UserDataNoCloud, UserDataOVF, UserDataIMDS, UserDataCmdline}
+}
+
+// DefaultUserDataSources describes the default list for documentation: imds counts only on EC2.
+func DefaultUserDataSources() string {
+	var out []string
+	for _, s := range UserDataSources() {
+		if s == UserDataIMDS {
+			s += " (on EC2 only)"
+		}
+		out = append(out, s)
+	}
+	return strings.Join(out, ", ")
 }

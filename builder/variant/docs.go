@@ -70,7 +70,7 @@ func rules() map[string]rule {
 		"local.without-tpm":         {fmt.Sprintf("`%q` with `dev = false`, `%q` with `dev = true`", contract.WithoutTPMRefuse, contract.WithoutTPMPlain), fmt.Sprintf("`%q`, `%q`", contract.WithoutTPMPlain, contract.WithoutTPMRefuse)},
 		"console.serial":            {"`\"\"`: none; without [console], the `console=` words of kernel.cmdline", "a serial device and its settings as `console=` takes them (`\"ttyS0,115200n8\"`), or `\"\"`; with vga off, not `\"\"`"},
 		"console.vga":               {"`false`", "`true`, `false`"},
-		"userdata.sources":          {"without [userdata], the apiserver's order: nocloud, imds (on EC2 only), cmdline", quoted(contract.UserDataSources()) + ", each once, in the order they are read (later ones win key by key)"},
+		"userdata.sources":          {"without [userdata], the apiserver's order: " + contract.DefaultUserDataSources(), quoted(contract.UserDataSources()) + ", each once, in the order they are read (later ones win key by key)"},
 	}
 }
 

@@ -188,7 +188,7 @@ func variantsTable(b *bytes.Buffer, root string) error {
 		if err != nil {
 			return err
 		}
-		sources := "default: " + strings.Join([]string{contract.UserDataNoCloud, contract.UserDataIMDS + " (on EC2)", contract.UserDataCmdline}, ", ")
+		sources := "default: " + contract.DefaultUserDataSources()
 		if len(v.UserData.Sources) > 0 {
 			sources = strings.Join(v.UserData.Sources, ", ")
 		}
