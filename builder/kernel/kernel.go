@@ -102,6 +102,7 @@ type ModuleSet struct {
 	Dep      []byte
 	Alias    []byte
 	OnDemand []byte
+	Softdep  []byte // modules.softdep
 }
 
 // ModuleSet resolves the modules a tree gets: boot (named under bootKey in messages: loaded at
@@ -126,5 +127,6 @@ func (k *Tree) ModuleSet(bootKey string, boot, hardware []string) (ModuleSet, er
 	if err != nil {
 		return ModuleSet{}, fmt.Errorf("%s, kernel.hardware-modules: %w", bootKey, err)
 	}
-	return ModuleSet{Modules: all, Dep: dep, Alias: kmod.ModulesAlias(all), OnDemand: kmod.ModulesOnDemand(bootMods, hwMods)}, nil
+	return ModuleSet{Modules: all, Dep: dep, Alias: kmod.ModulesAlias(all), OnDemand: kmod.ModulesOnDemand(bootMods, hwMods),
+		Softdep: k.index.ModulesSoftdep(all)}, nil
 }

@@ -91,7 +91,12 @@ func (ix Index) Add(path string, r io.ReaderAt) error {
 
 // Closure returns the wanted modules and all they depend on, in a load order (dependencies first).
 // Errors name the wanted module and the missing dependency.
-func (ix Index) Closure(wanted []string) ([]Module, error) {
+func (ix Index) Closure(wanted []string) ([]Module, error) { return ix.closure(wanted, true) }
+
+// closure is Closure; soft says whether soft dependencies come along. They go into the tree and
+// load first where they can (modules.softdep), but a module does not need them: modules.dep is
+// written without them.
+func (ix Index) closure(wanted []string, soft bool) ([]Module, error) {
 	var order []Module
 	state := map[string]int{} // 1 visiting, 2 done
 	var visit func(name, via string) error
@@ -111,9 +116,11 @@ func (ix Index) Closure(wanted []string) ([]Module, error) {
 		}
 		state[name] = 1
 		deps := slices.Clone(m.Depends)
-		for _, sp := range m.SoftPre {
-			if d := ix.resolveSoft(sp); d != "" && !slices.Contains(deps, d) {
-				deps = append(deps, d)
+		if soft {
+			for _, d := range ix.SoftDeps(m) {
+				if !slices.Contains(deps, d) {
+					deps = append(deps, d)
+				}
 			}
 		}
 		sort.Strings(deps)
@@ -138,24 +145,48 @@ func (ix Index) Closure(wanted []string) ([]Module, error) {
 	return order, nil
 }
 
-// resolveSoft finds the module a soft dependency names: a module of that name, else the first by
-// name of those with that alias (crc32c_generic before crc32c_intel, which needs SSE4.2). A soft
-// dependency the kernel has built in, or not at all, resolves to "": it is optional.
-func (ix Index) resolveSoft(name string) string {
-	if _, ok := ix[contract.ModuleName(name)]; ok {
-		return contract.ModuleName(name)
-	}
-	var found []string
-	for n, m := range ix {
-		if slices.Contains(m.Aliases, name) {
-			found = append(found, n)
+// SoftDeps are the modules m's soft dependencies name: a module of that name, else every module
+// with that alias (crc32c: crc32c_generic and crc32c_intel, which needs SSE4.2), sorted. The
+// loader tries each and goes on without those that fail. A soft dependency the kernel has built
+// in, or not at all, resolves to nothing.
+func (ix Index) SoftDeps(m Module) []string {
+	var out []string
+	for _, name := range m.SoftPre {
+		if _, ok := ix[contract.ModuleName(name)]; ok {
+			out = append(out, contract.ModuleName(name))
+			continue
+		}
+		for n, dep := range ix {
+			if slices.Contains(dep.Aliases, name) {
+				out = append(out, n)
+			}
 		}
 	}
-	if len(found) == 0 {
-		return ""
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// ModulesSoftdep renders modules.softdep for mods: "softdep <name> pre: <names>" for each module
+// with soft dependencies in mods, sorted.
+func (ix Index) ModulesSoftdep(mods []Module) []byte {
+	in := map[string]bool{}
+	for _, m := range mods {
+		in[m.Name] = true
 	}
-	slices.Sort(found)
-	return found[0]
+	var lines []string
+	for _, m := range mods {
+		var pre []string
+		for _, d := range ix.SoftDeps(m) {
+			if in[d] {
+				pre = append(pre, d)
+			}
+		}
+		if len(pre) > 0 {
+			lines = append(lines, "softdep "+m.Name+" pre: "+strings.Join(pre, " ")+"\n")
+		}
+	}
+	slices.Sort(lines)
+	return []byte(strings.Join(slices.Compact(lines), ""))
 }
 
 // ModulesAlias renders modules.alias for mods: "alias <pattern> <name>" for each alias of each
@@ -179,7 +210,7 @@ func (ix Index) ModulesDep(mods []Module) ([]byte, error) {
 	sorted := slices.Clone(mods)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Path < sorted[j].Path })
 	for _, m := range sorted {
-		deps, err := ix.Closure([]string{m.Name})
+		deps, err := ix.closure([]string{m.Name}, false)
 		if err != nil {
 			return nil, err
 		}

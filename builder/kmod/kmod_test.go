@@ -55,7 +55,8 @@ func TestClosure(t *testing.T) {
 		{[]string{"nope"}, nil, "module nope not found"},
 		{[]string{"broken"}, nil, "module absent (needed by broken) not found"},
 		{[]string{"loop_a"}, nil, "dependency cycle"},
-		{[]string{"erofs"}, []string{"crc32c_generic", "libcrc32c", "erofs"}, ""},
+		// Soft dependencies come along (every module with the alias), before the module.
+		{[]string{"erofs"}, []string{"crc32c_generic", "crc32c_intel", "libcrc32c", "erofs"}, ""},
 	}
 	for _, c := range cases {
 		got, err := ix.Closure(c.wanted)
@@ -158,5 +159,29 @@ func TestModulesOnDemand(t *testing.T) {
 		if got := string(ModulesOnDemand(boot, hw)); got != c.want {
 			t.Errorf("boot %v, hardware %v: modules.ondemand\n%s\nwant\n%s", c.boot, c.hardware, got, c.want)
 		}
+	}
+}
+
+// modules.dep leaves soft dependencies out (a module must load without them); modules.softdep
+// names them, every candidate, for the loader to try first.
+func TestSoftdeps(t *testing.T) {
+	ix := testIndex()
+	mods, err := ix.Closure([]string{"erofs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dep, err := ix.ModulesDep(mods)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(dep), "crc32c") && !strings.HasPrefix(string(dep), "kernel/arch/x86/crypto/crc32c-intel.ko:\n") {
+		for _, line := range strings.Split(string(dep), "\n") {
+			if strings.HasPrefix(line, "kernel/lib/libcrc32c.ko:") && line != "kernel/lib/libcrc32c.ko:" {
+				t.Errorf("modules.dep makes a soft dependency hard: %q", line)
+			}
+		}
+	}
+	if got, want := string(ix.ModulesSoftdep(mods)), "softdep libcrc32c pre: crc32c_generic crc32c_intel\n"; got != want {
+		t.Errorf("modules.softdep %q, want %q", got, want)
 	}
 }

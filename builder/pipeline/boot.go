@@ -107,7 +107,8 @@ func (b *builder) buildInitramfs(context.Context) error {
 	files = append(files,
 		initrd.File{Path: base + "modules.dep", Data: set.Dep, Mode: 0o644},
 		initrd.File{Path: base + "modules.alias", Data: set.Alias, Mode: 0o644},
-		initrd.File{Path: base + contract.ModulesOnDemand, Data: set.OnDemand, Mode: 0o644})
+		initrd.File{Path: base + contract.ModulesOnDemand, Data: set.OnDemand, Mode: 0o644},
+		initrd.File{Path: base + "modules.softdep", Data: set.Softdep, Mode: 0o644})
 	tmpl, err := b.localTemplate()
 	if err != nil {
 		return err

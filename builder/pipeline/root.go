@@ -95,7 +95,7 @@ func (b *builder) buildRoot(ctx context.Context) error {
 	for _, f := range []struct {
 		name string
 		data []byte
-	}{{"modules.dep", set.Dep}, {"modules.alias", set.Alias}, {contract.ModulesOnDemand, set.OnDemand}} {
+	}{{"modules.dep", set.Dep}, {"modules.alias", set.Alias}, {contract.ModulesOnDemand, set.OnDemand}, {"modules.softdep", set.Softdep}} {
 		if err := t.AddFile(path.Join(dest, f.name), f.data, 0o644, "kernel"); err != nil {
 			return err
 		}

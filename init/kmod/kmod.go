@@ -38,6 +38,11 @@ type Loader struct {
 	deps    map[string]string // canonical name → path relative to Dir
 	line    map[string][]string
 	aliases [][2]string // modules.alias: pattern, canonical name
+	// soft holds modules.softdep: a module's soft dependencies (canonical names), loaded before
+	// it where they can be. A module that is some module's soft dependency is optional: its
+	// failure to load (crc32c_intel on a CPU without SSE4.2) is no error.
+	soft     map[string][]string
+	optional map[string]bool
 	// onDemand holds the modules of contract.ModulesOnDemand: LoadAll leaves them to Coldplug.
 	onDemand map[string]bool
 	mu       sync.Mutex
@@ -87,6 +92,31 @@ func NewDir(dir string) (*Loader, error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// readSoftdeps reads modules.softdep ("softdep <module> pre: <modules>" lines), which is optional.
+func (l *Loader) readSoftdeps() error {
+	l.soft, l.optional = map[string][]string{}, map[string]bool{}
+	b, err := os.ReadFile(filepath.Join(l.Dir, "modules.softdep"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("kmod: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		w := strings.Fields(line)
+		if len(w) < 3 || w[0] != "softdep" || w[2] != "pre:" {
+			continue
+		}
+		name := contract.ModuleName(w[1])
+		for _, d := range w[3:] {
+			d = contract.ModuleName(d)
+			l.soft[name] = append(l.soft[name], d)
+			l.optional[d] = true
+		}
+	}
+	return nil
 }
 
 // readAliases reads modules.alias ("alias <pattern> <module>" lines), which is optional: without
@@ -159,14 +189,22 @@ func (l *Loader) Load(names ...string) error {
 	var errs []error
 	// Every file to insert, with the files it needs first.
 	needs := map[string][]string{}
+	soft := map[string][]string{} // files loaded first if they can be
 	var order []string
 	var add func(rel string)
 	add = func(rel string) {
 		if _, ok := needs[rel]; ok {
 			return
 		}
-		deps := l.line[contract.ModuleName(filepath.Base(rel))]
+		name := contract.ModuleName(filepath.Base(rel))
+		deps := l.line[name]
 		needs[rel] = deps
+		for _, s := range l.soft[name] {
+			if p, ok := l.deps[s]; ok {
+				soft[rel] = append(soft[rel], p)
+				add(p)
+			}
+		}
 		for _, d := range deps {
 			add(d)
 		}
@@ -207,6 +245,9 @@ func (l *Loader) Load(names ...string) error {
 		wg.Go(func() {
 			r := res[rel]
 			defer close(r.done)
+			for _, d := range soft[rel] {
+				<-res[d].done // its failure is no reason not to try
+			}
 			for _, d := range needs[rel] {
 				<-res[d].done
 				if res[d].err != nil {
@@ -221,7 +262,7 @@ func (l *Loader) Load(names ...string) error {
 	}
 	wg.Wait()
 	for _, rel := range order {
-		if err := res[rel].err; err != nil {
+		if err := res[rel].err; err != nil && !l.optional[contract.ModuleName(filepath.Base(rel))] {
 			errs = append(errs, fmt.Errorf("kmod: %s: %w", rel, err))
 		}
 	}

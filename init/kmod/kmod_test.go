@@ -100,3 +100,27 @@ func TestLoadErrors(t *testing.T) {
 		t.Errorf("inserted %q", got)
 	}
 }
+
+// Soft dependencies (modules.softdep) load before the module where they can; one that fails
+// (crc32c_intel on a CPU without SSE4.2) is no error, and the module still loads after it.
+func TestSoftdeps(t *testing.T) {
+	const softDep = `kernel/fs/erofs/erofs.ko: kernel/lib/libcrc32c.ko
+kernel/lib/libcrc32c.ko:
+kernel/crypto/crc32c_generic.ko:
+kernel/arch/x86/crypto/crc32c-intel.ko:
+`
+	l, order := testLoader(t, softDep, map[string]bool{"kernel/arch/x86/crypto/crc32c-intel.ko": true})
+	if err := os.WriteFile(filepath.Join(l.Dir, "modules.softdep"), []byte("softdep libcrc32c pre: crc32c_generic crc32c_intel\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.readSoftdeps(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Load("erofs", "crc32c_intel"); err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	got := strings.Join(order(), " ")
+	if want := "kernel/crypto/crc32c_generic.ko kernel/lib/libcrc32c.ko kernel/fs/erofs/erofs.ko"; got != want {
+		t.Errorf("inserted %q, want %q", got, want)
+	}
+}
