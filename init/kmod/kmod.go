@@ -91,6 +91,9 @@ func NewDir(dir string) (*Loader, error) {
 	if err := l.readOnDemand(); err != nil {
 		return nil, err
 	}
+	if err := l.readSoftdeps(); err != nil {
+		return nil, err
+	}
 	return l, nil
 }
 
