@@ -56,6 +56,7 @@ RUN_TRUST = $(if $(filter qemu-prod metal,$(VARIANT)),--secure-boot --tpm $(BUIL
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+	$(GO) vet -tags ballast_installer ./init/initramfs/...
 
 # The apiserver and the inits are where goroutines share state (group commit, the apply queue, the
 # supervisor, the console), so their tests run under the race detector; the rest run without it,

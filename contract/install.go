@@ -24,6 +24,10 @@ const (
 	InstallDiskAuto    = "auto"
 )
 
+// TagInstaller is the Go build tag that puts the installer into the initramfs init: the builder
+// sets it for variants with the iso or netboot format, and other images' initramfs go without.
+const TagInstaller = "ballast_installer"
+
 // Files of the installer medium (root of the ISO9660 volume) and of the network boot directory.
 const (
 	InstallVolumeID     = "BALLAST_INSTALL"

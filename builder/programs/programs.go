@@ -9,14 +9,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"github.com/ballast-os/ballast/contract"
 )
 
 // Build compiles progs into dir, each binary named after its program, and returns the host path
 // of each by program name. One go build call lets the toolchain build them in parallel and reuse
-// its cache. version is stamped into main.version.
-func Build(ctx context.Context, repo, dir string, progs []contract.Program, version string) (map[string]string, error) {
+// its cache. version is stamped into main.version; tags are Go build tags (contract.TagInstaller).
+func Build(ctx context.Context, repo, dir string, progs []contract.Program, version string, tags ...string) (map[string]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("programs: %w", err)
 	}
@@ -40,6 +41,9 @@ func Build(ctx context.Context, repo, dir string, progs []contract.Program, vers
 	defer os.RemoveAll(tmp)
 	args := []string{"build", "-trimpath", "-buildvcs=false",
 		"-ldflags=-s -w -buildid= -X main.version=" + version, "-o", tmp + "/"}
+	if len(tags) > 0 {
+		args = append(args, "-tags="+strings.Join(tags, ","))
+	}
 	cmd := exec.CommandContext(ctx, "go", append(args, mains...)...)
 	cmd.Dir = repo
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOFLAGS=-mod=readonly")

@@ -1,3 +1,5 @@
+//go:build ballast_installer
+
 package initramfs
 
 import (
@@ -36,11 +38,6 @@ func install(ctx context.Context, con *console.Writer, c contract.Cmdline) error
 		ReadFAT:    installer.MountFAT("/run"),
 		Network:    installer.DHCP(con, "/etc/resolv.conf", 30*time.Second),
 	})
-}
-
-func isInstall(c contract.Cmdline) bool {
-	_, ok := c.Get(contract.ParamInstall)
-	return ok
 }
 
 // isoMedium reads the installer medium's files from its ISO9660 volume.

@@ -325,3 +325,8 @@ func bindVar() error {
 	}
 	return nil
 }
+
+func isInstall(c contract.Cmdline) bool {
+	_, ok := c.Get(contract.ParamInstall)
+	return ok
+}
