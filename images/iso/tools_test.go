@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -261,31 +260,6 @@ func TestToolsNoBoot(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("xorriso does not say %q of a plain volume:\n%s", want, out)
 		}
-	}
-}
-
-// TestMount mounts Write's output with Linux's isofs through a loop device, as the host's NoCloud
-// reader and the installer mount their volumes, and checks names, modes and contents. A host
-// kernel without isofs (no module directory, as on the build machines) leaves this to TestVM,
-// which mounts the same images in a guest running the image's kernel.
-func TestMount(t *testing.T) {
-	testutil.Root(t, "loop mounts")
-	if fss, err := os.ReadFile("/proc/filesystems"); err != nil || !regexp.MustCompile(`(?m)\siso9660$`).Match(fss) {
-		t.Skip("the host kernel has no iso9660 file system; TestVM mounts the images in a guest kernel")
-	}
-	mount, umount := tool(t, "mount"), tool(t, "umount")
-	for _, hybrid := range []bool{false, true} {
-		t.Run(fmt.Sprintf("hybrid=%v", hybrid), func(t *testing.T) {
-			img := writeFile(t, mountOptions(t, hybrid), testFiles())
-			dir := t.TempDir()
-			testutil.Run(t, mount, "-o", "loop,ro", "-t", "iso9660", img, dir)
-			t.Cleanup(func() {
-				if out, err := exec.Command(umount, dir).CombinedOutput(); err != nil {
-					t.Errorf("umount %s: %v: %s", dir, err, out)
-				}
-			})
-			checkMounted(t, dir)
-		})
 	}
 }
 
