@@ -18,9 +18,14 @@ import (
 type IMDS struct {
 	// Endpoint is the service's base URL; default http://169.254.169.254.
 	Endpoint string
-	// Timeout bounds the whole exchange; default 2s. Off EC2 the address is usually unreachable
-	// at once, but where it is routed and nobody answers every second delays the boot.
+	// Timeout bounds each try; default 2s. Off EC2 the address is usually unreachable at once,
+	// but where it is routed and nobody answers every second delays the boot.
 	Timeout time.Duration
+	// Wait is how long an unreachable service is tried again before it counts as absent. On EC2
+	// the service is there, but the apiserver may ask before the NIC's lease and route are in
+	// place, when the address is unreachable; without a wait the instance would boot without its
+	// user data. Zero tries once.
+	Wait time.Duration
 }
 
 // IMDSEndpoint is where the metadata service answers on EC2.
@@ -33,7 +38,7 @@ func (m IMDS) Fetch(ctx context.Context) ([]byte, string, error) {
 		base = IMDSEndpoint
 	}
 	origin := base + "/latest/user-data"
-	data, err := imds.Client{Endpoint: base, Timeout: m.Timeout}.Get(ctx, "/latest/user-data", maxRaw)
+	data, err := m.get(ctx, base)
 	switch {
 	case errors.Is(err, imds.ErrUnreachable):
 		return nil, origin, fmt.Errorf("no instance metadata service at %s: %w", base, ErrNotFound)
@@ -43,6 +48,26 @@ func (m IMDS) Fetch(ctx context.Context) ([]byte, string, error) {
 		return nil, origin, err
 	}
 	return data, origin, nil
+}
+
+// get asks until the service is reachable or m.Wait has passed (a last try at its end), pausing
+// 100 ms, then twice as long each time up to 2 s.
+func (m IMDS) get(ctx context.Context, base string) ([]byte, error) {
+	deadline := time.Now().Add(m.Wait)
+	pause := 100 * time.Millisecond
+	for {
+		data, err := imds.Client{Endpoint: base, Timeout: m.Timeout}.Get(ctx, "/latest/user-data", maxRaw)
+		left := time.Until(deadline)
+		if !errors.Is(err, imds.ErrUnreachable) || left <= 0 {
+			return data, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(min(pause, left)):
+		}
+		pause = min(2*pause, 2*time.Second)
+	}
 }
 
 // OnEC2 tells whether the machine is an EC2 instance (imds.OnEC2).

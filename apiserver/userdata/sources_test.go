@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -73,6 +74,38 @@ func TestIMDS(t *testing.T) {
 	if _, _, err := (IMDS{Endpoint: dead}).Fetch(context.Background()); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Fetch with nothing listening = %v", err)
 	}
+	// A service that is unreachable at first (the NIC has no lease yet) is tried again for Wait.
+	late, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := late.Addr().String()
+	late.Close()
+	lateSrv := &http.Server{Handler: &imdsServer{userData: &ud}}
+	defer lateSrv.Close()
+	go func() {
+		time.Sleep(600 * time.Millisecond)
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Errorf("late listener: %v", err)
+			return
+		}
+		lateSrv.Serve(ln)
+	}()
+	if data, _, err := (IMDS{Endpoint: "http://" + addr, Wait: 10 * time.Second}).Fetch(context.Background()); err != nil || string(data) != ud {
+		t.Fatalf("Fetch from a service that comes up late = %q, %v", data, err)
+	}
+	// Nothing listening for the whole wait: the service is absent, once the wait is over.
+	gone, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	goneAddr := gone.Addr().String()
+	gone.Close()
+	start := time.Now()
+	if _, _, err := (IMDS{Endpoint: "http://" + goneAddr, Wait: 700 * time.Millisecond}).Fetch(context.Background()); !errors.Is(err, ErrNotFound) || time.Since(start) < 500*time.Millisecond {
+		t.Fatalf("Fetch with nothing listening for the whole wait = %v after %v", err, time.Since(start))
+	}
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
@@ -80,7 +113,7 @@ func TestIMDS(t *testing.T) {
 		}
 	}))
 	defer slow.Close()
-	start := time.Now()
+	start = time.Now()
 	if _, _, err := (IMDS{Endpoint: slow.URL, Timeout: 100 * time.Millisecond}).Fetch(context.Background()); !errors.Is(err, ErrNotFound) || time.Since(start) > 2*time.Second {
 		t.Fatalf("Fetch from a silent service = %v after %v", err, time.Since(start))
 	}

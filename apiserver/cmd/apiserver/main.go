@@ -48,7 +48,8 @@ func main() {
 		udWait           = flag.Duration("user-data-wait", 0, "how long to keep looking for a cidata volume that is not there yet on first boot")
 		runDir           = flag.String("run", "/run", "where the cidata volume is mounted while it is read")
 		imdsEndpointFlag = flag.String("imds-endpoint", "auto", "EC2 instance metadata service for first-boot user data: \"auto\" asks "+userdata.IMDSEndpoint+" on EC2 only (by the SMBIOS vendor), \"off\" never, a URL always")
-		imdsTimeout      = flag.Duration("imds-timeout", 2*time.Second, "how long to try the instance metadata service")
+		imdsTimeout      = flag.Duration("imds-timeout", 2*time.Second, "how long each request to the instance metadata service may take")
+		imdsWait         = flag.Duration("imds-wait", 30*time.Second, "how long an unreachable instance metadata service is tried again on first boot (the network may not be up yet)")
 		initSocket       = flag.String("init-socket", contract.InitSocket, "the system init's socket (services, restarts, reboot)")
 		logDir           = flag.String("log-dir", contract.PersistentLogDir, "where the system init writes the host logs")
 		volatileLogs     = flag.String("volatile-log-dir", contract.LogDir, "where the system init writes a log it cannot keep in --log-dir")
@@ -99,7 +100,7 @@ func main() {
 	imds := imdsEndpoint(*imdsEndpointFlag, func() bool { return userdata.OnEC2("/sys") })
 	sources, err := userDataSources(sourceConfig{
 		Names: img.UserDataSources, File: *userData, RunDir: *runDir, Wait: *udWait, BeforeMount: waitBoot,
-		IMDS: imds, IMDSTimeout: *imdsTimeout, Cmdline: *cmdline,
+		IMDS: imds, IMDSTimeout: *imdsTimeout, IMDSWait: *imdsWait, Cmdline: *cmdline,
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "ballast: apiserver: %s: %v; reading %s\n", *imageInfo, err, strings.Join(sourceNames(sources), ", "))

@@ -28,6 +28,7 @@ type sourceConfig struct {
 	// is left out without one.
 	IMDS        string
 	IMDSTimeout time.Duration
+	IMDSWait    time.Duration
 	Cmdline     string
 }
 
@@ -62,7 +63,7 @@ func userDataSources(c sourceConfig) ([]userdata.NamedSource, error) {
 			if c.IMDS == "" {
 				continue
 			}
-			src = userdata.IMDS{Endpoint: c.IMDS, Timeout: c.IMDSTimeout}
+			src = userdata.IMDS{Endpoint: c.IMDS, Timeout: c.IMDSTimeout, Wait: c.IMDSWait}
 		case contract.UserDataCmdline:
 			src = userdata.Cmdline{Path: c.Cmdline}
 		default:
