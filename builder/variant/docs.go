@@ -41,11 +41,16 @@ func rules() map[string]rule {
 	mods := "kernel module names (`dm-verity` and `dm_verity` are one module); each must be in the kernel package or built into it"
 	size := "a whole number of MiB, written with KiB, MiB or GiB (`\"64MiB\"`, `\"1GiB\"`), at least %s"
 	up := contract.DefaultUpdatePolicy()
-	return map[string]rule{
+	var archs []string
+	for _, a := range contract.Archs() {
+		archs = append(archs, string(a))
+	}
+	r := map[string]rule{
+		"arch":                      {fmt.Sprintf("`[\"%s\"]`", contract.DefaultArch), quoted(archs) + ", each once; `ballast build` builds them all, `--arch` one"},
 		"name":                      {"required", "lower-case letters, digits and dashes, at most 32, starting with a letter or digit; the file's name"},
 		"description":               {"`\"\"`", "any text"},
 		"dev":                       {"`false`", "`true`, `false`"},
-		"kernel.package":            {"required", "a `linux-image-*` package of packages/debian.lock"},
+		"kernel.package":            {"required", "a `linux-image-*` package of packages/debian.lock; `" + ArchPlaceholder + "` stands for the architecture (`\"linux-image-6.1.0-50-cloud-" + ArchPlaceholder + "\"`), required when arch lists more than one"},
 		"kernel.modules":            {"none", mods},
 		"kernel.optional-modules":   {"none", mods + "; none of kernel.modules"},
 		"kernel.initramfs-modules":  {"required", mods},
@@ -72,6 +77,13 @@ func rules() map[string]rule {
 		"console.vga":               {"`false`", "`true`, `false`"},
 		"userdata.sources":          {"without [userdata], the apiserver's order: " + contract.DefaultUserDataSources(), quoted(contract.UserDataSources()) + ", each once, in the order they are read (later ones win key by key)"},
 	}
+	for _, a := range archs {
+		r[a+".serial"] = rule{"console.serial", "as console.serial; only with a [console] table and `" + a + "` in arch"}
+		for _, l := range []string{"modules", "initramfs-modules", "hardware-modules"} {
+			r[a+"."+l] = rule{"none", mods + "; added to kernel." + l + " when building for " + a}
+		}
+	}
+	return r
 }
 
 func time2s(d contract.Duration) string {

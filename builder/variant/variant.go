@@ -32,7 +32,11 @@ type Variant struct {
 	// Dev makes a development image: a console shell (the console-shell program, busybox), the
 	// development PKI for the remote API, and a plain /local on machines without a TPM. Never for
 	// production.
-	Dev        bool       `toml:"dev"`
+	Dev bool `toml:"dev"`
+	// Archs are the architectures the variant builds for, by their Go and Debian name: `ballast
+	// build` builds each (the first into build/<name>, the others into build/<name>-<arch>), and
+	// `--arch` one. The [amd64] and [arm64] tables say what differs.
+	Archs      []string   `toml:"arch"`
 	Kernel     Kernel     `toml:"kernel"`
 	Packages   Packages   `toml:"packages"`
 	Programs   Programs   `toml:"programs"`
@@ -43,9 +47,78 @@ type Variant struct {
 	Local      Local      `toml:"local"`
 	Console    Console    `toml:"console"`
 	UserData   UserData   `toml:"userdata"`
+	AMD64      ArchTable  `toml:"amd64"`
+	ARM64      ArchTable  `toml:"arm64"`
 
 	// Path is the file the variant came from.
 	Path string `toml:"-"`
+	// Target is the architecture ForArch resolved the variant for, "" for the file as written.
+	Target contract.Arch `toml:"-"`
+}
+
+// ArchTable is an [amd64] or [arm64] table: what the variant does differently on that
+// architecture. Its module lists are added to the [kernel] ones.
+type ArchTable struct {
+	// Serial replaces console.serial on this architecture, whose UART has its own name
+	// (QEMU's virt machine has a PL011, ttyAMA0).
+	Serial *string `toml:"serial"`
+	// Modules are added to kernel.modules on this architecture.
+	Modules []string `toml:"modules"`
+	// InitramfsModules are added to kernel.initramfs-modules on this architecture.
+	InitramfsModules []string `toml:"initramfs-modules"`
+	// HardwareModules are added to kernel.hardware-modules on this architecture.
+	HardwareModules []string `toml:"hardware-modules"`
+}
+
+// ArchPlaceholder in kernel.package stands for the architecture's Debian name.
+const ArchPlaceholder = "{arch}"
+
+// ArchList returns the architectures the variant builds for, in its order.
+func (v *Variant) ArchList() []contract.Arch {
+	if len(v.Archs) == 0 {
+		return []contract.Arch{contract.DefaultArch}
+	}
+	out := make([]contract.Arch, len(v.Archs))
+	for i, a := range v.Archs {
+		out[i] = contract.Arch(a) // checked by validate
+	}
+	return out
+}
+
+// table returns the [amd64] or [arm64] table.
+func (v *Variant) table(a contract.Arch) *ArchTable {
+	switch a {
+	case contract.AMD64:
+		return &v.AMD64
+	case contract.ARM64:
+		return &v.ARM64
+	}
+	return nil
+}
+
+// ForArch returns the variant as built for one of its architectures: kernel.package with
+// {arch} replaced, the architecture's module lists added and its serial console in place.
+func (v *Variant) ForArch(a contract.Arch) (*Variant, error) {
+	if !slices.Contains(v.ArchList(), a) {
+		return nil, fmt.Errorf("%s: variant %s does not build for %s (arch = %q)", v.Path, v.Name, a, v.ArchList())
+	}
+	r := *v
+	r.Target = a
+	r.Kernel.Package = strings.ReplaceAll(v.Kernel.Package, ArchPlaceholder, a.Info().Debian)
+	if t := v.table(a); t != nil {
+		r.Kernel.Modules = slices.Concat(v.Kernel.Modules, t.Modules)
+		r.Kernel.InitramfsModules = slices.Concat(v.Kernel.InitramfsModules, t.InitramfsModules)
+		r.Kernel.HardwareModules = slices.Concat(v.Kernel.HardwareModules, t.HardwareModules)
+		if t.Serial != nil {
+			r.Console.Serial = *t.Serial
+		}
+	}
+	r.AMD64, r.ARM64 = ArchTable{}, ArchTable{}
+	r.Archs = []string{string(a)}
+	if err := r.validate(false); err != nil {
+		return nil, fmt.Errorf("%s (for %s): %w", v.Path, a, err)
+	}
+	return &r, nil
 }
 
 // Kernel says which Debian kernel package to use and what of it to include.
@@ -406,6 +479,9 @@ func (v *Variant) validate(nameIsFile bool) error {
 	case v.Kernel.Package == "":
 		return bad("kernel.package", "missing")
 	}
+	if err := v.validateArchs(); err != nil {
+		return err
+	}
 	if err := checkList("kernel.modules", v.Kernel.Modules, moduleRE, nil); err != nil {
 		return err
 	}
@@ -503,6 +579,49 @@ func (v *Variant) validate(nameIsFile bool) error {
 	return v.Updates.validate()
 }
 
+// validateArchs checks arch and the architecture tables: known names, each once; a table only
+// for a listed architecture; one kernel package per architecture.
+func (v *Variant) validateArchs() error {
+	names := make([]string, 0, len(contract.Archs()))
+	for _, a := range contract.Archs() {
+		names = append(names, string(a))
+	}
+	if v.Archs != nil && len(v.Archs) == 0 {
+		return bad("arch", "empty: list at least one of %s, or leave arch out for %q", strings.Join(names, ", "), contract.DefaultArch)
+	}
+	if err := checkList("arch", v.Archs, nil, names); err != nil {
+		return err
+	}
+	archs := v.ArchList()
+	n := strings.Count(v.Kernel.Package, ArchPlaceholder)
+	if len(archs) > 1 && n == 0 {
+		return bad("kernel.package", "%q names one package for %d architectures: write %s where the architecture goes (\"linux-image-6.1.0-50-cloud-%s\")", v.Kernel.Package, len(archs), ArchPlaceholder, ArchPlaceholder)
+	}
+	if strings.ContainsAny(strings.ReplaceAll(v.Kernel.Package, ArchPlaceholder, ""), "{}") {
+		return bad("kernel.package", "%q: the only placeholder is %s", v.Kernel.Package, ArchPlaceholder)
+	}
+	for _, a := range contract.Archs() {
+		t := v.table(a)
+		key := string(a)
+		given := t.Serial != nil || t.Modules != nil || t.InitramfsModules != nil || t.HardwareModules != nil
+		if given && !slices.Contains(archs, a) {
+			return bad(key, "[%s] is given but arch does not list %q", key, key)
+		}
+		for _, l := range []struct {
+			key  string
+			list []string
+		}{{"modules", t.Modules}, {"initramfs-modules", t.InitramfsModules}, {"hardware-modules", t.HardwareModules}} {
+			if err := checkList(key+"."+l.key, l.list, moduleRE, nil); err != nil {
+				return err
+			}
+		}
+		if t.Serial != nil && !v.Console.given {
+			return bad(key+".serial", "replaces console.serial: give a [console] table")
+		}
+	}
+	return nil
+}
+
 // validateHardware checks kernel.hardware-modules: valid names, each listed once and in no other
 // module list (those load their modules at boot or keep them for explicit requests).
 func (v *Variant) validateHardware() error {
@@ -532,17 +651,41 @@ func (v *Variant) validateConsole() error {
 	if !c.given {
 		return nil
 	}
+	serials := []struct{ key, val string }{{"console.serial", c.Serial}}
+	for _, a := range contract.Archs() {
+		if t := v.table(a); t.Serial != nil {
+			serials = append(serials, struct{ key, val string }{string(a) + ".serial", *t.Serial})
+		}
+	}
+	for _, s := range serials[1:] {
+		if s.val != "" {
+			if err := checkSerial(s.key, s.val); err != nil {
+				return err
+			}
+		} else if !c.VGA {
+			return bad(s.key, "no console: set a serial port, or console.vga = true")
+		}
+	}
 	if c.Serial != "" {
-		m := serialRE.FindStringSubmatch(c.Serial)
-		switch {
-		case m == nil:
-			return bad("console.serial", "%q: want a device and its settings as console= takes them, e.g. \"ttyS0,115200n8\", or \"\" for none", c.Serial)
-		case vtRE.MatchString(m[1]):
-			return bad("console.serial", "%q is a screen, not a serial port: use vga = true", c.Serial)
+		if err := checkSerial("console.serial", c.Serial); err != nil {
+			return err
 		}
 	}
 	if c.Serial == "" && !c.VGA {
 		return bad("console", "no console: set serial, or vga = true (a host that prints nowhere cannot say why it did not boot)")
+	}
+	return nil
+}
+
+func checkSerial(key, val string) error {
+	{
+		m := serialRE.FindStringSubmatch(val)
+		switch {
+		case m == nil:
+			return bad(key, "%q: want a device and its settings as console= takes them, e.g. \"ttyS0,115200n8\", or \"\" for none", val)
+		case vtRE.MatchString(m[1]):
+			return bad(key, "%q is a screen, not a serial port: use vga = true", val)
+		}
 	}
 	return nil
 }

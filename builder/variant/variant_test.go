@@ -76,6 +76,37 @@ func TestParse(t *testing.T) {
 		{"cloud and installer formats", func(s string) string {
 			return strings.Replace(s, `formats = ["raw"]`, `formats = ["raw", "vmdk", "ami", "ova", "iso", "netboot"]`, 1)
 		}, ""},
+		{"two archs", func(s string) string {
+			return strings.Replace(s, `package = "linux-image-x"`, `package = "linux-image-x-{arch}"`, 1) + "arch = [\"amd64\", \"arm64\"]\n"
+		}, `t.toml:18: unknown key "secure-boot.arch"`},
+		{"archs", func(s string) string {
+			return strings.Replace(strings.Replace(s, `package = "linux-image-x"`, `package = "linux-image-x-{arch}"`, 1), `name = "t"`, "name = \"t\"\narch = [\"amd64\", \"arm64\"]", 1)
+		}, ""},
+		{"unknown arch", func(s string) string {
+			return strings.Replace(s, `name = "t"`, "name = \"t\"\narch = [\"riscv64\"]", 1)
+		},
+			`t.toml:2: key "arch": unknown "riscv64" (known: amd64, arm64)`},
+		{"arch twice", func(s string) string {
+			return strings.Replace(s, `name = "t"`, "name = \"t\"\narch = [\"arm64\", \"arm64\"]", 1)
+		},
+			`t.toml:2: key "arch": "arm64" listed twice`},
+		{"no arch", func(s string) string { return strings.Replace(s, `name = "t"`, "name = \"t\"\narch = []", 1) },
+			`t.toml:2: key "arch": empty`},
+		{"one kernel for two archs", func(s string) string {
+			return strings.Replace(s, `name = "t"`, "name = \"t\"\narch = [\"amd64\", \"arm64\"]", 1)
+		}, `t.toml:4: key "kernel.package": "linux-image-x" names one package for 2 architectures: write {arch}`},
+		{"bad placeholder", func(s string) string {
+			return strings.Replace(s, `package = "linux-image-x"`, `package = "linux-image-{abi}-{arch}"`, 1)
+		},
+			`key "kernel.package": "linux-image-{abi}-{arch}": the only placeholder is {arch}`},
+		{"table of an arch not built", func(s string) string { return s + "[arm64]\nmodules = [\"pl031\"]\n" },
+			`t.toml:18: key "arm64": [arm64] is given but arch does not list "arm64"`},
+		{"arch serial without console", func(s string) string {
+			return strings.Replace(s, `name = "t"`, "name = \"t\"\narch = [\"arm64\"]", 1) + "[arm64]\nserial = \"ttyAMA0\"\n"
+		}, `key "arm64.serial": replaces console.serial: give a [console] table`},
+		{"arch bad module", func(s string) string {
+			return strings.Replace(s, `name = "t"`, "name = \"t\"\narch = [\"arm64\"]", 1) + "[arm64]\nmodules = [\"a b\"]\n"
+		}, `key "arm64.modules": "a b" is not a valid name`},
 		{"ami without vmdk", func(s string) string { return strings.Replace(s, `formats = ["raw"]`, `formats = ["raw", "ami"]`, 1) },
 			`t.toml:15: key "output.formats": "ami" is imported from the vmdk: add "vmdk"`},
 		{"installer without nocloud", func(s string) string {
@@ -327,5 +358,66 @@ func TestConsoleAndUserData(t *testing.T) {
 				t.Errorf("sources %q, want %q", v.UserData.Sources, c.sources)
 			}
 		})
+	}
+}
+
+func TestForArch(t *testing.T) {
+	text := strings.Replace(strings.Replace(good, `package = "linux-image-x"`, `package = "linux-image-x-{arch}"`, 1),
+		`name = "t"`, "name = \"t\"\narch = [\"amd64\", \"arm64\"]", 1)
+	text = strings.Replace(text, `cmdline = ["console=ttyS0"]`, "", 1) +
+		"[console]\nserial = \"ttyS0,115200n8\"\n[arm64]\nserial = \"ttyAMA0,115200n8\"\ninitramfs-modules = [\"virtio_pci\"]\nmodules = [\"rtc-pl031\"]\n"
+	path := filepath.Join(t.TempDir(), "t.toml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := v.ArchList(); !slices.Equal(got, []contract.Arch{contract.AMD64, contract.ARM64}) {
+		t.Fatalf("ArchList %v", got)
+	}
+	for _, tc := range []struct {
+		arch               contract.Arch
+		pkg, serial        string
+		initramfs, modules []string
+	}{
+		{contract.AMD64, "linux-image-x-amd64", "ttyS0,115200n8", []string{"virtio_blk"}, []string{"vfat"}},
+		{contract.ARM64, "linux-image-x-arm64", "ttyAMA0,115200n8", []string{"virtio_blk", "virtio_pci"}, []string{"vfat", "rtc-pl031"}},
+	} {
+		r, err := v.ForArch(tc.arch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Target != tc.arch || r.Kernel.Package != tc.pkg || r.Console.Serial != tc.serial ||
+			!slices.Equal(r.Kernel.InitramfsModules, tc.initramfs) || !slices.Equal(r.Kernel.Modules, tc.modules) {
+			t.Errorf("%s: %+v %+v", tc.arch, r.Kernel, r.Console)
+		}
+		if !slices.Equal(r.ArchList(), []contract.Arch{tc.arch}) {
+			t.Errorf("%s: resolved ArchList %v", tc.arch, r.ArchList())
+		}
+	}
+	// The original is untouched by resolving it.
+	if v.Kernel.Package != "linux-image-x-{arch}" || len(v.Kernel.InitramfsModules) != 1 || v.Console.Serial != "ttyS0,115200n8" {
+		t.Errorf("ForArch changed the variant: %+v", v.Kernel)
+	}
+	// A module the arch adds that the kernel list already has is refused once resolved.
+	dup := strings.Replace(text, `modules = ["rtc-pl031"]`, `modules = ["vfat"]`, 1)
+	os.WriteFile(path, []byte(dup), 0o644)
+	if v, err := Load(path); err != nil {
+		t.Fatal(err)
+	} else if _, err := v.ForArch(contract.ARM64); err == nil || !strings.Contains(err.Error(), `"vfat" listed twice`) || !strings.Contains(err.Error(), "for arm64") {
+		t.Errorf("duplicate module across [kernel] and [arm64]: %v", err)
+	}
+	// Only listed architectures resolve; a variant without arch builds amd64.
+	one, err := Parse("one.toml", []byte(strings.Replace(good, `name = "t"`, `name = "one"`, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := one.ForArch(contract.ARM64); err == nil || !strings.Contains(err.Error(), "does not build for arm64") {
+		t.Errorf("arm64 of an amd64 variant: %v", err)
+	}
+	if r, err := one.ForArch(contract.AMD64); err != nil || r.Kernel.Package != "linux-image-x" {
+		t.Errorf("amd64 of a variant without arch: %v", err)
 	}
 }
