@@ -20,9 +20,6 @@ import (
 	"github.com/ballast-os/ballast/trust/tpm/policy"
 )
 
-// stubPath is the UKI stub inside the systemd-boot-efi package.
-const stubPath = "usr/lib/systemd/boot/efi/linuxx64.efi.stub"
-
 // planLayout lays out the disk (slot A's partition UUIDs come from the root hash, the others
 // from the variant's name) and writes each slot's kernel command line: the partitions and the
 // hash the initramfs is to trust. Both slots' lines name the halves of this build's root hash,
@@ -171,7 +168,7 @@ func (b *builder) buildUKI(context.Context) error {
 		signed = "signed with " + dir
 	}
 	b.step("uki: kernel %s, initramfs %d KiB, slots a and b, %s", b.kernel.Version, len(b.initrd)>>10, signed)
-	stub, err := os.ReadFile(filepath.Join(b.stubDir, stubPath))
+	stub, err := os.ReadFile(filepath.Join(b.stubDir, b.arch.SystemdStubFile()))
 	if err != nil {
 		return fmt.Errorf("%s: %w", stubPackage, err)
 	}

@@ -17,8 +17,9 @@ import (
 	"github.com/ballast-os/ballast/trust/authenticode"
 )
 
-// loaderPath is systemd-boot inside the systemd-boot-efi package, the package of the UKI stub.
-const loaderPath = "usr/lib/systemd/boot/efi/systemd-bootx64.efi"
+// loaderFile is systemd-boot's name in the work directory, as the systemd-boot-efi package (the
+// package of the UKI stub) names it: systemd-bootx64.efi, systemd-bootaa64.efi.
+func (b *builder) loaderFile() string { return filepath.Base(b.arch.SystemdBootFile()) }
 
 // loaderConf is systemd-boot's loader.conf (keys of systemd-boot 252): boot the first entry at
 // once, no command line editor (it would bypass the UKI's trusted command line), no entries of
@@ -43,7 +44,7 @@ func (b *builder) writeDisk(context.Context) error {
 	if err != nil {
 		return err
 	}
-	loader, err := os.ReadFile(filepath.Join(b.stubDir, loaderPath))
+	loader, err := os.ReadFile(filepath.Join(b.stubDir, b.arch.SystemdBootFile()))
 	if err != nil {
 		return fmt.Errorf("%s: %w", stubPackage, err)
 	}
@@ -57,7 +58,7 @@ func (b *builder) writeDisk(context.Context) error {
 		conf += "secure-boot-enroll force\n"
 	}
 	// A copy beside the UKIs, for the manifest and the tests.
-	if err := os.WriteFile(filepath.Join(b.work, "systemd-bootx64.efi"), loader, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(b.work, b.loaderFile()), loader, 0o644); err != nil {
 		return err
 	}
 	ukiA, err := os.ReadFile(b.ukis[contract.SlotA])
@@ -67,7 +68,7 @@ func (b *builder) writeDisk(context.Context) error {
 	vid := contract.Derive("esp-volume-id", esp.String())
 	fsTime := time.Unix(b.epoch, 0).UTC()
 	files := []fat.File{
-		{Path: contract.ESPLoader, Data: loader, ModTime: fsTime},
+		{Path: b.arch.ESPLoaderPath(), Data: loader, ModTime: fsTime},
 		{Path: contract.ESPLoaderConf, Data: []byte(conf), ModTime: fsTime},
 		{Path: contract.ESPEntries + "/" + b.entry, Data: ukiA, ModTime: fsTime},
 		{Path: contract.ESPStaged, Dir: true, ModTime: fsTime},

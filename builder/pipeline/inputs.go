@@ -42,7 +42,7 @@ func (b *builder) digestInputs(context.Context) error {
 		b.pkiDir = dir
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "epoch=%d\ngo=%s\nvariant=%s\nversion=%s\nformats=%v\nwithout-selinux=%v\nnetboot-url=%s\n", b.epoch, runtime.Version(), b.v.Name, b.version, b.Formats, b.BenchWithoutSELinux, b.NetbootURL)
+	fmt.Fprintf(h, "epoch=%d\ngo=%s\nvariant=%s\narch=%s\nversion=%s\nformats=%v\nwithout-selinux=%v\nnetboot-url=%s\n", b.epoch, runtime.Version(), b.v.Name, b.arch, b.version, b.Formats, b.BenchWithoutSELinux, b.NetbootURL)
 	// A variant file outside the repository, and the root.json it names, are inputs like the rest.
 	if err := hashFile(h, "variant-file", b.v.Path); err != nil {
 		return err

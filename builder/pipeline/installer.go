@@ -176,7 +176,7 @@ func (b *builder) installerUKI(netbootURL string) ([]byte, error) {
 	if netbootURL != "" {
 		source = netbootURL + "/" + contract.InstallManifestFile
 	}
-	stub, err := os.ReadFile(filepath.Join(b.stubDir, stubPath))
+	stub, err := os.ReadFile(filepath.Join(b.stubDir, b.arch.SystemdStubFile()))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", stubPackage, err)
 	}
@@ -202,7 +202,7 @@ func (b *builder) installerUKI(netbootURL string) ([]byte, error) {
 // installer UKI, and the enrollment files of a signed build, so a virtual machine in setup mode
 // takes the owner's keys already at the installer's boot.
 func (b *builder) installerBoot(ukiImg []byte) (installer.Boot, error) {
-	loader, err := os.ReadFile(filepath.Join(b.work, "systemd-bootx64.efi"))
+	loader, err := os.ReadFile(filepath.Join(b.work, b.loaderFile()))
 	if err != nil {
 		return installer.Boot{}, err
 	}

@@ -43,7 +43,7 @@ func (b *builder) convertFormats(ctx context.Context) error {
 	if err := b.record(b.manifest.Outputs, "disk.raw", b.diskPath); err != nil {
 		return err
 	}
-	opts := formatOptions(b.v.Name, b.version, b.v.Description, b.epoch, b.rootHash)
+	opts := formatOptions(b.v.Name, b.arch, b.version, b.v.Description, b.epoch, b.rootHash)
 	for _, f := range fs {
 		if f == format.Raw {
 			continue
@@ -89,7 +89,7 @@ func outputFormats(names []string) ([]format.Format, error) {
 
 // formatOptions are the conversions' options: the time and UUID every format stamps, derived from
 // the build so two builds give the same bytes, and the product the OVA and the AMI describe.
-func formatOptions(variant, version, description string, epoch int64, rootHash string) format.Options {
+func formatOptions(variant string, arch contract.Arch, version, description string, epoch int64, rootHash string) format.Options {
 	return format.Options{
 		// VHD footers count from 2000; a tree without history builds at epoch 0.
 		Time:        time.Unix(max(epoch, 946684800), 0).UTC(),
@@ -97,7 +97,7 @@ func formatOptions(variant, version, description string, epoch int64, rootHash s
 		Name:        "ballast-" + variant,
 		Version:     version,
 		Description: description,
-		Arch:        arch,
+		Arch:        string(arch),
 	}
 }
 
@@ -165,7 +165,7 @@ func (b *builder) writeManifest(context.Context) error {
 	for name, p := range map[string]string{
 		"root.erofs": b.rootImg, "verity": b.hashImg, "initramfs": filepath.Join(b.work, "initramfs.cpio.zst"),
 		"uki": b.ukis[contract.SlotA], "uki-a": b.ukis[contract.SlotA], "uki-b": b.ukis[contract.SlotB],
-		"systemd-boot": filepath.Join(b.work, "systemd-bootx64.efi"),
+		"systemd-boot": filepath.Join(b.work, b.loaderFile()),
 	} {
 		if err := b.record(b.manifest.Files, name, p); err != nil {
 			return err

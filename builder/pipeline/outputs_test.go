@@ -38,7 +38,7 @@ func TestOutputFormats(t *testing.T) {
 
 func TestFormatOptions(t *testing.T) {
 	hash := strings.Repeat("ab", 32)
-	got := formatOptions("vmware", "0.2.0", "Ballast for vSphere", 0, hash)
+	got := formatOptions("vmware", contract.AMD64, "0.2.0", "Ballast for vSphere", 0, hash)
 	want := format.Options{
 		Time: time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), UUID: contract.DerivedUUID("disk-format-uuid", hash),
 		Name: "ballast-vmware", Version: "0.2.0", Description: "Ballast for vSphere", Arch: "amd64",
@@ -46,7 +46,7 @@ func TestFormatOptions(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("formatOptions = %+v\nwant %+v", got, want)
 	}
-	if later := formatOptions("vmware", "0.2.0", "", 1700000000, hash); !later.Time.Equal(time.Unix(1700000000, 0)) {
+	if later := formatOptions("vmware", contract.AMD64, "0.2.0", "", 1700000000, hash); !later.Time.Equal(time.Unix(1700000000, 0)) {
 		t.Errorf("time %v, want the build's epoch", later.Time)
 	}
 }

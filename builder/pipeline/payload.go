@@ -17,7 +17,7 @@ const updateDir = "update"
 // serves for it, and records them among the outputs.
 func (b *builder) writePayload(context.Context) error {
 	b.step("payload: zstd (%s) of root, verity, uki-a, uki-b", payload.Level)
-	head := contract.Payload{Variant: b.v.Name, Version: b.version, Arch: arch, RootHash: b.rootHash,
+	head := contract.Payload{Variant: b.v.Name, Version: b.version, Arch: string(b.arch), RootHash: b.rootHash,
 		VerityBlocks: b.verity.DataBlocks, Salt: b.boots[contract.SlotA].VeritySalt, DatastoreFormat: datastore.FormatVersion}
 	dir := filepath.Join(b.Out, updateDir)
 	p, err := payload.Write(dir, head, payload.Sources{Root: b.rootImg, Verity: b.hashImg, UKI: b.ukis})

@@ -29,10 +29,13 @@ type Options struct {
 	Variant string // variant name (variants/<name>.toml)
 	// VariantFile is a variant file kept anywhere, instead of Variant; its name is the variant's.
 	VariantFile string
+	// Arch is the architecture to build for, one of the variant's; default its first.
+	Arch contract.Arch
 	// Version is the image's version instead of the repository's VERSION file.
 	Version string
-	// Out is the output directory; default <repo>/build/<variant>, or <repo>/build/<variant>-<version>
-	// with Version set, so building other versions leaves the default image alone.
+	// Out is the output directory; default <repo>/build/<variant>, with -<arch> for an
+	// architecture other than amd64 and -<version> with Version set, so building other
+	// architectures and versions leaves the default image alone.
 	Out      string
 	CacheDir string // download cache; default debian.CacheDir()
 	// WorkCache holds derived artifacts that are cached by a hash of their inputs (built Go
@@ -107,8 +110,9 @@ type builder struct {
 	start time.Time
 	work  string // Out/work: intermediate artifacts
 
-	// variant
+	// variant, resolved for arch
 	v       *variant.Variant
+	arch    contract.Arch
 	lock    *debian.Lock
 	fetch   *debian.Fetcher
 	version string

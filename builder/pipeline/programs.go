@@ -37,7 +37,7 @@ func (b *builder) buildPrograms(ctx context.Context) error {
 	}
 	b.step("programs: go build %s%s", strings.Join(names, " "), map[bool]string{true: " (with the installer)"}[len(tags) > 0])
 	var err error
-	b.bins, err = programs.Build(ctx, b.Repo, filepath.Join(b.work, "bin"), progs, b.version, tags...)
+	b.bins, err = programs.Build(ctx, b.Repo, filepath.Join(b.work, "bin"), b.arch, progs, b.version, tags...)
 	return err
 }
 
@@ -59,6 +59,7 @@ func (b *builder) buildComponents(ctx context.Context) error {
 		}
 		b.step("components: %s %s", c.Name, c.Version)
 		built, err := gocomponents.Build(ctx, c, gocomponents.Options{
+			GOARCH:   b.arch.Info().GOARCH,
 			CacheDir: b.WorkCache,
 			ModCache: filepath.Join(b.CacheDir, "go", "mod"),
 			Log:      b.step,

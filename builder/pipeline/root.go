@@ -17,10 +17,6 @@ import (
 	"github.com/ballast-os/ballast/contract"
 )
 
-// arch is the architecture of every image: the kernel package, the stub and the partition types
-// are x86-64's.
-const arch = "amd64"
-
 // Applets linked to busybox in dev images: enough to look around and to test.
 var devApplets = []string{"sh", "ash", "ls", "cat", "echo", "ps", "mount", "umount", "dmesg", "df", "free", "ip",
 	"grep", "sed", "awk", "vi", "less", "head", "tail", "find", "stat", "uname", "hostname", "sleep", "poweroff",
@@ -123,7 +119,7 @@ func (b *builder) buildRoot(ctx context.Context) error {
 	lp := b.v.LocalPolicy()
 	info, err := contract.Image{Variant: b.v.Name, Version: b.version, Dev: b.v.Dev,
 		Services: b.v.Services(), Modules: b.v.Kernel.Modules, Kernel: b.kernel.Version,
-		Arch: arch, DatastoreFormat: datastore.FormatVersion, Updates: b.v.UpdatePolicy(),
+		Arch: string(b.arch), DatastoreFormat: datastore.FormatVersion, Updates: b.v.UpdatePolicy(),
 		Signed: b.v.KeysPath() != "", Local: &contract.LocalPolicyJSON{Encryption: lp.Encryption, WithoutTPM: lp.WithoutTPM},
 		UserDataSources: b.v.UserData.Sources}.Marshal()
 	if err != nil {

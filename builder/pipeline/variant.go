@@ -33,6 +33,13 @@ func (b *builder) loadVariant(context.Context) error {
 	default:
 		return fmt.Errorf("no variant: name one of variants/ or give a variant file")
 	}
+	b.arch = b.Arch
+	if b.arch == "" {
+		b.arch = b.v.ArchList()[0]
+	}
+	if b.v, err = b.v.ForArch(b.arch); err != nil {
+		return err
+	}
 	if b.lock, err = debian.LoadLock(filepath.Join(b.Repo, "packages", "debian.lock")); err != nil {
 		return err
 	}
@@ -43,7 +50,7 @@ func (b *builder) loadVariant(context.Context) error {
 		return err
 	}
 	if b.Out == "" {
-		b.Out = filepath.Join(b.Repo, "build", b.v.Name)
+		b.Out = filepath.Join(b.Repo, "build", OutName(b.v.Name, b.arch))
 		if b.Version != "" {
 			b.Out += "-" + b.version
 		}
@@ -57,6 +64,16 @@ func (b *builder) loadVariant(context.Context) error {
 		b.fetch.Progress = b.Progress.Bytes
 	}
 	return nil
+}
+
+// OutName is the build directory's name under build/ of a variant built for an architecture:
+// the variant's name for amd64, which every image had before there were others, and
+// <name>-<arch> for the rest.
+func OutName(variant string, arch contract.Arch) string {
+	if arch.Or() == contract.AMD64 {
+		return variant
+	}
+	return variant + "-" + string(arch)
 }
 
 // sourceDateEpoch is SOURCE_DATE_EPOCH, else the last commit's time, else 0 for a tree without

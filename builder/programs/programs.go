@@ -1,5 +1,5 @@
 // Package programs compiles Ballast's own programs, the entries of contract.Programs that have a
-// Go main package, into static, reproducible linux/amd64 binaries.
+// Go main package, into static, reproducible Linux binaries of one architecture.
 package programs
 
 import (
@@ -16,8 +16,8 @@ import (
 
 // Build compiles progs into dir, each binary named after its program, and returns the host path
 // of each by program name. One go build call lets the toolchain build them in parallel and reuse
-// its cache. version is stamped into main.version; tags are Go build tags (contract.TagInstaller).
-func Build(ctx context.Context, repo, dir string, progs []contract.Program, version string, tags ...string) (map[string]string, error) {
+// its cache. arch is the target architecture; version is stamped into main.version; tags are Go build tags (contract.TagInstaller).
+func Build(ctx context.Context, repo, dir string, arch contract.Arch, progs []contract.Program, version string, tags ...string) (map[string]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("programs: %w", err)
 	}
@@ -46,7 +46,10 @@ func Build(ctx context.Context, repo, dir string, progs []contract.Program, vers
 	}
 	cmd := exec.CommandContext(ctx, "go", append(args, mains...)...)
 	cmd.Dir = repo
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOFLAGS=-mod=readonly")
+	// The micro-architecture levels are pinned to each architecture's baseline: a developer's
+	// GOAMD64 must not change the image's bytes or the machines it runs on.
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch.Info().GOARCH,
+		"GOAMD64=v1", "GOARM64=v8.0", "GOFLAGS=-mod=readonly")
 	var log bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Run(); err != nil {

@@ -12,10 +12,12 @@ import (
 
 	"github.com/ballast-os/ballast/builder/pipeline"
 	"github.com/ballast-os/ballast/builder/progress"
+	"github.com/ballast-os/ballast/builder/variant"
+	"github.com/ballast-os/ballast/contract"
 )
 
 func usage() {
-	fmt.Fprintf(os.Stderr, `usage: ballast build [--variant NAME | --variant-file PATH] [--version V] [--format raw,qcow2,...]
+	fmt.Fprintf(os.Stderr, `usage: ballast build [--variant NAME | --variant-file PATH] [--arch A|all] [--version V] [--format raw,qcow2,...]
                     [--out DIR] [--mirror URL] [--repo DIR] [--force] [--work-cache DIR] [--netboot-url URL]
        ballast lock [--repo DIR]
        ballast keys init DIR [--name NAME]
@@ -24,7 +26,9 @@ func usage() {
 build builds variants/NAME.toml (default qemu), or the variant file at PATH (kept anywhere: its
 name = "..." names the variant), into DIR: disk.raw, manifest.json, sbom.spdx.json and the update
 payload, update/payload.json with its files. DIR defaults to build/NAME, or build/NAME-V with
---version, which stands in for the VERSION file. The Debian mirror defaults to
+--version, which stands in for the VERSION file. --arch builds for one of the variant's
+architectures (its arch list; default the first) or "all" of them; an architecture other than amd64
+goes to build/NAME-ARCH. The Debian mirror defaults to
 $BALLAST_DEBIAN_MIRROR or %s;
 downloads are cached in $BALLAST_CACHE (default ~/.cache/ballast). --work-cache DIR keeps what the
 build derives (built Go components, unpacked packages) in DIR instead; an empty DIR makes every
@@ -64,6 +68,7 @@ func buildMain(args []string) {
 	v := fs.String("variant", "qemu", "variant name")
 	variantFile := fs.String("variant-file", "", "a variant file kept anywhere, instead of --variant")
 	version := fs.String("version", "", "the image's version (default: the VERSION file)")
+	arch := fs.String("arch", "", `architecture: amd64, arm64, or "all" of the variant's (default: the variant's first)`)
 	out := fs.String("out", "", "output directory")
 	mirror := fs.String("mirror", os.Getenv("BALLAST_DEBIAN_MIRROR"), "Debian mirror URL")
 	repo := fs.String("repo", ".", "repository root")
@@ -88,15 +93,51 @@ func buildMain(args []string) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	_, err = pipeline.Build(ctx, pipeline.Options{
-		Repo: root, Variant: *v, VariantFile: *variantFile, Version: *version, Out: *out, Mirror: *mirror,
-		Force: *force, Formats: splitList(*formats), WorkCache: *workCache, Progress: progress.ForStderr(),
-		NetbootURL: strings.TrimRight(*netbootURL, "/"),
-	})
+	archs, err := buildArchs(root, *v, *variantFile, *arch)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "ballast: build failed:", err)
-		os.Exit(1)
+		fmt.Fprintln(os.Stderr, "ballast build:", err)
+		os.Exit(2)
 	}
+	if len(archs) > 1 && *out != "" {
+		fmt.Fprintln(os.Stderr, "ballast build: --out names one directory: give --arch too, or leave --out out")
+		os.Exit(2)
+	}
+	for _, a := range archs {
+		_, err = pipeline.Build(ctx, pipeline.Options{
+			Repo: root, Variant: *v, VariantFile: *variantFile, Arch: a, Version: *version, Out: *out, Mirror: *mirror,
+			Force: *force, Formats: splitList(*formats), WorkCache: *workCache, Progress: progress.ForStderr(),
+			NetbootURL: strings.TrimRight(*netbootURL, "/"),
+		})
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "ballast: build failed (%s): %v\n", a, err)
+			os.Exit(1)
+		}
+	}
+}
+
+// buildArchs is what --arch asks for: one architecture, every one the variant lists ("all"), or
+// ("") the pipeline's default, its first. A name the variant does not list is the pipeline's to
+// refuse, with the variant file named.
+func buildArchs(repo, name, file, flag string) ([]contract.Arch, error) {
+	switch flag {
+	case "":
+		return []contract.Arch{""}, nil
+	case "all":
+		path := file
+		if path == "" {
+			path = filepath.Join(repo, "variants", name+".toml")
+		}
+		v, err := variant.LoadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		return v.ArchList(), nil
+	}
+	a, err := contract.ParseArch(flag)
+	if err != nil {
+		return nil, fmt.Errorf("--arch: %w", err)
+	}
+	return []contract.Arch{a}, nil
 }
 
 func flagSet(fs *flag.FlagSet, name string) bool {
