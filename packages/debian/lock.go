@@ -112,8 +112,14 @@ func decodeLock(path string) (*Lock, error) {
 		return nil, fmt.Errorf("unknown key %q", u[0].String())
 	}
 	if legacy {
-		for i := range l.Packages {
-			if l.Packages[i].Arch == "" {
+		// Debian's pool names every .deb name_version_arch.deb, so the file says which of the
+		// old lock's packages are the ones for all architectures.
+		for i, p := range l.Packages {
+			switch {
+			case p.Arch != "":
+			case strings.HasSuffix(p.Filename, "_"+ArchAll+".deb"):
+				l.Packages[i].Arch = ArchAll
+			default:
 				l.Packages[i].Arch = contract.DefaultArch.Info().Debian
 			}
 		}

@@ -131,6 +131,14 @@ required_by = ["b"]
 			if c.name == "sources" && fmt.Sprint(l.Wanted, l.Architectures) != "map[amd64:[a]] [amd64]" {
 				t.Errorf("a lock from before arm64 reads as wanted %v, architectures %v", l.Wanted, l.Architectures)
 			}
+			if c.name == "legacy" {
+				// Its packages for all architectures are known by their pool file name.
+				all := strings.Replace(c.text, "pool/a.deb", "pool/main/a/a_1_all.deb", 1)
+				os.WriteFile(path, []byte(all), 0o644)
+				if l, err := LoadLock(path); err != nil || l.Packages[0].Arch != ArchAll {
+					t.Errorf("a lock from before arm64 pinning an _all.deb: %+v, %v", l, err)
+				}
+			}
 		})
 	}
 }
