@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/ballast-os/ballast/builder/variant"
+	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/packages/debian"
 )
 
@@ -18,7 +19,8 @@ func Pinned(ctx context.Context, repo, variantName, cacheDir string) (*Tree, err
 	if err != nil {
 		return nil, err
 	}
-	dir, err := debian.UnpackPinned(ctx, filepath.Join(repo, "packages", "debian.lock"), v.Kernel.Package, cacheDir)
+	// The builder has no architecture of its own yet: images are amd64's.
+	dir, err := debian.UnpackPinned(ctx, filepath.Join(repo, "packages", "debian.lock"), v.Kernel.Package, contract.DefaultArch, cacheDir)
 	if err != nil {
 		return nil, fmt.Errorf("variant %s: kernel: %w", v.Path, err)
 	}

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/packages/debian"
 	"github.com/ballast-os/ballast/tests/testutil"
 )
@@ -50,7 +51,7 @@ func realStub(t *testing.T) []byte {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		lock := filepath.Join(testutil.RepoRoot(t), "packages", "debian.lock")
-		dir, err := debian.UnpackPinned(ctx, lock, stubPackage, "")
+		dir, err := debian.UnpackPinned(ctx, lock, stubPackage, contract.DefaultArch, "")
 		pinnedStub.path, pinnedStub.err = filepath.Join(dir, stubPath), err
 	})
 	if pinnedStub.err != nil {

@@ -17,9 +17,6 @@ import (
 	"github.com/ulikunitz/xz"
 )
 
-// Arch is the one architecture images are built for so far.
-const Arch = "amd64"
-
 // maxInRelease bounds the signed index file; Debian's are under 200 KiB.
 const maxInRelease = 16 << 20
 
@@ -37,39 +34,51 @@ type archive struct {
 	client *http.Client
 	keys   *Keyring
 	now    func() time.Time
-	arch   string
 }
 
 // newArchive reads from the network at the current time.
 func newArchive(keys *Keyring) *archive {
-	return &archive{client: &http.Client{Timeout: 5 * time.Minute}, keys: keys, now: time.Now, arch: Arch}
+	return &archive{client: &http.Client{Timeout: 5 * time.Minute}, keys: keys, now: time.Now}
 }
 
-// index fetches and verifies src's InRelease, then the Packages file it lists, and parses it.
-func (a *archive) index(ctx context.Context, src Source) ([]Entry, *Release, error) {
-	base := strings.TrimSuffix(src.URL, "/") + "/dists/" + src.Suite + "/"
+// release fetches and verifies src's InRelease, which lists the Packages index of every
+// architecture, so one signature covers them all.
+func (a *archive) release(ctx context.Context, src Source) (*Release, error) {
+	base := src.base()
 	data, err := a.get(ctx, base+"InRelease", maxInRelease)
 	if err != nil {
-		return nil, nil, fmt.Errorf("source %s: %w", src.Name, err)
+		return nil, fmt.Errorf("source %s: %w", src.Name, err)
 	}
 	if len(data) > maxInRelease {
-		return nil, nil, fmt.Errorf("source %s: %sInRelease: larger than %d bytes", src.Name, base, maxInRelease)
+		return nil, fmt.Errorf("source %s: %sInRelease: larger than %d bytes", src.Name, base, maxInRelease)
 	}
 	rel, err := VerifyInRelease(data, a.keys, a.now())
 	if err != nil {
-		return nil, nil, fmt.Errorf("source %s: %sInRelease: %w", src.Name, base, err)
+		return nil, fmt.Errorf("source %s: %sInRelease: %w", src.Name, base, err)
 	}
 	// A correctly signed file for another suite (say bookworm-updates served as bookworm-security)
 	// would otherwise pass.
 	if rel.Suite != src.Suite && rel.Codename != src.Suite {
-		return nil, nil, fmt.Errorf("source %s: %sInRelease is for suite %q (codename %q), not %q", src.Name, base, rel.Suite, rel.Codename, src.Suite)
+		return nil, fmt.Errorf("source %s: %sInRelease is for suite %q (codename %q), not %q", src.Name, base, rel.Suite, rel.Codename, src.Suite)
 	}
-	if len(rel.Architectures) > 0 && !slices.Contains(rel.Architectures, a.arch) {
-		return nil, nil, fmt.Errorf("source %s: %sInRelease: architecture %s not among %v", src.Name, base, a.arch, rel.Architectures)
+	return rel, nil
+}
+
+// base is the URL of the source's dists/<suite>/ directory.
+func (src Source) base() string {
+	return strings.TrimSuffix(src.URL, "/") + "/dists/" + src.Suite + "/"
+}
+
+// packages fetches the Packages index that rel (src's verified InRelease) lists for the Debian
+// architecture arch, checks it against rel and parses it.
+func (a *archive) packages(ctx context.Context, src Source, rel *Release, arch string) ([]Entry, error) {
+	base := src.base()
+	if len(rel.Architectures) > 0 && !slices.Contains(rel.Architectures, arch) {
+		return nil, fmt.Errorf("source %s: %sInRelease: architecture %s not among %v", src.Name, base, arch, rel.Architectures)
 	}
-	name, sum, err := packagesFile(rel, src.Component, a.arch)
+	name, sum, err := packagesFile(rel, src.Component, arch)
 	if err != nil {
-		return nil, nil, fmt.Errorf("source %s: %sInRelease: %w", src.Name, base, err)
+		return nil, fmt.Errorf("source %s: %sInRelease: %w", src.Name, base, err)
 	}
 	// By hash, a mirror that publishes a new InRelease between our two requests still serves the
 	// file this InRelease lists, instead of a newer one that fails the check.
@@ -79,25 +88,25 @@ func (a *archive) index(ctx context.Context, src Source) ([]Entry, *Release, err
 	}
 	raw, err := a.get(ctx, base+fetchPath, sum.Size)
 	if err != nil {
-		return nil, nil, fmt.Errorf("source %s: %s: %w", src.Name, name, err)
+		return nil, fmt.Errorf("source %s: %s: %w", src.Name, name, err)
 	}
 	if got := sha256.Sum256(raw); int64(len(raw)) != sum.Size || hex.EncodeToString(got[:]) != sum.SHA256 {
 		size := fmt.Sprint(len(raw))
 		if int64(len(raw)) > sum.Size {
 			size = "more than " + fmt.Sprint(sum.Size) // reading stopped one byte past the listed size
 		}
-		return nil, nil, fmt.Errorf("source %s: %s%s: got %s bytes with sha256 %x, but InRelease lists %d bytes with sha256 %s",
+		return nil, fmt.Errorf("source %s: %s%s: got %s bytes with sha256 %x, but InRelease lists %d bytes with sha256 %s",
 			src.Name, base, name, size, got, sum.Size, sum.SHA256)
 	}
 	text, err := decompress(name, raw)
 	if err != nil {
-		return nil, nil, fmt.Errorf("source %s: %s%s: %w", src.Name, base, name, err)
+		return nil, fmt.Errorf("source %s: %s%s: %w", src.Name, base, name, err)
 	}
 	entries, err := ParsePackages(text, src.Name)
 	if err != nil {
-		return nil, nil, fmt.Errorf("source %s: %s%s: %w", src.Name, base, name, err)
+		return nil, fmt.Errorf("source %s: %s%s: %w", src.Name, base, name, err)
 	}
-	return entries, rel, nil
+	return entries, nil
 }
 
 // packagesFile picks the Packages file InRelease lists for component and arch. Gzip comes first:

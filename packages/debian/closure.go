@@ -1,27 +1,39 @@
 package debian
 
 import (
-	"fmt"
 	"sort"
+	"strings"
+
+	"github.com/ballast-os/ballast/contract"
 )
 
-// Closure returns the pinned packages one variant needs: names and, transitively, every pinned
-// package whose required_by names one of them. A lock serves all variants, so this keeps a
-// production image free of what only a dev variant asked for (busybox-static).
-func (l *Lock) Closure(names []string) ([]Package, error) {
+// Closure returns the pinned packages one variant needs on arch: names and, transitively, every
+// package pinned for arch whose required_by names one of them there. A lock serves all variants,
+// so this keeps a production image free of what only a dev variant asked for (busybox-static).
+func (l *Lock) Closure(names []string, arch contract.Arch) ([]Package, error) {
+	if err := l.hasArch(arch); err != nil {
+		return nil, err
+	}
+	deb := arch.Info().Debian
 	byName := map[string]Package{}
-	dependents := map[string][]string{} // package → the pinned packages it requires
+	dependencies := map[string][]string{} // package → the pinned packages it requires on arch
 	for _, p := range l.Packages {
+		if !l.visible(p, arch) {
+			continue
+		}
 		byName[p.Name] = p
 		for _, by := range p.RequiredBy {
-			dependents[by] = append(dependents[by], p.Name)
+			n, a, qualified := strings.Cut(by, ":")
+			if !qualified || a == deb {
+				dependencies[n] = append(dependencies[n], p.Name)
+			}
 		}
 	}
 	need := map[string]bool{}
 	queue := []string{}
 	for _, n := range names {
 		if _, ok := byName[n]; !ok {
-			return nil, fmt.Errorf("lock %s: package %s is not pinned (add it to the wanted packages and run make lock)", l.path, n)
+			return nil, l.notPinned(n, arch)
 		}
 		if !need[n] {
 			need[n] = true
@@ -31,7 +43,7 @@ func (l *Lock) Closure(names []string) ([]Package, error) {
 	for len(queue) > 0 {
 		n := queue[0]
 		queue = queue[1:]
-		for _, d := range dependents[n] {
+		for _, d := range dependencies[n] {
 			if !need[d] {
 				need[d] = true
 				queue = append(queue, d)

@@ -70,7 +70,7 @@ func (f *Fetcher) Path(ctx context.Context, p Package) (string, error) {
 	url := strings.TrimSuffix(base, "/") + "/" + p.Filename
 	tmp, err := os.CreateTemp(dir, ".fetch-*")
 	if err != nil {
-		return "", fmt.Errorf("debian: %s: %w", p.Name, err)
+		return "", fmt.Errorf("debian: %s: %w", p.label(), err)
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
@@ -82,16 +82,16 @@ func (f *Fetcher) Path(ctx context.Context, p Package) (string, error) {
 	}
 	got, err := digest.Reader(tmp)
 	if err != nil {
-		return "", fmt.Errorf("debian: %s: %w", p.Name, err)
+		return "", fmt.Errorf("debian: %s: %w", p.label(), err)
 	}
 	if got != p.SHA256 {
-		return "", fmt.Errorf("debian: package %s %s from %s: sha256 %s, lock file pins %s", p.Name, p.Version, url, got, p.SHA256)
+		return "", fmt.Errorf("debian: package %s %s from %s: sha256 %s, lock file pins %s", p.label(), p.Version, url, got, p.SHA256)
 	}
 	if err := tmp.Close(); err != nil {
 		return "", err
 	}
 	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return "", fmt.Errorf("debian: %s: %w", p.Name, err)
+		return "", fmt.Errorf("debian: %s: %w", p.label(), err)
 	}
 	return dst, nil
 }
@@ -102,7 +102,7 @@ func (f *Fetcher) BaseURL(p Package) (string, error) {
 	if p.Source != "" {
 		i := slices.IndexFunc(f.Sources, func(s Source) bool { return s.Name == p.Source })
 		if i < 0 {
-			return "", fmt.Errorf("debian: package %s: source %q unknown to the fetcher (set Fetcher.Sources from the lock)", p.Name, p.Source)
+			return "", fmt.Errorf("debian: package %s: source %q unknown to the fetcher (set Fetcher.Sources from the lock)", p.label(), p.Source)
 		}
 		base = f.Sources[i].URL
 	}
@@ -119,15 +119,15 @@ func (f *Fetcher) download(ctx context.Context, url string, p Package, w io.Writ
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return fmt.Errorf("debian: %s: %w", p.Name, err)
+		return fmt.Errorf("debian: %s: %w", p.label(), err)
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("debian: fetch %s: %w", p.Name, err)
+		return fmt.Errorf("debian: fetch %s: %w", p.label(), err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("debian: fetch %s from %s: %s", p.Name, url, resp.Status)
+		return fmt.Errorf("debian: fetch %s from %s: %s", p.label(), url, resp.Status)
 	}
 	var src io.Reader = resp.Body
 	if f.Progress != nil {
@@ -135,7 +135,7 @@ func (f *Fetcher) download(ctx context.Context, url string, p Package, w io.Writ
 	}
 	// Read at most one byte more than pinned so an oversized answer is caught by the hash, not by the disk.
 	if _, err := io.Copy(w, io.LimitReader(src, p.Size+1)); err != nil {
-		return fmt.Errorf("debian: fetch %s: %w", p.Name, err)
+		return fmt.Errorf("debian: fetch %s: %w", p.label(), err)
 	}
 	return nil
 }
@@ -152,4 +152,13 @@ func (p *progressReader) Read(b []byte) (int, error) {
 	p.done += int64(n)
 	p.fn(p.name, p.done, p.total)
 	return n, err
+}
+
+// label names a package and its architecture in errors: the same name is pinned once per
+// architecture.
+func (p Package) label() string {
+	if p.Arch == "" {
+		return p.Name
+	}
+	return p.Name + " (" + p.Arch + ")"
 }

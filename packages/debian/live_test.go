@@ -5,6 +5,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/ballast-os/ballast/contract"
 )
 
 // TestLiveDebian checks the real archive against packages/keys: BALLAST_LIVE_DEBIAN=1 go test
@@ -25,11 +27,14 @@ func TestLiveDebian(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	a := newArchive(keys)
-	idx := NewIndex(Arch)
+	idx := map[contract.Arch]*Index{}
 	start := time.Now()
+	for _, arch := range contract.Archs() {
+		idx[arch] = NewIndex(arch.Info().Debian)
+	}
 	for _, src := range DefaultSources() {
 		t0 := time.Now()
-		entries, rel, err := a.index(ctx, src)
+		rel, err := a.release(ctx, src)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -37,37 +42,51 @@ func TestLiveDebian(t *testing.T) {
 		if !rel.ValidUntil.IsZero() {
 			valid = rel.ValidUntil.Format(time.DateTime)
 		}
-		t.Logf("%s: %s (%s) of %s, signed by %s, Valid-Until %s: %d packages in %.1fs", src.Name, rel.Codename, rel.Suite,
-			rel.Date.Format(time.DateTime), rel.SignedBy, valid, len(entries), time.Since(t0).Seconds())
-		idx.Add(entries...)
+		for _, arch := range contract.Archs() {
+			entries, err := a.packages(ctx, src, rel, arch.Info().Debian)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: %s (%s) of %s, signed by %s, Valid-Until %s: %s: %d packages in %.1fs", src.Name, rel.Codename, rel.Suite,
+				rel.Date.Format(time.DateTime), rel.SignedBy, valid, arch, len(entries), time.Since(t0).Seconds())
+			idx[arch].Add(entries...)
+		}
 	}
-	t.Logf("all sources fetched and verified in %.1fs, %d names", time.Since(start).Seconds(), idx.Len())
+	t.Logf("all sources fetched and verified in %.1fs", time.Since(start).Seconds())
 
 	// The closure of a container host's packages resolves on real data. The exclusions are what
 	// an image without maintainer scripts, package manager or Debian initramfs does without.
-	t0 := time.Now()
-	wanted := []string{"linux-image-6.1.0-50-cloud-amd64", "systemd-boot-efi", "busybox-static", "e2fsprogs", "nftables", "iptables", "ca-certificates"}
 	exclude := []string{"debconf", "perl-base", "dpkg", "libc-bin", "initramfs-tools", "linux-initramfs-tool", "linux-base"}
-	pkgs, err := Resolve(idx, wanted, ResolveOptions{Exclude: exclude})
-	if err != nil {
-		t.Fatal(err)
+	for _, arch := range contract.Archs() {
+		t0 := time.Now()
+		wanted := []string{"linux-image-6.1.0-50-cloud-" + arch.Info().Debian, "systemd-boot-efi", "busybox-static", "e2fsprogs", "nftables", "iptables", "ca-certificates"}
+		pkgs, err := Resolve(idx[arch], wanted, ResolveOptions{Exclude: exclude})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: closure of %d wanted packages: %d packages, resolved in %.2fs", arch, len(wanted), len(pkgs), time.Since(t0).Seconds())
 	}
-	t.Logf("closure of %d wanted packages: %d packages, resolved in %.2fs", len(wanted), len(pkgs), time.Since(t0).Seconds())
 
-	// The hand-pinned packages must still match the signed index when the version is the same.
+	// The pinned packages must still match the signed index when the version is the same.
 	lock, err := LoadLock("../debian.lock")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range lock.Packages {
-		e, ok := idx.Lookup(p.Name)
+		arch := contract.DefaultArch
+		if p.Arch != ArchAll {
+			if arch, err = contract.ParseArch(p.Arch); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e, ok := idx[arch].Lookup(p.Name)
 		switch {
 		case !ok:
-			t.Errorf("%s: pinned but no longer in the archive", p.Name)
+			t.Errorf("%s (%s): pinned but no longer in the archive", p.Name, p.Arch)
 		case e.Version.String() != p.Version:
-			t.Logf("%s: pinned %s, archive now has %s (from %s)", p.Name, p.Version, e.Version, e.Origin)
-		case e.SHA256 != p.SHA256 || e.Filename != p.Filename:
-			t.Errorf("%s %s: lock pins %s %s, signed index says %s %s", p.Name, p.Version, p.Filename, p.SHA256, e.Filename, e.SHA256)
+			t.Logf("%s (%s): pinned %s, archive now has %s (from %s)", p.Name, p.Arch, p.Version, e.Version, e.Origin)
+		case e.SHA256 != p.SHA256 || e.Filename != p.Filename || e.Architecture != p.Arch:
+			t.Errorf("%s %s (%s): lock pins %s %s, signed index says %s %s (%s)", p.Name, p.Version, p.Arch, p.Filename, p.SHA256, e.Filename, e.SHA256, e.Architecture)
 		}
 	}
 }

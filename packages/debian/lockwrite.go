@@ -17,7 +17,7 @@ const lockHeader = `# Debian packages pinned for Ballast images: exact version, 
 `
 
 // WriteLock writes l to path as TOML, byte for byte the same for the same lock: packages sorted
-// by name, sources in their given order. The file is replaced atomically.
+// by name and architecture, architectures and sources in their given order. The file is replaced atomically.
 func WriteLock(path string, l *Lock) error {
 	if err := l.check(); err != nil {
 		return fmt.Errorf("lock %s: %w", path, err)
@@ -51,11 +51,21 @@ func formatLock(l *Lock) []byte {
 	if l.Suite != "" {
 		fmt.Fprintf(&b, "suite = %s\n", tomlString(l.Suite))
 	}
-	if len(l.Wanted) > 0 {
-		fmt.Fprintf(&b, "wanted = %s\n", tomlStrings(l.Wanted))
+	archs := make([]string, len(l.Architectures))
+	for i, a := range l.Architectures {
+		archs[i] = string(a)
 	}
+	fmt.Fprintf(&b, "architectures = %s\n", tomlStrings(archs))
 	if len(l.Exclude) > 0 {
 		fmt.Fprintf(&b, "exclude = %s\n", tomlStrings(l.Exclude))
+	}
+	if len(l.Wanted) > 0 {
+		b.WriteString("\n[wanted]\n")
+		for _, a := range l.Architectures {
+			if w, ok := l.Wanted[a]; ok {
+				fmt.Fprintf(&b, "%s = %s\n", a, tomlStrings(w))
+			}
+		}
 	}
 	for _, s := range l.Sources {
 		b.WriteString("\n[[source]]\n")
@@ -65,10 +75,11 @@ func formatLock(l *Lock) []byte {
 		fmt.Fprintf(&b, "component = %s\n", tomlString(s.Component))
 	}
 	pkgs := slices.Clone(l.Packages)
-	slices.SortFunc(pkgs, func(a, b Package) int { return strings.Compare(a.Name, b.Name) })
+	sortPackages(pkgs)
 	for _, p := range pkgs {
 		b.WriteString("\n[[package]]\n")
 		fmt.Fprintf(&b, "name = %s\n", tomlString(p.Name))
+		fmt.Fprintf(&b, "arch = %s\n", tomlString(p.Arch))
 		fmt.Fprintf(&b, "version = %s\n", tomlString(p.Version))
 		if p.Source != "" {
 			fmt.Fprintf(&b, "source = %s\n", tomlString(p.Source))

@@ -71,6 +71,7 @@ type selection struct {
 func (s *selection) pkg() Package {
 	p := Package{
 		Name:     s.entry.Name,
+		Arch:     s.entry.Architecture,
 		Version:  s.entry.Version.String(),
 		Filename: s.entry.Filename,
 		Size:     s.entry.Size,

@@ -190,6 +190,10 @@ libfoo1 1.2-1 main <- fallback`,
 			}
 			var lines []string
 			for _, p := range got {
+				// The pin records the entry's architecture: amd64's own, or all.
+				if !strings.HasSuffix(p.Filename, "_"+p.Arch+".deb") || (p.Arch != "amd64" && p.Arch != ArchAll) {
+					t.Errorf("%s pinned with arch %q, file %s", p.Name, p.Arch, p.Filename)
+				}
 				l := fmt.Sprintf("%s %s %s", p.Name, p.Version, p.Source)
 				if len(p.RequiredBy) > 0 {
 					l += " <- " + strings.Join(p.RequiredBy, ",")
