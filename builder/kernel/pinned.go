@@ -6,11 +6,10 @@ import (
 	"path/filepath"
 
 	"github.com/ballast-os/ballast/builder/variant"
-	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/packages/debian"
 )
 
-// Pinned returns the kernel that variants/<variantName>.toml pins, fetched through the verified
+// Pinned returns the kernel that variants/<variantName>.toml pins for its first architecture, fetched through the verified
 // download cache (cacheDir, "" for debian.CacheDir()) from $BALLAST_DEBIAN_MIRROR or Debian's
 // mirror, unpacked once and opened. Tests that boot the real kernel use it, so they boot exactly
 // what images carry.
@@ -19,8 +18,11 @@ func Pinned(ctx context.Context, repo, variantName, cacheDir string) (*Tree, err
 	if err != nil {
 		return nil, err
 	}
-	// The builder has no architecture of its own yet: images are amd64's.
-	dir, err := debian.UnpackPinned(ctx, filepath.Join(repo, "packages", "debian.lock"), v.Kernel.Package, contract.DefaultArch, cacheDir)
+	arch := v.ArchList()[0]
+	if v, err = v.ForArch(arch); err != nil {
+		return nil, err
+	}
+	dir, err := debian.UnpackPinned(ctx, filepath.Join(repo, "packages", "debian.lock"), v.Kernel.Package, arch, cacheDir)
 	if err != nil {
 		return nil, fmt.Errorf("variant %s: kernel: %w", v.Path, err)
 	}

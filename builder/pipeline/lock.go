@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/ballast-os/ballast/builder/debinstall"
 	"github.com/ballast-os/ballast/builder/variant"
@@ -29,38 +28,30 @@ func Lock(ctx context.Context, repo string, log func(string, ...any)) error {
 		}
 		vs = append(vs, v)
 	}
-	return debian.LockCommand(ctx, filepath.Join(repo, "packages", "debian.lock"), lockWanted(vs), debinstall.Excluded, log)
+	wanted, err := lockWanted(vs)
+	if err != nil {
+		return err
+	}
+	return debian.LockCommand(ctx, filepath.Join(repo, "packages", "debian.lock"), wanted, debinstall.Excluded, log)
 }
 
 // lockWanted is what the lock must pin for each architecture: every variant's kernel package and
-// Debian packages, and the UKI stub, sorted.
-func lockWanted(vs []*variant.Variant) map[contract.Arch][]string {
+// Debian packages for each architecture it builds for, and the UKI stub, sorted.
+func lockWanted(vs []*variant.Variant) (map[contract.Arch][]string, error) {
 	wanted := map[contract.Arch][]string{}
 	for _, v := range vs {
-		for _, arch := range variantArchs(v) {
-			wanted[arch] = append(wanted[arch], stubPackage, variantKernel(v, arch))
-			wanted[arch] = append(wanted[arch], v.Packages.Debian...)
+		for _, arch := range v.ArchList() {
+			r, err := v.ForArch(arch)
+			if err != nil {
+				return nil, err
+			}
+			wanted[arch] = append(wanted[arch], stubPackage, r.Kernel.Package)
+			wanted[arch] = append(wanted[arch], r.Packages.Debian...)
 		}
 	}
 	for a, w := range wanted {
 		slices.Sort(w)
 		wanted[a] = slices.Compact(w)
 	}
-	return wanted
-}
-
-// variantArchs and variantKernel are a TEMPORARY BRIDGE until variants name their architectures
-// (`arch = [...]`, and `{arch}` in kernel.package): every variant is taken to build for amd64 and
-// arm64, with arm64's kernel package named like amd64's but ending in -arm64 instead of -amd64.
-// Replace both with the variant's own arch list and kernel package per architecture.
-func variantArchs(*variant.Variant) []contract.Arch {
-	return []contract.Arch{contract.AMD64, contract.ARM64}
-}
-
-func variantKernel(v *variant.Variant, arch contract.Arch) string {
-	amd64 := "-" + contract.AMD64.Info().Debian
-	if arch == contract.AMD64 || !strings.HasSuffix(v.Kernel.Package, amd64) {
-		return v.Kernel.Package
-	}
-	return strings.TrimSuffix(v.Kernel.Package, amd64) + "-" + arch.Info().Debian
+	return wanted, nil
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/ballast-os/ballast/builder/kernel"
 	"github.com/ballast-os/ballast/builder/sbom"
-	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/packages/deb"
 	"github.com/ballast-os/ballast/packages/debian"
 )
@@ -20,8 +19,7 @@ const stubPackage = "systemd-boot-efi"
 // The kernel and the UKI stub are build inputs: only their files are used, so their dependencies
 // are not; the variant's packages go into the root with their whole closure.
 func (b *builder) fetchPackages(ctx context.Context) error {
-	// The builder has no architecture of its own yet: images are amd64's.
-	arch := contract.DefaultArch
+	arch := b.arch
 	var err error
 	if b.rootPkgs, err = b.lock.Closure(b.v.Packages.Debian, arch); err != nil {
 		return fmt.Errorf("variant %s: %w (run `make lock`)", b.v.Path, err)
