@@ -28,7 +28,7 @@ func (b *builder) convertFormats(ctx context.Context) error {
 		return err
 	}
 	b.manifest = &Manifest{
-		Variant: b.v.Name, Version: b.version, Kernel: b.kernel.Version,
+		Variant: b.v.Name, Arch: b.arch, Version: b.version, Kernel: b.kernel.Version,
 		RootHash: b.rootHash, Salt: b.boots[contract.SlotA].VeritySalt, DataBlocks: b.verity.DataBlocks,
 		Cmdline: b.cmdlines[contract.SlotA], Slot: contract.SlotA, Entry: b.entry, Partitions: b.layout.Manifest(), Packages: b.pinned,
 		Files: map[string]FileInfo{}, Outputs: map[string]FileInfo{}, Inputs: b.inputs, PCR11: b.pcr11,

@@ -60,6 +60,7 @@ type Options struct {
 // Manifest is build/<variant>/manifest.json.
 type Manifest struct {
 	Variant    string                   `json:"variant"`
+	Arch       contract.Arch            `json:"arch"`
 	Version    string                   `json:"version"`
 	Kernel     string                   `json:"kernel"`
 	RootHash   string                   `json:"roothash"`
