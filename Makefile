@@ -1,6 +1,9 @@
 # Ballast: `make run` builds the default variant and boots it in QEMU; `make test` runs every test.
 VARIANT ?= qemu
-BUILD   := build/$(VARIANT)
+# ARCH=arm64 builds (and `make run` boots, under qemu-system-aarch64 with AAVMF) the variant's arm64
+# image, in build/<variant>-arm64.
+ARCH    ?= amd64
+BUILD   := build/$(VARIANT)$(if $(filter-out amd64,$(ARCH)),-$(ARCH))
 DISK    := $(BUILD)/disk.raw
 GO      ?= go
 export PATH := $(PATH):/usr/sbin:/sbin
@@ -14,13 +17,16 @@ deps:
 
 # The builder digests all of its inputs and does nothing when the outputs already match them.
 image: deps keys
-	$(GO) run ./builder/cmd/ballast build --variant $(VARIANT)
+	$(GO) run ./builder/cmd/ballast build --variant $(VARIANT) --arch $(ARCH)
 
 # The other variants the image tests boot beside $(VARIANT): metal (and its installer ISO and
-# netboot directory), aws and vmware, each in build/<name>.
+# netboot directory), aws and vmware, each in build/<name>; and the arm64 builds of qemu, aws and
+# metal, in build/<name>-arm64 (tests/image/arm64_test.go).
 TEST_VARIANTS := metal aws vmware
+ARM64_VARIANTS := qemu aws metal
 variants: deps keys
 	@for v in $(TEST_VARIANTS); do $(GO) run ./builder/cmd/ballast build --variant $$v || exit 1; done
+	@for v in $(ARM64_VARIANTS); do $(GO) run ./builder/cmd/ballast build --variant $$v --arch arm64 || exit 1; done
 
 # The owner's Secure Boot and PCR signing keys for development builds of signed variants
 # (qemu-prod's [secure-boot] keys). Made once per clone; a real owner makes theirs with
@@ -47,7 +53,7 @@ repro: deps keys
 run: image
 	@if [ ! -f $(BUILD)/run.raw ] || [ $(DISK) -nt $(BUILD)/run.raw ]; then \
 		cp --sparse=always $(DISK) $(BUILD)/run.raw && truncate -s 2G $(BUILD)/run.raw; fi
-	$(GO) run ./tests/qemu/cmd/bootvm --disk $(BUILD)/run.raw --hostfwd tcp:127.0.0.1:50443-:50443 $(RUN_TRUST)
+	$(GO) run ./tests/qemu/cmd/bootvm --arch $(ARCH) --disk $(BUILD)/run.raw --hostfwd tcp:127.0.0.1:50443-:50443 $(RUN_TRUST)
 
 # A signed variant (qemu-prod, metal) boots on Secure Boot firmware with a software TPM; the machine's
 # NVRAM and TPM are kept beside run.raw, so it enrolls its keys and encrypts /local once.
