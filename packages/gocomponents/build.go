@@ -17,7 +17,9 @@ type Options struct {
 	// CacheDir holds the private Go caches (CacheDir/go) and the finished binaries
 	// (CacheDir/gocomponents/<key>), e.g. ~/.cache/ballast. Required.
 	CacheDir string
-	// GOARCH of the image; "" means amd64. cgo components build only for the host's architecture.
+	// GOARCH of the image; "" means amd64. A cgo component for another architecture than the
+	// host's is built with Debian's cross compiler (gcc-aarch64-linux-gnu for arm64 on x86-64) and
+	// the target's static libraries from Debian's multiarch (libseccomp-dev:arm64).
 	GOARCH string
 	// GoBuildCache is the GOCACHE of the compiles; "" means CacheDir/go/build. Go's build cache is
 	// content-addressed, so sharing the developer's is safe and saves compiling the standard
@@ -84,8 +86,9 @@ func build(ctx context.Context, c Component, o Options) (Built, error) {
 	if goarch == "" {
 		goarch = "amd64"
 	}
-	if c.CGO && goarch != runtime.GOARCH {
-		return Built{}, fmt.Errorf("cgo build for %s on a %s host needs a cross C toolchain, which the build does not set up", goarch, runtime.GOARCH)
+	triplet, err := crossTriplet(goarch, runtime.GOARCH)
+	if err != nil {
+		return Built{}, err
 	}
 	logf := o.Log
 	if logf == nil {
@@ -110,7 +113,7 @@ func build(ctx context.Context, c Component, o Options) (Built, error) {
 	}
 	tc := toolchain{GoVersion: g.Version}
 	if c.CGO {
-		ct, err := probeC(ctx, dirs.root, c.PkgConfig)
+		ct, err := probeC(ctx, dirs.root, triplet, c.PkgConfig)
 		if err != nil {
 			return Built{}, err
 		}
@@ -146,9 +149,9 @@ func build(ctx context.Context, c Component, o Options) (Built, error) {
 	}
 	defer os.RemoveAll(tmp) // a no-op once the entry has been renamed into place
 	m = manifest{Component: c.Name, Module: c.Module, Version: c.Version, Key: key, Binaries: map[string]fileSum{}}
-	for _, s := range plan(c, goarch) {
+	for _, s := range plan(c, goarch, tc.Target) {
 		logf("gocomponents: %s %s: building %s", c.Name, c.Version, s.Binary)
-		sum, err := compile(ctx, s, mod.Dir, filepath.Join(tmp, s.Binary), dirs, g)
+		sum, err := compile(ctx, s, goarch, mod.Dir, filepath.Join(tmp, s.Binary), dirs, g)
 		if err != nil {
 			return Built{}, err
 		}
@@ -164,7 +167,7 @@ func build(ctx context.Context, c Component, o Options) (Built, error) {
 // compile runs one step in the module's directory. Building in place is safe although the
 // directory belongs to the module cache: -mod=readonly never writes to it, and -trimpath keeps its
 // host path out of the binary.
-func compile(ctx context.Context, s step, srcDir, out string, dirs cacheDirs, g goInfo) (fileSum, error) {
+func compile(ctx context.Context, s step, goarch, srcDir, out string, dirs cacheDirs, g goInfo) (fileSum, error) {
 	args := append([]string{s.Args[0], "-o", out}, s.Args[1:]...)
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = srcDir
@@ -174,7 +177,7 @@ func compile(ctx context.Context, s step, srcDir, out string, dirs cacheDirs, g 
 	if err := cmd.Run(); err != nil {
 		return fileSum{}, fmt.Errorf("%s: %s: %w\n%s", s.Binary, s, err, tail(log.String(), 40))
 	}
-	if err := checkStatic(out); err != nil {
+	if err := checkStatic(out, goarch); err != nil {
 		return fileSum{}, err
 	}
 	return sumFile(out)

@@ -15,18 +15,11 @@ func TestGoEnv(t *testing.T) {
 	t.Setenv("GOPRIVATE", "github.com")
 	t.Setenv("GOWORK", "/somewhere/go.work")
 	t.Setenv("GOPROXY", "https://ignored.example")
+	t.Setenv("PKG_CONFIG_PATH", "/host/pkgconfig")
 	t.Setenv("BALLAST_TEST_KEEP", "yes")
 	d := newCacheDirs("/cache")
-	env := map[string]string{}
-	for _, kv := range goEnv(d, goInfo{Proxy: "https://proxy.example", SumDB: "sum.golang.org"}, plan(Component{
-		CGO: true, Binaries: []BinarySpec{{Name: "x", Package: "."}},
-	}, "amd64")[0].Env) {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v // later entries win, as in exec.Cmd
-	}
-	tests := []struct{ key, want string }{
+	common := []struct{ key, want string }{
 		{"GOFLAGS", "-mod=readonly -modcacherw"},
-		{"CC", "gcc"},
 		{"CGO_CFLAGS", ""},
 		{"CGO_ENABLED", "1"},
 		{"GONOSUMDB", ""},
@@ -40,9 +33,28 @@ func TestGoEnv(t *testing.T) {
 		{"GOCACHE", "/cache/go/build"},
 		{"BALLAST_TEST_KEEP", "yes"},
 	}
-	for _, tt := range tests {
-		if got := env[tt.key]; got != tt.want {
-			t.Errorf("%s=%q, want %q", tt.key, got, tt.want)
+	cases := []struct {
+		goarch, triplet string
+		want            []struct{ key, want string }
+	}{
+		// A native build keeps the host's pkg-config search path, as it always has.
+		{"amd64", "", []struct{ key, want string }{{"CC", "gcc"}, {"GOARCH", "amd64"}, {"PKG_CONFIG_PATH", "/host/pkgconfig"}, {"PKG_CONFIG_LIBDIR", ""}}},
+		// A cross build sees only the target's multiarch .pc files.
+		{"arm64", "aarch64-linux-gnu", []struct{ key, want string }{{"CC", "aarch64-linux-gnu-gcc"}, {"GOARCH", "arm64"}, {"PKG_CONFIG_PATH", ""},
+			{"PKG_CONFIG_LIBDIR", "/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig"}}},
+	}
+	for _, c := range cases {
+		env := map[string]string{}
+		for _, kv := range goEnv(d, goInfo{Proxy: "https://proxy.example", SumDB: "sum.golang.org"}, plan(Component{
+			CGO: true, Binaries: []BinarySpec{{Name: "x", Package: "."}},
+		}, c.goarch, c.triplet)[0].Env) {
+			k, v, _ := strings.Cut(kv, "=")
+			env[k] = v // later entries win, as in exec.Cmd
+		}
+		for _, tt := range append(common, c.want...) {
+			if got := env[tt.key]; got != tt.want {
+				t.Errorf("%s: %s=%q, want %q", c.goarch, tt.key, got, tt.want)
+			}
 		}
 	}
 }

@@ -33,7 +33,7 @@ func cacheKey(c Component, goarch string, tc toolchain) string {
 		Sum:       c.Sum,
 		PkgConfig: c.PkgConfig,
 		Toolchain: tc,
-		Steps:     plan(c, goarch),
+		Steps:     plan(c, goarch, tc.Target),
 	}
 	// Marshalling plain structs, slices and string maps cannot fail, and map keys are sorted, so
 	// the encoding is stable.

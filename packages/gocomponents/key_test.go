@@ -55,6 +55,12 @@ func TestCacheKeyChangesWithEveryInput(t *testing.T) {
 			tc.CLibs[0].Archives = map[string]string{"libseccomp.a": strings.Repeat("d", 64)}
 		}},
 		{"GOARCH", func(_ *Component, _ *toolchain, goarch *string) { *goarch = "arm64" }},
+		{"cross target", func(_ *Component, tc *toolchain, goarch *string) {
+			*goarch, tc.Target, tc.CC = "arm64", "aarch64-linux-gnu", "aarch64-linux-gnu-gcc (Debian 12.2.0-14+deb12u1) 12.2.0"
+		}},
+		{"cross compiler", func(_ *Component, tc *toolchain, goarch *string) {
+			*goarch, tc.Target, tc.CC = "arm64", "aarch64-linux-gnu", "aarch64-linux-gnu-gcc (Debian 12.2.0-14+deb12u2) 12.2.0"
+		}},
 	}
 	seen := map[string]string{baseKey: "base"}
 	for _, tt := range tests {
@@ -94,10 +100,33 @@ func TestCacheKeyIgnoresNonInputs(t *testing.T) {
 	}
 }
 
+// Keys of native amd64 builds are what they were before cross builds existed, so the caches of
+// existing machines stay valid: these are the keys the code before arm64 computed.
+func TestCacheKeyOfAMD64IsStable(t *testing.T) {
+	c, tc := keyFixture()
+	pure := c
+	pure.CGO = false
+	goOnly := toolchain{GoVersion: tc.GoVersion}
+	tests := []struct {
+		name   string
+		key    string
+		golden string
+	}{
+		{"cgo amd64", cacheKey(c, "amd64", tc), "d1f5508c7bf756ab6fb90b2469b69ee824b73e3f5b601da28b5232fc8c0c6a3e"},
+		{"pure Go amd64", cacheKey(pure, "amd64", goOnly), "bd2d3dafc2960b5faf179ffd688be920fc985c9d54a774c968a6d62c2927f740"},
+		{"pure Go arm64", cacheKey(pure, "arm64", goOnly), "9ac9bdfe189cdbdbc480d0ec40f96002279743e14767ca151e12b1d8ce8977fb"},
+	}
+	for _, tt := range tests {
+		if tt.key != tt.golden {
+			t.Errorf("%s: key %s, was %s", tt.name, tt.key, tt.golden)
+		}
+	}
+}
+
 func TestPlan(t *testing.T) {
 	c, _ := keyFixture()
 	c.Binaries = append(c.Binaries, BinarySpec{Name: "shim", Package: "./cmd/shim", Install: "/usr/bin/shim", Tags: []string{"no_grpc"}})
-	steps := plan(c, "amd64")
+	steps := plan(c, "amd64", "")
 	if len(steps) != 2 {
 		t.Fatalf("got %d steps, want 2", len(steps))
 	}
@@ -111,14 +140,26 @@ func TestPlan(t *testing.T) {
 	}
 	for _, tt := range tests {
 		line := steps[tt.step].String()
+		if strings.Contains(line, "PKG_CONFIG") || !strings.Contains(line, "CC=gcc ") {
+			t.Errorf("native step %d: %q", tt.step, line)
+		}
 		for _, w := range tt.want {
 			if !strings.Contains(line, w) {
 				t.Errorf("step %d: %q lacks %q", tt.step, line, w)
 			}
 		}
 	}
+	for _, s := range plan(c, "arm64", "aarch64-linux-gnu") {
+		line := s.String()
+		for _, w := range []string{"CC=aarch64-linux-gnu-gcc ", "GOARCH=arm64", "PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig",
+			"PKG_CONFIG_PATH= ", "-extldflags=-static-pie"} {
+			if !strings.Contains(line, w) {
+				t.Errorf("cross step %q lacks %q", line, w)
+			}
+		}
+	}
 	c.CGO = false
-	for _, s := range plan(c, "amd64") {
+	for _, s := range plan(c, "amd64", "") {
 		if line := s.String(); !strings.Contains(line, "CGO_ENABLED=0") || strings.Contains(line, "static-pie") || strings.Contains(line, "CC=") {
 			t.Errorf("pure-Go step %q", line)
 		}

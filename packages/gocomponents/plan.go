@@ -6,10 +6,6 @@ import (
 	"strings"
 )
 
-// cCompiler is fixed rather than taken from $CC so that a developer's compiler choice cannot change
-// the bytes of a component; its version is part of the cache key.
-const cCompiler = "gcc"
-
 // step is one `go build` of one binary. Everything in it is part of the cache key, so it holds only
 // what decides the output's bytes: never the host paths of caches or temporary directories.
 type step struct {
@@ -18,10 +14,11 @@ type step struct {
 	Env    []string // fixed build environment, sorted
 }
 
-// plan turns a component into its go build steps. One step per binary keeps each binary's flags
+// plan turns a component into its go build steps for goarch, with the C toolchain of triplet
+// (crossTriplet; "" for the host's own) when it uses cgo. One step per binary keeps each binary's flags
 // exact (the containerd shim has its own tags); the shared GOCACHE makes later steps reuse the
 // packages the first one compiled.
-func plan(c Component, goarch string) []step {
+func plan(c Component, goarch, triplet string) []step {
 	env := []string{
 		"CGO_ENABLED=0",
 		"GOOS=linux",
@@ -44,7 +41,8 @@ func plan(c Component, goarch string) []step {
 	args := []string{"build", "-trimpath", "-buildvcs=false"}
 	if c.CGO {
 		env[0] = "CGO_ENABLED=1"
-		env = append(env, "CC="+cCompiler, "CGO_CFLAGS=", "CGO_CPPFLAGS=", "CGO_LDFLAGS=")
+		env = append(env, "CC="+cCompilerFor(triplet), "CGO_CFLAGS=", "CGO_CPPFLAGS=", "CGO_LDFLAGS=")
+		env = append(env, pkgConfigEnv(triplet)...)
 		// The image has no C library to load, so cgo binaries are linked static; static-pie keeps
 		// address-space randomisation for programs like runc that run as root on untrusted input.
 		args = append(args, "-buildmode=pie")

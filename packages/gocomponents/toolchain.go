@@ -18,8 +18,11 @@ import (
 type toolchain struct {
 	GoVersion string // `go env GOVERSION` of the go command the build runs
 	CC        string `json:",omitempty"` // first line of `gcc --version`; cgo only
-	LibC      string `json:",omitempty"` // sha256 of the libc.a that static cgo binaries carry
-	CLibs     []cLib `json:",omitempty"`
+	// Target is what a cross compiler says it builds for (`-dumpmachine`, "aarch64-linux-gnu");
+	// empty for the host's own gcc, so native keys stay what they were before cross builds.
+	Target string `json:",omitempty"`
+	LibC   string `json:",omitempty"` // sha256 of the libc.a that static cgo binaries carry
+	CLibs  []cLib `json:",omitempty"`
 }
 
 // cLib is one pkg-config library linked statically into a cgo component.
@@ -50,24 +53,43 @@ func probeGo(ctx context.Context, dir string) (goInfo, error) {
 	return g, nil
 }
 
-// probeC records the C side of a cgo component and fails early, with the missing piece named,
-// when the static libraries are not installed.
-func probeC(ctx context.Context, dir string, libs []string) (toolchain, error) {
+// probeC records the C side of a cgo component built with the toolchain of triplet (crossTriplet)
+// and fails early, with the missing piece named, when it or the static libraries are not installed.
+func probeC(ctx context.Context, dir, triplet string, libs []string) (toolchain, error) {
 	var t toolchain
-	out, err := run(ctx, dir, os.Environ(), cCompiler, "--version")
+	cc := cCompilerFor(triplet)
+	hint := "cgo needs a C compiler; scripts/host-deps.sh installs gcc"
+	if triplet != "" {
+		hint = "cgo for another architecture needs Debian's cross compiler; scripts/host-deps.sh installs gcc-" + triplet
+	}
+	out, err := run(ctx, dir, os.Environ(), cc, "--version")
 	if err != nil {
-		return t, fmt.Errorf("%s --version (cgo needs a C compiler; scripts/host-deps.sh installs gcc): %w", cCompiler, err)
+		return t, fmt.Errorf("%s --version (%s): %w", cc, hint, err)
 	}
 	t.CC, _, _ = strings.Cut(out, "\n")
-	libc, err := run(ctx, dir, os.Environ(), cCompiler, "-print-file-name=libc.a")
+	if triplet != "" {
+		// A compiler of that name building for anything else would link the wrong libc.
+		m, err := run(ctx, dir, os.Environ(), cc, "-dumpmachine")
+		if err != nil {
+			return t, fmt.Errorf("%s -dumpmachine: %w", cc, err)
+		}
+		if t.Target = strings.TrimSpace(m); t.Target != triplet {
+			return t, fmt.Errorf("%s -dumpmachine says %q, not %s", cc, t.Target, triplet)
+		}
+	}
+	libc, err := run(ctx, dir, os.Environ(), cc, "-print-file-name=libc.a")
 	if err != nil {
-		return t, fmt.Errorf("%s -print-file-name=libc.a: %w", cCompiler, err)
+		return t, fmt.Errorf("%s -print-file-name=libc.a: %w", cc, err)
+	}
+	libcDev := "libc6-dev"
+	if triplet != "" {
+		libcDev = "libc6-dev for " + triplet + ", which gcc-" + triplet + " brings"
 	}
 	if t.LibC, err = digest.File(strings.TrimSpace(libc)); err != nil {
-		return t, fmt.Errorf("static libc (libc6-dev): %w", err)
+		return t, fmt.Errorf("static libc (%s): %w", libcDev, err)
 	}
 	for _, name := range libs {
-		l, err := probeLib(ctx, dir, name)
+		l, err := probeLib(ctx, dir, triplet, name)
 		if err != nil {
 			return t, err
 		}
@@ -76,19 +98,23 @@ func probeC(ctx context.Context, dir string, libs []string) (toolchain, error) {
 	return t, nil
 }
 
-func probeLib(ctx context.Context, dir, name string) (cLib, error) {
+func probeLib(ctx context.Context, dir, triplet, name string) (cLib, error) {
 	l := cLib{Name: name, Archives: map[string]string{}}
 	hint := "scripts/host-deps.sh installs its -dev package and pkg-config"
-	v, err := run(ctx, dir, os.Environ(), "pkg-config", "--modversion", name)
+	if triplet != "" {
+		hint = "scripts/host-deps.sh installs its -dev package of the target architecture from Debian's multiarch (e.g. libseccomp-dev:arm64) and pkg-config"
+	}
+	env := append(os.Environ(), pkgConfigEnv(triplet)...)
+	v, err := run(ctx, dir, env, "pkg-config", "--modversion", name)
 	if err != nil {
 		return l, fmt.Errorf("pkg-config %s (%s): %w", name, hint, err)
 	}
 	l.Version = strings.TrimSpace(v)
-	libdir, err := run(ctx, dir, os.Environ(), "pkg-config", "--variable=libdir", name)
+	libdir, err := run(ctx, dir, env, "pkg-config", "--variable=libdir", name)
 	if err != nil {
 		return l, fmt.Errorf("pkg-config --variable=libdir %s: %w", name, err)
 	}
-	flags, err := run(ctx, dir, os.Environ(), "pkg-config", "--static", "--libs-only-l", name)
+	flags, err := run(ctx, dir, env, "pkg-config", "--static", "--libs-only-l", name)
 	if err != nil {
 		return l, fmt.Errorf("pkg-config --static --libs-only-l %s: %w", name, err)
 	}
