@@ -4,6 +4,7 @@
 package uki
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -122,11 +123,8 @@ func Build(w io.Writer, stub []byte, s Sections) error {
 	}
 	// Bytes between the section table and the first section are normally padding; if the stub
 	// keeps something there, overwriting it would corrupt the stub.
-	for i, c := range stub[img.sectionTable+img.numSections*sectionHdrSize : tableEnd] {
-		if c != 0 {
-			return fmt.Errorf("uki: stub has data at %#x, where the new section headers would go",
-				img.sectionTable+img.numSections*sectionHdrSize+i)
-		}
+	if at := headerData(stub, img, tableEnd); at >= 0 {
+		return fmt.Errorf("uki: stub has data at %#x, where the new section headers would go", at)
 	}
 
 	out := slices.Clone(stub)
@@ -142,6 +140,7 @@ func Build(w io.Writer, stub []byte, s Sections) error {
 			return fmt.Errorf("uki: section %s of %d bytes does not fit a PE image's 4 GiB", sec.name, len(sec.data))
 		}
 		h := out[img.sectionTable+(img.numSections+i)*sectionHdrSize:][:sectionHdrSize]
+		clear(h) // padding (an arm64 stub's is NOPs) must not leak into relocation or line fields
 		copy(h[secName:secName+8], sec.name)
 		// The stub locates its sections by VirtualSize, so it must be the exact content size.
 		le.PutUint32(h[secVirtualSize:], uint32(len(sec.data)))
@@ -175,4 +174,25 @@ func Build(w io.Writer, stub []byte, s Sections) error {
 		}
 	}
 	return nil
+}
+
+// arm64Nop is AArch64's NOP instruction, little-endian: the arm64 linker pads the headers'
+// file space with it rather than zeros.
+var arm64Nop = []byte{0x1f, 0x20, 0x03, 0xd5}
+
+// headerData returns the offset of the first byte between the stub's section table and tableEnd
+// that is not padding, -1 when all are: zeros, or whole NOP words on an arm64 stub.
+func headerData(stub []byte, img peImage, tableEnd int) int {
+	start := img.sectionTable + img.numSections*sectionHdrSize
+	for i := start; i < tableEnd; i++ {
+		if stub[i] == 0 {
+			continue
+		}
+		if w := i &^ 3; img.machine == 0xaa64 && w+4 <= len(stub) && bytes.Equal(stub[w:w+4], arm64Nop) {
+			i = w + 3
+			continue
+		}
+		return i
+	}
+	return -1
 }

@@ -515,3 +515,49 @@ func trimmed(t *testing.T, stub []byte) []byte {
 	}
 	return dropSymbols(stub, img)
 }
+
+// TestARM64StubNopPadding: the arm64 linker pads the header space after the section table with
+// NOP instructions. They are padding, and the new section headers written over them carry none
+// of their bytes (debug/pe would read the NOPs as relocations); other bytes there are refused.
+func TestARM64StubNopPadding(t *testing.T) {
+	f := defaultFake()
+	f.machine = 0xaa64
+	stub := f.bytes()
+	tableEnd := 0x40 + 4 + coffHeaderSize + 240 + len(f.sections)*sectionHdrSize
+	for i := tableEnd; i+4 <= int(f.sizeOfHeaders); i += 4 {
+		copy(stub[i:], arm64Nop)
+	}
+	kf := defaultFake()
+	kf.machine = 0xaa64
+	secs := Sections{Linux: kf.bytes(), Initrd: []byte("initrd"), Cmdline: "quiet", OSRelease: []byte("ID=ballast\n"), Uname: "6.1.0-50-cloud-arm64"}
+	var out bytes.Buffer
+	if err := Build(&out, stub, secs); err != nil {
+		t.Fatalf("arm64 stub with NOP padding: %v", err)
+	}
+	img, err := pe.NewFile(bytes.NewReader(out.Bytes()))
+	if err != nil {
+		t.Fatalf("debug/pe cannot read the UKI: %v", err)
+	}
+	for _, s := range img.Sections {
+		if s.NumberOfRelocations != 0 || s.NumberOfLineNumbers != 0 || s.PointerToRelocations != 0 {
+			t.Errorf("section %s carries padding in its header: %+v", s.Name, s.SectionHeader)
+		}
+	}
+	// A NOP on an amd64 stub, or anything else on an arm64 one, is data.
+	for _, tc := range []struct {
+		machine uint16
+		word    []byte
+	}{{0x8664, arm64Nop}, {0xaa64, []byte{1, 2, 3, 4}}} {
+		g := defaultFake()
+		g.machine = tc.machine
+		b := g.bytes()
+		copy(b[tableEnd:], tc.word)
+		k := defaultFake()
+		k.machine = tc.machine
+		s := secs
+		s.Linux = k.bytes()
+		if err := Build(new(bytes.Buffer), b, s); err == nil || !strings.Contains(err.Error(), "stub has data at") {
+			t.Errorf("machine %#x, word % x after the table: %v", tc.machine, tc.word, err)
+		}
+	}
+}
