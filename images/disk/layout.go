@@ -11,12 +11,11 @@ import (
 	"github.com/ballast-os/ballast/images/format"
 )
 
-// Partition type GUIDs from the UAPI Discoverable Partitions Specification.
+// Partition type GUIDs from the UAPI Discoverable Partitions Specification that are the same on
+// every architecture; the root and verity types are the architecture's (contract.ArchInfo).
 const (
-	TypeESP              = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b"
-	TypeRootX86_64       = "4f68bce3-e8cd-4db1-96e7-fbcaf984b709"
-	TypeRootVerityX86_64 = "2c7357ed-ebd2-46d9-aec1-23d437ec2bf5"
-	TypeLinuxGeneric     = "0fc63daf-8483-4772-8e79-3d69d8477de4"
+	TypeESP          = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b"
+	TypeLinuxGeneric = "0fc63daf-8483-4772-8e79-3d69d8477de4"
 )
 
 // AttrReadOnly is the DPS "read-only" partition attribute (bit 60). The
@@ -50,27 +49,37 @@ type Partition struct {
 
 // Layout is a planned disk: its partitions in table order and total size.
 type Layout struct {
+	// Arch is the architecture whose DPS root and verity types the root and verity partitions carry.
+	Arch       contract.Arch
 	DiskGUID   contract.UUID
 	Partitions []Partition
 	Size       int64 // bytes: 1 MiB head, the partitions, a tail of at least 1 MiB for the backup GPT
 }
 
-// Plan lays out an image of the variant whose root-a file system has the given verity root hash:
+// Plan lays out an image for arch of the variant whose root-a file system has the given verity
+// root hash: the root and verity partitions typed as the architecture's DPS root and root verity,
 // the partitions of contract.Partitions back to back after a 1 MiB head, each with its UUID from
 // contract.PartitionUUID (slot A's from the root hash, the others from the variant's name) and the
 // disk GUID from contract.DiskUUID, so the same input always gives the same disk and every version
 // of a variant the same ESP and data partition.
-func Plan(sizes Sizes, variant string, rootHash []byte) (Layout, error) {
+func Plan(arch contract.Arch, sizes Sizes, variant string, rootHash []byte) (Layout, error) {
+	// ParseArch rather than Info: an Arch from outside the constants is an input error here, and
+	// its machine spelling ("aarch64") names the same architecture.
+	arch, err := contract.ParseArch(string(arch))
+	if err != nil {
+		return Layout{}, fmt.Errorf("disk: %w", err)
+	}
+	info := arch.Info()
 	spec := map[contract.PartitionName]struct {
 		typ   string
 		size  int64
 		attrs uint64
 	}{
 		contract.PartESP:     {TypeESP, sizes.ESP, 0},
-		contract.PartRootA:   {TypeRootX86_64, sizes.Root, 0},
-		contract.PartVerityA: {TypeRootVerityX86_64, sizes.Verity, AttrReadOnly},
-		contract.PartRootB:   {TypeRootX86_64, sizes.Root, 0},
-		contract.PartVerityB: {TypeRootVerityX86_64, sizes.Verity, AttrReadOnly},
+		contract.PartRootA:   {info.RootType, sizes.Root, 0},
+		contract.PartVerityA: {info.RootVerityType, sizes.Verity, AttrReadOnly},
+		contract.PartRootB:   {info.RootType, sizes.Root, 0},
+		contract.PartVerityB: {info.RootVerityType, sizes.Verity, AttrReadOnly},
 		contract.PartData:    {TypeLinuxGeneric, sizes.Data, 0},
 	}
 	if len(rootHash) != 32 {
@@ -79,7 +88,7 @@ func Plan(sizes Sizes, variant string, rootHash []byte) (Layout, error) {
 	if variant == "" {
 		return Layout{}, fmt.Errorf("disk: no variant name")
 	}
-	l := Layout{DiskGUID: contract.DiskUUID(variant)}
+	l := Layout{Arch: arch, DiskGUID: contract.DiskUUID(variant)}
 	off := int64(Alignment)
 	for _, name := range contract.Partitions() {
 		s, ok := spec[name]

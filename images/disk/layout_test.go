@@ -22,17 +22,36 @@ func mustUUID(t *testing.T, n contract.PartitionName) contract.UUID {
 	return u
 }
 
+// The DPS type GUIDs are spelled out here rather than taken from contract, so that a change there
+// that would move amd64's bytes fails this test.
 func TestPlan(t *testing.T) {
-	l, err := Plan(Sizes{ESP: 64 * mib, Root: 256 * mib, Verity: 8 * mib, Data: 32 * mib}, "qemu", testHash)
+	for _, tt := range []struct {
+		arch             contract.Arch
+		root, rootVerity string
+	}{
+		{contract.AMD64, "4f68bce3-e8cd-4db1-96e7-fbcaf984b709", "2c7357ed-ebd2-46d9-aec1-23d437ec2bf5"},
+		{contract.ARM64, "b921b045-1df0-41c3-af44-4c6f280d3fae", "df3300ce-d69f-4c92-978c-9bfb0f38d820"},
+		// uname's spelling names the same architecture.
+		{"aarch64", "b921b045-1df0-41c3-af44-4c6f280d3fae", "df3300ce-d69f-4c92-978c-9bfb0f38d820"},
+	} {
+		t.Run(string(tt.arch), func(t *testing.T) { testPlan(t, tt.arch, tt.root, tt.rootVerity) })
+	}
+}
+
+func testPlan(t *testing.T, arch contract.Arch, rootType, verityType string) {
+	l, err := Plan(arch, Sizes{ESP: 64 * mib, Root: 256 * mib, Verity: 8 * mib, Data: 32 * mib}, "qemu", testHash)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if want, _ := contract.ParseArch(string(arch)); l.Arch != want {
+		t.Errorf("layout arch = %q, want %q", l.Arch, want)
+	}
 	want := []Partition{
 		{Name: "esp", Type: TypeESP, UUID: mustUUID(t, "esp"), Offset: 1 * mib, Size: 64 * mib},
-		{Name: "root-a", Type: TypeRootX86_64, UUID: mustUUID(t, "root-a"), Offset: 65 * mib, Size: 256 * mib},
-		{Name: "verity-a", Type: TypeRootVerityX86_64, UUID: mustUUID(t, "verity-a"), Offset: 321 * mib, Size: 8 * mib, Attributes: AttrReadOnly},
-		{Name: "root-b", Type: TypeRootX86_64, UUID: mustUUID(t, "root-b"), Offset: 329 * mib, Size: 256 * mib},
-		{Name: "verity-b", Type: TypeRootVerityX86_64, UUID: mustUUID(t, "verity-b"), Offset: 585 * mib, Size: 8 * mib, Attributes: AttrReadOnly},
+		{Name: "root-a", Type: rootType, UUID: mustUUID(t, "root-a"), Offset: 65 * mib, Size: 256 * mib},
+		{Name: "verity-a", Type: verityType, UUID: mustUUID(t, "verity-a"), Offset: 321 * mib, Size: 8 * mib, Attributes: AttrReadOnly},
+		{Name: "root-b", Type: rootType, UUID: mustUUID(t, "root-b"), Offset: 329 * mib, Size: 256 * mib},
+		{Name: "verity-b", Type: verityType, UUID: mustUUID(t, "verity-b"), Offset: 585 * mib, Size: 8 * mib, Attributes: AttrReadOnly},
 		{Name: "data", Type: TypeLinuxGeneric, UUID: mustUUID(t, "data"), Offset: 593 * mib, Size: 32 * mib},
 	}
 	if len(l.Partitions) != len(want) {
@@ -74,15 +93,15 @@ func TestPlan(t *testing.T) {
 func TestPlanAcrossVersions(t *testing.T) {
 	sizes := Sizes{ESP: 64 * mib, Root: 64 * mib, Verity: mib, Data: mib}
 	v2Hash, _ := hex.DecodeString("ffeeddccbbaa99887766554433221100000102030405060708090a0b0c0d0e0f")
-	v1, err := Plan(sizes, "qemu", testHash)
+	v1, err := Plan(contract.AMD64, sizes, "qemu", testHash)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v2, err := Plan(sizes, "qemu", v2Hash)
+	v2, err := Plan(contract.AMD64, sizes, "qemu", v2Hash)
 	if err != nil {
 		t.Fatal(err)
 	}
-	prod, err := Plan(sizes, "qemu-prod", testHash)
+	prod, err := Plan(contract.AMD64, sizes, "qemu-prod", testHash)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,27 +120,31 @@ func TestPlanAcrossVersions(t *testing.T) {
 }
 
 func TestPlanErrors(t *testing.T) {
+	ok := Sizes{ESP: mib, Root: mib, Verity: mib, Data: mib}
 	tests := []struct {
 		name    string
+		arch    contract.Arch
 		sizes   Sizes
 		variant string
 		hash    []byte
 		wantErr string
 	}{
-		{"unaligned size", Sizes{ESP: 64*mib + 512, Root: mib, Verity: mib, Data: mib}, "qemu", testHash, "partition esp: size"},
-		{"zero data", Sizes{ESP: mib, Root: mib, Verity: mib}, "qemu", testHash, "partition data: size 0"},
-		{"short hash", Sizes{ESP: mib, Root: mib, Verity: mib, Data: mib}, "qemu", []byte{1, 2, 3}, "root hash is 3 bytes"},
-		{"no variant", Sizes{ESP: mib, Root: mib, Verity: mib, Data: mib}, "", testHash, "no variant name"},
+		{"unaligned size", contract.AMD64, Sizes{ESP: 64*mib + 512, Root: mib, Verity: mib, Data: mib}, "qemu", testHash, "partition esp: size"},
+		{"zero data", contract.AMD64, Sizes{ESP: mib, Root: mib, Verity: mib}, "qemu", testHash, "partition data: size 0"},
+		{"short hash", contract.AMD64, ok, "qemu", []byte{1, 2, 3}, "root hash is 3 bytes"},
+		{"no variant", contract.AMD64, ok, "", testHash, "no variant name"},
+		{"unknown arch", "riscv64", ok, "qemu", testHash, `architecture "riscv64"`},
+		{"no arch", "", ok, "qemu", testHash, `architecture ""`},
 	}
 	for _, tt := range tests {
-		if _, err := Plan(tt.sizes, tt.variant, tt.hash); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+		if _, err := Plan(tt.arch, tt.sizes, tt.variant, tt.hash); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 			t.Errorf("%s: Plan error = %v, want %q", tt.name, err, tt.wantErr)
 		}
 	}
 }
 
 func TestValidate(t *testing.T) {
-	good, err := Plan(Sizes{ESP: 64 * mib, Root: 64 * mib, Verity: mib, Data: mib}, "qemu", testHash)
+	good, err := Plan(contract.AMD64, Sizes{ESP: 64 * mib, Root: 64 * mib, Verity: mib, Data: mib}, "qemu", testHash)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +170,7 @@ func TestValidate(t *testing.T) {
 }
 
 func TestManifestJSON(t *testing.T) {
-	l, err := Plan(Sizes{ESP: 64 * mib, Root: 64 * mib, Verity: mib, Data: mib}, "qemu", testHash)
+	l, err := Plan(contract.AMD64, Sizes{ESP: 64 * mib, Root: 64 * mib, Verity: mib, Data: mib}, "qemu", testHash)
 	if err != nil {
 		t.Fatal(err)
 	}

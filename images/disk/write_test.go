@@ -36,9 +36,9 @@ func pseudoRandom(seed uint64, n int) []byte {
 	return b
 }
 
-func layout(t *testing.T) disk.Layout {
+func layout(t *testing.T, arch contract.Arch) disk.Layout {
 	t.Helper()
-	l, err := disk.Plan(disk.Sizes{ESP: 64 * mib, Root: 8 * mib, Verity: 1 * mib, Data: 16 * mib}, "qemu", rootHash)
+	l, err := disk.Plan(arch, disk.Sizes{ESP: 64 * mib, Root: 8 * mib, Verity: 1 * mib, Data: 16 * mib}, "qemu", rootHash)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,9 +72,9 @@ func contents() map[contract.PartitionName]disk.Content {
 	}
 }
 
-func writeImage(t *testing.T) (string, disk.Layout) {
+func writeImage(t *testing.T, arch contract.Arch) (string, disk.Layout) {
 	t.Helper()
-	l := layout(t)
+	l := layout(t, arch)
 	path := filepath.Join(t.TempDir(), "disk.raw")
 	if err := disk.Write(path, l, contents()); err != nil {
 		t.Fatalf("Write: %v", err)
@@ -83,7 +83,7 @@ func writeImage(t *testing.T) (string, disk.Layout) {
 }
 
 func TestWriteContentRoundTrip(t *testing.T) {
-	path, l := writeImage(t)
+	path, l := writeImage(t, contract.AMD64)
 	img, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -153,8 +153,8 @@ func TestWriteContentRoundTrip(t *testing.T) {
 }
 
 func TestWriteDeterministic(t *testing.T) {
-	a, _ := writeImage(t)
-	b, _ := writeImage(t)
+	a, _ := writeImage(t, contract.AMD64)
+	b, _ := writeImage(t, contract.AMD64)
 	if fileHash(t, a) != fileHash(t, b) {
 		t.Error("two writes of the same layout and contents differ")
 	}
@@ -175,7 +175,7 @@ func fileHash(t *testing.T, path string) string {
 }
 
 func TestWriteErrors(t *testing.T) {
-	l := layout(t)
+	l := layout(t, contract.AMD64)
 	big := sparseFile(t, mib+1)
 	tests := []struct {
 		name     string
@@ -261,10 +261,33 @@ func sparseFile(t *testing.T, n int64) string {
 	return path
 }
 
-// TestSgdisk has sgdisk check the table and read back names, types and GUIDs.
+// TestSgdisk has sgdisk check the table and read back names, types and GUIDs; sgdisk names the
+// DPS types it knows, so the root and verity partitions show as the architecture's.
 func TestSgdisk(t *testing.T) {
 	sgdisk := testutil.Tool(t, "sgdisk", "gdisk")
-	path, l := writeImage(t)
+	for _, tt := range []struct {
+		arch             contract.Arch
+		root, rootVerity string
+	}{
+		{contract.AMD64, "Linux x86-64 root (/)", "Linux x86-64 root verity"},
+		{contract.ARM64, "Linux ARM64 root (/)", "Linux ARM64 root verity"},
+	} {
+		t.Run(string(tt.arch), func(t *testing.T) {
+			typeNames := map[contract.PartitionName]string{
+				contract.PartESP:     "EFI system partition",
+				contract.PartRootA:   tt.root,
+				contract.PartVerityA: tt.rootVerity,
+				contract.PartRootB:   tt.root,
+				contract.PartVerityB: tt.rootVerity,
+				contract.PartData:    "Linux filesystem",
+			}
+			testSgdisk(t, sgdisk, tt.arch, typeNames)
+		})
+	}
+}
+
+func testSgdisk(t *testing.T, sgdisk string, arch contract.Arch, typeNames map[contract.PartitionName]string) {
+	path, l := writeImage(t, arch)
 
 	if out := testutil.Run(t, sgdisk, "-v", path); !strings.Contains(out, "No problems found") {
 		t.Errorf("sgdisk -v:\n%s", out)
@@ -283,7 +306,7 @@ func TestSgdisk(t *testing.T) {
 	for i, p := range l.Partitions {
 		info := testutil.Run(t, sgdisk, "-i", fmt.Sprint(i+1), path)
 		checks := map[string]string{
-			"Partition GUID code":   strings.ToUpper(p.Type),
+			"Partition GUID code":   strings.ToUpper(p.Type) + " (" + typeNames[p.Name] + ")",
 			"Partition unique GUID": strings.ToUpper(p.UUID.String()),
 			"First sector":          fmt.Sprintf("%d ", p.Offset/512),
 			"Last sector":           fmt.Sprintf("%d ", (p.Offset+p.Size)/512-1),
@@ -309,7 +332,7 @@ func TestESPWithFATTools(t *testing.T) {
 	fsck := testutil.Tool(t, "fsck.fat", "dosfstools")
 	mdir := testutil.Tool(t, "mdir", "mtools")
 	mcopy := testutil.Tool(t, "mcopy", "mtools")
-	path, l := writeImage(t)
+	path, l := writeImage(t, contract.AMD64)
 	esp, err := l.Partition(contract.PartESP)
 	if err != nil {
 		t.Fatal(err)

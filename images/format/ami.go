@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/ballast-os/ballast/contract"
 )
 
 // AMIDescription is ami.json: the requests EC2 takes to make an AMI of disk.vmdk, as the AWS CLI's
@@ -67,9 +69,6 @@ type AMIEbs struct {
 // amiRootDevice is the root volume's device name; an EBS-backed AMI names it in both places.
 const amiRootDevice = "/dev/xvda"
 
-// amiArch maps Debian's architecture names to EC2's.
-var amiArch = map[string]string{"": "x86_64", "amd64": "x86_64", "arm64": "arm64"}
-
 // amiNameOK reports whether r may be in an AMI name: letters, digits and ( ) [ ] . / - ' @ _ and
 // space, as RegisterImage allows.
 func amiNameOK(r rune) bool {
@@ -80,9 +79,9 @@ func amiNameOK(r rune) bool {
 // opts.Name and opts.Version (an account cannot register two AMIs of the same name), with any
 // character RegisterImage refuses, such as semver's '+', as '-'.
 func NewAMIDescription(diskSize int64, vmdk string, opts Options) (AMIDescription, error) {
-	arch, ok := amiArch[opts.Arch]
-	if !ok {
-		return AMIDescription{}, fmt.Errorf("ami: architecture %q: EC2 runs amd64 and arm64", opts.Arch)
+	arch, err := contract.ParseArch(string(opts.Arch.Or()))
+	if err != nil {
+		return AMIDescription{}, fmt.Errorf("ami: %w", err)
 	}
 	name := opts.Name
 	if opts.Version != "" {
@@ -115,7 +114,7 @@ func NewAMIDescription(diskSize int64, vmdk string, opts Options) (AMIDescriptio
 		RegisterImage: AMIRegisterImage{
 			Name:         name,
 			Description:  opts.Description,
-			Architecture: arch,
+			Architecture: arch.Info().EC2,
 			// Ballast boots with systemd-boot and a UKI only, and seals to the TPM: UEFI and
 			// NitroTPM.
 			BootMode:           "uefi",

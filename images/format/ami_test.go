@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ballast-os/ballast/contract"
 )
 
 // keys returns the sorted keys of a JSON object.
@@ -121,6 +123,38 @@ func TestNewAMIDescription(t *testing.T) {
 				t.Errorf("volume %d GiB, arch %s, name %s; want %d, %s, %s", got, ri.Architecture, ri.Name, tc.wantSize, tc.wantArch, tc.wantName)
 			}
 		})
+	}
+}
+
+// ami.json of an arm64 disk asks EC2 for an arm64 image, in EC2's spelling; the OVA, whose
+// descriptor is an x86-64 vSphere guest, refuses the disk rather than describe it wrongly.
+func TestConvertArm64(t *testing.T) {
+	raw := makeDisk(t, 3*mib, testPatches(3*mib))
+	dir := t.TempDir()
+	out := filepath.Join(dir, "ami.json")
+	if err := Convert(context.Background(), raw, out, AMI, Options{Name: "ballast-aws", Arch: contract.ARM64}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		RegisterImage struct{ Architecture string } `json:"register_image"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.RegisterImage.Architecture != "arm64" {
+		t.Errorf("register_image.Architecture = %q, want arm64:\n%s", doc.RegisterImage.Architecture, b)
+	}
+	ova := filepath.Join(dir, "disk.ova")
+	err = Convert(context.Background(), raw, ova, OVA, Options{Name: "ballast-vmware", Arch: contract.ARM64})
+	if err == nil || !strings.Contains(err.Error(), `architecture "arm64"`) {
+		t.Errorf("OVA of an arm64 disk: %v, want it refused", err)
+	}
+	if _, serr := os.Stat(ova); serr == nil {
+		t.Error("the refused OVA was left behind")
 	}
 }
 

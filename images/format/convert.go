@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/ballast-os/ballast/contract"
 )
 
 // Options are the inputs a format would otherwise take from the clock or a
@@ -26,9 +28,9 @@ type Options struct {
 	Name        string
 	Version     string
 	Description string
-	// Arch is the disk's architecture as Debian names it (amd64, arm64), for
-	// the AMI; "" is amd64.
-	Arch string
+	// Arch is the disk's architecture, for the AMI; "" is contract.DefaultArch.
+	// The OVA describes an x86-64 vSphere guest and refuses any other.
+	Arch contract.Arch
 }
 
 // converter writes the disk read from in to out. out is a fresh, empty file

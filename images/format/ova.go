@@ -15,6 +15,8 @@ import (
 	"regexp"
 	"strings"
 	"text/template"
+
+	"github.com/ballast-os/ballast/contract"
 )
 
 // The virtual machine the OVA describes. vSphere takes these as the defaults of a deployment,
@@ -57,6 +59,11 @@ func OVAFileNames(name string) (ovf, mf, vmdk string) {
 // size and digest go into the descriptor and the manifest, which come first in the archive), then
 // the ustar archive: descriptor, manifest, disk, as OVF asks.
 func writeOVA(ctx context.Context, in *input, out outFile, name string, opts Options) (err error) {
+	// The descriptor's guest type and virtual hardware are vSphere's x86-64 ones; an arm64 disk
+	// under them would be an appliance no host can start.
+	if arch := opts.Arch.Or(); arch != contract.AMD64 {
+		return fmt.Errorf("ova: architecture %q: the OVA describes an x86-64 (amd64) vSphere guest only", arch)
+	}
 	base := opts.Name
 	if base == "" {
 		base = strings.TrimSuffix(name, filepath.Ext(name))

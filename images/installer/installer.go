@@ -69,8 +69,11 @@ func Regions(size int64, parts []Region) ([]Region, error) {
 
 // ImageOptions describe the disk that Compress packs.
 type ImageOptions struct {
-	Variant, Version, Arch string
-	Partitions             []Region
+	Variant, Version string
+	// Arch is the disk's architecture; install.json names it as uname -m does ("x86_64"), the
+	// spelling manifests have always had.
+	Arch       contract.Arch
+	Partitions []Region
 }
 
 // Compress writes the disk image at diskPath, zstd-compressed, to out, and returns the
@@ -78,6 +81,10 @@ type ImageOptions struct {
 // the uncompressed disk. The encoder settings are fixed, so the same disk always gives the same
 // bytes.
 func Compress(diskPath, out string, opts ImageOptions) (*contract.InstallManifest, error) {
+	arch, err := contract.ParseArch(string(opts.Arch))
+	if err != nil {
+		return nil, fmt.Errorf("installer: %w", err)
+	}
 	in, err := os.Open(diskPath)
 	if err != nil {
 		return nil, fmt.Errorf("installer: %w", err)
@@ -103,7 +110,7 @@ func Compress(diskPath, out string, opts ImageOptions) (*contract.InstallManifes
 	if err != nil {
 		return nil, fmt.Errorf("installer: zstd: %w", err)
 	}
-	m := &contract.InstallManifest{Variant: opts.Variant, Version: opts.Version, Arch: opts.Arch}
+	m := &contract.InstallManifest{Variant: opts.Variant, Version: opts.Version, Arch: arch.Info().Machine}
 	buf := make([]byte, zeroBlock)
 	for _, r := range regions {
 		// Each region is split into runs of whole zero blocks and the rest: the installer reads
@@ -210,11 +217,16 @@ type Boot struct {
 // rounded up to whole MiB.
 const minESP = 33 << 20
 
-// ESP builds the FAT image of the installer's EFI system partition: sized to its files with
+// ESP builds the FAT image of the installer's EFI system partition for arch, whose firmware
+// starts systemd-boot from the architecture's removable-media path: sized to its files with
 // room for FAT overhead, never below what FAT32 needs.
-func ESP(b Boot, t time.Time, volumeID uint32) ([]byte, error) {
+func ESP(arch contract.Arch, b Boot, t time.Time, volumeID uint32) ([]byte, error) {
+	arch, err := contract.ParseArch(string(arch))
+	if err != nil {
+		return nil, fmt.Errorf("installer: esp: %w", err)
+	}
 	files := []fat.File{
-		{Path: contract.ESPLoader, Data: b.Loader},
+		{Path: arch.ESPLoaderPath(), Data: b.Loader},
 		{Path: contract.ESPLoaderConf, Data: []byte(b.LoaderConf)},
 		{Path: contract.ESPEntries + "/" + contract.InstallerUKIFile, Data: b.UKI},
 	}

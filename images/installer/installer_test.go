@@ -74,11 +74,11 @@ func testDisk(t *testing.T) (string, []Region) {
 func TestCompress(t *testing.T) {
 	disk, parts := testDisk(t)
 	dir := t.TempDir()
-	m1, err := Compress(disk, filepath.Join(dir, "1.zst"), ImageOptions{Variant: "v", Version: "1", Arch: "x86_64", Partitions: parts})
+	m1, err := Compress(disk, filepath.Join(dir, "1.zst"), ImageOptions{Variant: "v", Version: "1", Arch: contract.AMD64, Partitions: parts})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m2, err := Compress(disk, filepath.Join(dir, "2.zst"), ImageOptions{Variant: "v", Version: "1", Arch: "x86_64", Partitions: parts})
+	m2, err := Compress(disk, filepath.Join(dir, "2.zst"), ImageOptions{Variant: "v", Version: "1", Arch: contract.AMD64, Partitions: parts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestWriteISO(t *testing.T) {
 	disk, parts := testDisk(t)
 	dir := t.TempDir()
 	zst := filepath.Join(dir, contract.InstallImageFile)
-	m, err := Compress(disk, zst, ImageOptions{Variant: "v", Version: "1", Arch: "x86_64", Partitions: parts})
+	m, err := Compress(disk, zst, ImageOptions{Variant: "v", Version: "1", Arch: contract.AMD64, Partitions: parts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestWriteISO(t *testing.T) {
 		t.Fatal(err)
 	}
 	tm := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	esp, err := ESP(Boot{Loader: []byte("MZ loader"), LoaderConf: "timeout 0\n", UKI: bytes.Repeat([]byte("uki"), 1000),
+	esp, err := ESP(contract.AMD64, Boot{Loader: []byte("MZ loader"), LoaderConf: "timeout 0\n", UKI: bytes.Repeat([]byte("uki"), 1000),
 		Enroll: map[string][]byte{"db.auth": []byte("db")}}, tm, VolumeID("x"))
 	if err != nil {
 		t.Fatal(err)
@@ -182,6 +182,73 @@ func TestWriteISO(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "bad.iso")); err == nil {
 		t.Fatal("bad.iso written")
+	}
+}
+
+// install.json names the architecture as uname -m does, the spelling it had before arm64.
+func TestCompressArch(t *testing.T) {
+	disk, parts := testDisk(t)
+	for _, tc := range []struct {
+		arch    contract.Arch
+		want    string
+		wantErr string
+	}{
+		{contract.AMD64, "x86_64", ""},
+		{contract.ARM64, "aarch64", ""},
+		{"", "", `architecture ""`},
+		{"riscv64", "", `architecture "riscv64"`},
+	} {
+		m, err := Compress(disk, filepath.Join(t.TempDir(), "i.zst"), ImageOptions{Variant: "v", Version: "1", Arch: tc.arch, Partitions: parts})
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%q: err %v, want %q", tc.arch, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Arch != tc.want {
+			t.Errorf("%s: manifest arch %q, want %q", tc.arch, m.Arch, tc.want)
+		}
+	}
+}
+
+// The firmware starts the architecture's removable-media loader, so that is where the ESP carries
+// systemd-boot; mtools reads the volume back.
+func TestESPLoaderPath(t *testing.T) {
+	mdir := testutil.Tool(t, "mdir", "mtools")
+	mtype := testutil.Tool(t, "mtype", "mtools")
+	tm := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		arch      contract.Arch
+		loader    string // 8.3 directory entry as mdir lists it
+		notLoader string
+	}{
+		{contract.AMD64, "BOOTX64  EFI", "BOOTAA64"},
+		{contract.ARM64, "BOOTAA64 EFI", "BOOTX64"},
+	} {
+		t.Run(string(tc.arch), func(t *testing.T) {
+			loader := []byte("MZ systemd-boot for " + string(tc.arch))
+			img, err := ESP(tc.arch, Boot{Loader: loader, LoaderConf: "timeout 0\n", UKI: []byte("uki")}, tm, VolumeID("x"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), "esp.img")
+			if err := os.WriteFile(path, img, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			listing := testutil.Run(t, mdir, "-i", path, "::/EFI/BOOT")
+			if !strings.Contains(listing, tc.loader) || strings.Contains(listing, tc.notLoader) {
+				t.Errorf("mdir ::/EFI/BOOT shows no %q (or shows %q):\n%s", tc.loader, tc.notLoader, listing)
+			}
+			if got := testutil.Run(t, mtype, "-i", path, "::/"+tc.arch.ESPLoaderPath()); got != string(loader) {
+				t.Errorf("%s holds %q, want %q", tc.arch.ESPLoaderPath(), got, loader)
+			}
+		})
+	}
+	if _, err := ESP("riscv64", Boot{Loader: []byte("MZ")}, tm, 1); err == nil || !strings.Contains(err.Error(), `architecture "riscv64"`) {
+		t.Errorf("ESP for riscv64: %v", err)
 	}
 }
 

@@ -5,23 +5,26 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+
+	"github.com/ballast-os/ballast/contract"
 )
 
 // Available reports whether VMs can be booted with the default Config: it
 // names every missing piece and the Debian package that provides it, so a
-// skipped test says what to install.
+// skipped test says what to install. AvailableArch does the same for
+// another architecture.
 func Available() error {
-	return available(DefaultQEMU, DefaultOVMFCode, DefaultOVMFVarsTemplate)
+	return AvailableArch(contract.DefaultArch)
 }
 
-func available(qemu, code, vars string) error {
+func available(qemu, qemuPackage, code, vars, firmwarePackage string) error {
 	var errs []error
 	if _, err := exec.LookPath(qemu); err != nil {
-		errs = append(errs, fmt.Errorf("%s not found in PATH (install Debian package qemu-system-x86): %w", qemu, err))
+		errs = append(errs, fmt.Errorf("%s not found in PATH (install Debian package %s): %w", qemu, qemuPackage, err))
 	}
 	for _, f := range []string{code, vars} {
 		if _, err := os.Stat(f); err != nil {
-			errs = append(errs, fmt.Errorf("OVMF firmware %s missing (install Debian package ovmf): %w", f, err))
+			errs = append(errs, fmt.Errorf("UEFI firmware %s missing (install Debian package %s): %w", f, firmwarePackage, err))
 		}
 	}
 	if len(errs) > 0 {

@@ -9,11 +9,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ballast-os/ballast/contract"
 )
 
-// Defaults applied to zero Config fields.
+// Defaults applied to zero Config fields of an amd64 VM; arm64's are in arch.go.
 const (
-	DefaultQEMU             = "qemu-system-x86_64"
 	DefaultOVMFCode         = "/usr/share/OVMF/OVMF_CODE_4M.fd"
 	DefaultOVMFVarsTemplate = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 	// SecureBootOVMFCode is OVMF built with Secure Boot and SMM; with the plain
@@ -25,12 +26,19 @@ const (
 	// cannot leave a TCG guest burning a core.
 	DefaultTimeout = 15 * time.Minute
 	// DefaultExpectTimeout is generous because under TCG (no KVM) OVMF alone
-	// takes ~5 s and OVMF + kernel to /init ~9 s on a fast host.
+	// takes ~5 s and OVMF + kernel to /init ~9 s on a fast host; AAVMF
+	// (arm64) takes ~8 s to its boot manager on this project's 2-core machines.
 	DefaultExpectTimeout = 90 * time.Second
 )
 
 // Config describes one VM. The zero value of every field except Disk is usable.
 type Config struct {
+	// Arch is the guest's architecture, default contract.DefaultArch. It picks the emulator
+	// (contract.ArchInfo.QEMU), the machine (q35 or virt), the firmware (OVMF or AAVMF) and the
+	// TCG CPU; arm64 has no SecureBoot and no BusAHCI. Its serial console is the virt machine's
+	// PL011, which Linux calls ttyAMA0.
+	Arch contract.Arch
+
 	// Disk is the image booted as the first disk, as given: the guest
 	// writes to it, so callers boot a copy (or set Snapshot). Files ending in
 	// .qcow2 are attached as qcow2, everything else as raw. It may be empty
@@ -53,24 +61,27 @@ type Config struct {
 	MemoryMB int // default DefaultMemoryMB
 	CPUs     int // default DefaultCPUs
 	// CPU is the -cpu model. Default: "host" under KVM, else "max" (every feature TCG emulates,
-	// RDRAND among them). "qemu64" is a CPU without RDRAND, as on older or locked-down hosts.
+	// RDRAND or RNDR among them; on arm64 with pauth-impdef=on). "qemu64" is an x86 CPU without
+	// RDRAND, as on older or locked-down hosts.
 	CPU string
 	// NoRNG leaves out the virtio-rng device, so the guest's only entropy is its own.
 	NoRNG bool
-	// Accel is the -accel value. Default: "kvm" when /dev/kvm can be opened,
-	// otherwise "tcg,thread=multi".
+	// Accel is the -accel value. Default: "tcg,thread=multi", or "kvm" when
+	// BALLAST_QEMU_ACCEL=kvm asks for it, /dev/kvm opens and Arch is the host's.
 	Accel string
-	// QEMU is the emulator binary, default DefaultQEMU (looked up in PATH).
+	// QEMU is the emulator binary, default Arch's (contract.ArchInfo.QEMU, looked up in PATH).
 	QEMU string
 
-	// OVMFCode is the read-only firmware image, default DefaultOVMFCode.
+	// OVMFCode is the read-only firmware image, default DefaultOVMFCode
+	// (DefaultAAVMFCode on arm64).
 	OVMFCode string
 	// OVMFVars is the writable UEFI variable store, used as given. Set it to a
 	// file you own to keep variables across VMs (like a real machine's NVRAM).
 	// Empty: Start copies OVMFVarsTemplate into the VM's private temp dir;
 	// Args alone attaches the template with snapshot=on so it is never written.
 	OVMFVars string
-	// OVMFVarsTemplate is the pristine variable store, default DefaultOVMFVarsTemplate.
+	// OVMFVarsTemplate is the pristine variable store, default DefaultOVMFVarsTemplate
+	// (DefaultAAVMFVarsTemplate on arm64).
 	OVMFVarsTemplate string
 
 	// SecureBoot boots the Secure Boot firmware (SecureBootOVMFCode unless OVMFCode is set) on a
@@ -81,7 +92,7 @@ type Config struct {
 
 	// TPMState is a directory holding a software TPM's state (swtpm, TPM 2.0): Start runs swtpm on
 	// it for the VM's life and attaches it as a TIS device. Keep the directory across VMs to keep
-	// the TPM; a new directory is a new TPM. TPMSocket is swtpm's control socket, which Start sets.
+	// the TPM; a new directory is a new TPM. On arm64 the TIS is virt's system-bus one. TPMSocket is swtpm's control socket, which Start sets.
 	TPMState  string
 	TPMSocket string
 	// SWTPM is the swtpm binary, default "swtpm" in PATH.
@@ -152,8 +163,17 @@ type TapNIC struct {
 	Model string // NICVirtio (the default), NICE1000e or NICVmxnet3
 }
 
-// withDefaults returns c with every zero field that has a default filled in.
-func (c Config) withDefaults() Config {
+// Defaults returns c with every zero field that has a default filled in, as Start and Args
+// see it: for cmd/bootvm, which runs the emulator itself.
+func (c Config) Defaults() Config {
+	if c.Arch == "" {
+		c.Arch = contract.DefaultArch
+	}
+	// "aarch64" names arm64 too; an unknown name stays for validate to report.
+	if a, err := contract.ParseArch(string(c.Arch)); err == nil {
+		c.Arch = a
+	}
+	m, known := machines[c.Arch]
 	if c.MemoryMB <= 0 {
 		c.MemoryMB = DefaultMemoryMB
 	}
@@ -161,19 +181,22 @@ func (c Config) withDefaults() Config {
 		c.CPUs = DefaultCPUs
 	}
 	if c.Accel == "" {
-		c.Accel = defaultAccel()
+		c.Accel = "tcg,thread=multi"
+		if hostArch(c.Arch) {
+			c.Accel = defaultAccel()
+		}
 	}
-	if c.QEMU == "" {
-		c.QEMU = DefaultQEMU
+	if c.QEMU == "" && known {
+		c.QEMU = c.Arch.Info().QEMU
 	}
-	if c.OVMFCode == "" && c.SecureBoot {
+	if c.OVMFCode == "" && c.SecureBoot && m.secureBoot {
 		c.OVMFCode = SecureBootOVMFCode
 	}
 	if c.OVMFCode == "" {
-		c.OVMFCode = DefaultOVMFCode
+		c.OVMFCode = m.code
 	}
 	if c.OVMFVarsTemplate == "" {
-		c.OVMFVarsTemplate = DefaultOVMFVarsTemplate
+		c.OVMFVarsTemplate = m.varsTemplate
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = DefaultTimeout
@@ -200,6 +223,15 @@ func defaultAccel() string {
 // validate reports the first problem that would make QEMU fail to start,
 // naming the offending field and file.
 func (c Config) validate() error {
+	m, err := machineOf(c.Arch)
+	if err != nil {
+		return err
+	}
+	// Secure Boot needs a firmware built for it and a variable store it trusts (SMM on x86);
+	// the harness has neither for arm64.
+	if c.SecureBoot && !m.secureBoot {
+		return fmt.Errorf("qemu: config: SecureBoot: not supported on %s (no Secure Boot firmware setup for its machine)", c.Arch)
+	}
 	if c.Disk == "" && c.Kernel == "" && !slices.ContainsFunc(c.Drives, func(d Drive) bool { return d.Boot }) {
 		return errors.New("qemu: config: Disk is empty (and neither Kernel nor a Drive with Boot boots)")
 	}
@@ -252,20 +284,22 @@ func (c Config) validate() error {
 	return c.validateDevices()
 }
 
-// Args returns the qemu-system-x86_64 arguments (without the program name)
-// for c, with defaults applied. Start and cmd/bootvm both use it, so what a
-// test boots and what `make run` boots are the same machine.
+// Args returns the emulator's arguments (without the program name) for c,
+// with defaults applied. Start and cmd/bootvm both use it, so what a test
+// boots and what `make run` boots are the same machine. A Config that
+// validate refuses gives arguments QEMU refuses too.
 func (c Config) Args() []string {
-	c = c.withDefaults()
-	cpu := "max" // TCG: every feature it emulates, notably RDRAND so the guest CRNG is ready at once
+	c = c.Defaults()
+	m, _ := machineOf(c.Arch)
+	cpu := m.tcgCPU
 	if strings.HasPrefix(c.Accel, "kvm") {
 		cpu = "host"
 	}
 	if c.CPU != "" {
 		cpu = c.CPU
 	}
-	machine := "q35"
-	if c.SecureBoot {
+	machine := m.board
+	if c.SecureBoot && m.secureBoot {
 		// The Secure Boot firmware keeps its variables in SMM, so that the OS cannot write them
 		// behind its back; it refuses to start without.
 		machine += ",smm=on"
@@ -288,7 +322,7 @@ func (c Config) Args() []string {
 		args = append(args, "-drive", "if=pflash,format=raw,unit=1,snapshot=on,file="+escape(c.OVMFVarsTemplate))
 	}
 
-	if c.SecureBoot {
+	if c.SecureBoot && m.secureBoot {
 		args = append(args, "-global", "driver=cfi.pflash01,property=secure,value=on")
 	}
 	if s := c.SMBIOS.arg(); s != "" {
@@ -298,7 +332,7 @@ func (c Config) Args() []string {
 		args = append(args,
 			"-chardev", "socket,id=chrtpm,path="+escape(c.TPMSocket),
 			"-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
-			"-device", "tpm-tis,tpmdev=tpm0")
+			"-device", m.tpmDevice+",tpmdev=tpm0")
 	}
 
 	// bootindex makes OVMF try the disk before the extra disks and the
@@ -361,7 +395,7 @@ func (c Config) Args() []string {
 
 // CommandLine returns the program and Args as one shell-readable line, for logs.
 func (c Config) CommandLine() string {
-	c = c.withDefaults()
+	c = c.Defaults()
 	words := append([]string{c.QEMU}, c.Args()...)
 	for i, w := range words {
 		words[i] = shellQuote(w)

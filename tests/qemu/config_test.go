@@ -3,9 +3,12 @@ package qemu
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ballast-os/ballast/contract"
 )
 
 func TestArgs(t *testing.T) {
@@ -100,6 +103,50 @@ func TestArgs(t *testing.T) {
 			}, devices, []string{"-serial", "stdio", "-no-reboot"}),
 		},
 		{
+			// The arm64 machine: virt with GICv3, AAVMF, the TIS on the system bus; the same
+			// PCI devices, network and serial console (virt's PL011).
+			name: "arm64",
+			cfg:  Config{Arch: contract.ARM64, Disk: "/img/disk.raw", Accel: "tcg,thread=multi", TPMSocket: "/run/tpm.sock"},
+			want: cat([]string{
+				"-nodefaults", "-machine", "virt,gic-version=3", "-accel", "tcg,thread=multi", "-cpu", "max,pauth-impdef=on",
+				"-smp", "2", "-m", "1024", "-display", "none",
+				"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/AAVMF/AAVMF_CODE.fd",
+				"-drive", "if=pflash,format=raw,unit=1,snapshot=on,file=/usr/share/AAVMF/AAVMF_VARS.fd",
+				"-chardev", "socket,id=chrtpm,path=/run/tpm.sock", "-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
+				"-device", "tpm-tis-device,tpmdev=tpm0",
+				"-drive", "if=none,id=disk0,format=raw,file=/img/disk.raw",
+				"-device", "virtio-blk-pci,drive=disk0,bootindex=1",
+				"-netdev", "user,id=net0,restrict=on",
+			}, network, devices, []string{"-serial", "stdio", "-no-reboot"}),
+		},
+		{
+			// uname's name for arm64, and the amd64 TIS for comparison.
+			name: "aarch64 spelling, amd64 TPM",
+			cfg:  Config{Arch: "aarch64", Disk: "/d.raw", Accel: "tcg", NoNetwork: true, NoRNG: true, CPU: "cortex-a72"},
+			want: cat([]string{
+				"-nodefaults", "-machine", "virt,gic-version=3", "-accel", "tcg", "-cpu", "cortex-a72",
+				"-smp", "2", "-m", "1024", "-display", "none",
+				"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/AAVMF/AAVMF_CODE.fd",
+				"-drive", "if=pflash,format=raw,unit=1,snapshot=on,file=/usr/share/AAVMF/AAVMF_VARS.fd",
+				"-drive", "if=none,id=disk0,format=raw,file=/d.raw",
+				"-device", "virtio-blk-pci,drive=disk0,bootindex=1",
+			}, devices[2:], []string{"-serial", "stdio", "-no-reboot"}),
+		},
+		{
+			name: "amd64 TPM",
+			cfg:  Config{Disk: "/d.raw", Accel: "tcg", NoNetwork: true, NoRNG: true, TPMSocket: "/run/tpm.sock"},
+			want: cat([]string{
+				"-nodefaults", "-machine", "q35", "-accel", "tcg", "-cpu", "max",
+				"-smp", "2", "-m", "1024", "-display", "none",
+				"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+				"-drive", "if=pflash,format=raw,unit=1,snapshot=on,file=/usr/share/OVMF/OVMF_VARS_4M.fd",
+				"-chardev", "socket,id=chrtpm,path=/run/tpm.sock", "-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
+				"-device", "tpm-tis,tpmdev=tpm0",
+				"-drive", "if=none,id=disk0,format=raw,file=/d.raw",
+				"-device", "virtio-blk-pci,drive=disk0,bootindex=1",
+			}, devices[2:], []string{"-serial", "stdio", "-no-reboot"}),
+		},
+		{
 			name: "interactive without network, commas escaped",
 			cfg: Config{
 				Disk:        "/a,b/disk.raw",
@@ -130,18 +177,39 @@ func TestArgs(t *testing.T) {
 }
 
 func TestArgsDefaultAccel(t *testing.T) {
-	args := Config{Disk: "d"}.Args()
-	i := slices.Index(args, "-accel")
-	if i < 0 || args[i+1] != defaultAccel() {
-		t.Fatalf("Args() = %q, want -accel %s", args, defaultAccel())
+	// KVM runs only the host's architecture: a foreign guest is always TCG.
+	for _, tt := range []struct {
+		arch contract.Arch
+		want string
+	}{
+		{contract.AMD64, defaultAccel()},
+		{contract.ARM64, "tcg,thread=multi"},
+	} {
+		if runtime.GOARCH == tt.arch.Info().GOARCH {
+			tt.want = defaultAccel()
+		}
+		args := Config{Arch: tt.arch, Disk: "d"}.Args()
+		i := slices.Index(args, "-accel")
+		if i < 0 || args[i+1] != tt.want {
+			t.Errorf("%s: Args() = %q, want -accel %s", tt.arch, args, tt.want)
+		}
 	}
 }
 
 func TestCommandLine(t *testing.T) {
-	got := Config{Disk: "/my disk.raw", Accel: "tcg", NoNetwork: true}.CommandLine()
-	for _, want := range []string{"qemu-system-x86_64 -nodefaults ", "'if=none,id=disk0,format=raw,file=/my disk.raw'"} {
-		if !strings.Contains(got, want) {
-			t.Errorf("CommandLine() = %s\nwant it to contain %s", got, want)
+	for _, tt := range []struct {
+		arch contract.Arch
+		want string
+	}{
+		{"", "qemu-system-x86_64 -nodefaults "},
+		{contract.AMD64, "qemu-system-x86_64 -nodefaults "},
+		{contract.ARM64, "qemu-system-aarch64 -nodefaults "},
+	} {
+		got := Config{Arch: tt.arch, Disk: "/my disk.raw", Accel: "tcg", NoNetwork: true}.CommandLine()
+		for _, want := range []string{tt.want, "'if=none,id=disk0,format=raw,file=/my disk.raw'"} {
+			if !strings.Contains(got, want) {
+				t.Errorf("CommandLine() = %s\nwant it to contain %s", got, want)
+			}
 		}
 	}
 }
@@ -174,12 +242,15 @@ func TestValidate(t *testing.T) {
 		{"tap NIC without a file", func(c *Config) { c.TapNICs = []TapNIC{{ID: "lan"}} }, "TapNICs[0]"},
 		{"tap NIC without an ID", func(c *Config) { c.TapNICs = []TapNIC{{File: os.Stdin}} }, "TapNICs[0]"},
 		{"tap NIC with a comma", func(c *Config) { c.TapNICs = []TapNIC{{File: os.Stdin, ID: "a,b"}} }, "TapNICs[0]"},
+		{"arm64", func(c *Config) { c.Arch = contract.ARM64 }, ""},
+		{"unknown arch", func(c *Config) { c.Arch = "riscv64" }, `Arch "riscv64"`},
+		{"secure boot on arm64", func(c *Config) { c.Arch, c.SecureBoot = contract.ARM64, true }, "SecureBoot: not supported on arm64"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := ok
 			tt.mutate(&c)
-			err := c.withDefaults().validate()
+			err := c.Defaults().validate()
 			switch {
 			case tt.wantErr == "" && err != nil:
 				t.Fatalf("validate() = %v, want nil", err)
@@ -194,7 +265,7 @@ func TestAvailable(t *testing.T) {
 	if err := Available(); err != nil {
 		t.Logf("this host cannot boot VMs: %v", err)
 	}
-	err := available("no-such-qemu-binary", "/nonexistent/CODE.fd", "/nonexistent/VARS.fd")
+	err := available("no-such-qemu-binary", "qemu-system-x86", "/nonexistent/CODE.fd", "/nonexistent/VARS.fd", "ovmf")
 	if err == nil {
 		t.Fatal("available() = nil with nothing installed")
 	}
@@ -202,6 +273,22 @@ func TestAvailable(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("available() = %v\nwant it to mention %q", err, want)
 		}
+	}
+	// Each architecture names its own emulator and firmware, and their packages.
+	for _, a := range contract.Archs() {
+		m, err := machineOf(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.qemuPackage == "" || m.firmwarePackage == "" || m.code == "" || m.varsTemplate == "" || m.board == "" || m.tcgCPU == "" || m.tpmDevice == "" {
+			t.Errorf("%s: machine %+v has empty fields", a, m)
+		}
+		if err := AvailableArch(a); err != nil {
+			t.Logf("this host cannot boot %s VMs: %v", a, err)
+		}
+	}
+	if err := AvailableArch("riscv64"); err == nil || !strings.Contains(err.Error(), `"riscv64"`) {
+		t.Errorf("AvailableArch(riscv64) = %v", err)
 	}
 }
 
@@ -380,12 +467,21 @@ func TestValidateDevices(t *testing.T) {
 		{"unknown NIC", func(c *Config) { c.NIC = "rtl8139" }, `NIC "rtl8139"`},
 		{"unknown tap NIC model", func(c *Config) { c.TapNICs = []TapNIC{{File: os.Stdin, ID: "x", Model: "ne2k_pci"}} }, "TapNICs[0]: model"},
 		{"SMBIOS with a line break", func(c *Config) { c.SMBIOS.Product = "a\nb" }, "SMBIOS product"},
+		{"arm64 buses", func(c *Config) {
+			c.Arch, c.DiskBus = contract.ARM64, BusNVMe
+			c.Drives = []Drive{{Path: disk, Bus: BusUSB, ReadOnly: true}, {Path: disk, Bus: BusPVSCSI, CDROM: true}, {Path: disk}}
+		}, ""},
+		{"AHCI on arm64", func(c *Config) { c.Arch, c.DiskBus = contract.ARM64, BusAHCI }, "Disk: ahci is q35's built-in controller; the arm64 machine has none"},
+		{"AHCI CD-ROM on arm64", func(c *Config) {
+			c.Arch = contract.ARM64
+			c.Drives = []Drive{{Path: disk, Bus: BusAHCI, CDROM: true}}
+		}, "Drives[0]: ahci is q35's"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := ok
 			tt.mutate(&c)
-			err := c.withDefaults().validate()
+			err := c.Defaults().validate()
 			switch {
 			case tt.wantErr == "" && err != nil:
 				t.Fatalf("validate() = %v, want nil", err)

@@ -14,7 +14,7 @@ type Bus string
 const (
 	BusVirtio Bus = "virtio" // virtio-blk-pci (the default)
 	BusNVMe   Bus = "nvme"   // a namespace of an NVMe controller (nvme + nvme-ns)
-	BusAHCI   Bus = "ahci"   // a port of q35's built-in ICH9 AHCI controller (ide-hd, ide-cd)
+	BusAHCI   Bus = "ahci"   // a port of q35's built-in ICH9 AHCI controller (ide-hd, ide-cd); amd64 only
 	BusPVSCSI Bus = "pvscsi" // a target of VMware's paravirtual SCSI controller (scsi-hd, scsi-cd)
 	BusUSB    Bus = "usb"    // a USB mass-storage device on an xHCI controller (usb-storage)
 )
@@ -229,6 +229,9 @@ func (c Config) storageArgs() ([]string, error) {
 			}
 			dev = fmt.Sprintf("nvme-ns,drive=%s,bus=nvme%d,nsid=%d", d.id, d.nvme.Controller, d.nvme.NSID)
 		case BusAHCI:
+			if !machines[c.Arch.Or()].ahci {
+				return nil, fmt.Errorf("qemu: config: %s: %s is q35's built-in controller; the %s machine has none (use %s, %s or %s)", d.what, d.bus, c.Arch.Or(), BusVirtio, BusNVMe, BusUSB)
+			}
 			if port == ahciPorts {
 				return nil, fmt.Errorf("qemu: config: %s: the AHCI controller has %d ports, all taken", d.what, ahciPorts)
 			}

@@ -53,7 +53,7 @@ type VM struct {
 // VM is killed when ctx is done or cfg.Timeout expires; call Kill (or
 // Powerdown and WaitExit) to end it sooner and free its temp dir.
 func Start(ctx context.Context, cfg Config) (*VM, error) {
-	cfg = cfg.withDefaults()
+	cfg = cfg.Defaults()
 	if cfg.Interactive {
 		return nil, errors.New("qemu: Start: Interactive is for a terminal; exec QEMU with Config.Args instead")
 	}

@@ -19,13 +19,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/tests/testutil"
 )
 
-// The EFI binaries of Debian's systemd-boot-efi: the boot manager, and the stub UKIs are made of.
-var efiBinaries = []string{
-	"/usr/lib/systemd/boot/efi/systemd-bootx64.efi",
-	"/usr/lib/systemd/boot/efi/linuxx64.efi.stub",
+// efiBinary is one of the EFI binaries of Debian's systemd-boot-efi: the boot manager, or the
+// stub UKIs are made of.
+type efiBinary struct {
+	arch contract.Arch
+	path string
+}
+
+// efiBinaries are both binaries of every architecture: arm64's (PE machine 0xAA64) come from the
+// package's arm64 build, installed beside amd64's (dpkg --add-architecture arm64; apt-get install
+// systemd-boot-efi:arm64).
+func efiBinaries() []efiBinary {
+	var out []efiBinary
+	for _, a := range contract.Archs() {
+		out = append(out, efiBinary{a, "/" + a.SystemdBootFile()}, efiBinary{a, "/" + a.SystemdStubFile()})
+	}
+	return out
 }
 
 type signer struct {
@@ -67,10 +80,22 @@ func writeFile(t *testing.T, p string, b []byte) string {
 	return p
 }
 
-func readEFI(t *testing.T, p string) []byte {
+// readEFI reads a binary of systemd-boot-efi and checks it is one of the architecture's, so a
+// test over it covers that machine type.
+func readEFI(t *testing.T, e efiBinary) []byte {
 	t.Helper()
-	b, err := os.ReadFile(p)
-	testutil.Need(t, err == nil, "%s (apt-get install systemd-boot-efi): %v", p, err)
+	b, err := os.ReadFile(e.path)
+	testutil.Need(t, err == nil, "%s (apt-get install systemd-boot-efi:%s): %v", e.path, e.arch.Info().Debian, err)
+	if len(b) < 0x40 {
+		t.Fatalf("%s: %d bytes", e.path, len(b))
+	}
+	nt := int(binary.LittleEndian.Uint32(b[0x3c:]))
+	if nt+6 > len(b) {
+		t.Fatalf("%s: PE header at 0x%x is past the end", e.path, nt)
+	}
+	if m := binary.LittleEndian.Uint16(b[nt+4:]); m != e.arch.Info().PEMachine {
+		t.Fatalf("%s: PE machine 0x%x, want %s's 0x%x", e.path, m, e.arch, e.arch.Info().PEMachine)
+	}
 	return b
 }
 
@@ -94,9 +119,9 @@ func TestSignRealEFI(t *testing.T) {
 	osslsigncode := testutil.Tool(t, "osslsigncode", "osslsigncode")
 	db := newSigner(t, "db")
 	other := newSigner(t, "other")
-	for _, path := range efiBinaries {
-		t.Run(filepath.Base(path), func(t *testing.T) {
-			pe := readEFI(t, path)
+	for _, e := range efiBinaries() {
+		t.Run(filepath.Base(e.path), func(t *testing.T) {
+			pe := readEFI(t, e)
 			dir := t.TempDir()
 			signed, err := Sign(pe, db.cert, db.key)
 			if err != nil {
@@ -190,7 +215,7 @@ func checksumOffset(t *testing.T, pe []byte) int {
 
 func TestSignRefuses(t *testing.T) {
 	db := newSigner(t, "db")
-	pe := readEFI(t, efiBinaries[0])
+	pe := readEFI(t, efiBinaries()[0])
 	signed, err := Sign(pe, db.cert, db.key)
 	if err != nil {
 		t.Fatal(err)

@@ -134,7 +134,7 @@ type Disk struct {
 func MakeDisk(t testing.TB, dir string, rootA []byte) *Disk {
 	t.Helper()
 	tree, res, salt := Tree(t, rootA, "running")
-	l, err := disk.Plan(Sizes, "installtest", res.RootHash)
+	l, err := disk.Plan(contract.DefaultArch, Sizes, "installtest", res.RootHash)
 	if err != nil {
 		t.Fatal(err)
 	}
