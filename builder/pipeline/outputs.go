@@ -97,7 +97,7 @@ func formatOptions(variant string, arch contract.Arch, version, description stri
 		Name:        "ballast-" + variant,
 		Version:     version,
 		Description: description,
-		Arch:        string(arch),
+		Arch:        arch,
 	}
 }
 

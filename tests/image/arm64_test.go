@@ -223,7 +223,7 @@ func TestARM64BootUserDataPersistenceAndTamper(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(vm.Kill)
+		t.Cleanup(func() { vm.Kill() })
 		hit := expect(t, vm, `device-mapper: verity: .*(data|metadata) block \d+ is corrupted`)
 		t.Logf("console: %s", hit[0])
 		if err := vm.WaitExit(90 * time.Second); err != nil {
