@@ -26,7 +26,7 @@ import (
 // which the updater gives the partitions of slot B when it writes this version there.
 func (b *builder) planLayout(context.Context) error {
 	var err error
-	b.layout, err = disk.Plan(contract.DefaultArch, disk.Sizes{
+	b.layout, err = disk.Plan(b.arch, disk.Sizes{
 		ESP: int64(b.v.Partitions.ESP), Root: int64(b.v.Partitions.Root),
 		Verity: int64(b.v.Partitions.Verity), Data: int64(b.v.Partitions.Data),
 	}, b.v.Name, b.verity.RootHash)

@@ -76,7 +76,7 @@ func (b *builder) writeInstaller(context.Context) error {
 		parts = append(parts, installer.Region{Name: string(p.Name), Offset: p.Offset, Size: p.Size})
 	}
 	zst := filepath.Join(b.work, contract.InstallImageFile)
-	m, err := installer.Compress(b.diskPath, zst, installer.ImageOptions{Variant: b.v.Name, Version: b.version, Arch: contract.DefaultArch, Partitions: parts})
+	m, err := installer.Compress(b.diskPath, zst, installer.ImageOptions{Variant: b.v.Name, Version: b.version, Arch: b.arch, Partitions: parts})
 	if err != nil {
 		return err
 	}
@@ -101,7 +101,7 @@ func (b *builder) writeInstaller(context.Context) error {
 		if err != nil {
 			return err
 		}
-		esp, err := installer.ESP(contract.DefaultArch, boot, t, installer.VolumeID("installer-esp:"+b.rootHash))
+		esp, err := installer.ESP(b.arch, boot, t, installer.VolumeID("installer-esp:"+b.rootHash))
 		if err != nil {
 			return err
 		}

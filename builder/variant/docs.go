@@ -46,7 +46,7 @@ func rules() map[string]rule {
 		archs = append(archs, string(a))
 	}
 	r := map[string]rule{
-		"arch":                      {fmt.Sprintf("`[\"%s\"]`", contract.DefaultArch), quoted(archs) + ", each once; `ballast build` builds them all, `--arch` one"},
+		"arch":                      {fmt.Sprintf("`[\"%s\"]`", contract.DefaultArch), quoted(archs) + ", each once; `ballast build` builds the first, `--arch A` another, `--arch all` each"},
 		"name":                      {"required", "lower-case letters, digits and dashes, at most 32, starting with a letter or digit; the file's name"},
 		"description":               {"`\"\"`", "any text"},
 		"dev":                       {"`false`", "`true`, `false`"},
