@@ -220,8 +220,12 @@ func defaultAccel() string {
 	return "kvm"
 }
 
-// validate reports the first problem that would make QEMU fail to start,
-// naming the offending field and file.
+// Validate reports the first problem that would make QEMU fail to start, or
+// boot another machine than asked, naming the offending field and file; Start
+// checks it, cmd/bootvm calls it before it runs the emulator itself.
+func (c Config) Validate() error { return c.Defaults().validate() }
+
+// validate is Validate of a Config with its defaults applied.
 func (c Config) validate() error {
 	m, err := machineOf(c.Arch)
 	if err != nil {
@@ -299,7 +303,7 @@ func (c Config) Args() []string {
 		cpu = c.CPU
 	}
 	machine := m.board
-	if c.SecureBoot && m.secureBoot {
+	if c.SecureBoot {
 		// The Secure Boot firmware keeps its variables in SMM, so that the OS cannot write them
 		// behind its back; it refuses to start without.
 		machine += ",smm=on"
@@ -322,7 +326,7 @@ func (c Config) Args() []string {
 		args = append(args, "-drive", "if=pflash,format=raw,unit=1,snapshot=on,file="+escape(c.OVMFVarsTemplate))
 	}
 
-	if c.SecureBoot && m.secureBoot {
+	if c.SecureBoot {
 		args = append(args, "-global", "driver=cfi.pflash01,property=secure,value=on")
 	}
 	if s := c.SMBIOS.arg(); s != "" {

@@ -16,6 +16,7 @@
 //		t.Fatal(err) // the error carries the last console lines and the log path
 //	}
 //
-// Only x86-64 guests on Linux hosts are supported: the firmware paths and
-// device names are those of Debian's qemu-system-x86 and ovmf packages.
+// Guests are amd64 (q35, OVMF: Debian's qemu-system-x86 and ovmf) or, with
+// Config.Arch, arm64 (virt, AAVMF: qemu-system-arm and qemu-efi-aarch64), on
+// Linux hosts; AvailableArch checks for the latter.
 package qemu

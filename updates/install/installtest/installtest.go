@@ -84,7 +84,7 @@ func MakePayload(t testing.TB, dir, variant, version string, root []byte) *Paylo
 	tree, res, salt := Tree(t, root, variant+"/"+version)
 	p := &Payload{
 		Payload: contract.Payload{
-			Variant: variant, Version: version, Arch: "x86_64",
+			Variant: variant, Version: version, Arch: contract.DefaultArch.Info().Machine,
 			RootHash:     hex.EncodeToString(res.RootHash),
 			VerityBlocks: res.DataBlocks,
 			Salt:         hex.EncodeToString(salt),

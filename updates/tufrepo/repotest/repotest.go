@@ -24,7 +24,7 @@ import (
 type Spec struct {
 	Variant         string // default "qemu"
 	Version         string
-	Arch            string // default "x86_64"
+	Arch            string // default contract.DefaultArch's machine name ("x86_64")
 	DatastoreFormat int
 	// Root is the raw root file system, padded with zeros to whole 4 KiB blocks; default 256 KiB
 	// of bytes seeded by the version, half of them compressible.
@@ -40,7 +40,7 @@ func Build(buildDir string, s Spec) (*contract.Payload, error) {
 		s.Variant = "qemu"
 	}
 	if s.Arch == "" {
-		s.Arch = "x86_64"
+		s.Arch = contract.DefaultArch.Info().Machine
 	}
 	if s.Version == "" {
 		return nil, fmt.Errorf("repotest: no version")

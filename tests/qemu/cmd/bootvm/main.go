@@ -1,9 +1,9 @@
-// Command bootvm boots a disk image under QEMU and OVMF with the serial
-// console on the terminal, for `make run`. It builds the same machine as the
-// image tests (qemu.Config.Args). Ctrl-A X quits; Ctrl-A C toggles the QEMU
-// monitor.
+// Command bootvm boots a disk image under QEMU and UEFI firmware (OVMF, or
+// AAVMF for --arch arm64) with the serial console on the terminal, for
+// `make run`. It builds the same machine as the image tests
+// (qemu.Config.Args). Ctrl-A X quits; Ctrl-A C toggles the QEMU monitor.
 //
-//	bootvm --disk out/disk.raw [--extra-disk cidata.iso] [--hostfwd tcp:127.0.0.1:50443-:50443] [--mem 2048]
+//	bootvm --disk out/disk.raw [--arch arm64] [--extra-disk cidata.iso] [--hostfwd tcp:127.0.0.1:50443-:50443] [--mem 2048]
 package main
 
 import (
@@ -18,6 +18,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/tests/qemu"
 )
 
@@ -47,7 +48,9 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 		cfg        qemu.Config
 		extra, fwd listFlag
 		printOnly  bool
+		arch       string
 	)
+	fs.StringVar(&arch, "arch", string(contract.DefaultArch), fmt.Sprintf("guest architecture, one of %v (arm64: qemu-system-aarch64, virt, AAVMF; console ttyAMA0)", contract.Archs()))
 	fs.StringVar(&cfg.Disk, "disk", "", "disk image to boot (required; the guest writes to it unless --snapshot)")
 	fs.Var(&extra, "extra-disk", "read-only extra disk, e.g. a cidata volume (repeatable)")
 	fs.Var(&fwd, "hostfwd", "user-network host forward, e.g. tcp:127.0.0.1:50443-:50443 (repeatable)")
@@ -56,10 +59,10 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	fs.BoolVar(&cfg.Snapshot, "snapshot", false, "discard the guest's writes to --disk")
 	fs.BoolVar(&cfg.NoNetwork, "no-network", false, "no NIC")
 	noReboot := fs.Bool("no-reboot", false, "exit instead of rebooting the guest")
-	fs.StringVar(&cfg.OVMFCode, "ovmf-code", "", "OVMF firmware code (default "+qemu.DefaultOVMFCode+", or "+qemu.SecureBootOVMFCode+" with --secure-boot)")
+	fs.StringVar(&cfg.OVMFCode, "ovmf-code", "", "UEFI firmware code (default "+qemu.DefaultOVMFCode+", or "+qemu.SecureBootOVMFCode+" with --secure-boot; "+qemu.DefaultAAVMFCode+" on arm64)")
 	fs.StringVar(&cfg.OVMFVars, "ovmf-vars", "", "persistent UEFI variable store, created from the template if missing (default: a fresh copy per run)")
-	fs.StringVar(&cfg.OVMFVarsTemplate, "ovmf-vars-template", qemu.DefaultOVMFVarsTemplate, "pristine UEFI variable store copied for each run")
-	fs.BoolVar(&cfg.SecureBoot, "secure-boot", false, "boot OVMF's Secure Boot build (setup mode with a fresh variable store: a signed image enrolls its keys)")
+	fs.StringVar(&cfg.OVMFVarsTemplate, "ovmf-vars-template", "", "pristine UEFI variable store copied for each run (default "+qemu.DefaultOVMFVarsTemplate+"; "+qemu.DefaultAAVMFVarsTemplate+" on arm64)")
+	fs.BoolVar(&cfg.SecureBoot, "secure-boot", false, "boot OVMF's Secure Boot build (setup mode with a fresh variable store: a signed image enrolls its keys); amd64 only")
 	fs.StringVar(&cfg.TPMState, "tpm", "", "give the guest a software TPM 2.0 (swtpm) whose state lives in this directory")
 	fs.BoolVar(&printOnly, "print", false, "print the QEMU command line and exit (it names the vars template where a run uses a fresh copy)")
 	if err := fs.Parse(args); err != nil {
@@ -69,15 +72,22 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 		fs.Usage()
 		return 2, errors.New("--disk is required and there are no positional arguments")
 	}
+	a, err := contract.ParseArch(arch)
+	if err != nil {
+		return 2, fmt.Errorf("--arch: %w", err)
+	}
+	cfg.Arch = a
 	cfg.ExtraDisks, cfg.HostFwd = extra, fwd
 	cfg.AllowReboot = !*noReboot
 	cfg.Interactive = true
+	// The emulator, firmware and variable store template of the architecture, as Args sees them.
+	cfg = cfg.Defaults()
 
 	if printOnly {
 		fmt.Fprintln(stdout, cfg.CommandLine())
 		return 0, nil
 	}
-	if err := qemu.Available(); err != nil {
+	if err := qemu.AvailableArch(cfg.Arch); err != nil {
 		return 2, err
 	}
 	if cfg.OVMFVars != "" {
@@ -114,7 +124,10 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 		}
 		defer func() { _ = tpm.Process.Kill(); _ = tpm.Wait() }()
 	}
-	cmd := exec.Command(qemu.DefaultQEMU, cfg.Args()...)
+	if err := cfg.Validate(); err != nil {
+		return 2, err
+	}
+	cmd := exec.Command(cfg.QEMU, cfg.Args()...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	// QEMU owns the terminal in raw mode; if a signal still reaches us
 	// (kill from another shell), let QEMU decide and keep living to clean
@@ -127,7 +140,7 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 		if errors.As(err, &exit) {
 			return exit.ExitCode(), nil
 		}
-		return 2, fmt.Errorf("run %s: %w", qemu.DefaultQEMU, err)
+		return 2, fmt.Errorf("run %s: %w", cfg.QEMU, err)
 	}
 	return 0, nil
 }
