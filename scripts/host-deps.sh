@@ -73,7 +73,9 @@ files=(/usr/share/OVMF/OVMF_CODE_4M.fd:ovmf /usr/share/OVMF/OVMF_VARS_4M.fd:ovmf
   # from Debian's multiarch (the package's :arm64 makes this script add the architecture) and libc
   /usr/share/AAVMF/AAVMF_CODE.fd:qemu-efi-aarch64 /usr/share/AAVMF/AAVMF_VARS.fd:qemu-efi-aarch64
   /usr/lib/aarch64-linux-gnu/libseccomp.a:libseccomp-dev:arm64 /usr/include/seccomp.h:libseccomp-dev:arm64
-  /usr/aarch64-linux-gnu/lib/libc.a:libc6-dev-arm64-cross)
+  /usr/aarch64-linux-gnu/lib/libc.a:libc6-dev-arm64-cross
+  # arm64's systemd-boot and UKI stub, which the Secure Boot signing and arm64 boot tests read
+  /usr/lib/systemd/boot/efi/systemd-bootaa64.efi:systemd-boot-efi:arm64 /usr/lib/systemd/boot/efi/linuxaa64.efi.stub:systemd-boot-efi:arm64)
 
 missing=()
 for cmd in "${!need[@]}"; do
