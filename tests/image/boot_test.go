@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ballast-os/ballast/builder/pipeline"
 	"github.com/ballast-os/ballast/tests/qemu"
 )
 
@@ -202,14 +203,21 @@ func checkGrownDisk(t *testing.T, disk string, diskSize, dataOff, dataEnd int64)
 func TestTamperedRootFailsClosed(t *testing.T) {
 	m := loadManifest(t)
 	disk := copyDisk(t, 0)
-	// /usr/lib/os-release is read by the system init on every boot, so its block is always verified.
-	// Small files are stored uncompressed in EROFS, so their bytes can be found in the image.
-	want, err := os.ReadFile(filepath.Join(buildDir, "work", "rootfs", "usr", "lib", "os-release"))
+	flipRootByte(t, buildDir, m, disk)
+	failsClosed(t, boot(t, disk))
+}
+
+// flipRootByte flips one bit of /usr/lib/os-release's data in root-a of disk, a copy of the
+// image built in dir. The system init reads that file on every boot, so its block is always
+// verified; small files are stored uncompressed in EROFS, so their bytes can be found.
+func flipRootByte(t *testing.T, dir string, m *pipeline.Manifest, disk string) {
+	t.Helper()
+	want, err := os.ReadFile(filepath.Join(dir, "work", "rootfs", "usr", "lib", "os-release"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	rootOff, _ := partition(t, m, "root-a")
-	root, err := os.ReadFile(filepath.Join(buildDir, "work", "root.erofs"))
+	root, err := os.ReadFile(filepath.Join(dir, "work", "root.erofs"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,14 +229,22 @@ func TestTamperedRootFailsClosed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer f.Close()
 	pos := rootOff + int64(at) + int64(len(want)/2)
 	b := make([]byte, 1)
-	f.ReadAt(b, pos)
+	if _, err := f.ReadAt(b, pos); err != nil {
+		t.Fatal(err)
+	}
 	b[0] ^= 0x01
-	f.WriteAt(b, pos)
-	f.Close()
+	if _, err := f.WriteAt(b, pos); err != nil {
+		t.Fatal(err)
+	}
+}
 
-	vm := boot(t, disk)
+// failsClosed waits for dm-verity to report the corruption and the machine to reboot (QEMU exits
+// with -no-reboot) without ever reaching the ready line.
+func failsClosed(t *testing.T, vm *qemu.VM) {
+	t.Helper()
 	hit := expect(t, vm, `device-mapper: verity: .*(data|metadata) block \d+ is corrupted`)
 	t.Logf("console: %s", hit[0])
 	if err := vm.WaitExit(90 * time.Second); err != nil {

@@ -49,9 +49,15 @@ func freePort(t testing.TB) int {
 // bootRemote boots a copy of the image with the remote API port forwarded to the host.
 func bootRemote(t *testing.T, disk, cidata string) (*qemu.VM, string) {
 	t.Helper()
+	return bootRemoteArch(t, contract.AMD64, disk, cidata)
+}
+
+// bootRemoteArch is bootRemote for an image of another architecture.
+func bootRemoteArch(t *testing.T, arch contract.Arch, disk, cidata string) (*qemu.VM, string) {
+	t.Helper()
 	port := freePort(t)
 	log := filepath.Join(t.TempDir(), "console.log")
-	vm, err := startVM(t, qemu.Config{Disk: disk, ExtraDisks: []string{cidata}, LogFile: log,
+	vm, err := startVM(t, qemu.Config{Arch: arch, Disk: disk, ExtraDisks: []string{cidata}, LogFile: log,
 		HostFwd: []string{fmt.Sprintf("tcp:127.0.0.1:%d-:50443", port)}, Timeout: 5 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
