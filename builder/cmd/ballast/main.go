@@ -35,7 +35,8 @@ build derives (built Go components, unpacked packages) in DIR instead; an empty 
 derived step run again while verified downloads stay shared (make repro does that).
 
 lock refreshes packages/debian.lock from Debian's signed archive index (keys in packages/keys) for
-every variant: its kernel, the UKI stub and its Debian packages with all their dependencies.
+every variant and each architecture it lists: its kernel, the UKI stub and its Debian packages with
+all their dependencies.
 
 keys init makes an owner's Secure Boot keys (PK, KEK, db) and PCR signing key in DIR, for a
 variant's [secure-boot] keys; see DIR/README.txt for which keys belong offline.
