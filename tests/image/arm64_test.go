@@ -13,6 +13,7 @@ import (
 
 	"github.com/ballast-os/ballast/apiserver/client"
 	"github.com/ballast-os/ballast/builder/pipeline"
+	"github.com/ballast-os/ballast/builder/sbom"
 	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/tests/qemu"
 )
@@ -108,6 +109,37 @@ func TestARM64Builds(t *testing.T) {
 			out, err := exec.Command("file", "-b", filepath.Join(dir, "work", "rootfs", "usr", "bin", "apiserver")).CombinedOutput()
 			if err != nil || !strings.Contains(string(out), "ARM aarch64") || !strings.Contains(string(out), "statically linked") {
 				t.Errorf("apiserver in the root: %v %s", err, out)
+			}
+			// Every output the variant asks for is there, as the manifest records it.
+			want := map[string][]string{"qemu": {"disk.qcow2", "disk.vmdk", "disk.vhd", "disk.tar.gz"},
+				"aws": {"disk.vmdk", "ami.json"}, "metal": {"installer.iso", "netboot/installer.efi", "netboot/disk.raw.zst"}}[variant]
+			for _, name := range append(want, "disk.raw", "sbom.spdx.json", "update/payload.json") {
+				fi, ok := m.Outputs[name]
+				st, err := os.Stat(filepath.Join(dir, name))
+				if !ok || err != nil || st.Size() != fi.Size {
+					t.Errorf("output %s: in the manifest %v (%d bytes), on disk %v", name, ok, fi.Size, err)
+				}
+			}
+			if variant == "metal" {
+				// The installer's ESP (the ISO's El Torito image) boots arm64's systemd-boot.
+				efi := filepath.Join(dir, "netboot", "installer.efi")
+				if mach := peMachine(t, efi); mach != contract.ARM64.Info().PEMachine {
+					t.Errorf("netboot installer UKI: PE machine %#x", mach)
+				}
+			}
+			var doc sbom.Document
+			if err := readJSONFile(filepath.Join(dir, "sbom.spdx.json"), &doc); err != nil {
+				t.Fatal(err)
+			}
+			if err := doc.Check(); err != nil {
+				t.Fatalf("sbom.spdx.json: %v", err)
+			}
+			var kernel bool
+			for _, p := range doc.Packages {
+				kernel = kernel || strings.HasPrefix(p.Name, "linux-image-") && strings.HasSuffix(p.Name, "-arm64")
+			}
+			if !kernel {
+				t.Errorf("the SBOM names no arm64 kernel package")
 			}
 			if variant == "aws" {
 				var ami struct {

@@ -229,7 +229,16 @@ func isDebianPackage(p *v2_3.Package) bool {
 }
 
 // TestFormats cross-checks every converted disk against disk.raw with qemu-img.
+// TestFormats checks each disk format against disk.raw with qemu-img, for amd64 and for arm64.
 func TestFormats(t *testing.T) {
+	t.Run("amd64", func(t *testing.T) { checkFormats(t, buildDir) })
+	t.Run("arm64", func(t *testing.T) {
+		dir, _ := archBuildDir(t, "qemu", contract.ARM64)
+		checkFormats(t, dir)
+	})
+}
+
+func checkFormats(t *testing.T, buildDir string) {
 	qimg := tool(t, "qemu-img", "qemu-utils")
 	raw := filepath.Join(buildDir, "disk.raw")
 	cases := []struct {
