@@ -82,6 +82,9 @@ func (b *builder) writeDisk(context.Context) error {
 			files = append(files, fat.File{Path: contract.ESPKeysDir + "/" + name, Data: data, ModTime: fsTime})
 		}
 	}
+	if err := b.espRoom(files); err != nil {
+		return err
+	}
 	contents := map[contract.PartitionName]disk.Content{
 		contract.PartESP: func(w io.WriterAt, size int64) error {
 			return fat.Write(w, size, fat.Options{Label: "ESP", VolumeID: binary.BigEndian.Uint32(vid[:4]), Time: fsTime}, files)
@@ -125,3 +128,32 @@ func (b *builder) mkfsExt4(path string, size int64, extra ...string) error {
 	}
 	return nil
 }
+
+// espRoom checks that the ESP holds what an update needs at once: its files, and one more UKI
+// staged beside the running one, allowing the next version's UKI espGrowth percent more than
+// this one's and espReserve for the FAT and the loader's own files (random seed, counters).
+func (b *builder) espRoom(files []fat.File) error {
+	var used, uki int64
+	for _, f := range files {
+		used += int64(len(f.Data))
+	}
+	for _, path := range b.ukis {
+		st, err := os.Stat(path)
+		if err != nil {
+			return err
+		}
+		uki = max(uki, st.Size())
+	}
+	need := used + uki*(100+espGrowth)/100 + espReserve
+	if have := int64(b.v.Partitions.ESP); need > have {
+		return fmt.Errorf("%s: partitions.esp: %d MiB holds %d MiB of files and a %d MiB UKI, but an update stages a second UKI beside the first: "+
+			"it needs at least %d MiB on %s (an [%s] table can give this architecture its own esp)",
+			b.v.Path, have>>20, used>>20, uki>>20, (need+(1<<20)-1)>>20, b.arch, b.arch)
+	}
+	return nil
+}
+
+const (
+	espGrowth  = 25      // percent a later version's UKI may grow
+	espReserve = 2 << 20 // the FAT, its directories, and files systemd-boot writes
+)

@@ -79,6 +79,7 @@ func rules() map[string]rule {
 	}
 	for _, a := range archs {
 		r[a+".serial"] = rule{"console.serial", "as console.serial; only with a [console] table and `" + a + "` in arch"}
+		r[a+".esp"] = rule{"partitions.esp", "as partitions.esp"}
 		for _, l := range []string{"modules", "initramfs-modules", "hardware-modules"} {
 			r[a+"."+l] = rule{"none", mods + "; added to kernel." + l + " when building for " + a}
 		}

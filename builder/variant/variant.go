@@ -68,6 +68,9 @@ type ArchTable struct {
 	InitramfsModules []string `toml:"initramfs-modules"`
 	// HardwareModules are added to kernel.hardware-modules on this architecture.
 	HardwareModules []string `toml:"hardware-modules"`
+	// ESP replaces partitions.esp on this architecture: the ESP holds two UKIs during an update,
+	// and arm64's kernel image is not compressed, which makes its UKIs nearly twice amd64's.
+	ESP Size `toml:"esp"`
 }
 
 // ArchPlaceholder in kernel.package stands for the architecture's Debian name.
@@ -111,6 +114,9 @@ func (v *Variant) ForArch(a contract.Arch) (*Variant, error) {
 		r.Kernel.HardwareModules = slices.Concat(v.Kernel.HardwareModules, t.HardwareModules)
 		if t.Serial != nil {
 			r.Console.Serial = *t.Serial
+		}
+		if t.ESP != 0 {
+			r.Partitions.ESP = t.ESP
 		}
 	}
 	r.AMD64, r.ARM64 = ArchTable{}, ArchTable{}
@@ -603,7 +609,7 @@ func (v *Variant) validateArchs() error {
 	for _, a := range contract.Archs() {
 		t := v.table(a)
 		key := string(a)
-		given := t.Serial != nil || t.Modules != nil || t.InitramfsModules != nil || t.HardwareModules != nil
+		given := t.Serial != nil || t.Modules != nil || t.InitramfsModules != nil || t.HardwareModules != nil || t.ESP != 0
 		if given && !slices.Contains(archs, a) {
 			return bad(key, "[%s] is given but arch does not list %q", key, key)
 		}
