@@ -128,7 +128,7 @@ func (r *repo) Choose(ctx context.Context, q agent.Query) (agent.Choice, error) 
 	if err := r.c.Refresh(ctx); err != nil {
 		return agent.Choice{}, err
 	}
-	m, err := r.c.Manifest(ctx, q.Variant)
+	m, err := r.c.Manifest(ctx, q.Variant, q.Arch)
 	if err != nil {
 		return agent.Choice{}, err
 	}

@@ -30,7 +30,7 @@ func BenchmarkUpdate(b *testing.B) {
 	lab.build(b, variant, "1.0.0")
 	out := lab.build(b, variant, "2.0.0")
 	lab.publish(b, "2.0.0")
-	m, err := tufrepo.Manifest(lab.dir, "qemu")
+	m, err := tufrepo.Manifest(lab.dir, "qemu", "")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -498,7 +498,7 @@ seed = 100
 		if st.Chosen == nil || st.Chosen.Version != "3.0.0" {
 			t.Fatalf("check chose %+v, want 3.0.0", st.Chosen)
 		}
-		m, err := tufrepo.Manifest(lab.dir, "qemu")
+		m, err := tufrepo.Manifest(lab.dir, "qemu", "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -532,7 +532,7 @@ seed = 100
 	h.start(t)
 	h.ready(t, "2.0.0", contract.SlotB)
 	h.action(t, apitypes.UpdateCheck)
-	m, err := tufrepo.Manifest(lab.dir, "qemu")
+	m, err := tufrepo.Manifest(lab.dir, "qemu", "")
 	if err != nil {
 		t.Fatal(err)
 	}

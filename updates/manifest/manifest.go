@@ -1,5 +1,6 @@
-// Package manifest is the per-variant versions manifest of the update repository, the TUF target
-// manifests/<variant>.json: which versions exist, the newest any host may take (max_version),
+// Package manifest is the per-variant, per-architecture versions manifest of the update
+// repository, the TUF target manifests/<variant>.json (manifests/<variant>.<arch>.json for an
+// architecture other than amd64): which versions exist, the newest any host may take (max_version),
 // each release's waves, datastore format and update payload, and the choice of the release a
 // host takes now.
 package manifest
@@ -22,8 +23,28 @@ import (
 // split that range.
 const MaxSeed = 2047
 
-// TargetName is the TUF target name of a variant's manifest.
-func TargetName(variant string) string { return "manifests/" + variant + ".json" }
+// TargetName is the TUF target name of a variant's manifest for an architecture (as a payload
+// names it): manifests/<variant>.json for amd64, the name from before there were others, and
+// manifests/<variant>.<arch>.json for the rest, so each architecture's releases are published
+// and chosen apart, and one version can be released for each.
+func TargetName(variant, arch string) string {
+	if a := ArchOf(arch); a != string(contract.AMD64) {
+		return "manifests/" + variant + "." + a + ".json"
+	}
+	return "manifests/" + variant + ".json"
+}
+
+// ArchOf is a payload's architecture as Ballast names it: "" (payloads from before there were
+// others) and x86_64 are amd64, aarch64 is arm64; a name Ballast does not build for stays as it is.
+func ArchOf(arch string) string {
+	if arch == "" {
+		return string(contract.AMD64)
+	}
+	if a, err := contract.ParseArch(arch); err == nil {
+		return string(a)
+	}
+	return arch
+}
 
 // Manifest is manifests/<variant>.json.
 type Manifest struct {

@@ -285,9 +285,9 @@ func (c *Client) Target(ctx context.Context, name string) (Target, error) {
 	return t, nil
 }
 
-// Manifest returns the verified manifests/<variant>.json.
-func (c *Client) Manifest(ctx context.Context, variant string) (*manifest.Manifest, error) {
-	t, err := c.Target(ctx, manifest.TargetName(variant))
+// Manifest returns the verified manifest of a variant for an architecture (manifest.TargetName).
+func (c *Client) Manifest(ctx context.Context, variant, arch string) (*manifest.Manifest, error) {
+	t, err := c.Target(ctx, manifest.TargetName(variant, arch))
 	if err != nil {
 		return nil, err
 	}

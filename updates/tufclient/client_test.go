@@ -123,14 +123,14 @@ func TestRefreshManifestFetch(t *testing.T) {
 	if err := c.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	m, err := c.Manifest(ctx, "qemu")
+	m, err := c.Manifest(ctx, "qemu", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(m.Releases) != 1 || m.Releases[0].Version != "1.0.0" || m.Releases[0].Payload.Root != p.Root {
 		t.Fatalf("manifest: %+v", m)
 	}
-	if _, err := c.Manifest(ctx, "aws"); !errors.Is(err, ErrNotFound) {
+	if _, err := c.Manifest(ctx, "aws", ""); !errors.Is(err, ErrNotFound) {
 		t.Errorf("manifest of an unknown variant: %v", err)
 	}
 	before := c.Stats().TargetBytes
@@ -539,7 +539,7 @@ func TestWavesThroughRepository(t *testing.T) {
 		{100, 5 * time.Hour, "2.0.0"}, {2000, 5 * time.Hour, "2.0.0"},
 	} {
 		c := srv.client(t, t.TempDir(), nil, nil)
-		m, err := c.Manifest(context.Background(), "qemu")
+		m, err := c.Manifest(context.Background(), "qemu", "")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -73,11 +73,12 @@ func Add(dir, buildDir, notes string, waves []manifest.Wave, maxVersion string) 
 	}
 	defer r.close()
 
-	mname := manifest.TargetName(p.Variant)
-	m, err := r.manifest(p.Variant)
+	mname := manifest.TargetName(p.Variant, p.Arch)
+	m, err := r.manifest(p.Variant, p.Arch)
 	if err != nil {
 		return nil, err
 	}
+
 	if old := m.Release(p.Version); old != nil {
 		return nil, fmt.Errorf("tufrepo: add: %s %s is already in %s (released %s); a version is published once", p.Variant, p.Version, mname, old.Released.Format("2006-01-02T15:04:05Z07:00"))
 	}
@@ -128,8 +129,8 @@ func (r *repo) addTarget(name string, length int64, sha string) {
 
 // manifest reads the variant's current manifest from the published targets (checking it against
 // the targets metadata), or starts an empty one.
-func (r *repo) manifest(variant string) (*manifest.Manifest, error) {
-	name := manifest.TargetName(variant)
+func (r *repo) manifest(variant, arch string) (*manifest.Manifest, error) {
+	name := manifest.TargetName(variant, arch)
 	tf, ok := r.targets.Signed.Targets[name]
 	if !ok {
 		return &manifest.Manifest{Variant: variant}, nil
@@ -152,17 +153,18 @@ func (r *repo) manifest(variant string) (*manifest.Manifest, error) {
 	return m, nil
 }
 
-// Manifest returns a variant's current manifest as published in the repository in dir.
-func Manifest(dir, variant string) (*manifest.Manifest, error) {
+// Manifest returns a variant's current manifest for an architecture ("" for amd64) as published
+// in the repository in dir.
+func Manifest(dir, variant, arch string) (*manifest.Manifest, error) {
 	r, err := open(dir)
 	if err != nil {
 		return nil, err
 	}
 	defer r.close()
-	if _, ok := r.targets.Signed.Targets[manifest.TargetName(variant)]; !ok {
-		return nil, fmt.Errorf("tufrepo: %s: no %s", dir, manifest.TargetName(variant))
+	if _, ok := r.targets.Signed.Targets[manifest.TargetName(variant, arch)]; !ok {
+		return nil, fmt.Errorf("tufrepo: %s: no %s", dir, manifest.TargetName(variant, arch))
 	}
-	return r.manifest(variant)
+	return r.manifest(variant, arch)
 }
 
 // migrations describes the datastore format change from the release just below p's version.

@@ -203,7 +203,7 @@ func TestAdd(t *testing.T) {
 		}
 	}
 
-	m, err := Manifest(dir, "qemu")
+	m, err := Manifest(dir, "qemu", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,5 +423,46 @@ func TestKeyChecks(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, KeysDir, "stray.pem"), data, 0o600)
 	if err := Refresh(dir, 0, 0); err == nil || !strings.Contains(err.Error(), "not in the root metadata") {
 		t.Errorf("another repository's key: %v", err)
+	}
+}
+
+// TestAddPerArchitecture: one version released for amd64 and for arm64 goes into one manifest
+// per architecture; each lists its own payload, and the same version twice for one architecture
+// is still refused.
+func TestAddPerArchitecture(t *testing.T) {
+	tmp := t.TempDir()
+	dir := filepath.Join(tmp, "repo")
+	if err := Init(dir, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	payloads := map[string]*contract.Payload{}
+	for _, arch := range []string{"x86_64", "aarch64"} {
+		b := filepath.Join(tmp, arch)
+		p, err := repotest.Build(b, repotest.Spec{Version: "1.0.0", Arch: arch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		payloads[arch] = p
+		if _, err := Add(dir, b, "", nil, ""); err != nil {
+			t.Fatalf("add %s: %v", arch, err)
+		}
+	}
+	for _, tc := range []struct{ arch, payload, target string }{
+		{"", "x86_64", "manifests/qemu.json"}, {"amd64", "x86_64", "manifests/qemu.json"},
+		{"arm64", "aarch64", "manifests/qemu.arm64.json"}, {"aarch64", "aarch64", "manifests/qemu.arm64.json"},
+	} {
+		if got := manifest.TargetName("qemu", tc.arch); got != tc.target {
+			t.Errorf("TargetName(qemu, %q) = %s, want %s", tc.arch, got, tc.target)
+		}
+		m, err := Manifest(dir, "qemu", tc.arch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m.Releases) != 1 || m.Releases[0].Arch != tc.payload || m.Releases[0].Payload.Root != payloads[tc.payload].Root {
+			t.Errorf("%q: manifest %+v", tc.arch, m.Releases)
+		}
+	}
+	if _, err := Add(dir, filepath.Join(tmp, "aarch64"), "", nil, ""); err == nil || !strings.Contains(err.Error(), "already in manifests/qemu.arm64.json") {
+		t.Errorf("arm64 1.0.0 twice: %v", err)
 	}
 }

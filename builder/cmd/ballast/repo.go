@@ -196,7 +196,7 @@ func repoAdd(args []string, stdout, stderr io.Writer) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	fmt.Fprintf(stdout, "added %s %s (%s) as %s\n", rel.Payload.Variant, rel.Version, rel.Arch, manifest.TargetName(rel.Payload.Variant))
+	fmt.Fprintf(stdout, "added %s %s (%s) as %s\n", rel.Payload.Variant, rel.Version, rel.Arch, manifest.TargetName(rel.Payload.Variant, rel.Arch))
 	for _, w := range rel.Waves {
 		fmt.Fprintf(stdout, "  wave: seeds up to %d from %s\n", w.Seeds, w.Start.Format(time.RFC3339))
 	}

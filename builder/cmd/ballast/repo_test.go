@@ -82,7 +82,7 @@ func TestRepoCommands(t *testing.T) {
 	if !strings.Contains(stdout, "added qemu 1.2.0") || strings.Count(stdout, "wave:") != 3 {
 		t.Errorf("add output:\n%s", stdout)
 	}
-	m, err := tufrepo.Manifest(dir, "qemu")
+	m, err := tufrepo.Manifest(dir, "qemu", "")
 	if err != nil {
 		t.Fatal(err)
 	}
