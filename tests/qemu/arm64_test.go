@@ -16,19 +16,6 @@ import (
 	"github.com/ballast-os/ballast/tests/testutil"
 )
 
-// arm64Prereqs fails the test in CI (skips elsewhere) unless qemu-system-aarch64 and AAVMF are
-// installed.
-func arm64Prereqs(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("boots QEMU; skipped with -short")
-	}
-	testutil.Tool(t, contract.ARM64.Info().QEMU, "qemu-system-arm")
-	for _, f := range []string{DefaultAAVMFCode, DefaultAAVMFVarsTemplate} {
-		testutil.Need(t, fileExists(f), "%s (Debian package qemu-efi-aarch64)", f)
-	}
-}
-
 // firmwareBudget bounds how long AAVMF may take to reach its boot manager under TCG. It takes
 // about 8 s on this project's 2-core machines with other VMs running beside it; the bound leaves
 // room for a slower or busier host while still catching a firmware that never gets there.
@@ -38,7 +25,7 @@ const firmwareBudget = 90 * time.Second
 // on the virtio disk and starts its built-in shell. The shell echoes what is typed on the PL011
 // serial console and powers the machine off, so the console works both ways as on x86.
 func TestBootArm64UEFIShell(t *testing.T) {
-	arm64Prereqs(t)
+	bootPrereqsArch(t, contract.ARM64)
 	begin := time.Now()
 	vm := startVM(t, Config{Arch: contract.ARM64, Disk: emptyDisk(t), Snapshot: true, Timeout: 5 * time.Minute})
 	t.Logf("started: %s", vm.CommandLine())
@@ -113,7 +100,7 @@ func arm64BootDisk(t *testing.T) string {
 // it from the disk, and systemd-boot, having no entries, shows a menu of its one built-in entry on
 // the serial console (and, the countdown over, reboots into the firmware).
 func TestBootArm64SystemdBoot(t *testing.T) {
-	arm64Prereqs(t)
+	bootPrereqsArch(t, contract.ARM64)
 	begin := time.Now()
 	vm := startVM(t, Config{Arch: contract.ARM64, Disk: arm64BootDisk(t), Snapshot: true, NoNetwork: true, Timeout: 5 * time.Minute})
 	m, err := vm.Expect(regexp.MustCompile(`^BdsDxe: starting Boot[0-9A-F]{4} "(.*)" from (.*)$`), firmwareBudget)

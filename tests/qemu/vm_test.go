@@ -8,16 +8,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/tests/testutil"
 )
 
 // bootPrereqs skips tests that boot a VM when they cannot or should not run.
-func bootPrereqs(t *testing.T) {
+func bootPrereqs(t *testing.T) { bootPrereqsArch(t, contract.DefaultArch) }
+
+// bootPrereqsArch is bootPrereqs for a VM of architecture a: its emulator and firmware must be
+// installed (under CI, their absence fails the test).
+func bootPrereqsArch(t *testing.T, a contract.Arch) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("boots QEMU; skipped with -short")
 	}
-	err := Available()
+	err := AvailableArch(a)
 	testutil.Need(t, err == nil, "%v", err)
 }
 
