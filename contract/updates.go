@@ -8,11 +8,10 @@ import (
 	"time"
 )
 
-// The EFI system partition. systemd-boot is the removable-media loader; each slot's UKI is a Boot
-// Loader Specification Type #2 entry in ESPEntries, named by Entry.FileName. Paths are relative to
-// the ESP's root, with forward slashes.
+// The EFI system partition. systemd-boot is the removable-media loader (Arch.ESPLoaderPath); each
+// slot's UKI is a Boot Loader Specification Type #2 entry in ESPEntries, named by Entry.FileName.
+// Paths are relative to the ESP's root, with forward slashes.
 const (
-	ESPLoader     = "EFI/BOOT/BOOTX64.EFI" // systemd-boot (systemd-bootx64.efi)
 	ESPLoaderConf = "loader/loader.conf"
 	ESPEntries    = "EFI/Linux"   // Type #2 entries: one UKI per slot
 	ESPStaged     = "EFI/ballast" // UKIs written by apply, not yet entries (activate moves them)

@@ -82,7 +82,7 @@ func TestESPIsCleanFAT32WithUKI(t *testing.T) {
 		}
 	}
 	// The removable-media loader is systemd-boot; slot a's UKI is the only boot entry, blessed.
-	sameAs(get(contract.ESPLoader), "systemd-boot")
+	sameAs(get(contract.AMD64.ESPLoaderPath()), "systemd-boot")
 	e, err := contract.ParseEntry(m.Entry)
 	if err != nil || e.Slot != contract.SlotA || e.Counting || e.Version != m.Version {
 		t.Fatalf("manifest entry %q (%+v, %v): want slot a, version %s, no boot counter", m.Entry, e, err, m.Version)

@@ -28,9 +28,9 @@ func newESP(t *testing.T, entries ...string) *ESP {
 	t.Helper()
 	root := t.TempDir()
 	for path, body := range map[string]string{
-		contract.ESPLoaderConf:       "timeout 0\n",
-		contract.ESPLoader:           "systemd-boot",
-		"EFI/Linux/other-os-6.1.efi": "someone else's",
+		contract.ESPLoaderConf:         "timeout 0\n",
+		contract.AMD64.ESPLoaderPath(): "systemd-boot",
+		"EFI/Linux/other-os-6.1.efi":   "someone else's",
 	} {
 		writeFile(t, filepath.Join(root, path), body)
 	}
