@@ -1,0 +1,61 @@
+package contract
+
+// The Kubernetes node (variants/k8s.toml): where the kubelet, CRI and the CNI plugins find their
+// configuration and keep their state. Everything under /var is on /local (VarDir is bound to
+// VarOnData), so the node's identity and serving certificate survive reboots and updates.
+const (
+	KubeletPath = "/usr/bin/kubelet"
+
+	KubernetesConfigDir = "/etc/kubernetes" // rendered by the apiserver from settings.kubernetes
+	// KubeletConfigPath is the KubeletConfiguration (kubelet.config.k8s.io/v1beta1) file.
+	KubeletConfigPath = KubernetesConfigDir + "/kubelet/config.yaml"
+	// KubeletBootstrapKubeconfig carries the bootstrap token for TLS bootstrapping; the kubelet
+	// trades it for a client certificate and writes KubeletKubeconfig.
+	KubeletBootstrapKubeconfig = KubernetesConfigDir + "/kubelet/bootstrap-kubeconfig"
+	// KubeletClusterCA is settings.kubernetes.cluster-certificate (PEM), which both kubeconfigs
+	// and the kubelet's client CA file name.
+	KubeletClusterCA = KubernetesConfigDir + "/pki/ca.crt"
+	// KubeletEnv holds the flags the kubelet takes only on its command line (node labels, the
+	// provider ID's cloud-provider setting), KEY=VALUE lines for the service's EnvFile.
+	KubeletEnv = KubernetesConfigDir + "/kubelet/env"
+
+	KubeletRoot = VarDir + "/lib/kubelet" // pods' volumes, plugins, the kubelet's checkpoints
+	// KubeletKubeconfig is written by the kubelet after TLS bootstrapping and points at its
+	// rotated client certificate in KubeletPKIDir; it persists, so a reboot does not bootstrap again.
+	KubeletKubeconfig = KubeletRoot + "/kubeconfig"
+	KubeletPKIDir     = KubeletRoot + "/pki" // kubelet-client-current.pem, kubelet.crt/.key (serving)
+	// PodLogDir holds the pods' logs; the kubelet also links them into /var/log/containers, beside
+	// the host containers' logs (ContainerLogDir), under names that cannot collide (<pod>_<ns>_...).
+	PodLogDir   = VarDir + "/log/pods"
+	CNIStateDir = VarDir + "/lib/cni" // host-local's leases and libcni's cache for pods
+	NetnsDir    = "/run/netns"        // pod network namespaces (CRI), this boot only
+
+	// CNIConfigDir is where CRI reads pod network configurations: Ballast's default bridge
+	// configuration is rendered there unless a cluster's CNI daemonset writes its own.
+	CNIConfigDir = "/etc/cni/net.d"
+	// CNIExtraPluginDir is a writable plugin directory for CNI daemonsets that install their
+	// binaries (they expect /opt/cni/bin); CRI searches CNIPluginDir first.
+	CNIExtraPluginDir = "/opt/cni/bin"
+
+	// KubeletHealthzURL answers 200 once the kubelet runs its sync loop (its healthz on loopback).
+	KubeletHealthzURL = "http://127.0.0.1:10248/healthz"
+
+	// CRINamespace is containerd's namespace for everything the kubelet runs.
+	CRINamespace = "k8s.io"
+	// PauseImageArchive is the pod sandbox ("pause") image, built into the root as an OCI image
+	// layout tarball and imported into CRINamespace before the kubelet starts; PauseImageRef is
+	// the name CRI is configured to use, so it never pulls one.
+	PauseImageArchive = "/usr/share/ballast/images/pause.tar"
+	PauseImageRef     = "localhost/ballast/pause:3.10"
+
+	// DBusSystemSocket is where the kubelet's graceful node shutdown looks for logind (through
+	// the D-Bus system bus); Ballast's system init answers there with the subset it uses.
+	DBusSystemSocket = "/run/dbus/system_bus_socket"
+
+	// RuntimeHandlerRunc and RuntimeHandlerGVisor are CRI runtime handlers, the names a
+	// RuntimeClass's handler field gives.
+	RuntimeHandlerRunc   = "runc"
+	RuntimeHandlerGVisor = "runsc"
+	RunscPath            = "/usr/bin/runsc"
+	RunscShimPath        = "/usr/bin/containerd-shim-runsc-v1"
+)
