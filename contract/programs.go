@@ -46,6 +46,18 @@ const (
 	ReadyWhenListening                   // when the Unix socket Service.Socket accepts a connection
 )
 
+// HealthCheck says what makes a service healthy for the boot health gate.
+type HealthCheck int
+
+// Health checks.
+const (
+	HealthRunning HealthCheck = iota // running, and not in a crash loop
+	// HealthKubernetesNode: the kubelet's Node object is registered and its Ready condition is
+	// True, read from the API server with the kubelet's own credentials (KubeletKubeconfig). A
+	// node that never joins its cluster does not bless a new version.
+	HealthKubernetesNode
+)
+
 // RestartPolicy says when an exited service is started again.
 type RestartPolicy int
 
@@ -80,6 +92,9 @@ type Service struct {
 	// ReadyLine holds the ready line until the service is ready, besides the API: a service
 	// whose work must be done before the host counts as booted (the bootstrap containers).
 	ReadyLine bool
+	// Health is what, besides running without a crash loop, the boot health gate waits for before
+	// a trial boot is blessed (updates): HealthRunning for most services.
+	Health HealthCheck
 	// Console runs the service on the console's terminal, once the ready line and the motd are out
 	// (the dev console shell); its output is the console, not a log file.
 	Console bool
