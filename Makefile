@@ -76,8 +76,10 @@ unit: deps vet
 	$(GO) test -count=1 -race $(RACE_PKGS)
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v -E "/tests/image|^$$($(GO) list -m)/(apiserver|init)(/|$$)")
 
+# The image tests that boot QEMU run IMAGE_TEST_PARALLEL at a time (tests/image/main_test.go).
+IMAGE_TEST_PARALLEL ?= 2
 image-test: image variants
-	BALLAST_BUILD_DIR=$(CURDIR)/$(BUILD) $(GO) test -count=1 -v -timeout 60m ./tests/image/
+	BALLAST_BUILD_DIR=$(CURDIR)/$(BUILD) $(GO) test -count=1 -v -timeout 60m -parallel $(IMAGE_TEST_PARALLEL) ./tests/image/
 
 # The pinned Go components' own test runs last, on the cache the image build has just filled: it
 # checks that the build's components are cache hits and that the cached binaries run.

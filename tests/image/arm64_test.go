@@ -163,6 +163,7 @@ func TestARM64Builds(t *testing.T) {
 // saying it is arm64, keeps a setting across a reboot, and a copy with one root byte flipped
 // stops at dm-verity.
 func TestARM64BootUserDataPersistenceAndTamper(t *testing.T) {
+	t.Parallel() // boots QEMU: see main_test.go
 	dir, m := archBuildDir(t, "qemu", contract.ARM64)
 	disk := filepath.Join(t.TempDir(), "disk.raw")
 	if out, err := exec.Command("cp", "--sparse=always", filepath.Join(dir, "disk.raw"), disk).CombinedOutput(); err != nil {

@@ -146,6 +146,7 @@ func serveIMDS(t *testing.T, ns *nettest.Netns, f *fakeIMDS) {
 // QEMU has no ENA, and the aws image drives no NIC QEMU has: the test builds the variant with
 // virtio_pci and virtio_net among its on-demand drivers, and nothing else changed.
 func TestAWSNVMeIMDS(t *testing.T) {
+	t.Parallel() // boots QEMU: see main_test.go
 	testutil.Root(t, "a network namespace and a tap device carry the guest's DHCP and metadata traffic")
 	const ena = `hardware-modules = ["ena"]`
 	dir := variantEdited(t, "aws", func(s string) string {

@@ -88,6 +88,7 @@ func powerdown(t testing.TB, vm *qemu.VM) {
 // TestBootUserDataAndPersistence boots the image twice: the first boot grows the data partition,
 // applies user data and changes settings through the API socket; the second shows they survived.
 func TestBootUserDataAndPersistence(t *testing.T) {
+	t.Parallel() // boots QEMU: see main_test.go
 	m := loadManifest(t)
 	const diskSize = 2 << 30
 	disk := copyDisk(t, diskSize)
@@ -201,6 +202,7 @@ func checkGrownDisk(t *testing.T, disk string, diskSize, dataOff, dataEnd int64)
 // TestTamperedRootFailsClosed flips one byte of a file's data in root-a; dm-verity must stop the
 // boot before the system is up.
 func TestTamperedRootFailsClosed(t *testing.T) {
+	t.Parallel() // boots QEMU: see main_test.go
 	m := loadManifest(t)
 	disk := copyDisk(t, 0)
 	flipRootByte(t, buildDir, m, disk)

@@ -29,6 +29,7 @@ enabled = true
 // goes on; mode once runs on one boot only. An essential one that fails stops the next boot
 // before the ready line, with a console error naming it, while the API still answers.
 func TestBootstrapContainers(t *testing.T) {
+	t.Parallel() // boots QEMU: see main_test.go
 	hello := goProgram(t, "./tests/image/hello")
 	seed := makeSeed(t, bootstrapUserData, map[string]string{
 		"ok.tar":   imageArchive(t, helloImage(t, hello, "exit", "0"), false),

@@ -242,6 +242,7 @@ user-namespace = true
 // through the API takes effect at once. A second boot without the volume runs them from the
 // images kept in containerd's store.
 func TestHostContainers(t *testing.T) {
+	t.Parallel() // boots QEMU: see main_test.go
 	hello := goProgram(t, "./tests/image/hello")
 	web := imageArchive(t, helloImage(t, hello), false)
 	crasher := imageArchive(t, helloImage(t, hello, "exit", "3"), true)

@@ -98,6 +98,7 @@ func commitLoop(ctx context.Context, c *client.Client, l *crashLedger) (acks int
 // BALLAST_CRASH_CUTS sets the number of cuts (default 20); BALLAST_CRASH_SEED repeats a run's kill
 // delays.
 func TestCrashCommitsSurvivePowerCuts(t *testing.T) {
+	t.Parallel() // boots QEMU: see main_test.go
 	cuts := envInt(t, "BALLAST_CRASH_CUTS", 20)
 	seed := int64(envInt(t, "BALLAST_CRASH_SEED", int(time.Now().UnixNano())))
 	t.Logf("seed %d (BALLAST_CRASH_SEED=%d repeats these kill delays)", seed, seed)

@@ -38,6 +38,7 @@ func starvedBoot(t *testing.T, disk, uuid string) (*qemu.VM, string) {
 // /local is credited on the next boot of the same machine, but only mixed in on another machine
 // booting a copy of the disk.
 func TestEntropyStarvedGuest(t *testing.T) {
+	t.Parallel() // boots QEMU: see main_test.go
 	cfg, err := client.LoadPKI(filepath.Join(buildDir, "pki"))
 	if err != nil {
 		t.Fatal(err)

@@ -43,6 +43,7 @@ superpowered = true
 // may take (SELinux off) blocked. The host keeps serving the API while the probes exhaust their
 // memory and pids.
 func TestEscapeSuite(t *testing.T) {
+	t.Parallel() // boots QEMU: see main_test.go
 	probe := goProgram(t, "./tests/escape/cmd/probe")
 	bin, err := ociimage.Program(probe, "/probe")
 	if err != nil {

@@ -32,6 +32,7 @@ autoload = true
 // kernel; putting the sysctl back passes the report; a lower lockdown level waits for the next
 // boot, where the system init applies the stored policy before any service.
 func TestHardening(t *testing.T) {
+	t.Parallel() // boots QEMU: see main_test.go
 	if m := loadManifest(t); !strings.Contains(m.Cmdline, "lsm="+contract.LSMs+" ") {
 		t.Errorf("the UKI's command line %q lacks lsm=%s", m.Cmdline, contract.LSMs)
 	}

@@ -91,6 +91,7 @@ func checkInstalledDisk(t *testing.T, target string, wantSeed bool) {
 // installer ISO, whose systemd-boot enrolls the owner's keys, then runs the installer under Secure
 // Boot. The target disk then boots alone and reaches ready with the user data applied.
 func TestInstallerISO(t *testing.T) {
+	t.Parallel() // boots QEMU: see main_test.go
 	dir := variantBuildDir(t, "metal")
 	iso := filepath.Join(dir, "installer.iso")
 	testutil.Need(t, fileExists(qemu.SecureBootOVMFCode), "%s (Debian package ovmf)", qemu.SecureBootOVMFCode)
@@ -137,6 +138,7 @@ func TestInstallerISO(t *testing.T) {
 // without writing a byte; then with the wipe asked for, the image fetched over HTTP from the
 // netboot directory and the user data on the command line. The installed disk boots alone.
 func TestInstallerNetbootWipe(t *testing.T) {
+	t.Parallel() // boots QEMU: see main_test.go
 	dir := variantBuildDir(t, "metal")
 	uki := filepath.Join(dir, "netboot", contract.InstallerUKIFile)
 	m := loadVariantManifest(t, dir)

@@ -56,6 +56,7 @@ func bootIDs(t *testing.T, log, source, version string) []string {
 // second boot's marker; a followed log delivers a new kernel message; the support bundle holds
 // every part, with the server's private key redacted.
 func TestLogsSurviveRebootAndBundle(t *testing.T) {
+	t.Parallel() // boots QEMU: see main_test.go
 	m := loadManifest(t)
 	cfg, err := client.LoadPKI(filepath.Join(buildDir, "pki"))
 	if err != nil {

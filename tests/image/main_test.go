@@ -14,6 +14,12 @@ import (
 	"github.com/ballast-os/ballast/builder/pipeline"
 )
 
+// The tests that boot QEMU call t.Parallel first, and `make test` runs two at a time (-parallel):
+// a TCG guest leaves a core idle for much of its life (waiting on its timers, its disk and the
+// test's side of the exchange), and most of make test's time is guests'. Each test brings its own
+// ports (freePort), network namespaces, disk copies and temporary directories, and the builder's
+// caches take turns between processes, so nothing is shared but read-only build outputs.
+
 // buildDir is the variant's build output; TestMain builds it when the Makefile did not say where it is.
 var buildDir string
 

@@ -16,6 +16,7 @@ import (
 // (no virtio-rng either). Debian's generic kernel has none of these drivers built in: the host
 // reaches ready only if the initramfs and the system init load them by the devices' modaliases.
 func TestMetalAHCIE1000e(t *testing.T) {
+	t.Parallel() // boots QEMU: see main_test.go
 	dir := variantBuildDir(t, "metal")
 	pki := newProdPKI(t)
 	want := "metal on ahci"

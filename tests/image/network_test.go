@@ -45,6 +45,7 @@ mtu = 1400
 // restarts the service without losing the lease; the loss and return of a link's carrier; and the
 // lease's expiry when the server goes silent.
 func TestNetwork(t *testing.T) {
+	t.Parallel() // boots QEMU: see main_test.go
 	testutil.Root(t, "a network namespace with tap devices for the guest's second and third NICs")
 	if err := qemu.Available(); err != nil {
 		t.Fatalf("QEMU is needed for image tests: %v", err)

@@ -17,6 +17,7 @@ import (
 // mirror that stands in for a registry name the guest cannot reach. A missing image is an error
 // in GET /services, not a stuck boot.
 func TestRegistryPull(t *testing.T) {
+	t.Parallel() // boots QEMU: see main_test.go
 	reg := registry.Start(t, registry.Options{Hostnames: []string{"10.0.2.100"}})
 	hello := goProgram(t, "./tests/image/hello")
 	ref := "10.0.2.100:5000/ballast/hello:1"

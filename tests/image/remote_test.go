@@ -95,6 +95,7 @@ func remoteClient(t *testing.T, endpoint string, cfg *tls.Config) *client.Client
 }
 
 func TestRemoteAPIUserDataAndRefusals(t *testing.T) {
+	t.Parallel() // boots QEMU: see main_test.go
 	disk := copyDisk(t, 0)
 	cidata := makeCidata(t, bottlerocketDocs)
 	vm, endpoint := bootRemote(t, disk, cidata)
@@ -224,6 +225,7 @@ hostname = 42
 `
 
 func TestBrokenUserDataStillBoots(t *testing.T) {
+	t.Parallel() // boots QEMU: see main_test.go
 	badLine := slices.Index(strings.Split(brokenUserData, "\n"), "hostname = 42") + 1
 	const badKey = "settings.network.hostname"
 	_, endpoint := bootRemote(t, copyDisk(t, 0), makeCidata(t, brokenUserData))

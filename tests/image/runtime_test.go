@@ -44,6 +44,7 @@ func waitService(t *testing.T, c *client.Client, id string, notPid int) contract
 // on its socket, keeps its state on /local, has the proxy in its environment, and a change of
 // its settings through the API rewrites its configuration and restarts it.
 func TestContainerRuntime(t *testing.T) {
+	t.Parallel() // boots QEMU: see main_test.go
 	disk := copyDisk(t, 0)
 	vm, endpoint := bootRemote(t, disk, makeCidata(t, runtimeUserData))
 	cfg, err := client.LoadPKI(filepath.Join(buildDir, "pki"))

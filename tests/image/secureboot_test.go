@@ -54,6 +54,7 @@ type sbMachine struct {
 // reboot that unlocks with the TPM; a UKI with a changed command line refused by the firmware; a
 // replaced TPM that does not unlock; and the recovery key opening /local with cryptsetup here.
 func TestSecureBootAndEncryptedLocal(t *testing.T) {
+	t.Parallel() // boots QEMU: see main_test.go
 	testutil.Root(t, "boots QEMU guests")
 	testutil.Tool(t, "swtpm", "swtpm")
 	cryptsetup := testutil.Tool(t, "cryptsetup", "cryptsetup-bin")
@@ -464,6 +465,7 @@ func decryptLUKS2(t *testing.T, path string, key []byte) string {
 // with the same sealed key (its PCR 11 differs, and the owner's pcr key signed it), and so does
 // the rollback from v3 to v2.
 func TestSignedUpdatesUnlock(t *testing.T) {
+	t.Parallel() // boots QEMU: see main_test.go
 	testutil.Root(t, "boots QEMU guests")
 	testutil.Tool(t, "swtpm", "swtpm")
 	keys := filepath.Join(t.TempDir(), "keys")

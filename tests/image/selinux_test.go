@@ -31,6 +31,7 @@ superpowered = true
 // as the build's file_contexts says. The escape suite checks the rest from inside containers
 // (other containers' files, /local, selinuxfs from a superpowered container).
 func TestSELinux(t *testing.T) {
+	t.Parallel() // boots QEMU: see main_test.go
 	probe := goProgram(t, "./tests/escape/cmd/probe")
 	bin, err := ociimage.Program(probe, "/probe")
 	if err != nil {

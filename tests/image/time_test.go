@@ -41,6 +41,7 @@ var (
 // once and then find it right. Then the settings point it at a server 5 s ahead, and the restarted
 // service must step the guest's clock by those 5 s.
 func TestTimeSync(t *testing.T) {
+	t.Parallel() // boots QEMU: see main_test.go
 	testutil.Root(t, "a network namespace and a tap device carry the guest's NTP traffic")
 	if err := qemu.Available(); err != nil {
 		t.Fatalf("QEMU is needed for image tests: %v", err)

@@ -85,6 +85,7 @@ func ukiOf(t *testing.T, disk string) string {
 // does: the firmware starts the disk's own slot A UKI as the kernel instead, which then finds
 // everything else on the PVSCSI disk by itself.
 func TestVMwarePVSCSIVmxnet3OVF(t *testing.T) {
+	t.Parallel() // boots QEMU: see main_test.go
 	dir := variantBuildDir(t, "vmware")
 	pki := newProdPKI(t)
 	want := "from the ovf environment"
