@@ -78,8 +78,8 @@ func TestDecisions(t *testing.T) {
 		config  Config
 		pod     *api.PodSandbox
 		ctr     *api.Container
-		podErr  error // from CheckPod
-		ctrErr  error // from AdjustContainer
+		podErr  error  // from CheckPod
+		ctrErr  error  // from AdjustContainer
 		seccomp string // "" none set, "strict" or "stripped"
 	}{
 		{name: "ordinary pod", pod: pod(), ctr: container(t, api.SecurityProfile_RUNTIME_DEFAULT), seccomp: "stripped"},
