@@ -76,4 +76,11 @@ const (
 	// at each pod and container it decides on, so a change needs no restart. A missing file is
 	// the defaults.
 	PodPolicyConfig = KubernetesConfigDir + "/pod-policy.json"
+	// CRISELinuxContexts gives the SELinux labels of pods (runtime/spec.CRISELinuxContexts):
+	// the path containerd's SELinux library (go-selinux) reads first, built into the root.
+	CRISELinuxContexts = "/usr/share/containers/selinux/contexts"
+	// CRISELinuxCategoryRange is containerd's CRI selinux_category_range: pods' category pairs
+	// are allocated from c0 to c<CRISELinuxCategoryRange-1>, host containers' from the rest
+	// (runtime/mcs.PodCategories, which a test holds equal).
+	CRISELinuxCategoryRange = 512
 )

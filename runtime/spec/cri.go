@@ -92,3 +92,16 @@ func WriteCRIBaseSpec(path string) error {
 	}
 	return nil
 }
+
+// CRISELinuxContexts is the file (contract.CRISELinuxContexts) containerd's SELinux library
+// (go-selinux) takes pod labels from when CRI runs with enable_selinux: pod_t processes and
+// pod_file_t files. go-selinux replaces the level with a category pair it allocates below
+// containerd's selinux_category_range (mcs.PodCategories), apart from the host containers'.
+// It reads this path before /etc/selinux/<SELINUXTYPE>/contexts/lxc_contexts, so the file is
+// in the read-only root and Ballast needs no /etc/selinux.
+func CRISELinuxContexts() []byte {
+	return []byte("# Labels of Kubernetes pods, for containerd's CRI (runtime/spec.CRISELinuxContexts).\n" +
+		"process = \"" + contract.Context(PodType, contract.SELinuxLevel, false) + "\"\n" +
+		"file = \"" + contract.Context(PodFile, contract.SELinuxLevel, true) + "\"\n" +
+		"ro_file = \"" + contract.Context(PodFile, contract.SELinuxLevel, true) + "\"\n")
+}

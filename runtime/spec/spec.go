@@ -59,6 +59,9 @@ const (
 	ControlType   = "control_t"        // processes of a container with api-access, not superpowered
 	ContainerFile = "container_file_t" // the files and mounts of every container
 	SuperType     = "super_t"          // processes of a superpowered container
+	// PodType and PodFile are a Kubernetes pod's processes and files (CRISELinuxContexts).
+	PodType = "pod_t"
+	PodFile = "pod_file_t"
 )
 
 // Container is what the spec is made from.
