@@ -33,6 +33,7 @@ require (
 	github.com/tetratelabs/wazero v1.11.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/mod v0.41.0 // indirect
+	k8s.io/cri-api v0.37.0
 )
 
 require (
