@@ -22,6 +22,7 @@ import (
 	"io/fs"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/containerd/nri/pkg/api"
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -61,12 +62,17 @@ const Setting = "settings.kubernetes.allow-privileged-pods"
 // Refusals. Their text reaches the pod's events through the kubelet (CreateContainerError,
 // FailedCreatePodSandBox), so each says what was refused and which setting would allow it.
 var (
-	ErrPrivileged = errors.New("ballast: privileged containers are not allowed on this node (" + Setting + ")")
-	ErrHostPID    = errors.New("ballast: pods in the host's PID namespace (hostPID) are not allowed on this node (" + Setting + ")")
-	ErrHostIPC    = errors.New("ballast: pods in the host's IPC namespace (hostIPC) are not allowed on this node (" + Setting + ")")
+	ErrPrivileged  = errors.New("ballast: privileged containers are not allowed on this node (" + Setting + ")")
+	ErrHostPID     = errors.New("ballast: pods in the host's PID namespace (hostPID) are not allowed on this node (" + Setting + ")")
+	ErrHostIPC     = errors.New("ballast: pods in the host's IPC namespace (hostIPC) are not allowed on this node (" + Setting + ")")
+	ErrSELinuxType = errors.New("ballast: pods may not choose their SELinux type (seLinuxOptions.type) on this node (" + Setting + ")")
 )
 
-// CheckPod decides on a pod sandbox: a pod without its own PID or IPC namespace is refused.
+// SELinuxLabel is the pod label in which containerd's CRI shows NRI the sandbox's process label.
+const SELinuxLabel = "selinux_label"
+
+// CheckPod decides on a pod sandbox: a pod without its own PID or IPC namespace, or whose
+// processes are not of the pods' SELinux type, is refused.
 // The host's network namespace is allowed: CNI daemonsets and kube-proxy need it, and it gives
 // no more than the network (the pod's capabilities and seccomp profile still apply).
 func CheckPod(c Config, pod *api.PodSandbox) error {
@@ -83,6 +89,13 @@ func CheckPod(c Config, pod *api.PodSandbox) error {
 	}
 	if !has("ipc") {
 		return fmt.Errorf("pod %s/%s: %w", pod.GetNamespace(), pod.GetName(), ErrHostIPC)
+	}
+	// A pod's seLinuxOptions may name any type the runtime can start, host containers' too
+	// (super_t); only the pods' own is let through. The label is empty when SELinux is off.
+	if l := pod.GetLabels()[SELinuxLabel]; l != "" {
+		if f := strings.SplitN(l, ":", 4); len(f) < 3 || f[2] != spec.PodType {
+			return fmt.Errorf("pod %s/%s (%s): %w", pod.GetNamespace(), pod.GetName(), l, ErrSELinuxType)
+		}
 	}
 	return nil
 }

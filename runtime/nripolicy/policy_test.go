@@ -31,6 +31,12 @@ func pod(omit ...string) *api.PodSandbox {
 	return &api.PodSandbox{Name: "web", Namespace: "default", Linux: &api.LinuxPodSandbox{Namespaces: ns}}
 }
 
+// labelled is pod with the process label containerd's CRI gives NRI.
+func labelled(p *api.PodSandbox, label string) *api.PodSandbox {
+	p.Labels = map[string]string{SELinuxLabel: label}
+	return p
+}
+
 // container is a container as NRI shows it, made from the spec containerd's own options give:
 // the CRI base spec, then opts (oci.WithPrivileged and oci.WithAllDevicesAllowed for a privileged
 // one, as CRI adds them), with the seccomp profile type the pod asked for.
@@ -94,6 +100,10 @@ func TestDecisions(t *testing.T) {
 			ctrErr: ErrPrivileged},
 		{name: "host PID", pod: pod("pid"), ctr: container(t, api.SecurityProfile_RUNTIME_DEFAULT), podErr: ErrHostPID, ctrErr: ErrHostPID},
 		{name: "host IPC", pod: pod("ipc"), ctr: container(t, api.SecurityProfile_RUNTIME_DEFAULT), podErr: ErrHostIPC, ctrErr: ErrHostIPC},
+		{name: "pod label", pod: labelled(pod(), "system_u:system_r:pod_t:s0:c1,c2"), ctr: container(t, api.SecurityProfile_RUNTIME_DEFAULT), seccomp: "stripped"},
+		{name: "SELinux type chosen", pod: labelled(pod(), "system_u:system_r:super_t:s0"), ctr: container(t, api.SecurityProfile_RUNTIME_DEFAULT),
+			podErr: ErrSELinuxType, ctrErr: ErrSELinuxType},
+		{name: "SELinux type allowed", config: allow, pod: labelled(pod(), "system_u:system_r:super_t:s0"), ctr: container(t, api.SecurityProfile_RUNTIME_DEFAULT)},
 		{name: "privileged allowed", config: allow, pod: pod("pid", "ipc"),
 			ctr: container(t, api.SecurityProfile_UNCONFINED, oci.WithPrivileged, oci.WithAllDevicesAllowed)},
 		{name: "allowed leaves seccomp alone", config: allow, pod: pod(), ctr: container(t, api.SecurityProfile_RUNTIME_DEFAULT)},
