@@ -81,6 +81,8 @@ func TestCRISELinuxContexts(t *testing.T) {
 		fmt.Fprintf(&cil, "(context zzcheck%d (%s %s %s (%s %s)))\n", i, f[0], f[1], f[2], lvl, lvl)
 		fmt.Fprintf(&cil, "(filecon \"/zz-check-%d\" file zzcheck%d)\n", i, i)
 	}
+	// The pod policy's binary leads into its service domain (contract.PodPolicyPath).
+	fmt.Fprintf(&cil, "(filecon %q file (system_u object_r podpolicy_exec_t low))\n", contract.PodPolicyPath)
 	if err := compileWith(t, cil.String()); err != nil {
 		t.Fatalf("the pods' labels: %v\n%s", err, cil.String())
 	}
