@@ -58,6 +58,7 @@ func TestCRI(t *testing.T) {
 	if err := spec.WriteCRIBaseSpec(baseSpec); err != nil {
 		t.Fatal(err)
 	}
+	noFile := fitNoFile(t, baseSpec)
 	settings := filepath.Join(dir, "pod-policy.json")
 	if err := os.WriteFile(settings, []byte(`{"allow-privileged-pods": false}`), 0o644); err != nil {
 		t.Fatal(err)
@@ -88,6 +89,7 @@ state = %[2]q
     sandbox = %[8]q
 [plugins."io.containerd.cri.v1.runtime"]
   selinux_category_range = %[9]d
+  restrict_oom_score_adj = %[12]v
   [plugins."io.containerd.cri.v1.runtime".cni]
     bin_dirs = [%[6]q]
     conf_dir = %[6]q
@@ -100,7 +102,7 @@ state = %[2]q
         BinaryName = %[11]q
 `, filepath.Join(dir, "root"), filepath.Join(dir, "state"), sock, filepath.Join(dir, "opt"), nriSock,
 		filepath.Join(dir, "empty"), contract.PodPolicyPlugin, image, contract.CRISELinuxCategoryRange,
-		baseSpec, filepath.Join(bin, "runc"))
+		baseSpec, filepath.Join(bin, "runc"), !canLowerOOMScore())
 	cfg := filepath.Join(dir, "config.toml")
 	os.MkdirAll(filepath.Join(dir, "empty"), 0o755)
 	if err := os.WriteFile(cfg, []byte(config), 0o644); err != nil {
@@ -134,19 +136,21 @@ state = %[2]q
 	defer client.Close()
 	importImage(ctx, t, client, image, filepath.Join(dir, "image.tar"))
 
-	pctx, stop := context.WithCancel(ctx)
+	// Cleanups run last registered first: the pods go (through conn, with the policy still
+	// connected) before conn closes, and containerd stops last, so no shim or pause outlives it.
+	pctx, stop := context.WithCancel(context.Background())
 	policyDone := make(chan error, 1)
 	go func() {
 		policyDone <- Run(pctx, &Plugin{ConfigPath: settings, Log: slog.New(slog.DiscardHandler)}, nriSock,
 			contract.PodPolicyPlugin, contract.PodPolicyPluginIndex)
 	}()
-	defer func() { stop(); <-policyDone }()
+	t.Cleanup(func() { stop(); <-policyDone })
 
 	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
 	rt := cri.NewRuntimeServiceClient(conn)
 
 	podConfig := func(name string, privileged bool, pid cri.NamespaceMode) *cri.PodSandboxConfig {
@@ -166,8 +170,14 @@ state = %[2]q
 			return "", err
 		}
 		t.Cleanup(func() {
-			rt.StopPodSandbox(context.Background(), &cri.StopPodSandboxRequest{PodSandboxId: r.PodSandboxId})
-			rt.RemovePodSandbox(context.Background(), &cri.RemovePodSandboxRequest{PodSandboxId: r.PodSandboxId})
+			c, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if _, err := rt.StopPodSandbox(c, &cri.StopPodSandboxRequest{PodSandboxId: r.PodSandboxId}); err != nil {
+				t.Errorf("stop pod %s: %v", r.PodSandboxId, err)
+			}
+			if _, err := rt.RemovePodSandbox(c, &cri.RemovePodSandboxRequest{PodSandboxId: r.PodSandboxId}); err != nil {
+				t.Errorf("remove pod %s: %v", r.PodSandboxId, err)
+			}
 		})
 		return r.PodSandboxId, nil
 	}
@@ -226,7 +236,7 @@ state = %[2]q
 		t.Errorf("capabilities %v: want the base spec's", caps)
 	}
 	if !slices.ContainsFunc(s.Process.Rlimits, func(r specs.POSIXRlimit) bool {
-		return r.Type == "RLIMIT_NOFILE" && r.Hard == spec.DefaultNoFile
+		return r.Type == "RLIMIT_NOFILE" && r.Hard == noFile
 	}) {
 		t.Errorf("rlimits %+v: want the base spec's", s.Process.Rlimits)
 	}
@@ -249,6 +259,62 @@ state = %[2]q
 	if _, err := runPod(podConfig("tools", false, cri.NamespaceMode_NODE)); err == nil || !strings.Contains(err.Error(), ErrHostPID.Error()) {
 		t.Errorf("host PID pod: %v, want %q", err, ErrHostPID)
 	}
+}
+
+// fitNoFile returns the base spec's RLIMIT_NOFILE, first lowered to this process's hard limit
+// when runc could not set it here (some CI sandboxes refuse raising it even to root): CRI keeping
+// the base spec's value is what is tested.
+func fitNoFile(t *testing.T, path string) uint64 {
+	t.Helper()
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if lim.Max >= spec.DefaultNoFile {
+		return spec.DefaultNoFile
+	}
+	raised := syscall.Rlimit{Cur: lim.Cur, Max: spec.DefaultNoFile}
+	if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &raised) == nil {
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+		return spec.DefaultNoFile
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	for i := range s.Process.Rlimits {
+		if s.Process.Rlimits[i].Type == "RLIMIT_NOFILE" {
+			s.Process.Rlimits[i].Hard, s.Process.Rlimits[i].Soft = lim.Max, lim.Max
+		}
+	}
+	if b, err = json.Marshal(&s); err == nil {
+		err = os.WriteFile(path, b, 0o644)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("RLIMIT_NOFILE %d cannot be set here: the base spec has this process's %d", spec.DefaultNoFile, lim.Max)
+	return lim.Max
+}
+
+// canLowerOOMScore reports whether this process may lower its oom_score_adj, which CRI does for
+// pod sandboxes unless restrict_oom_score_adj keeps them at containerd's own (some CI sandboxes
+// refuse it even to root).
+func canLowerOOMScore() bool {
+	b, err := os.ReadFile("/proc/self/oom_score_adj")
+	if err != nil {
+		return false
+	}
+	cur := strings.TrimSpace(string(b))
+	if os.WriteFile("/proc/self/oom_score_adj", []byte("-1"), 0) != nil {
+		return false
+	}
+	os.WriteFile("/proc/self/oom_score_adj", []byte(cur), 0)
+	return true
 }
 
 // criBinaries builds (or finds in the component cache) containerd with CRI, its runc shim and
