@@ -243,3 +243,23 @@ func TestShutdownWaitsForTheKubelet(t *testing.T) {
 		})
 	}
 }
+
+// The health gate's own reboot must not cut the kubelet's graceful shutdown short: the longest
+// shutdown (the delay lock, the services' stop, the kill) fits in its grace.
+func TestShutdownFitsRebootGrace(t *testing.T) {
+	i, _, _ := testInit(t)
+	if longest := i.inhibitDelayMax + servicesStopTimeout + i.killWait[0] + i.killWait[1]; longest >= i.rebootGrace {
+		t.Errorf("a shutdown may take %v, the gate reboots after %v", longest, i.rebootGrace)
+	}
+}
+
+// Only a Kubernetes node serves the bus.
+func TestLogindOnlyOnKubernetesNodes(t *testing.T) {
+	i, _, _ := testInit(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	i.startLogind(ctx)
+	if _, err := os.Stat(i.path(contract.DBusSystemSocket)); i.logind != nil || !os.IsNotExist(err) {
+		t.Errorf("a bus without the kubelet: %v", err)
+	}
+}

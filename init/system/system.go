@@ -121,8 +121,7 @@ type Init struct {
 	nodes     nodeHealth
 	// logind serves the kubelet's graceful node shutdown on a Kubernetes node; nil elsewhere.
 	logind *logind.Server
-	// inhibitDelayMax bounds the shutdown's wait for delay locks [logind.DefaultInhibitDelayMax;
-	// with the services' stop and the kill it stays within rebootGrace].
+	// inhibitDelayMax bounds the shutdown's wait for delay locks [contract.LogindInhibitDelayMax].
 	inhibitDelayMax time.Duration
 }
 
@@ -157,6 +156,8 @@ func New(cfg Config) *Init {
 		rebootGrace: 3 * time.Minute,
 		findService: contract.FindService,
 		nodePoll:    defaultNodePoll,
+		// With the services' stop (servicesStopTimeout) and the kill it stays within rebootGrace.
+		inhibitDelayMax: contract.LogindInhibitDelayMax,
 	}
 	i.nodeCheck = i.kubeletNodeCheck
 	if i.root == "" {
