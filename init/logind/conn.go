@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/godbus/dbus/v5"
 	"golang.org/x/sys/unix"
 )
 
@@ -41,6 +40,13 @@ func errFailed(msg string) *busError { return &busError{"org.freedesktop.DBus.Er
 func (c *conn) serve() {
 	defer c.srv.remove(c)
 	defer c.c.Close()
+	// This runs in PID 1, where a panic ends the machine: a client's message that trips up the
+	// decoder costs that client its connection, nothing more.
+	defer func() {
+		if r := recover(); r != nil {
+			c.srv.logf("logind: internal error serving pid %d: %v; disconnected", c.pid, r)
+		}
+	}()
 	cred, err := peerCred(c.c)
 	if err != nil {
 		c.srv.logf("logind: a client's credentials: %v", err)
@@ -77,181 +83,189 @@ func (c *conn) serve() {
 	}
 }
 
+// reply is the body of a method return: its signature, its encoding, and the fd it passes
+// (-1: none).
+type reply struct {
+	sig  string
+	body []byte
+	fd   int
+}
+
+func noReply() reply { return reply{fd: -1} }
+
+// stringReply is a method return of one string.
+func stringReply(s string) reply {
+	w := &writer{}
+	w.str(s)
+	return reply{sig: "s", body: w.b, fd: -1}
+}
+
 // handle answers one message. Its error ends the connection.
-func (c *conn) handle(m *dbus.Message) error {
-	if m.Type != dbus.TypeMethodCall {
+func (c *conn) handle(m *message) error {
+	if m.typ != typeMethodCall {
 		return nil // replies and signals to nobody: there is nobody else on this bus
 	}
 	c.mu.Lock()
 	hello := c.hello
 	c.mu.Unlock()
-	dest, path, iface, member := header(m, dbus.FieldDestination), header(m, dbus.FieldPath),
-		header(m, dbus.FieldInterface), header(m, dbus.FieldMember)
 	if !hello {
 		// As dbus-daemon: the first call must be Hello, or the client is not a bus client.
-		if dest != busName || member != "Hello" || iface != "" && iface != busName {
-			return fmt.Errorf("%s.%s before Hello", iface, member)
+		if m.dest != busName || m.member != "Hello" || m.iface != "" && m.iface != busName {
+			return fmt.Errorf("%s.%s before Hello", m.iface, m.member)
 		}
 		c.mu.Lock()
 		c.hello = true
 		c.mu.Unlock()
 		// Now that the client is connected, the calls are bounded by writeTimeout alone.
 		c.c.SetDeadline(time.Time{})
-		return c.reply(m, busName, c.unique)
+		return c.reply(m, busName, stringReply(c.unique))
 	}
-	var body []any
-	var fd = -1
+	var rep reply
 	var err error
-	switch dest {
-	case busName:
-		body, err = c.busCall(m, path, iface, member)
-	case loginName, loginUnique:
-		body, fd, err = c.loginCall(m, path, iface, member)
-	default:
-		err = &busError{"org.freedesktop.DBus.Error.ServiceUnknown", fmt.Sprintf("the name %s was not provided by any .service files", dest)}
-	}
 	sender := busName
-	if dest == loginName || dest == loginUnique {
+	switch m.dest {
+	case busName:
+		rep, err = c.busCall(m)
+	case loginName, loginUnique:
 		sender = loginUnique
+		rep, err = c.loginCall(m)
+	default:
+		err = &busError{"org.freedesktop.DBus.Error.ServiceUnknown", fmt.Sprintf("the name %s was not provided by any .service files", m.dest)}
 	}
-	if m.Flags&dbus.FlagNoReplyExpected != 0 {
-		if fd >= 0 {
-			unix.Close(fd)
-		}
+	if err == nil && rep.fd >= 0 {
+		// The client holds the only write end once it has it; this one goes either way.
+		defer unix.Close(rep.fd)
+	}
+	if m.flags&flagNoReplyExpected != 0 {
 		return nil
 	}
 	var be *busError
 	if errors.As(err, &be) {
-		return c.send(&dbus.Message{Type: dbus.TypeError, Headers: map[dbus.HeaderField]dbus.Variant{
-			dbus.FieldErrorName:   dbus.MakeVariant(be.name),
-			dbus.FieldReplySerial: dbus.MakeVariant(m.Serial()),
-			dbus.FieldDestination: dbus.MakeVariant(c.unique),
-			dbus.FieldSender:      dbus.MakeVariant(sender),
-			dbus.FieldSignature:   dbus.MakeVariant(dbus.SignatureOf(be.msg)),
-		}, Body: []any{be.msg}})
+		w := &writer{}
+		w.str(be.msg)
+		return c.send(&message{typ: typeError, errName: be.name, replySerial: m.serial, dest: c.unique,
+			sender: sender, sig: "s", body: w.b}, -1)
 	}
 	if err != nil {
 		return err
 	}
-	if fd >= 0 {
-		// The client holds the only write end once it has it; this one goes either way.
-		defer unix.Close(fd)
-	}
-	return c.reply(m, sender, body...)
+	return c.reply(m, sender, rep)
 }
 
 // busCall serves org.freedesktop.DBus.
-func (c *conn) busCall(m *dbus.Message, path, iface, member string) ([]any, error) {
-	if path != busPath || iface != "" && iface != busName && iface != peerIface {
-		return nil, unknownMethod(iface, member)
+func (c *conn) busCall(m *message) (reply, error) {
+	if m.path != busPath || m.iface != "" && m.iface != busName && m.iface != peerIface {
+		return noReply(), unknownMethod(m)
 	}
-	switch member {
+	switch m.member {
 	case "Hello":
-		return nil, errFailed("already handled a Hello message")
+		return noReply(), errFailed("already handled a Hello message")
 	case "AddMatch", "RemoveMatch":
-		args, ok := bodyStrings(m, 1)
-		if !ok {
-			return nil, invalidArgs(member, "s", m)
+		if !takes(m, "s") {
+			return noReply(), invalidArgs(m, "s")
 		}
-		rule, err := parseMatch(args[0])
+		rule, err := parseMatch(m.args[0])
 		if err != nil {
-			return nil, &busError{"org.freedesktop.DBus.Error.MatchRuleInvalid", err.Error()}
+			return noReply(), &busError{"org.freedesktop.DBus.Error.MatchRuleInvalid", err.Error()}
 		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		if member == "AddMatch" {
+		if m.member == "AddMatch" {
 			if len(c.matches) >= maxMatches {
-				return nil, &busError{"org.freedesktop.DBus.Error.LimitsExceeded", fmt.Sprintf("%d match rules", maxMatches)}
+				return noReply(), &busError{"org.freedesktop.DBus.Error.LimitsExceeded", fmt.Sprintf("%d match rules", maxMatches)}
 			}
 			c.matches = append(c.matches, rule)
-			return nil, nil
+			return noReply(), nil
 		}
 		for i, r := range c.matches {
 			if r.text == rule.text {
 				c.matches = append(c.matches[:i], c.matches[i+1:]...)
-				return nil, nil
+				return noReply(), nil
 			}
 		}
-		return nil, &busError{"org.freedesktop.DBus.Error.MatchRuleNotFound", "the given match rule wasn't found"}
+		return noReply(), &busError{"org.freedesktop.DBus.Error.MatchRuleNotFound", "the given match rule wasn't found"}
 	case "GetNameOwner":
-		args, ok := bodyStrings(m, 1)
-		if !ok {
-			return nil, invalidArgs(member, "s", m)
+		if !takes(m, "s") {
+			return noReply(), invalidArgs(m, "s")
 		}
-		switch args[0] {
+		switch m.args[0] {
 		case busName:
-			return []any{busName}, nil
+			return stringReply(busName), nil
 		case loginName, loginUnique:
-			return []any{loginUnique}, nil
+			return stringReply(loginUnique), nil
 		case c.unique:
-			return []any{c.unique}, nil
+			return stringReply(c.unique), nil
 		}
-		return nil, &busError{"org.freedesktop.DBus.Error.NameHasNoOwner", fmt.Sprintf("could not get owner of name '%s': no such name", args[0])}
+		return noReply(), &busError{"org.freedesktop.DBus.Error.NameHasNoOwner", fmt.Sprintf("could not get owner of name '%s': no such name", m.args[0])}
 	case "GetId":
-		return []any{c.srv.guid}, nil
+		return stringReply(c.srv.guid), nil
 	case "Ping":
-		return nil, nil
+		return noReply(), nil
 	}
-	return nil, unknownMethod(iface, member)
+	return noReply(), unknownMethod(m)
 }
 
 // loginCall serves org.freedesktop.login1: the Manager's InhibitDelayMaxUSec and Inhibit.
-func (c *conn) loginCall(m *dbus.Message, path, iface, member string) ([]any, int, error) {
-	if path != loginPath {
-		return nil, -1, &busError{"org.freedesktop.DBus.Error.UnknownObject", fmt.Sprintf("unknown object %s", path)}
+func (c *conn) loginCall(m *message) (reply, error) {
+	if m.path != loginPath {
+		return noReply(), &busError{"org.freedesktop.DBus.Error.UnknownObject", fmt.Sprintf("unknown object %s", m.path)}
 	}
 	switch {
-	case iface == propsIface && member == "Get":
-		args, ok := bodyStrings(m, 2)
-		if !ok {
-			return nil, -1, invalidArgs(member, "ss", m)
+	case m.iface == propsIface && m.member == "Get":
+		if !takes(m, "ss") {
+			return noReply(), invalidArgs(m, "ss")
 		}
-		if args[0] != managerIface || args[1] != delayProperty {
-			return nil, -1, &busError{"org.freedesktop.DBus.Error.UnknownProperty", fmt.Sprintf("unknown property %s.%s", args[0], args[1])}
+		if m.args[0] != managerIface || m.args[1] != delayProperty {
+			return noReply(), &busError{"org.freedesktop.DBus.Error.UnknownProperty", fmt.Sprintf("unknown property %s.%s", m.args[0], m.args[1])}
 		}
-		return []any{dbus.MakeVariant(uint64(c.srv.delayMax / time.Microsecond))}, -1, nil
-	case iface == peerIface && member == "Ping":
-		return nil, -1, nil
-	case (iface == managerIface || iface == "") && member == "Inhibit":
-		args, ok := bodyStrings(m, 4)
-		if !ok {
-			return nil, -1, invalidArgs(member, "ssss", m)
+		// A variant of type t: microseconds.
+		w := &writer{}
+		w.signature("t")
+		w.u64(uint64(c.srv.delayMax / time.Microsecond))
+		return reply{sig: "v", body: w.b, fd: -1}, nil
+	case m.iface == peerIface && m.member == "Ping":
+		return noReply(), nil
+	case (m.iface == managerIface || m.iface == "") && m.member == "Inhibit":
+		if !takes(m, "ssss") {
+			return noReply(), invalidArgs(m, "ssss")
 		}
 		c.mu.Lock()
 		unixFD := c.unixFD
 		c.mu.Unlock()
 		if !unixFD {
-			return nil, -1, errFailed("the connection did not negotiate fd passing")
+			return noReply(), errFailed("the connection did not negotiate fd passing")
 		}
-		fd, err := c.srv.inhibit(args[0], args[1], args[2], args[3], c.pid)
+		a := m.args
+		fd, err := c.srv.inhibit(a[0], a[1], a[2], a[3], c.pid)
 		if err != nil {
-			return nil, -1, err
+			return noReply(), err
 		}
-		c.srv.logf("logind: %s (pid %d) took a delay lock on shutdown: %s", args[1], c.pid, args[2])
-		return []any{dbus.UnixFD(fd)}, fd, nil
+		c.srv.logf("logind: %s (pid %d) took a delay lock on shutdown: %s", a[1], c.pid, a[2])
+		w := &writer{}
+		w.u32(0) // the index of the fd among those the message passes
+		return reply{sig: "h", body: w.b, fd: fd}, nil
 	}
-	return nil, -1, unknownMethod(iface, member)
+	return noReply(), unknownMethod(m)
 }
 
-func unknownMethod(iface, member string) *busError {
-	return &busError{"org.freedesktop.DBus.Error.UnknownMethod", fmt.Sprintf("unknown method %s.%s", iface, member)}
+// takes says whether m's arguments are sig, all strings.
+func takes(m *message, sig string) bool { return m.sig == sig && len(m.args) == len(sig) }
+
+func unknownMethod(m *message) *busError {
+	return &busError{"org.freedesktop.DBus.Error.UnknownMethod", fmt.Sprintf("unknown method %s.%s", m.iface, m.member)}
 }
 
-func invalidArgs(member, want string, m *dbus.Message) *busError {
-	return &busError{"org.freedesktop.DBus.Error.InvalidArgs", fmt.Sprintf("%s takes (%s), not (%s)", member, want, signature(m))}
+func invalidArgs(m *message, want string) *busError {
+	return &busError{"org.freedesktop.DBus.Error.InvalidArgs", fmt.Sprintf("%s takes (%s), not (%s)", m.member, want, m.sig)}
 }
 
-// reply sends a method return for call.
-func (c *conn) reply(call *dbus.Message, sender string, body ...any) error {
-	h := map[dbus.HeaderField]dbus.Variant{
-		dbus.FieldReplySerial: dbus.MakeVariant(call.Serial()),
-		dbus.FieldDestination: dbus.MakeVariant(c.unique),
-		dbus.FieldSender:      dbus.MakeVariant(sender),
+// reply sends the method return of call.
+func (c *conn) reply(call *message, sender string, r reply) error {
+	m := &message{typ: typeMethodReturn, replySerial: call.serial, dest: c.unique, sender: sender, sig: r.sig, body: r.body}
+	if r.fd >= 0 {
+		m.unixFDs = 1
 	}
-	if len(body) > 0 {
-		h[dbus.FieldSignature] = dbus.MakeVariant(dbus.SignatureOf(body...))
-	}
-	return c.send(&dbus.Message{Type: dbus.TypeMethodReply, Headers: h, Body: body})
+	return c.send(m, r.fd)
 }
 
 // wants says whether one of the client's match rules selects sig.
@@ -271,37 +285,29 @@ func (c *conn) wants(sig signal) bool {
 
 // sendSignal broadcasts sig with a boolean argument to the client.
 func (c *conn) sendSignal(sig signal, arg bool) error {
-	return c.send(&dbus.Message{Type: dbus.TypeSignal, Headers: map[dbus.HeaderField]dbus.Variant{
-		dbus.FieldPath:      dbus.MakeVariant(dbus.ObjectPath(sig.path)),
-		dbus.FieldInterface: dbus.MakeVariant(sig.iface),
-		dbus.FieldMember:    dbus.MakeVariant(sig.member),
-		dbus.FieldSender:    dbus.MakeVariant(sig.sender),
-		dbus.FieldSignature: dbus.MakeVariant(dbus.SignatureOf(arg)),
-	}, Body: []any{arg}})
+	w := &writer{}
+	w.boolean(arg)
+	return c.send(&message{typ: typeSignal, path: sig.path, iface: sig.iface, member: sig.member,
+		sender: sig.sender, sig: "b", body: w.b}, -1)
 }
 
-// send writes one message, with the fds its body passes, within writeTimeout.
-func (c *conn) send(m *dbus.Message) error {
+// send writes one message, passing fd when it is not -1, within writeTimeout.
+func (c *conn) send(m *message, fd int) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.serial++
 	if c.serial == 0 {
 		c.serial = 1
 	}
-	if n, _ := m.CountFds(); n > 0 {
-		m.Headers[dbus.FieldUnixFDs] = dbus.MakeVariant(uint32(n))
-	}
-	b, fds, err := encodeMessage(m, c.serial)
-	if err != nil {
-		return fmt.Errorf("encode: %w", err)
-	}
+	m.serial = c.serial
+	b := m.encode()
 	c.c.SetWriteDeadline(time.Now().Add(writeTimeout))
 	defer c.c.SetWriteDeadline(time.Time{})
-	if len(fds) == 0 {
-		_, err = c.c.Write(b)
+	if fd < 0 {
+		_, err := c.c.Write(b)
 		return err
 	}
-	oob := unix.UnixRights(fds...)
+	oob := unix.UnixRights(fd)
 	n, oobn, err := c.c.WriteMsgUnix(b, oob, nil)
 	if err == nil && (n != len(b) || oobn != len(oob)) {
 		err = io.ErrShortWrite

@@ -2,21 +2,13 @@ package logind
 
 import (
 	"bufio"
-	"bytes"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
-
-	"github.com/godbus/dbus/v5"
 )
-
-// maxMessage bounds a message a client may send: the calls served take a few short strings.
-// dbus-daemon allows far more; a client of this bus has no reason to.
-const maxMessage = 64 << 10
 
 // maxAuthLines bounds the SASL exchange: a client that has not begun after this many lines is
 // not one this bus serves.
@@ -133,95 +125,4 @@ func readAuthLine(r *bufio.Reader) (string, error) {
 		return "", errors.New("auth: a line without CR LF")
 	}
 	return s, nil
-}
-
-// readMessage reads one message. Its size is checked from the fixed header before anything more
-// is read, so a client cannot make the bus hold more than maxMessage for it.
-func readMessage(r io.Reader) (*dbus.Message, error) {
-	var fixed [16]byte
-	if _, err := io.ReadFull(r, fixed[:]); err != nil {
-		return nil, err
-	}
-	var order binary.ByteOrder
-	switch fixed[0] {
-	case 'l':
-		order = binary.LittleEndian
-	case 'B':
-		order = binary.BigEndian
-	default:
-		return nil, fmt.Errorf("message: byte order %#x", fixed[0])
-	}
-	if fixed[3] != 1 {
-		return nil, fmt.Errorf("message: protocol version %d", fixed[3])
-	}
-	body := uint64(order.Uint32(fixed[4:8]))
-	fields := uint64(order.Uint32(fixed[12:16]))
-	total := 16 + (fields+7)&^7 + body
-	if total > maxMessage {
-		return nil, fmt.Errorf("message: %d bytes, more than %d", total, maxMessage)
-	}
-	buf := make([]byte, total)
-	copy(buf, fixed[:])
-	if _, err := io.ReadFull(r, buf[16:]); err != nil {
-		return nil, fmt.Errorf("message: %w", err)
-	}
-	m, err := dbus.DecodeMessage(bytes.NewReader(buf))
-	if err != nil {
-		return nil, fmt.Errorf("message: %w", err)
-	}
-	return m, nil
-}
-
-// encodeMessage encodes m with serial in little-endian order and returns the fds its body passes.
-func encodeMessage(m *dbus.Message, serial uint32) ([]byte, []int, error) {
-	var b bytes.Buffer
-	fds, err := m.EncodeToWithFDs(&b, binary.LittleEndian)
-	if err != nil {
-		return nil, nil, err
-	}
-	out := b.Bytes()
-	// godbus keeps a Message's serial to its own connections; the fixed header holds it at 8.
-	binary.LittleEndian.PutUint32(out[8:12], serial)
-	return out, fds, nil
-}
-
-// header returns a string-valued header field ("" when absent or of another type).
-func header(m *dbus.Message, f dbus.HeaderField) string {
-	v, ok := m.Headers[f]
-	if !ok {
-		return ""
-	}
-	switch s := v.Value().(type) {
-	case string:
-		return s
-	case dbus.ObjectPath:
-		return string(s)
-	}
-	return ""
-}
-
-// signature is the message body's signature.
-func signature(m *dbus.Message) string {
-	if v, ok := m.Headers[dbus.FieldSignature]; ok {
-		if s, ok := v.Value().(dbus.Signature); ok {
-			return s.String()
-		}
-	}
-	return ""
-}
-
-// strings returns the body's strings when its signature is exactly n of them.
-func bodyStrings(m *dbus.Message, n int) ([]string, bool) {
-	if signature(m) != strings.Repeat("s", n) || len(m.Body) != n {
-		return nil, false
-	}
-	out := make([]string, n)
-	for i, v := range m.Body {
-		s, ok := v.(string)
-		if !ok {
-			return nil, false
-		}
-		out[i] = s
-	}
-	return out, true
 }
