@@ -1,5 +1,7 @@
 package contract
 
+import "time"
+
 // The Kubernetes node (variants/k8s.toml): where the kubelet, CRI and the CNI plugins find their
 // configuration and keep their state. Everything under /var is on /local (VarDir is bound to
 // VarOnData), so the node's identity and serving certificate survive reboots and updates.
@@ -51,6 +53,9 @@ const (
 	// DBusSystemSocket is where the kubelet's graceful node shutdown looks for logind (through
 	// the D-Bus system bus); Ballast's system init answers there with the subset it uses.
 	DBusSystemSocket = "/run/dbus/system_bus_socket"
+	// DBusSystemBusAddress is the kubelet's DBUS_SYSTEM_BUS_ADDRESS: godbus's default is under
+	// /var/run, which is on the data partition.
+	DBusSystemBusAddress = "unix:path=" + DBusSystemSocket
 
 	// RuntimeHandlerRunc and RuntimeHandlerGVisor are CRI runtime handlers, the names a
 	// RuntimeClass's handler field gives.
@@ -84,3 +89,9 @@ const (
 	// (runtime/mcs.PodCategories, which a test holds equal).
 	CRISELinuxCategoryRange = 512
 )
+
+// LogindInhibitDelayMax is logind's InhibitDelayMaxUSec on a Kubernetes node: the longest the
+// system init's shutdown waits for the kubelet's delay lock (its graceful node shutdown). The
+// kubelet's shutdownGracePeriod must not exceed it: a longer one makes the kubelet try to raise
+// it through systemd, which Ballast does not have, and its graceful shutdown stays off.
+const LogindInhibitDelayMax = 90 * time.Second

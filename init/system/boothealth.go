@@ -23,6 +23,8 @@ import (
 //     open), the bootstrap containers are done (readyLineServices), the boot modules are in;
 //   - the services the ready line waited for are still ready;
 //   - no service has failed for good;
+//   - the Kubernetes node of a service whose Health is contract.HealthKubernetesNode is
+//     registered and Ready (nodehealth.go);
 //   - no service is in a crash loop: crashLoopCrashes ends that nobody asked for (crashes, see
 //     supervise.Status.Crashes) within the bless window, Image.Updates.BlessAfter.
 //
@@ -203,6 +205,7 @@ func orUnknown(name string) string {
 // judgeBoot watches the host's health until a verdict: healthy for blessAfter in a row, or not
 // healthy (why). Its error is ctx's, when ctx ends first.
 func (i *Init) judgeBoot(ctx context.Context, timeout, blessAfter time.Duration) (bool, string, error) {
+	defer i.startNodeWatch(ctx)()
 	deadline := i.started.Add(timeout)
 	// Past the deadline a healthy host still gets its bless window, once: the bound on flapping.
 	last := deadline.Add(blessAfter)
@@ -292,6 +295,9 @@ func (i *Init) health(now time.Time, window time.Duration) (reason string, crash
 			continue
 		}
 		break
+	}
+	if why == "" {
+		why = i.nodeReason()
 	}
 	select {
 	case <-i.ready:

@@ -53,8 +53,9 @@ func dataDirs() []string { return []string{"/local", "/var", contract.ESPMount} 
 // a dependency chain stops one link after the other.
 const servicesStopTimeout = 60 * time.Second
 
-// Shutdown stops the services in reverse dependency order, ends every other process, unmounts
-// the data partition and calls reboot(2). On a machine it does not return; it does if reboot(2)
+// Shutdown lets the holders of delay locks (the kubelet) finish first, stops the services in
+// reverse dependency order, ends every other process, unmounts the data partition and calls
+// reboot(2). On a machine it does not return; it does if reboot(2)
 // fails, and the init keeps serving.
 func (i *Init) Shutdown(act Action, cause string) {
 	if i.shutDown {
@@ -64,6 +65,8 @@ func (i *Init) Shutdown(act Action, cause string) {
 	}
 	i.shutDown = true
 	i.console.Milestone("shutdown", "%s (%s)", act, cause)
+	// Before the services stop: the kubelet stops its pods while the runtime still runs.
+	i.prepareForShutdown()
 	if i.sup != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), servicesStopTimeout)
 		if err := i.sup.Stop(ctx); err != nil {

@@ -27,6 +27,7 @@ import (
 	"github.com/ballast-os/ballast/init/console"
 	"github.com/ballast-os/ballast/init/initramfs/blockdev"
 	"github.com/ballast-os/ballast/init/kmod"
+	"github.com/ballast-os/ballast/init/logind"
 	"github.com/ballast-os/ballast/init/marker"
 	"github.com/ballast-os/ballast/init/system/logs"
 	"github.com/ballast-os/ballast/init/system/powerbutton"
@@ -110,6 +111,18 @@ type Init struct {
 	// rebootGrace is how long the health gate lets the shutdown it asked for take before it
 	// reboots the machine itself.
 	rebootGrace time.Duration
+
+	// findService finds a service's program [contract.FindService]; tests give services the
+	// table does not have.
+	findService func(id string) (contract.Program, error)
+	// nodeCheck asks whether the kubelet's Node is Ready and returns its name [kubeletNodeCheck].
+	nodeCheck func(ctx context.Context) (string, error)
+	nodePoll  time.Duration // how often nodeCheck is asked [defaultNodePoll]
+	nodes     nodeHealth
+	// logind serves the kubelet's graceful node shutdown on a Kubernetes node; nil elsewhere.
+	logind *logind.Server
+	// inhibitDelayMax bounds the shutdown's wait for delay locks [contract.LogindInhibitDelayMax].
+	inhibitDelayMax time.Duration
 }
 
 // shutdownRequest is a shutdown Run's loop is asked for.
@@ -141,7 +154,12 @@ func New(cfg Config) *Init {
 		partitions:  cfg.Partitions,
 		healthPoll:  cfg.HealthPoll,
 		rebootGrace: 3 * time.Minute,
+		findService: contract.FindService,
+		nodePoll:    defaultNodePoll,
+		// With the services' stop (servicesStopTimeout) and the kill it stays within rebootGrace.
+		inhibitDelayMax: contract.LogindInhibitDelayMax,
 	}
+	i.nodeCheck = i.kubeletNodeCheck
 	if i.root == "" {
 		i.root = "/"
 	}
@@ -266,6 +284,8 @@ func (i *Init) boot(ctx context.Context) {
 	if err := i.kernel.Sethostname(Hostname); err != nil {
 		i.console.Errorf("hostname: %v", err)
 	}
+	i.report("kubernetes", i.prepareKubernetes())
+	i.startLogind(ctx)
 	// The services start while the modules load: the network service takes interfaces as their
 	// drivers make them, and the apiserver waits for contract.BootModules only where it needs a
 	// module (mounting a seed volume, a module's sysctl, blocking or loading one).

@@ -1,0 +1,184 @@
+package system
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ballast-os/ballast/contract"
+	"github.com/ballast-os/ballast/init/logind"
+	"github.com/ballast-os/ballast/init/system/mountinfo"
+)
+
+// What a Kubernetes node (an image with contract.KubeletPath) needs of the system init: the
+// kubelet's state directory as a shared mount, the directories CRI expects, the cgroup
+// controllers the kubelet's cgroupfs driver uses, and logind's part in the shutdown (the
+// kubelet's graceful node shutdown, init/logind). Other images get none of it.
+
+// kubeletControllers are the cgroup v2 controllers the kubelet's cgroupfs driver expects enabled
+// in the root cgroup for its pod cgroups; those the kernel lacks (hugetlb without huge pages) are
+// left out.
+func kubeletControllers() []string {
+	return []string{"cpu", "memory", "pids", "io", "cpuset", "hugetlb"}
+}
+
+// isKubernetesNode says whether the image runs the kubelet.
+func (i *Init) isKubernetesNode() bool {
+	_, err := os.Stat(i.path(contract.KubeletPath))
+	return err == nil
+}
+
+// prepareKubernetes readies the machine for the kubelet and CRI, after the system mounts and
+// before the services. It returns every failure; one does not stop the other steps.
+func (i *Init) prepareKubernetes() error {
+	if !i.isKubernetesNode() {
+		return nil
+	}
+	var errs []error
+	// /run/netns: pod network namespaces. /var/run: where containerd's CRI and the CNI plugins
+	// look for /run (its netns directory among it); /var is on the data partition, so the link
+	// is made once and kept.
+	if err := os.MkdirAll(i.path(contract.NetnsDir), 0o755); err != nil {
+		errs = append(errs, fmt.Errorf("mkdir: %w", err))
+	}
+	if err := i.varRunLink(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := i.sharedKubeletRoot(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := i.enableControllers(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// varRunLink makes /var/run a link to /run when there is nothing there.
+func (i *Init) varRunLink() error {
+	link := i.path(contract.VarDir + "/run")
+	if target, err := os.Readlink(link); err == nil {
+		if target == "../run" || target == "/run" {
+			return nil
+		}
+		return fmt.Errorf("%s/run links to %s, not /run", contract.VarDir, target)
+	}
+	if _, err := os.Lstat(link); err == nil {
+		return fmt.Errorf("%s/run is not a link to /run", contract.VarDir)
+	}
+	if err := os.Symlink("../run", link); err != nil {
+		return fmt.Errorf("symlink: %w", err)
+	}
+	return nil
+}
+
+// sharedKubeletRoot makes contract.KubeletRoot a mount of its own with shared propagation
+// (rshared): volumes the kubelet and CSI drivers mount below it must reach the containers that
+// ask for Bidirectional or HostToContainer propagation.
+func (i *Init) sharedKubeletRoot() error {
+	dir := contract.KubeletRoot
+	if err := os.MkdirAll(i.path(dir), 0o750); err != nil {
+		return fmt.Errorf("mkdir: %w", err)
+	}
+	mounts, err := mountinfo.ReadFile(i.path(mountinfo.Self))
+	if err != nil {
+		return err
+	}
+	if _, ok := mountinfo.At(mounts, dir); !ok {
+		if err := i.kernel.Mount(dir, dir, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind %s: %w", dir, err)
+		}
+	}
+	if err := i.kernel.Mount("", dir, "", unix.MS_SHARED|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("make %s rshared: %w", dir, err)
+	}
+	return nil
+}
+
+// enableControllers enables kubeletControllers in the root cgroup's subtree.
+func (i *Init) enableControllers() error {
+	root := i.path("/sys/fs/cgroup")
+	b, err := os.ReadFile(root + "/cgroup.controllers")
+	if err != nil {
+		return fmt.Errorf("cgroups: %w", err)
+	}
+	have := strings.Fields(string(b))
+	var add []string
+	for _, c := range kubeletControllers() {
+		for _, h := range have {
+			if h == c {
+				add = append(add, "+"+c)
+				break
+			}
+		}
+	}
+	if len(add) == 0 {
+		return fmt.Errorf("cgroups: none of %s available", strings.Join(kubeletControllers(), ","))
+	}
+	// One write: the kernel enables all or none, and a failure names the whole set.
+	if err := os.WriteFile(root+"/cgroup.subtree_control", []byte(strings.Join(add, " ")), 0o644); err != nil {
+		return fmt.Errorf("cgroups: enable %s: %w", strings.Join(add, " "), err)
+	}
+	return nil
+}
+
+// startLogind serves the system bus for the kubelet's graceful node shutdown, before the
+// services start, so the kubelet finds it at its first look.
+func (i *Init) startLogind(ctx context.Context) {
+	if !i.isKubernetesNode() {
+		return
+	}
+	srv, err := logind.Listen(logind.Options{
+		Socket:          i.path(contract.DBusSystemSocket),
+		InhibitDelayMax: i.inhibitDelayMax,
+		Logf: func(format string, args ...any) {
+			i.console.Milestone("logind", "%s", strings.TrimPrefix(fmt.Sprintf(format, args...), "logind: "))
+		},
+	})
+	if err != nil {
+		i.console.Errorf("%v; the kubelet's graceful node shutdown is off", err)
+		return
+	}
+	i.logind = srv
+	go func() {
+		if err := srv.Serve(); err != nil {
+			i.console.Errorf("%v", err)
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+}
+
+// prepareForShutdown tells the kubelet the machine goes down and waits for its delay lock (the
+// pods stopped, critical ones last), at most logind's InhibitDelayMax.
+func (i *Init) prepareForShutdown() {
+	if i.logind == nil {
+		return
+	}
+	if held := i.logind.Inhibitors(); len(held) > 0 {
+		i.console.Milestone("shutdown", "waiting up to %v for the delay locks of %s", i.logind.InhibitDelayMax(), holders(held))
+	}
+	w := i.logind.PrepareForShutdown(context.Background())
+	switch {
+	case len(w.Held) == 0:
+	case len(w.Left) == 0:
+		i.console.Milestone("shutdown", "delay locks released after %v", w.Waited.Round(time.Millisecond))
+	default:
+		i.console.Errorf("shutdown: %s still hold delay locks after %v; going on", holders(w.Left), w.Waited.Round(time.Millisecond))
+	}
+}
+
+// holders names the holders of delay locks: "kubelet (pid 812)".
+func holders(in []logind.Inhibitor) string {
+	var s []string
+	for _, h := range in {
+		s = append(s, fmt.Sprintf("%s (pid %d)", h.Who, h.PID))
+	}
+	return strings.Join(s, ", ")
+}

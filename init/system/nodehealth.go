@@ -1,0 +1,118 @@
+package system
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ballast-os/ballast/contract"
+	"github.com/ballast-os/ballast/init/k8snode"
+)
+
+// The boot health gate's look at a Kubernetes node: a service whose Health is
+// contract.HealthKubernetesNode (the kubelet) is healthy only while its Node is registered and
+// Ready, as the API server says to the kubelet's own credentials. The API server is asked from a
+// goroutine every nodePoll, each request bounded by k8snode's timeout, so the gate's own
+// look every second never waits on the network and the API server sees one request per poll.
+
+// defaultNodePoll is how often the node's readiness is asked for: the kubelet reports its status
+// every 10 s, so asking more often would learn nothing.
+const defaultNodePoll = 5 * time.Second
+
+// nodeHealth is what the last look at the nodes found.
+type nodeHealth struct {
+	mu     sync.Mutex
+	reason string // why a node is not healthy; "" when every one is
+	ready  string // the Ready node last logged, so a change is logged once
+}
+
+// nodeServices are the image's services whose health is their Kubernetes node's.
+func (i *Init) nodeServices() []string {
+	var ids []string
+	for _, id := range i.image.Services {
+		if p, err := i.findService(id); err == nil && p.Service.Health == contract.HealthKubernetesNode {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// nodeReason says why the nodes are not healthy; "" when they are, or when the image runs no
+// service whose health is a node's.
+func (i *Init) nodeReason() string {
+	i.nodes.mu.Lock()
+	defer i.nodes.mu.Unlock()
+	return i.nodes.reason
+}
+
+// watchNodes looks at the nodes of ids every nodePoll until ctx ends, the first time at once.
+func (i *Init) watchNodes(ctx context.Context, ids []string) {
+	t := time.NewTicker(i.nodePoll)
+	defer t.Stop()
+	for {
+		reason, ready := i.checkNodes(ctx, ids)
+		if ctx.Err() != nil {
+			return
+		}
+		i.nodes.mu.Lock()
+		changed := reason != i.nodes.reason
+		logReady := reason == "" && ready != i.nodes.ready
+		i.nodes.reason = reason
+		if logReady {
+			i.nodes.ready = ready
+		}
+		i.nodes.mu.Unlock()
+		switch {
+		case logReady:
+			i.console.Milestone("boot", "%s", ready)
+		case changed && reason != "":
+			i.console.Milestone("boot", "waiting: %s", reason)
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// checkNodes asks for the node of each service: why one is not healthy ("<service>: <why>"), or
+// what is Ready.
+func (i *Init) checkNodes(ctx context.Context, ids []string) (reason, ready string) {
+	for _, id := range ids {
+		node, err := i.nodeCheck(ctx)
+		if err != nil {
+			return fmt.Sprintf("%s: %v", id, err), ""
+		}
+		ready = fmt.Sprintf("%s: node %s is Ready", id, node)
+	}
+	return "", ready
+}
+
+// startNodeWatch starts watchNodes when the image runs a service whose health is a node's; the
+// gate counts it unhealthy until the first look is done. It returns the function that stops it.
+func (i *Init) startNodeWatch(ctx context.Context) func() {
+	ids := i.nodeServices()
+	if len(ids) == 0 {
+		return func() {}
+	}
+	i.nodes.mu.Lock()
+	i.nodes.reason = fmt.Sprintf("%s: its node not looked at yet", ids[0])
+	i.nodes.mu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		i.watchNodes(ctx, ids)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// kubeletNodeCheck is the default nodeCheck: the kubelet's kubeconfig, under the init's root.
+func (i *Init) kubeletNodeCheck(ctx context.Context) (string, error) {
+	return k8snode.Checker{Kubeconfig: contract.KubeletKubeconfig, Root: i.root}.Check(ctx)
+}
