@@ -64,6 +64,10 @@ const (
 	RunscPath            = "/usr/bin/runsc"
 	RunscShimPath        = "/usr/bin/containerd-shim-runsc-v1"
 
+	// NodeReadyPath is the program the system init runs for the boot health gate's look at the
+	// node (init/k8snode): it prints the node's name and exits 0 when the Node is Ready.
+	NodeReadyPath = "/usr/libexec/ballast/node-ready"
+
 	// CRIBaseSpecPath is the base OCI spec of pod containers (runtime/spec.CRIBaseSpec), built
 	// into the root; containerd's CRI section names it as base_runtime_spec of each handler.
 	CRIBaseSpecPath = "/usr/share/ballast/cri-base.json"

@@ -159,6 +159,11 @@ func Programs() []Program {
 				Ready: ReadyWhenListening, Socket: ContainersSocket, ReadyLine: true},
 		},
 		{
+			// The boot health gate's look at a Kubernetes node (HealthKubernetesNode): the system
+			// init runs it, in its own domain, with the kubelet's credentials; a tool, not a service.
+			Name: "node-ready", Main: "./init/k8snode/cmd/node-ready", Path: NodeReadyPath, Label: "init_exec_t",
+		},
+		{
 			Name: "apiclient", Main: "./apiserver/cmd/apiclient", Path: "/usr/bin/apiclient", Label: "apiclient_exec_t",
 		},
 		{

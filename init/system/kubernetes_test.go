@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,12 +43,29 @@ func nodeGate(t *testing.T, timeout, bless time.Duration, check func(context.Con
 	inner := i.nodeCheck
 	if check != nil {
 		inner = check
+	} else {
+		installNodeReady(t, i)
 	}
 	i.nodeCheck = func(ctx context.Context) (string, error) {
 		n.Add(1)
 		return inner(ctx)
 	}
 	return i, out, &n
+}
+
+// installNodeReady builds the real node-ready program into the Init's root, where the default
+// nodeCheck runs it.
+func installNodeReady(t *testing.T, i *Init) {
+	t.Helper()
+	dst := i.path(contract.NodeReadyPath)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "build", "-o", dst, "./init/k8snode/cmd/node-ready")
+	cmd.Dir = testutil.RepoRoot(t)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building node-ready: %v\n%s", err, out)
+	}
 }
 
 func TestNodeGate(t *testing.T) {

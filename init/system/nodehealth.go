@@ -1,20 +1,25 @@
 package system
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"os/exec"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/ballast-os/ballast/contract"
-	"github.com/ballast-os/ballast/init/k8snode"
 )
 
 // The boot health gate's look at a Kubernetes node: a service whose Health is
 // contract.HealthKubernetesNode (the kubelet) is healthy only while its Node is registered and
 // Ready, as the API server says to the kubelet's own credentials. The API server is asked from a
-// goroutine every nodePoll, each request bounded by k8snode's timeout, so the gate's own
-// look every second never waits on the network and the API server sees one request per poll.
+// goroutine every nodePoll, so the gate's own look every second never waits on the network and
+// the API server sees one request per poll. The asking is done by contract.NodeReadyPath
+// (init/k8snode), a program of Kubernetes images only: linked into PID 1, its TLS would double
+// the init's size on every image.
 
 // defaultNodePoll is how often the node's readiness is asked for: the kubelet reports its status
 // every 10 s, so asking more often would learn nothing.
@@ -112,7 +117,36 @@ func (i *Init) startNodeWatch(ctx context.Context) func() {
 	}
 }
 
-// kubeletNodeCheck is the default nodeCheck: the kubelet's kubeconfig, under the init's root.
+// nodeReadyTimeout bounds one run of the node-ready program, whose request has a 5 s bound.
+const nodeReadyTimeout = 15 * time.Second
+
+// kubeletNodeCheck is the default nodeCheck: contract.NodeReadyPath under the init's root, which
+// prints the Ready node's name, or why it is not Ready and exits 1.
 func (i *Init) kubeletNodeCheck(ctx context.Context) (string, error) {
-	return k8snode.Checker{Kubeconfig: contract.KubeletKubeconfig, Root: i.root}.Check(ctx)
+	ctx, cancel := context.WithTimeout(ctx, nodeReadyTimeout)
+	defer cancel()
+	var args []string
+	if i.root != "" && i.root != "/" {
+		args = append(args, "--root", i.root)
+	}
+	cmd := exec.CommandContext(ctx, i.path(contract.NodeReadyPath), args...)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	err := cmd.Run()
+	line, _, _ := strings.Cut(strings.TrimSpace(out.String()), "\n")
+	if len(line) > 512 {
+		line = line[:512] + "..."
+	}
+	var exit *exec.ExitError
+	switch {
+	case err == nil && line != "":
+		return line, nil
+	case errors.As(err, &exit) && exit.ExitCode() == 1 && line != "":
+		return "", errors.New(line)
+	case err == nil:
+		return "", fmt.Errorf("%s named no node", contract.NodeReadyPath)
+	default:
+		return "", fmt.Errorf("%s: %w (%s)", contract.NodeReadyPath, err, line)
+	}
 }
