@@ -113,7 +113,9 @@ func write(w io.Writer, img Image) error {
 		return err
 	}
 	blobs := [][]byte{config, layer, manifest}
-	slices.SortFunc(blobs, func(a, b []byte) int { return strings.Compare(digest.FromBytes(a).Encoded(), digest.FromBytes(b).Encoded()) })
+	slices.SortFunc(blobs, func(a, b []byte) int {
+		return strings.Compare(digest.FromBytes(a).Encoded(), digest.FromBytes(b).Encoded())
+	})
 	for _, b := range blobs {
 		if err := file(tw, "blobs/sha256/"+digest.FromBytes(b).Encoded(), 0o644, b); err != nil {
 			return err
