@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ballast-os/ballast/tests/testutil"
 )
 
 func TestServingCertNamesEveryAddress(t *testing.T) {
@@ -86,10 +88,7 @@ func TestClientCertsNameUsers(t *testing.T) {
 // TestPKIWithOpenSSL checks the files as openssl reads them: the chain, and the serving
 // certificate's IP and host names.
 func TestPKIWithOpenSSL(t *testing.T) {
-	openssl, err := exec.LookPath("openssl")
-	if err != nil {
-		t.Skip("openssl not installed (apt-get install openssl): the Go checks above stand")
-	}
+	openssl := testutil.Tool(t, "openssl", "openssl")
 	p, err := NewPKI(net.ParseIP("10.96.0.1"), []string{"10.0.2.100"}, time.Now())
 	if err != nil {
 		t.Fatal(err)
