@@ -18,7 +18,7 @@ type Program struct {
 	// must list it.
 	Package string
 	// Component is the pinned Go component (packages/go-components.toml) that installs the
-	// binary, when neither Main nor Package is set; the variant must list it in packages.go.
+	// binary, when neither Main nor Package is set; the variant must list it, or another component that installs Path, in packages.go.
 	Component string
 	// Path is where the binary lands: in the root, or in the initramfs when Initramfs is set.
 	Path string

@@ -36,7 +36,7 @@ func goProgram(t testing.TB, pkg string) string {
 }
 
 // imageArchive writes img as an OCI image layout tarball, or a `docker save` tarball.
-func imageArchive(t *testing.T, img ociimage.Image, docker bool) string {
+func imageArchive(t testing.TB, img ociimage.Image, docker bool) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "image.tar")
 	f, err := os.Create(path)
@@ -55,7 +55,7 @@ func imageArchive(t *testing.T, img ociimage.Image, docker bool) string {
 }
 
 // helloImage is the hello program as an image; args follow its entrypoint.
-func helloImage(t *testing.T, hello string, args ...string) ociimage.Image {
+func helloImage(t testing.TB, hello string, args ...string) ociimage.Image {
 	t.Helper()
 	f, err := ociimage.Program(hello, "/hello")
 	if err != nil {

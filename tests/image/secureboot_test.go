@@ -252,7 +252,7 @@ func rebuildSigned(t *testing.T, out string) string {
 	return again
 }
 
-func loadManifestAt(t *testing.T, dir string) *pipeline.Manifest {
+func loadManifestAt(t testing.TB, dir string) *pipeline.Manifest {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
 	if err != nil {
@@ -288,7 +288,7 @@ func grownPartition(t *testing.T, disk, name string) (offset, size int64) {
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
-func copyFile(t *testing.T, src string) string {
+func copyFile(t testing.TB, src string) string {
 	t.Helper()
 	dst := filepath.Join(t.TempDir(), filepath.Base(src))
 	if o, err := exec.Command("cp", "--sparse=always", src, dst).CombinedOutput(); err != nil {

@@ -87,7 +87,7 @@ func variantEdited(t *testing.T, name string, edit func(string) string) string {
 }
 
 // copyVariantDisk makes a sparse copy of a variant's disk.raw grown to size bytes.
-func copyVariantDisk(t *testing.T, dir string, size int64) string {
+func copyVariantDisk(t testing.TB, dir string, size int64) string {
 	t.Helper()
 	disk := copyFile(t, filepath.Join(dir, "disk.raw"))
 	if err := os.Truncate(disk, size); err != nil {

@@ -1,6 +1,8 @@
 // Command hello is the host containers' test program: it says who and where it is, what user
 // data it was given and whether it reaches the API socket, then sleeps, or exits with the
-// status its arguments ask for ("exit N").
+// status its arguments ask for ("exit N"). "kernel" prints, instead, what kernel it sees (uname,
+// /proc/version, the kernel log's first line: what tells a gVisor sandbox from the host's
+// kernel) and exits.
 package main
 
 import (
@@ -11,10 +13,17 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == "kernel" {
+		kernel()
+		return
+	}
 	host, _ := os.Hostname()
 	ud, err := os.ReadFile("/.ballast/user-data")
 	udText := fmt.Sprintf("%q", ud)
@@ -50,4 +59,34 @@ func api() string {
 	defer resp.Body.Close()
 	io.Copy(io.Discard, resp.Body)
 	return "status-" + strconv.Itoa(resp.StatusCode)
+}
+
+// kernel prints one line each: the release uname reports, /proc/version's first line, and the
+// kernel log's first line (syslog(2), which a container without CAP_SYSLOG is refused on a
+// real kernel and which gVisor answers with its own boot messages).
+func kernel() {
+	var u unix.Utsname
+	release := "error"
+	if err := unix.Uname(&u); err == nil {
+		release = unix.ByteSliceToString(u.Release[:])
+	}
+	fmt.Printf("kernel: release=%s\n", release)
+	version, err := os.ReadFile("/proc/version")
+	if err != nil {
+		fmt.Printf("kernel: version=error %v\n", err)
+	} else {
+		fmt.Printf("kernel: version=%s\n", firstLine(string(version)))
+	}
+	buf := make([]byte, 64<<10)
+	n, err := unix.Klogctl(unix.SYSLOG_ACTION_READ_ALL, buf)
+	if err != nil {
+		fmt.Printf("kernel: log=error %v\n", err)
+	} else {
+		fmt.Printf("kernel: log=%s\n", firstLine(string(buf[:n])))
+	}
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
 }

@@ -1,0 +1,393 @@
+package image
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/ballast-os/ballast/builder/pipeline"
+	"github.com/ballast-os/ballast/contract"
+	"github.com/ballast-os/ballast/tests/escape"
+	"github.com/ballast-os/ballast/tests/k8scluster"
+	"github.com/ballast-os/ballast/tests/ociimage"
+	"github.com/ballast-os/ballast/tests/qemu"
+	"github.com/ballast-os/ballast/tests/registry"
+	"github.com/ballast-os/ballast/tests/testutil"
+)
+
+// The Kubernetes node's world under QEMU user networking: the guest reaches the apiserver and the
+// registry at k8sHostAddr through guestfwds, and the control plane (k8scluster, in a network
+// namespace of its own) reaches the kubelet at the guest's address, which k8scluster.ReachNode
+// forwards to a hostfwd of the kubelet's port.
+const (
+	k8sHostAddr   = "10.0.2.100"
+	k8sGuestAddr  = "10.0.2.15" // QEMU user networking's first DHCP address
+	kubeletPort   = 10250
+	k8sRegistry   = k8sHostAddr + ":5000"
+	k8sNamespace  = "default"
+	gvisorClass   = "gvisor"
+	k8sPodTimeout = 4 * time.Minute
+)
+
+// The pod policy's refusals (runtime/nripolicy's ErrPrivileged and ErrHostPID), as the kubelet
+// passes them on in container statuses and events.
+var (
+	refusedPrivileged = regexp.MustCompile(`privileged containers are not allowed on this node`)
+	refusedHostPID    = regexp.MustCompile(`host's PID namespace \(hostPID\) are not allowed`)
+)
+
+// k8sNode is a booted k8s variant joined to a control plane of the test's.
+type k8sNode struct {
+	cluster  *k8scluster.Cluster
+	cs       kubernetes.Interface
+	vm       *qemu.VM
+	manifest *pipeline.Manifest
+	dir      string
+	started  time.Time // QEMU's start
+	name     string    // the Node's name, once registered
+	registry *registry.Registry
+}
+
+// startK8sNode starts a control plane and a registry, and boots the k8s variant with user data
+// that joins it (TLS bootstrapping with the cluster's bootstrap token, gVisor on, the registry's
+// CA trusted and its credentials given). It does not wait for the node.
+func startK8sNode(t testing.TB) *k8sNode {
+	t.Helper()
+	if err := qemu.Available(); err != nil {
+		t.Fatalf("QEMU is needed for image tests: %v", err)
+	}
+	var dir string
+	if tt, ok := t.(*testing.T); ok {
+		dir = variantBuildDir(tt, "k8s")
+	} else {
+		dir = variantBuildDirB(t.(*testing.B), "k8s")
+	}
+	m := loadManifestAt(t, dir)
+	n := &k8sNode{dir: dir, manifest: m}
+	n.cluster = k8scluster.Start(t, k8scluster.Options{Binaries: k8scluster.PinnedBinaries(t), Hosts: []string{k8sHostAddr}})
+	n.cs = n.cluster.Client()
+	n.registry = registry.Start(t, registry.Options{Hostnames: []string{k8sHostAddr}})
+
+	ctx := t.Context()
+	rc := &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: gvisorClass}, Handler: contract.RuntimeHandlerGVisor}
+	if _, err := n.cs.NodeV1().RuntimeClasses().Create(ctx, rc, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("RuntimeClass %s: %v", gvisorClass, err)
+	}
+
+	ud := fmt.Sprintf(`[settings.kubernetes]
+api-server = "https://%s:%d"
+cluster-certificate = %q
+bootstrap-token = %q
+cluster-dns-ip = "10.96.0.10"
+
+[settings.kubernetes.runtime-classes]
+gvisor = true
+
+[settings.container-registry.credentials.%q]
+username = %q
+password = %q
+
+[settings.pki.k8s-test-registry]
+data = %q
+trusted = true
+`, k8sHostAddr, k8scluster.APIServerPort, base64.StdEncoding.EncodeToString(n.cluster.CACert), n.cluster.BootstrapToken,
+		k8sRegistry, n.registry.Username, n.registry.Password, base64.StdEncoding.EncodeToString(n.registry.CACertPEM))
+
+	tcpcat := goProgram(t, "./tests/qemu/cmd/tcpcat")
+	kubelet := freePort(t)
+	n.cluster.ReachNode(t, k8sGuestAddr, kubeletPort, fmt.Sprintf("127.0.0.1:%d", kubelet))
+	cfg := qemu.Config{
+		Disk:       copyVariantDisk(t, dir, 4<<30),
+		ExtraDisks: []string{makeSeed(t, ud, nil)},
+		MemoryMB:   2048,
+		LogFile:    filepath.Join(t.TempDir(), "console.log"),
+		Timeout:    20 * time.Minute,
+		HostFwd:    []string{fmt.Sprintf("tcp:127.0.0.1:%d-:%d", kubelet, kubeletPort)},
+		GuestFwd: []string{
+			fmt.Sprintf("tcp:%s:%d-cmd:%s %s", k8sHostAddr, k8scluster.APIServerPort, tcpcat, n.cluster.HostAddr),
+			fmt.Sprintf("tcp:%s-cmd:%s %s", k8sRegistry, tcpcat, n.registry.Addr),
+		},
+	}
+	if m.Signing != nil {
+		// A signed build boots as a production host does: Secure Boot and a TPM.
+		testutil.Tool(t, "swtpm", "swtpm")
+		testutil.Need(t, fileExists(qemu.SecureBootOVMFCode), "%s (Debian package ovmf)", qemu.SecureBootOVMFCode)
+		cfg.SecureBoot, cfg.TPMState = true, filepath.Join(t.TempDir(), "tpm")
+		cfg.OVMFVars = copyFile(t, qemu.DefaultOVMFVarsTemplate)
+	}
+	n.started = time.Now()
+	vm, err := startVM(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.vm = vm
+	t.Cleanup(func() {
+		vm.Kill()
+		if t.Failed() {
+			t.Logf("k8s: console log:\n%s", vm.Console())
+		}
+	})
+	return n
+}
+
+// waitReady waits for the node to register and report Ready, and returns it.
+func (n *k8sNode) waitReady(t testing.TB, timeout time.Duration) *corev1.Node {
+	t.Helper()
+	var node *corev1.Node
+	var last string
+	err := wait.PollUntilContextTimeout(t.Context(), time.Second, timeout, true, func(ctx context.Context) (bool, error) {
+		list, err := n.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		if len(list.Items) == 0 {
+			last = "no node registered"
+			return false, nil
+		}
+		node = &list.Items[0]
+		for _, c := range node.Status.Conditions {
+			if c.Type == corev1.NodeReady {
+				last = fmt.Sprintf("node %s Ready=%s: %s %s", node.Name, c.Status, c.Reason, c.Message)
+				return c.Status == corev1.ConditionTrue, nil
+			}
+		}
+		last = fmt.Sprintf("node %s has no Ready condition", node.Name)
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("k8s node not Ready after %s: %s", timeout, last)
+	}
+	n.name = node.Name
+	return node
+}
+
+// pod is a one-container pod on the node; image is a ref in the test's registry.
+func k8sPod(name, image, runtimeClass string, args ...string) *corev1.Pod {
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: k8sNamespace},
+		Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyNever,
+			Containers: []corev1.Container{{
+				Name: "c", Image: image, Args: args,
+				Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{
+					corev1.ResourceMemory: resource.MustParse("256Mi"),
+				}},
+			}},
+			// Nothing of the cluster's API is needed in the pods.
+			AutomountServiceAccountToken: new(bool),
+		},
+	}
+	if runtimeClass != "" {
+		p.Spec.RuntimeClassName = &runtimeClass
+	}
+	return p
+}
+
+func (n *k8sNode) createPod(t testing.TB, p *corev1.Pod) {
+	t.Helper()
+	if _, err := n.cs.CoreV1().Pods(p.Namespace).Create(t.Context(), p, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create pod %s: %v", p.Name, err)
+	}
+}
+
+// waitPod polls pod name until ok says it is done, and returns it; what describes the wait.
+func (n *k8sNode) waitPod(t testing.TB, name, what string, timeout time.Duration, ok func(*corev1.Pod) bool) *corev1.Pod {
+	t.Helper()
+	var p *corev1.Pod
+	err := wait.PollUntilContextTimeout(t.Context(), 500*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		got, err := n.cs.CoreV1().Pods(k8sNamespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		p = got
+		return ok(p), nil
+	})
+	if err != nil {
+		t.Fatalf("pod %s: not %s after %s: %s", name, what, timeout, n.describe(t, name, p))
+	}
+	return p
+}
+
+// describe is a pod's phase, container states and events, for failure messages.
+func (n *k8sNode) describe(t testing.TB, name string, p *corev1.Pod) string {
+	var b strings.Builder
+	if p != nil {
+		fmt.Fprintf(&b, "phase %s", p.Status.Phase)
+		for _, cs := range p.Status.ContainerStatuses {
+			fmt.Fprintf(&b, "; container %s: %+v", cs.Name, cs.State)
+		}
+	}
+	for _, e := range n.events(t, name) {
+		fmt.Fprintf(&b, "\n  event %s %s: %s", e.Type, e.Reason, e.Message)
+	}
+	return b.String()
+}
+
+func (n *k8sNode) events(t testing.TB, pod string) []corev1.Event {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	list, err := n.cs.CoreV1().Events(k8sNamespace).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + pod})
+	if err != nil {
+		t.Logf("events of %s: %v", pod, err)
+		return nil
+	}
+	return list.Items
+}
+
+// logs reads a pod's log through the apiserver, which fetches it from the kubelet.
+func (n *k8sNode) logs(t testing.TB, name string) string {
+	t.Helper()
+	b, err := n.cs.CoreV1().Pods(k8sNamespace).GetLogs(name, &corev1.PodLogOptions{}).DoRaw(t.Context())
+	if err != nil {
+		t.Fatalf("logs of pod %s: %v", name, err)
+	}
+	return string(b)
+}
+
+func podSucceeded(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded }
+func podRunning(p *corev1.Pod) bool   { return p.Status.Phase == corev1.PodRunning }
+
+// helloRef pushes the hello program as an image to the node's registry and returns its ref.
+func (n *k8sNode) pushImage(t testing.TB, img ociimage.Image, repo string) string {
+	t.Helper()
+	ref := k8sRegistry + "/ballast/" + repo + ":1"
+	if _, err := n.registry.PushArchive(t.Context(), imageArchive(t, img, false), ref); err != nil {
+		t.Fatalf("push %s: %v", ref, err)
+	}
+	return ref
+}
+
+// TestKubernetesNode boots the k8s variant against a control plane of the test's and checks,
+// through the Kubernetes API only: the node joins (TLS bootstrapping) and is Ready with
+// Ballast's os-image and kernel; a runc pod from the test's registry runs and its log comes back
+// through the apiserver and the kubelet; a gVisor pod (RuntimeClass gvisor, handler runsc)
+// sees gVisor's kernel, not the node's, and the escape probe in one reports every vector
+// blocked; a privileged pod and a hostPID pod are refused by the node's pod policy with its
+// reasons.
+func TestKubernetesNode(t *testing.T) {
+	hello := goProgram(t, "./tests/image/hello")
+	probe := goProgram(t, "./tests/escape/cmd/probe")
+	n := startK8sNode(t)
+	helloRef := n.pushImage(t, helloImage(t, hello), "hello")
+	probeBin, err := ociimage.Program(probe, "/probe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	suid := probeBin
+	suid.Path, suid.Mode = "/probe-suid", 0o4755
+	probeRef := n.pushImage(t, ociimage.Image{Ref: "ballast.test/probe:1", Files: []ociimage.File{probeBin, suid},
+		Entrypoint: []string{"/probe"}}, "probe")
+
+	node := n.waitReady(t, 8*time.Minute)
+	t.Logf("node %s Ready %s after QEMU started", node.Name, time.Since(n.started).Round(time.Second))
+	info := node.Status.NodeInfo
+	if want := fmt.Sprintf("Ballast %s (%s)", n.manifest.Version, n.manifest.Variant); info.OSImage != want {
+		t.Errorf("node osImage %q, want %q (PRETTY_NAME)", info.OSImage, want)
+	}
+	if info.KernelVersion != n.manifest.Kernel {
+		t.Errorf("node kernelVersion %q, want %q", info.KernelVersion, n.manifest.Kernel)
+	}
+	if !strings.HasPrefix(info.ContainerRuntimeVersion, "containerd://") {
+		t.Errorf("node containerRuntimeVersion %q, want containerd://", info.ContainerRuntimeVersion)
+	}
+
+	// Everything at once: the pulls and the sandboxes' starts overlap under TCG.
+	n.createPod(t, k8sPod("hello-runc", helloRef, "", "exit", "0"))
+	n.createPod(t, k8sPod("kernel-runc", helloRef, "", "kernel"))
+	n.createPod(t, k8sPod("kernel-gvisor", helloRef, gvisorClass, "kernel"))
+	n.createPod(t, k8sPod("escape-gvisor", probeRef, gvisorClass))
+	priv := k8sPod("privileged", helloRef, "")
+	priv.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: ptrTo(true)}
+	n.createPod(t, priv)
+	hostPID := k8sPod("host-pid", helloRef, "")
+	hostPID.Spec.HostPID = true
+	n.createPod(t, hostPID)
+
+	n.waitPod(t, "hello-runc", "Succeeded", k8sPodTimeout, podSucceeded)
+	if l := n.logs(t, "hello-runc"); !strings.Contains(l, "hello: host=hello-runc ") {
+		t.Errorf("hello-runc's log does not greet from its pod:\n%s", l)
+	}
+
+	n.waitPod(t, "kernel-runc", "Succeeded", k8sPodTimeout, podSucceeded)
+	runcKernel := kernelReport(t, n.logs(t, "kernel-runc"))
+	if runcKernel["release"] != n.manifest.Kernel {
+		t.Errorf("runc pod: kernel release %q, want the node's %q", runcKernel["release"], n.manifest.Kernel)
+	}
+	n.waitPod(t, "kernel-gvisor", "Succeeded", k8sPodTimeout, podSucceeded)
+	gv := kernelReport(t, n.logs(t, "kernel-gvisor"))
+	if gv["release"] == n.manifest.Kernel || strings.Contains(gv["version"], n.manifest.Kernel) {
+		t.Errorf("gVisor pod sees the node's kernel: %v", gv)
+	}
+	if !strings.Contains(gv["log"], "gVisor") {
+		t.Errorf("gVisor pod's kernel log %q does not come from gVisor", gv["log"])
+	}
+	t.Logf("gVisor pod's kernel: %v; runc pod's: %v", gv, runcKernel)
+
+	n.waitPod(t, "escape-gvisor", "Succeeded", 8*time.Minute, podSucceeded)
+	report, err := escape.ParseReport(n.logs(t, "escape-gvisor"))
+	if err != nil {
+		t.Fatalf("escape probe's report: %v", err)
+	}
+	for _, v := range escape.Vectors() {
+		r, ok := report[v]
+		switch {
+		case !ok:
+			t.Errorf("gVisor pod: vector %s not reported", v)
+		case r.Allowed:
+			t.Errorf("gVisor pod: %s ALLOWED: %s", v, r.Detail)
+		default:
+			t.Logf("gVisor pod: %s blocked: %s", v, r.Detail)
+		}
+	}
+
+	p := n.waitPod(t, "privileged", "refused", time.Minute, func(p *corev1.Pod) bool {
+		for _, cs := range p.Status.ContainerStatuses {
+			if w := cs.State.Waiting; w != nil && refusedPrivileged.MatchString(w.Message) {
+				return true
+			}
+		}
+		return false
+	})
+	if p.Status.Phase == corev1.PodRunning || p.Status.Phase == corev1.PodSucceeded {
+		t.Errorf("privileged pod ran: %s", n.describe(t, "privileged", p))
+	}
+	n.waitPod(t, "host-pid", "refused", time.Minute, func(p *corev1.Pod) bool {
+		for _, e := range n.events(t, "host-pid") {
+			if e.Reason == "FailedCreatePodSandBox" && refusedHostPID.MatchString(e.Message) {
+				return p.Status.Phase == corev1.PodPending
+			}
+		}
+		return false
+	})
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+// kernelReport parses hello's "kernel" lines: release, version and log.
+func kernelReport(t testing.TB, log string) map[string]string {
+	t.Helper()
+	r := map[string]string{}
+	for _, line := range strings.Split(log, "\n") {
+		if rest, ok := strings.CutPrefix(line, "kernel: "); ok {
+			k, v, _ := strings.Cut(rest, "=")
+			r[k] = v
+		}
+	}
+	if len(r) != 3 {
+		t.Fatalf("kernel report: want release, version and log lines:\n%s", log)
+	}
+	return r
+}
