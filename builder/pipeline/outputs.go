@@ -138,15 +138,11 @@ func (b *builder) writeSBOM(context.Context) error {
 		in.Go = append(in.Go, sbom.GoBinary{Path: path, HostPath: b.bins[p.Name], DevelVersion: b.version})
 	}
 	for _, c := range b.comps {
-		// Built from the module directory, so the binary records its main module as (devel)
-		// with the pinned version; a wrapper module is Ballast's own file, the pinned module
-		// one of its dependencies with its version.
-		devel := c.Component.Version
-		if c.Component.Wrapper != "" {
-			devel = b.version
-		}
 		for _, cb := range installed(c.Binaries, b.v.Dev) {
-			in.Go = append(in.Go, sbom.GoBinary{Path: cb.InstallPath, HostPath: cb.HostPath, DevelVersion: devel})
+			// Built from the module directory, so the binary records its main module as (devel).
+			// A wrapper component's binaries record the pinned module with its version and sum
+			// themselves (their main package is in it), so this is not used for them.
+			in.Go = append(in.Go, sbom.GoBinary{Path: cb.InstallPath, HostPath: cb.HostPath, DevelVersion: c.Component.Version})
 		}
 	}
 	if b.pause != "" {

@@ -2,6 +2,7 @@ package gocomponents
 
 import (
 	"context"
+	"debug/buildinfo"
 	"os"
 	"os/exec"
 	"strings"
@@ -88,6 +89,15 @@ func buildAndRunK8s(t *testing.T, o Options, runner []string) {
 			t.Logf("  %-26s %10d bytes  %s", name, st.Size(), p)
 		}
 		bins[tt.component] = b
+	}
+	// The SBOM reads a binary's module from its build info: a wrapper's binaries must name the
+	// pinned module, version and sum, not the wrapper.
+	info, err := buildinfo.ReadFile(bins["kubernetes"]["kubelet"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := info.Main; m.Path != "k8s.io/kubernetes" || m.Version != "v1.31.4" || m.Sum != "h1:VQDX52gTQnq8C/jCo48AQuDsWbWMh9XXxhQRDYjgakw=" {
+		t.Errorf("kubelet's main module %+v, want the pinned k8s.io/kubernetes", m)
 	}
 	for _, tt := range tests {
 		p, ok := bins[tt.component][tt.bin]

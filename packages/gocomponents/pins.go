@@ -1,7 +1,8 @@
 // Package gocomponents builds the third-party Go programs of a Ballast image (containerd, runc, CNI
-// plugins) from module versions pinned in packages/go-components.toml. Sources come through the Go
-// module proxy and are trusted only when their h1: hash equals the pin; outputs are static,
-// reproducible binaries cached under a hash of everything that can change their bytes.
+// plugins, the kubelet, gVisor), and those only tests run (a Kubernetes control plane), from
+// module versions pinned in packages/go-components.toml. Sources come through the Go module proxy
+// and are trusted only when their h1: hash equals the pin; outputs are static, reproducible
+// binaries cached under a hash of everything that can change their bytes.
 package gocomponents
 
 import (
