@@ -52,6 +52,8 @@ declare -A need=(
   [sfdisk]=fdisk
   [mkswap]=util-linux
   [isoinfo]=genisoimage
+  # the pod sandbox image's OCI layout is read back by another implementation
+  [skopeo]=skopeo
   # the OVA's descriptor is well-formed XML
   [xmllint]=libxml2-utils
   # arm64: images boot under QEMU's aarch64 system emulator; runc's cgo is cross-compiled with
