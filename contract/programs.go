@@ -2,6 +2,7 @@ package contract
 
 import (
 	"fmt"
+	"slices"
 	"syscall"
 )
 
@@ -20,6 +21,9 @@ type Program struct {
 	// Component is the pinned Go component (packages/go-components.toml) that installs the
 	// binary, when neither Main nor Package is set; the variant must list it in packages.go.
 	Component string
+	// AltComponents are other builds of Component that install the same binary (containerd-cri
+	// is containerd with the CRI plugin); a variant lists one of Component and these.
+	AltComponents []string
 	// Path is where the binary lands: in the root, or in the initramfs when Initramfs is set.
 	Path string
 	// Label is the SELinux file type the builder gives a binary it compiles into the root
@@ -80,6 +84,10 @@ type Service struct {
 	// EnvFile holds KEY=VALUE lines (and # comments) added to Env at each start, so a restart
 	// takes a rewritten file; a missing file adds nothing.
 	EnvFile string
+	// ArgsEnv names a variable of EnvFile whose value, split at blanks, is appended to Args at
+	// each start: flags a program takes only on its command line, rendered from settings (the
+	// kubelet's node labels). Unset or empty appends nothing.
+	ArgsEnv string
 	// StopsBefore names services this one talks to but does not wait for at start: it is
 	// stopped before them. The system init leaves out those the image does not run.
 	StopsBefore []string
@@ -141,7 +149,7 @@ func Programs() []Program {
 		{
 			// The container runtime's daemon, configured by the apiserver (ContainerdConfig, the
 			// proxy in ProxyEnv) and restarted when those change; its state is on /local.
-			Name: "containerd", Component: "containerd", Path: "/usr/bin/containerd",
+			Name: "containerd", Component: "containerd", AltComponents: []string{"containerd-cri"}, Path: "/usr/bin/containerd",
 			Service: &Service{ID: "containerd", Depends: []string{"apiserver"}, Restart: RestartAlways,
 				Args: []string{"--config", ContainerdConfig}, EnvFile: ProxyEnv,
 				Ready: ReadyWhenListening, Socket: ContainerdSocket},
@@ -159,6 +167,20 @@ func Programs() []Program {
 				Ready: ReadyWhenListening, Socket: ContainersSocket, ReadyLine: true},
 		},
 		{
+			// The Kubernetes node agent (variants/k8s.toml). The apiserver renders its
+			// configuration from settings.kubernetes (KubeletConfigPath, the kubeconfigs, the
+			// flags in KubeletEnv) and restarts it when they change. Until
+			// settings.kubernetes.api-server is set the flags name no kubeconfig and the kubelet
+			// runs standalone, serving only its healthz, instead of failing in a loop. Its root
+			// directory is made rshared by the kubelet itself (volume mounts propagate to the
+			// containers), on the /var that is /local's. The pause image is imported by the
+			// host-container manager (PauseImageArchive).
+			Name: "kubelet", Component: "kubernetes", Path: KubeletPath,
+			Service: &Service{ID: "kubelet", Depends: []string{"containerd"},
+				Restart: RestartAlways, EnvFile: KubeletEnv, ArgsEnv: KubeletFlagsVar, Health: HealthKubernetesNode,
+				Args: []string{"--config=" + KubeletConfigPath, "--root-dir=" + KubeletRoot, "--cert-dir=" + KubeletPKIDir}},
+		},
+		{
 			Name: "apiclient", Main: "./apiserver/cmd/apiclient", Path: "/usr/bin/apiclient", Label: "apiclient_exec_t",
 		},
 		{
@@ -171,6 +193,18 @@ func Programs() []Program {
 			},
 		},
 	}
+}
+
+// ComponentIn returns the one of the program's components (Component, AltComponents) a variant's
+// packages.go lists; ok is false when it lists none or more than one.
+func (p Program) ComponentIn(goComponents []string) (name string, ok bool) {
+	n := 0
+	for _, c := range append([]string{p.Component}, p.AltComponents...) {
+		if c != "" && slices.Contains(goComponents, c) {
+			name, n = c, n+1
+		}
+	}
+	return name, n == 1
 }
 
 // FindProgram returns the named program of the table.
