@@ -135,6 +135,9 @@ func Run(ctx context.Context, o Options) error {
 	if o.Report != nil {
 		src := *o.Report
 		src.Settings, src.RemoteAddr = store.Live, remote.addr
+		if o.Node.Kubelet {
+			src.Listeners = append(src.Listeners, render.NodeListeners()...)
+		}
 		rep := report.New(src)
 		hardening, boot = rep.Hardening, rep
 	}

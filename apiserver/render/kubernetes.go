@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -65,6 +66,23 @@ const (
 	// arguments (contract.Service.ArgsEnv).
 	KubeletFlagsVar = contract.KubeletFlagsVar
 )
+
+// Ports of the node's services.
+const (
+	KubeletPort        = 10250 // the kubelet's API, for the API server (logs, exec, metrics)
+	KubeletHealthzPort = 10248 // on loopback: contract.KubeletHealthzURL
+	CRIStreamPort      = 10010 // on loopback
+)
+
+// NodeListeners are the listening sockets of a Kubernetes node's own services, which the
+// hardening report accepts. Pods on the host's network add theirs, which it reports.
+func NodeListeners() []contract.Listener {
+	return []contract.Listener{
+		{Proto: "tcp", Port: KubeletPort, Who: "kubelet"}, {Proto: "tcp6", Port: KubeletPort, Who: "kubelet"},
+		{Proto: "tcp", Port: KubeletHealthzPort, Who: "kubelet healthz, loopback"},
+		{Proto: "tcp", Port: CRIStreamPort, Who: "CRI streaming, loopback"},
+	}
+}
 
 // Actions of the node.
 const (
@@ -236,7 +254,7 @@ func KubeletConfiguration(s settings.Settings) KubeletConfig {
 	c := KubeletConfig{
 		Kind: "KubeletConfiguration", APIVersion: "kubelet.config.k8s.io/v1beta1",
 		EnableServer: joined(s), ReadOnlyPort: 0,
-		HealthzBindAddress: "127.0.0.1", HealthzPort: 10248,
+		HealthzBindAddress: "127.0.0.1", HealthzPort: KubeletHealthzPort,
 		TLSMinVersion: "VersionTLS12", TLSCipherSuites: kubeletTLSCiphers,
 		RotateCertificates: true, ServerTLSBootstrap: false,
 		ProtectKernelDefaults: true, SeccompDefault: true, SerializeImagePulls: true,
@@ -543,6 +561,9 @@ func CRIConfig(s settings.Settings, n Node) (map[string]any, error) {
 		"state":   contract.ContainerdState,
 		"grpc":    map[string]any{"address": contract.ContainerdSocket},
 		"plugins": map[string]any{
+			// exec, attach and port-forward streams, proxied by the kubelet: on loopback, at a
+			// fixed port the hardening report declares (NodeListeners).
+			"io.containerd.grpc.v1.cri":       map[string]any{"stream_server_address": "127.0.0.1", "stream_server_port": strconv.Itoa(CRIStreamPort)},
 			"io.containerd.transfer.v1.local": map[string]any{"max_concurrent_downloads": downloads},
 			"io.containerd.cri.v1.images":     images,
 			"io.containerd.cri.v1.runtime":    runtime,

@@ -362,6 +362,8 @@ func TestCRIConfig(t *testing.T) {
 			{[]any{"grpc", "address"}, contract.ContainerdSocket},
 			{[]any{"plugins", "io.containerd.transfer.v1.local", "max_concurrent_downloads"}, int64(5)},
 			{append(images, "pinned_images", "sandbox"), contract.PauseImageRef},
+			{[]any{"plugins", "io.containerd.grpc.v1.cri", "stream_server_address"}, "127.0.0.1"},
+			{[]any{"plugins", "io.containerd.grpc.v1.cri", "stream_server_port"}, "10010"},
 			{append(images, "snapshotter"), "overlayfs"},
 			{append(images, "registry", "config_path"), CRIRegistryDir},
 			{append(images, "registry", "configs", "r.example:5000", "auth", "username"), "u"},
