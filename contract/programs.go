@@ -2,7 +2,6 @@ package contract
 
 import (
 	"fmt"
-	"slices"
 	"syscall"
 )
 
@@ -19,11 +18,8 @@ type Program struct {
 	// must list it.
 	Package string
 	// Component is the pinned Go component (packages/go-components.toml) that installs the
-	// binary, when neither Main nor Package is set; the variant must list it in packages.go.
+	// binary, when neither Main nor Package is set; the variant must list it, or another component that installs Path, in packages.go.
 	Component string
-	// AltComponents are other builds of Component that install the same binary (containerd-cri
-	// is containerd with the CRI plugin); a variant lists one of Component and these.
-	AltComponents []string
 	// Path is where the binary lands: in the root, or in the initramfs when Initramfs is set.
 	Path string
 	// Label is the SELinux file type the builder gives a binary it compiles into the root
@@ -149,7 +145,7 @@ func Programs() []Program {
 		{
 			// The container runtime's daemon, configured by the apiserver (ContainerdConfig, the
 			// proxy in ProxyEnv) and restarted when those change; its state is on /local.
-			Name: "containerd", Component: "containerd", AltComponents: []string{"containerd-cri"}, Path: "/usr/bin/containerd",
+			Name: "containerd", Component: "containerd", Path: "/usr/bin/containerd",
 			Service: &Service{ID: "containerd", Depends: []string{"apiserver"}, Restart: RestartAlways,
 				Args: []string{"--config", ContainerdConfig}, EnvFile: ProxyEnv,
 				Ready: ReadyWhenListening, Socket: ContainerdSocket},
@@ -193,18 +189,6 @@ func Programs() []Program {
 			},
 		},
 	}
-}
-
-// ComponentIn returns the one of the program's components (Component, AltComponents) a variant's
-// packages.go lists; ok is false when it lists none or more than one.
-func (p Program) ComponentIn(goComponents []string) (name string, ok bool) {
-	n := 0
-	for _, c := range append([]string{p.Component}, p.AltComponents...) {
-		if c != "" && slices.Contains(goComponents, c) {
-			name, n = c, n+1
-		}
-	}
-	return name, n == 1
 }
 
 // FindProgram returns the named program of the table.

@@ -544,12 +544,8 @@ func (v *Variant) validate(nameIsFile bool) error {
 		if p.Package != "" && !slices.Contains(v.Packages.Debian, p.Package) {
 			return bad("programs.include", "%s comes from the Debian package %s: add it to packages.debian", name, p.Package)
 		}
-		if _, ok := p.ComponentIn(v.Packages.Go); p.Component != "" && !ok {
-			alt := ""
-			if len(p.AltComponents) > 0 {
-				alt = " (or exactly one of its builds " + strings.Join(p.AltComponents, ", ") + ")"
-			}
-			return bad("programs.include", "%s comes from the Go component %s: add it to packages.go%s", name, p.Component, alt)
+		if p.Component != "" && !slices.Contains(v.Packages.Go, p.Component) {
+			return bad("programs.include", "%s comes from the Go component %s: add it to packages.go", name, p.Component)
 		}
 	}
 	for _, p := range []struct {
