@@ -138,10 +138,19 @@ func (b *builder) writeSBOM(context.Context) error {
 		in.Go = append(in.Go, sbom.GoBinary{Path: path, HostPath: b.bins[p.Name], DevelVersion: b.version})
 	}
 	for _, c := range b.comps {
-		for _, cb := range installed(c.Binaries, b.v.Dev) {
-			// Built from the module directory, so the binary records its main module as (devel).
-			in.Go = append(in.Go, sbom.GoBinary{Path: cb.InstallPath, HostPath: cb.HostPath, DevelVersion: c.Component.Version})
+		// Built from the module directory, so the binary records its main module as (devel)
+		// with the pinned version; a wrapper module is Ballast's own file, the pinned module
+		// one of its dependencies with its version.
+		devel := c.Component.Version
+		if c.Component.Wrapper != "" {
+			devel = b.version
 		}
+		for _, cb := range installed(c.Binaries, b.v.Dev) {
+			in.Go = append(in.Go, sbom.GoBinary{Path: cb.InstallPath, HostPath: cb.HostPath, DevelVersion: devel})
+		}
+	}
+	if b.pause != "" {
+		in.Go = append(in.Go, sbom.GoBinary{Path: contract.PauseImageArchive + ":/pause", HostPath: b.pause, DevelVersion: b.version})
 	}
 	path := filepath.Join(b.Out, "sbom.spdx.json")
 	f, err := os.Create(path)

@@ -132,6 +132,7 @@ type builder struct {
 	// programs and components
 	bins  map[string]string // program → host path of the binary
 	comps []gocomponents.Built
+	pause string // host path of the pod sandbox image's program; "" without a kubelet
 	// root and verity
 	rootImg, hashImg string
 	rootSize         int64

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -52,11 +53,18 @@ func (b *builder) buildComponents(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var comps []gocomponents.Component
 	for _, name := range b.v.Packages.Go {
 		c, err := pins.Find(name)
 		if err != nil {
 			return err
 		}
+		comps = append(comps, c)
+	}
+	if err := checkComponents(b.v.Path, b.v.ProgramList(), comps); err != nil {
+		return err
+	}
+	for _, c := range comps {
 		b.step("components: %s %s", c.Name, c.Version)
 		built, err := gocomponents.Build(ctx, c, gocomponents.Options{
 			GOARCH:   b.arch.Info().GOARCH,
@@ -72,10 +80,44 @@ func (b *builder) buildComponents(ctx context.Context) error {
 	return nil
 }
 
-// installed is the component binaries a variant gets: dev-only tools in dev variants only.
+// checkComponents refuses a variant whose listed components install the same path twice (e.g.
+// containerd with and without CRI), and one whose component programs have no listed component
+// installing their path. A program names the component that usually installs it ("containerd");
+// any listed component installing the same path serves ("containerd-cri"). Test-only binaries
+// install nothing.
+func checkComponents(variantFile string, progs []contract.Program, comps []gocomponents.Component) error {
+	installs := map[string]string{} // path → component/binary
+	for _, c := range comps {
+		for _, bin := range c.Binaries {
+			if c.TestOnly || bin.TestOnly {
+				continue
+			}
+			by := c.Name + "/" + bin.Name
+			if other, ok := installs[bin.Install]; ok {
+				return fmt.Errorf("variant %s: packages.go: components %s and %s both install %s: list one of them", variantFile, other, by, bin.Install)
+			}
+			installs[bin.Install] = by
+		}
+	}
+	for _, p := range progs {
+		if p.Component == "" || p.Main != "" || p.Package != "" {
+			continue
+		}
+		if _, ok := installs[p.Path]; !ok {
+			return fmt.Errorf("variant %s: program %s: no component in packages.go installs %s (%s does)", variantFile, p.Name, p.Path, p.Component)
+		}
+	}
+	return nil
+}
+
+// installed is the component binaries a variant gets: dev-only tools in dev variants only, and
+// never the binaries only tests run.
 func installed(bins []gocomponents.Binary, dev bool) []gocomponents.Binary {
 	var out []gocomponents.Binary
 	for _, b := range bins {
+		if b.TestOnly {
+			continue
+		}
 		if dev || !b.DevOnly {
 			out = append(out, b)
 		}

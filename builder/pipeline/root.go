@@ -53,6 +53,9 @@ func (b *builder) buildRoot(ctx context.Context) error {
 			}
 		}
 	}
+	if err := b.addPauseImage(ctx, t); err != nil {
+		return err
+	}
 	if b.v.Dev {
 		if err := addDevShell(t); err != nil {
 			return fmt.Errorf("%s: %w", b.v.Path, err)

@@ -47,6 +47,7 @@ type Binary struct {
 	HostPath    string // in the cache; callers copy it, never modify it in place
 	InstallPath string // in the image
 	DevOnly     bool   // installed in dev variants only
+	TestOnly    bool   // for tests only: never installed; InstallPath is empty
 	Size        int64
 	SHA256      string
 }
@@ -78,6 +79,9 @@ func Build(ctx context.Context, c Component, o Options) (Built, error) {
 func build(ctx context.Context, c Component, o Options) (Built, error) {
 	if err := c.validate(); err != nil {
 		return Built{}, err
+	}
+	if c.Wrapper != "" && !c.wrapper.loaded() {
+		return Built{}, fmt.Errorf("wrapper %s was not read: get the component from Load", c.Wrapper)
 	}
 	if o.CacheDir == "" {
 		return Built{}, errors.New("no cache directory given")
@@ -148,10 +152,22 @@ func build(ctx context.Context, c Component, o Options) (Built, error) {
 		return Built{}, err
 	}
 	defer os.RemoveAll(tmp) // a no-op once the entry has been renamed into place
+	srcDir := mod.Dir
+	if c.Wrapper != "" {
+		// The wrapper is the main module; it is built from the bytes the key hashed, outside
+		// the entry so that only binaries are published.
+		if srcDir, err = os.MkdirTemp(dirs.root, ".wrapper-"+key[:12]+"-"); err != nil {
+			return Built{}, err
+		}
+		defer os.RemoveAll(srcDir)
+		if err := c.wrapper.write(srcDir); err != nil {
+			return Built{}, fmt.Errorf("wrapper %s: %w", c.Wrapper, err)
+		}
+	}
 	m = manifest{Component: c.Name, Module: c.Module, Version: c.Version, Key: key, Binaries: map[string]fileSum{}}
 	for _, s := range plan(c, goarch, tc.Target) {
 		logf("gocomponents: %s %s: building %s", c.Name, c.Version, s.Binary)
-		sum, err := compile(ctx, s, goarch, mod.Dir, filepath.Join(tmp, s.Binary), dirs, g)
+		sum, err := compile(ctx, s, goarch, srcDir, filepath.Join(tmp, s.Binary), dirs, g)
 		if err != nil {
 			return Built{}, err
 		}
@@ -164,9 +180,9 @@ func build(ctx context.Context, c Component, o Options) (Built, error) {
 	return result(c, key, final, m, false), nil
 }
 
-// compile runs one step in the module's directory. Building in place is safe although the
-// directory belongs to the module cache: -mod=readonly never writes to it, and -trimpath keeps its
-// host path out of the binary.
+// compile runs one step in the module's directory (or the wrapper's). Building in place is safe
+// although the directory belongs to the module cache: -mod=readonly never writes to it, and
+// -trimpath keeps its host path out of the binary.
 func compile(ctx context.Context, s step, goarch, srcDir, out string, dirs cacheDirs, g goInfo) (fileSum, error) {
 	args := append([]string{s.Args[0], "-o", out}, s.Args[1:]...)
 	cmd := exec.CommandContext(ctx, "go", args...)
@@ -192,6 +208,7 @@ func result(c Component, key, dir string, m manifest, cached bool) Built {
 			HostPath:    filepath.Join(dir, spec.Name),
 			InstallPath: spec.Install,
 			DevOnly:     spec.DevOnly,
+			TestOnly:    c.TestOnly || spec.TestOnly,
 			Size:        s.Size,
 			SHA256:      s.SHA256,
 		})

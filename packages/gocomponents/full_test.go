@@ -32,6 +32,7 @@ func TestBuildPinnedComponents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	pins = containerComponents(t, pins)
 	cache := debian.CacheDir()
 	o := Options{CacheDir: cache, Log: t.Logf}
 	start := time.Now()
@@ -77,6 +78,22 @@ func TestBuildPinnedComponents(t *testing.T) {
 	checkRuncFeatures(t, exec.Command(bins["runc"].HostPath, "features"))
 }
 
+// containerComponents narrows pins to what the container-host variants install, which make test
+// builds: the Kubernetes node's components take many minutes more and have their own test
+// (TestBuildKubernetesComponents).
+func containerComponents(t *testing.T, pins *Pins) *Pins {
+	t.Helper()
+	var out Pins
+	for _, name := range []string{"containerd", "runc", "cni-plugins"} {
+		c, err := pins.Find(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out.Components = append(out.Components, c)
+	}
+	return &out
+}
+
 // checkRuncFeatures runs `runc features` and fails unless runc reports seccomp enabled, which
 // needs libseccomp linked in.
 func checkRuncFeatures(t *testing.T, cmd *exec.Cmd) {
@@ -116,6 +133,7 @@ func TestBuildPinnedComponentsARM64(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	pins = containerComponents(t, pins)
 	arm64 := contract.ARM64.Info()
 	o := Options{CacheDir: debian.CacheDir(), GOARCH: arm64.GOARCH, Log: t.Logf}
 	bins := map[string]Binary{}

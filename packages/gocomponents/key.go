@@ -10,8 +10,9 @@ import (
 // (e.g. a new check on the outputs), so old cache entries are not reused.
 const keySchema = 1
 
-// keyInputs is everything that decides a component's binaries. Install paths are left out on
-// purpose: moving a binary in the image does not change its bytes.
+// keyInputs is everything that decides a component's binaries. Install paths and the test-only
+// and dev-only flags are left out on purpose: they do not change a binary's bytes. String
+// variables are in the steps' -ldflags.
 type keyInputs struct {
 	Schema    int
 	Name      string
@@ -19,6 +20,9 @@ type keyInputs struct {
 	Version   string
 	Sum       string
 	PkgConfig []string `json:",omitempty"`
+	// Wrapper is the hash of the wrapper module's go.mod and go.sum; empty (and left out, so
+	// the keys of other components stay what they were) when the module is built as itself.
+	Wrapper   string `json:",omitempty"`
 	Toolchain toolchain
 	Steps     []step
 }
@@ -32,6 +36,7 @@ func cacheKey(c Component, goarch string, tc toolchain) string {
 		Version:   c.Version,
 		Sum:       c.Sum,
 		PkgConfig: c.PkgConfig,
+		Wrapper:   c.wrapper.hash(),
 		Toolchain: tc,
 		Steps:     plan(c, goarch, tc.Target),
 	}

@@ -47,6 +47,20 @@ func TestCacheKeyChangesWithEveryInput(t *testing.T) {
 		{"another binary", func(c *Component, _ *toolchain, _ *string) {
 			c.Binaries = append(c.Binaries, BinarySpec{Name: "x", Package: "./x", Install: "/x"})
 		}},
+		{"string var", func(c *Component, _ *toolchain, _ *string) { c.StringVars = map[string]string{"main.major": "1"} }},
+		{"string var value", func(c *Component, _ *toolchain, _ *string) { c.StringVars = map[string]string{"main.major": "2"} }},
+		{"wrapper go.mod", func(c *Component, _ *toolchain, _ *string) {
+			c.Wrapper, c.wrapper = "wrappers/runc", wrapperFiles{GoMod: []byte("module w\n"), GoSum: []byte("a\n")}
+		}},
+		{"wrapper go.mod byte", func(c *Component, _ *toolchain, _ *string) {
+			c.Wrapper, c.wrapper = "wrappers/runc", wrapperFiles{GoMod: []byte("module w\n\n"), GoSum: []byte("a\n")}
+		}},
+		{"wrapper go.sum byte", func(c *Component, _ *toolchain, _ *string) {
+			c.Wrapper, c.wrapper = "wrappers/runc", wrapperFiles{GoMod: []byte("module w\n"), GoSum: []byte("b\n")}
+		}},
+		{"wrapper byte moved between files", func(c *Component, _ *toolchain, _ *string) {
+			c.Wrapper, c.wrapper = "wrappers/runc", wrapperFiles{GoMod: []byte("module w\na"), GoSum: []byte("\n")}
+		}},
 		{"go version", func(_ *Component, tc *toolchain, _ *string) { tc.GoVersion = "go1.26.9" }},
 		{"C compiler", func(_ *Component, tc *toolchain, _ *string) { tc.CC = "gcc (Debian 12.2.0-15) 12.2.0" }},
 		{"libc", func(_ *Component, tc *toolchain, _ *string) { tc.LibC = strings.Repeat("c", 64) }},
@@ -88,6 +102,10 @@ func TestCacheKeyIgnoresNonInputs(t *testing.T) {
 		{"install path", func(c *Component) { c.Binaries[0].Install = "/usr/bin/runc" }},
 		{"tag order", func(c *Component) { slices.Reverse(c.Tags) }},
 		{"repeated tag", func(c *Component) { c.Binaries[0].Tags = []string{"seccomp"} }},
+		{"test-only", func(c *Component) { c.TestOnly, c.Binaries[0].TestOnly, c.Binaries[0].Install = true, true, "" }},
+		{"dev-only", func(c *Component) { c.Binaries[0].DevOnly = true }},
+		// The directory is where the files were read from; their bytes are the input.
+		{"no string vars", func(c *Component) { c.StringVars = map[string]string{} }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -156,6 +174,13 @@ func TestPlan(t *testing.T) {
 			if !strings.Contains(line, w) {
 				t.Errorf("cross step %q lacks %q", line, w)
 			}
+		}
+	}
+	c.StringVars = map[string]string{"k8s.io/v.gitMinor": "31", "k8s.io/v.buildDate": "2024-12-10T11:37:26Z", "k8s.io/v.gitMajor": "1"}
+	for i := 0; i < 5; i++ { // map order varies from run to run; the command line must not
+		line := plan(c, "amd64", "")[0].String()
+		if want := "-X main.version=v1.5.2 -X k8s.io/v.buildDate=2024-12-10T11:37:26Z -X k8s.io/v.gitMajor=1 -X k8s.io/v.gitMinor=31 "; !strings.Contains(line, want) {
+			t.Fatalf("step %q lacks %q", line, want)
 		}
 	}
 	c.CGO = false

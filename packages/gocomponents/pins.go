@@ -7,8 +7,11 @@ package gocomponents
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"path"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -26,22 +29,41 @@ type Component struct {
 	Tags []string `toml:"tags"`
 	// VersionVars are package-qualified string variables set to Version with -ldflags -X.
 	VersionVars []string `toml:"version_vars"`
+	// StringVars are package-qualified string variables set to fixed values with -ldflags -X (the
+	// parts of a version string a program reads apart, a fixed build date): variable → value.
+	StringVars map[string]string `toml:"string_vars"`
+	// Wrapper is a directory, relative to the pin file's, holding the go.mod and go.sum of a
+	// module that requires Module@Version and is built as the main module instead of it: for
+	// modules that cannot be built as themselves (Kubernetes' go.mod replaces its staging modules
+	// with directories its zip lacks). Binary packages are then import paths inside Module.
+	Wrapper string `toml:"wrapper"`
+	// TestOnly marks a component whose binaries only tests run (a control plane to join): built
+	// into the same cache, never installed in an image nor listed in its SBOM.
+	TestOnly bool `toml:"test_only"`
 	// PkgConfig names the C libraries (pkg-config names) a cgo component links in statically; their
 	// versions and archives are part of the cache key.
 	PkgConfig []string     `toml:"pkg_config"`
 	Binaries  []BinarySpec `toml:"binary"`
+
+	// wrapper is the content of Wrapper's files, read by Load: the build uses these bytes, not
+	// the files again, so the cache key and the build cannot see different versions.
+	wrapper wrapperFiles
 }
 
 // BinarySpec is one main package of a component and where the image installs it.
 type BinarySpec struct {
-	Name    string `toml:"name"`
-	Package string `toml:"package"` // relative to the module root: "." or "./cmd/x"
-	Install string `toml:"install"` // absolute path in the image
+	Name string `toml:"name"`
+	// Package is relative to the module root ("." or "./cmd/x"), or for a wrapper component an
+	// import path inside the module ("k8s.io/kubernetes/cmd/kubelet").
+	Package string `toml:"package"`
+	Install string `toml:"install"` // absolute path in the image; none for a test-only binary
 	// Tags are added to the component's tags for this binary only.
 	Tags []string `toml:"tags"`
 	// DevOnly installs the binary in dev variants only (a debugging tool); it is built either
 	// way, so the cache key does not depend on the variant.
 	DevOnly bool `toml:"dev_only"`
+	// TestOnly builds the binary for tests only: it has no install path and no image gets it.
+	TestOnly bool `toml:"test_only"`
 }
 
 // Pins is a parsed pin file.
@@ -56,6 +78,7 @@ var (
 	sumRe        = regexp.MustCompile(`^h1:[A-Za-z0-9+/]{43}=$`)
 	tagRe        = regexp.MustCompile(`^[A-Za-z0-9_.]+$`)
 	versionVarRe = regexp.MustCompile(`^[A-Za-z0-9._~/-]+\.[A-Za-z_][A-Za-z0-9_]*$`)
+	stringValRe  = regexp.MustCompile(`^[^\s'"\\]+$`)
 )
 
 // Load reads and checks a pin file. Unknown keys are rejected so a typo cannot silently drop a build
@@ -72,6 +95,17 @@ func Load(file string) (*Pins, error) {
 	if err := p.validate(); err != nil {
 		return nil, fmt.Errorf("gocomponents: %s: %w", file, err)
 	}
+	for i := range p.Components {
+		c := &p.Components[i]
+		if c.Wrapper == "" {
+			continue
+		}
+		w, err := loadWrapper(filepath.Join(filepath.Dir(file), filepath.FromSlash(c.Wrapper)), *c)
+		if err != nil {
+			return nil, fmt.Errorf("gocomponents: %s: component %s: wrapper %s: %w", file, c.Name, c.Wrapper, err)
+		}
+		c.wrapper = w
+	}
 	return &p, nil
 }
 
@@ -80,7 +114,6 @@ func (p *Pins) validate() error {
 		return errors.New("no [[component]] pinned")
 	}
 	names := map[string]bool{}
-	installs := map[string]string{}
 	for i, c := range p.Components {
 		if err := c.validate(); err != nil {
 			return fmt.Errorf("component #%d (%s): %w", i+1, c.Name, err)
@@ -89,12 +122,6 @@ func (p *Pins) validate() error {
 			return fmt.Errorf("component %s is pinned twice", c.Name)
 		}
 		names[c.Name] = true
-		for _, b := range c.Binaries {
-			if other, ok := installs[b.Install]; ok {
-				return fmt.Errorf("component %s: install path %s is also used by %s", c.Name, b.Install, other)
-			}
-			installs[b.Install] = c.Name + "/" + b.Name
-		}
 	}
 	return nil
 }
@@ -122,34 +149,80 @@ func (c Component) validate() error {
 			return fmt.Errorf("version_vars: %q is not a package-qualified variable like example.com/m/version.Version", v)
 		}
 	}
+	for _, v := range slices.Sorted(maps.Keys(c.StringVars)) {
+		if !versionVarRe.MatchString(v) {
+			return fmt.Errorf("string_vars: %q is not a package-qualified variable like example.com/m/version.Version", v)
+		}
+		if slices.Contains(c.VersionVars, v) {
+			return fmt.Errorf("string_vars: %s is also in version_vars", v)
+		}
+		if !stringValRe.MatchString(c.StringVars[v]) {
+			return fmt.Errorf("string_vars: %s = %q: want a value without spaces or quotes (it goes into -ldflags)", v, c.StringVars[v])
+		}
+	}
+	if c.Wrapper != "" && !validWrapperDir(c.Wrapper) {
+		return fmt.Errorf("wrapper %q: want a clean relative directory like wrappers/name", c.Wrapper)
+	}
 	for _, l := range c.PkgConfig {
 		if !nameRe.MatchString(l) {
 			return fmt.Errorf("pkg_config: %q is not a pkg-config package name", l)
 		}
 	}
+	// Two components may install the same path (containerd with and without CRI): a variant
+	// lists one of them, and the image builder refuses a variant that lists both.
 	seen := map[string]bool{}
+	installs := map[string]string{}
 	for j, b := range c.Binaries {
-		if err := b.validate(); err != nil {
+		if err := b.validate(c); err != nil {
 			return fmt.Errorf("binary #%d (%s): %w", j+1, b.Name, err)
 		}
 		if seen[b.Name] {
 			return fmt.Errorf("binary %s is listed twice", b.Name)
 		}
 		seen[b.Name] = true
+		if other, ok := installs[b.Install]; ok && b.Install != "" {
+			return fmt.Errorf("binary %s: install path %s is also used by %s", b.Name, b.Install, other)
+		}
+		installs[b.Install] = b.Name
 	}
 	return nil
 }
 
-func (b BinarySpec) validate() error {
+func (b BinarySpec) validate(c Component) error {
+	testOnly := c.TestOnly || b.TestOnly
 	switch {
 	case !nameRe.MatchString(b.Name):
 		return fmt.Errorf("name %q: want letters, digits and ._+-", b.Name)
-	case !validPackage(b.Package):
+	case c.Wrapper == "" && !validPackage(b.Package):
 		return fmt.Errorf("package %q: want \".\" or a clean \"./dir\" inside the module", b.Package)
-	case !path.IsAbs(b.Install) || path.Clean(b.Install) != b.Install || b.Install == "/":
+	case c.Wrapper != "" && !inModule(b.Package, c.Module):
+		// Only the pinned module's packages are vouched for by its sum; anything else the
+		// wrapper's go.sum lists is a dependency, not what the pin names.
+		return fmt.Errorf("package %q: a wrapper component builds import paths inside %s", b.Package, c.Module)
+	case testOnly && b.Install != "":
+		return fmt.Errorf("install %q: a test-only binary is never installed", b.Install)
+	case testOnly && b.DevOnly:
+		return errors.New("dev_only: a test-only binary is never installed")
+	case !testOnly && (!path.IsAbs(b.Install) || path.Clean(b.Install) != b.Install || b.Install == "/"):
 		return fmt.Errorf("install %q: want a clean absolute path in the image", b.Install)
 	}
 	return checkTags(b.Tags)
+}
+
+// inModule accepts a clean import path of module or below it.
+func inModule(pkg, module string) bool {
+	rest, ok := strings.CutPrefix(pkg, module)
+	if !ok || (rest != "" && rest[0] != '/') {
+		return false
+	}
+	return pkg == module || (moduleRe.MatchString(pkg) && path.Clean(pkg) == pkg && !strings.Contains(pkg, "..."))
+}
+
+// validWrapperDir keeps a wrapper inside the directory of the pin file, so the repository holds
+// every byte the build reads.
+func validWrapperDir(d string) bool {
+	return !path.IsAbs(d) && path.Clean(d) == d && d != "." && d != ".." && !strings.HasPrefix(d, "../") &&
+		!strings.Contains(d, "\\")
 }
 
 // validPackage accepts one main package inside the module: a pattern like ./... would build many

@@ -2,6 +2,7 @@ package gocomponents
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -37,6 +38,10 @@ func plan(c Component, goarch, triplet string) []step {
 	ldflags := []string{"-s", "-w", "-buildid="}
 	for _, v := range c.VersionVars {
 		ldflags = append(ldflags, "-X", v+"="+c.Version)
+	}
+	// Sorted, so the map's order cannot change the key.
+	for _, v := range slices.Sorted(maps.Keys(c.StringVars)) {
+		ldflags = append(ldflags, "-X", v+"="+c.StringVars[v])
 	}
 	args := []string{"build", "-trimpath", "-buildvcs=false"}
 	if c.CGO {
