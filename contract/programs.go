@@ -174,6 +174,9 @@ func Programs() []Program {
 			Name: "kubelet", Component: "kubernetes", Path: KubeletPath,
 			Service: &Service{ID: "kubelet", Depends: []string{"containerd"},
 				Restart: RestartAlways, EnvFile: KubeletEnv, ArgsEnv: KubeletFlagsVar, Health: HealthKubernetesNode,
+				// Graceful node shutdown finds logind on the system bus; godbus's default address
+				// is under /var/run, which is on the data partition.
+				Env: []string{"DBUS_SYSTEM_BUS_ADDRESS=unix:path=" + DBusSystemSocket},
 				Args: []string{"--config=" + KubeletConfigPath, "--root-dir=" + KubeletRoot, "--cert-dir=" + KubeletPKIDir}},
 		},
 		{

@@ -31,7 +31,7 @@ type Kubernetes struct {
 	CloudProvider      *CloudProvider                       `json:"cloud-provider,omitempty" doc:"external: a cloud controller manager initialises the node (the kubelet taints it until then). Unset: none."`
 	HostnameOverride   *NodeName                            `json:"hostname-override,omitempty" doc:"The node's name in the cluster. Unset: the host name, in lower case."`
 	NodeIP             *IPAddress                           `json:"node-ip,omitempty" doc:"The address the node reports to the cluster. Unset: the kubelet picks the address of its host name, else of the default route's interface."`
-	ShutdownGrace      *GraceDuration                       `json:"shutdown-grace-period,omitempty" doc:"How long a shutdown or reboot waits for pods to stop (graceful node shutdown). Unset: 30s; 0s turns graceful node shutdown off."`
+	ShutdownGrace      *GraceDuration                       `json:"shutdown-grace-period,omitempty" doc:"How long a shutdown or reboot waits for pods to stop (graceful node shutdown), at most 90s. Unset: 30s; 0s turns graceful node shutdown off."`
 	ShutdownGraceCrit  *GraceDuration                       `json:"shutdown-grace-period-for-critical-pods,omitempty" doc:"The part of shutdown-grace-period kept for critical pods, which stop last. Unset: 10s (0s when shutdown-grace-period is below it)."`
 	RuntimeClasses     *RuntimeClasses                      `json:"runtime-classes,omitempty" doc:"Container runtimes offered to pods as CRI runtime handlers, beside runc."`
 	DefaultCNI         *DefaultCNI                          `json:"default-cni,omitempty" doc:"Ballast's own pod network (bridge, host-local, portmap, loopback), for clusters without a CNI daemonset."`
@@ -361,11 +361,13 @@ func (NodeName) describe() typeSpec {
 	return typeSpec{name: "node name (lower-case DNS name)", schema: stringSchema(map[string]any{"format": "hostname", "pattern": "^[a-z0-9.-]+$", "maxLength": MaxHostnameBytes})}
 }
 
-// GraceDuration is a duration as Go and the kubelet write it ("30s", "1m30s"), 0 to 1 hour.
+// GraceDuration is a duration as Go and the kubelet write it ("30s", "1m30s"), 0 to MaxGrace.
 type GraceDuration string
 
-// maxGrace bounds the grace periods: a reboot through the API waits for them.
-const maxGrace = time.Hour
+// MaxGrace bounds the grace periods: it is logind's InhibitDelayMaxUSec as the system init
+// answers it (contract.LogindInhibitDelayMax). A longer period makes the kubelet try to raise
+// that maximum through systemd, which Ballast does not have, and its graceful shutdown stays off.
+const MaxGrace = 90 * time.Second
 
 func (d GraceDuration) check() error {
 	_, err := d.Duration()
@@ -378,8 +380,8 @@ func (d GraceDuration) Duration() (time.Duration, error) {
 	if err != nil {
 		return 0, fmt.Errorf("%q is not a duration like 30s or 1m30s", string(d))
 	}
-	if v < 0 || v > maxGrace {
-		return 0, fmt.Errorf("%q is not between 0s and %s", string(d), maxGrace)
+	if v < 0 || v > MaxGrace {
+		return 0, fmt.Errorf("%q is not between 0s and %s", string(d), MaxGrace)
 	}
 	if v%time.Second != 0 {
 		return 0, fmt.Errorf("%q is not a whole number of seconds", string(d))
