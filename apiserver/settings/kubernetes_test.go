@@ -144,7 +144,7 @@ func TestShutdownGracePeriods(t *testing.T) {
 		wantKey         string
 	}{
 		{`{}`, 30 * time.Second, 10 * time.Second, ""},
-		{`{"kubernetes":{"shutdown-grace-period":"2m"}}`, 2 * time.Minute, 10 * time.Second, ""},
+		{`{"kubernetes":{"shutdown-grace-period":"80s"}}`, 80 * time.Second, 10 * time.Second, ""},
 		{`{"kubernetes":{"shutdown-grace-period":"5s"}}`, 5 * time.Second, 5 * time.Second, ""},
 		{`{"kubernetes":{"shutdown-grace-period":"0s"}}`, 0, 0, ""},
 		{`{"kubernetes":{"shutdown-grace-period":"1m","shutdown-grace-period-for-critical-pods":"20s"}}`, time.Minute, 20 * time.Second, ""},
