@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/BurntSushi/toml"
+	"github.com/containernetworking/cni/libcni"
 	"go.yaml.in/yaml/v2"
 
 	"github.com/ballast-os/ballast/apiserver/initclient/initclienttest"
@@ -309,6 +310,11 @@ func TestDefaultPodNetwork(t *testing.T) {
 	var c map[string]any
 	if err := json.Unmarshal(b, &c); err != nil {
 		t.Fatalf("conflist is not JSON: %v\n%s", err, b)
+	}
+	// CRI reads it with libcni.
+	list, err := libcni.ConfListFromBytes(b)
+	if err != nil || list.Name != "ballast-pods" || len(list.Plugins) != 2 || list.Plugins[0].Network.IPAM.Type != "host-local" {
+		t.Errorf("libcni reads %+v, %v", list, err)
 	}
 	var types []string
 	for _, p := range get(t, c, "plugins").([]any) {
