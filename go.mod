@@ -26,6 +26,16 @@ require (
 	github.com/google/go-tpm-tools v0.4.11
 )
 
+require github.com/containerd/nri v0.12.3
+
+require (
+	github.com/knqyf263/go-plugin v0.9.0 // indirect
+	github.com/tetratelabs/wazero v1.11.0 // indirect
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
+	golang.org/x/mod v0.41.0 // indirect
+	k8s.io/cri-api v0.37.0
+)
+
 require (
 	github.com/google/go-containerregistry v0.21.6 // indirect
 	github.com/secure-systems-lab/go-securesystemslib v0.11.0

@@ -61,4 +61,29 @@ const (
 	RuntimeHandlerGVisor = "runsc"
 	RunscPath            = "/usr/bin/runsc"
 	RunscShimPath        = "/usr/bin/containerd-shim-runsc-v1"
+
+	// CRIBaseSpecPath is the base OCI spec of pod containers (runtime/spec.CRIBaseSpec), built
+	// into the root; containerd's CRI section names it as base_runtime_spec of each handler.
+	CRIBaseSpecPath = "/usr/share/ballast/cri-base.json"
+	// NRISocket is where containerd's NRI listens for external plugins (its CRI section's
+	// socket_path); the node's pod policy (PodPolicyPath) connects there.
+	NRISocket = "/run/nri/nri.sock"
+	// PodPolicyPlugin is the pod policy's NRI plugin name (index PodPolicyPluginIndex), the
+	// name containerd's NRI default validator lists as required, so no pod container is
+	// created while the policy is not connected.
+	PodPolicyPlugin      = "ballast-pod-policy"
+	PodPolicyPluginIndex = "10"
+	PodPolicyPath        = "/usr/bin/ballast-pod-policy"
+	// PodPolicyConfig is the pod policy's settings, rendered by the apiserver from
+	// settings.kubernetes (JSON: {"allow-privileged-pods": false}); the policy reads it again
+	// at each pod and container it decides on, so a change needs no restart. A missing file is
+	// the defaults.
+	PodPolicyConfig = KubernetesConfigDir + "/pod-policy.json"
+	// CRISELinuxContexts gives the SELinux labels of pods (runtime/spec.CRISELinuxContexts):
+	// the path containerd's SELinux library (go-selinux) reads first, built into the root.
+	CRISELinuxContexts = "/usr/share/containers/selinux/contexts"
+	// CRISELinuxCategoryRange is containerd's CRI selinux_category_range: pods' category pairs
+	// are allocated from c0 to c<CRISELinuxCategoryRange-1>, host containers' from the rest
+	// (runtime/mcs.PodCategories, which a test holds equal).
+	CRISELinuxCategoryRange = 512
 )

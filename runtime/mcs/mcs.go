@@ -15,6 +15,16 @@ import (
 // Categories is how many categories the policy declares (c0 to c1023).
 const Categories = 1024
 
+// PodCategories is how many of them, c0 to c<PodCategories-1>, containerd's CRI allocates the
+// pairs of Kubernetes pods from (go-selinux, inside containerd; its CRI setting
+// selinux_category_range); Allocate hands host containers pairs from the rest. Two allocators
+// in two processes then never hand out the same pair, nor one whose categories cover another's,
+// whichever ran first.
+const PodCategories = 512
+
+// hostCategories is how many categories Allocate draws from, c<PodCategories> up.
+const hostCategories = Categories - PodCategories
+
 // Pair is two distinct categories, Low < High.
 type Pair struct{ Low, High int }
 
@@ -57,7 +67,9 @@ type Allocator struct {
 	Rand *rand.Rand
 }
 
-// Reserve marks a pair as in use: one a container kept across a restart of the runtime.
+// Reserve marks a pair as in use: one a container kept across a restart of the runtime. Any
+// valid pair is accepted: a container made before host pairs moved above PodCategories keeps its
+// own.
 func (a *Allocator) Reserve(p Pair) error {
 	if err := p.Valid(); err != nil {
 		return err
@@ -74,14 +86,11 @@ func (a *Allocator) Reserve(p Pair) error {
 	return nil
 }
 
-// Allocate returns a pair no one holds.
+// Allocate returns a pair no one holds, of two categories from c<PodCategories> up.
 func (a *Allocator) Allocate() (Pair, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	const total = Categories * (Categories - 1) / 2
-	if len(a.used) >= total {
-		return Pair{}, ErrExhausted
-	}
+	const total = hostCategories * (hostCategories - 1) / 2
 	if a.used == nil {
 		a.used = map[Pair]bool{}
 	}
@@ -92,7 +101,7 @@ func (a *Allocator) Allocate() (Pair, error) {
 	// Random probes find a free pair at once while few are used; past that, a scan from a
 	// random start is bounded.
 	for range 64 {
-		x, y := intn(Categories), intn(Categories)
+		x, y := PodCategories+intn(hostCategories), PodCategories+intn(hostCategories)
 		if x == y {
 			continue
 		}
@@ -120,10 +129,11 @@ func (a *Allocator) Release(p Pair) {
 	delete(a.used, p)
 }
 
-// pairAt is the n-th pair in the order (0,1), (0,2), ..., (0,1023), (1,2), ...
+// pairAt is the n-th host pair in the order (P,P+1), (P,P+2), ..., (P,1023), (P+1,P+2), ...
+// with P = PodCategories.
 func pairAt(n int) Pair {
-	lo := 0
-	for row := Categories - 1; n >= row; row-- {
+	lo := PodCategories
+	for row := hostCategories - 1; n >= row; row-- {
 		n -= row
 		lo++
 	}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/ballast-os/ballast/contract"
 )
 
 func TestParseLevel(t *testing.T) {
@@ -49,6 +51,9 @@ func TestAllocateUnique(t *testing.T) {
 		if p.Valid() != nil || seen[p] {
 			t.Fatalf("Allocate = %v: invalid or given twice", p)
 		}
+		if p.Low < PodCategories {
+			t.Fatalf("Allocate = %v: a category pods are allocated from", p)
+		}
 		seen[p] = true
 	}
 	a.Release(kept)
@@ -58,11 +63,11 @@ func TestAllocateUnique(t *testing.T) {
 }
 
 func TestPairAtCoversAll(t *testing.T) {
-	const total = Categories * (Categories - 1) / 2
+	const total = hostCategories * (hostCategories - 1) / 2
 	seen := map[Pair]bool{}
 	for n := range total {
 		p := pairAt(n)
-		if p.Valid() != nil || seen[p] {
+		if p.Valid() != nil || seen[p] || p.Low < PodCategories {
 			t.Fatalf("pairAt(%d) = %v", n, p)
 		}
 		seen[p] = true
@@ -72,7 +77,7 @@ func TestPairAtCoversAll(t *testing.T) {
 // With all but one pair taken, Allocate finds the last one, then reports exhaustion.
 func TestAllocateExhausted(t *testing.T) {
 	a := &Allocator{}
-	const total = Categories * (Categories - 1) / 2
+	const total = hostCategories * (hostCategories - 1) / 2
 	last := pairAt(total / 2)
 	for n := range total {
 		if p := pairAt(n); p != last {
@@ -84,5 +89,16 @@ func TestAllocateExhausted(t *testing.T) {
 	}
 	if _, err := a.Allocate(); !errors.Is(err, ErrExhausted) {
 		t.Fatalf("Allocate with none free = %v", err)
+	}
+}
+
+// containerd's CRI is configured with the same bound (contract.CRISELinuxCategoryRange), and
+// both allocators stay inside the categories the policy declares.
+func TestPodCategories(t *testing.T) {
+	if PodCategories != contract.CRISELinuxCategoryRange {
+		t.Errorf("PodCategories %d, containerd's selinux_category_range %d", PodCategories, contract.CRISELinuxCategoryRange)
+	}
+	if PodCategories < 2 || Categories-PodCategories < 2 {
+		t.Errorf("PodCategories %d leaves one side without a pair", PodCategories)
 	}
 }

@@ -59,6 +59,9 @@ const (
 	ControlType   = "control_t"        // processes of a container with api-access, not superpowered
 	ContainerFile = "container_file_t" // the files and mounts of every container
 	SuperType     = "super_t"          // processes of a superpowered container
+	// PodType and PodFile are a Kubernetes pod's processes and files (CRISELinuxContexts).
+	PodType = "pod_t"
+	PodFile = "pod_file_t"
 )
 
 // Container is what the spec is made from.
@@ -260,9 +263,26 @@ func withSysfsBind(_ context.Context, _ oci.Client, _ *containers.Container, s *
 // withStrictSeccomp is containerd's default profile for the spec's capabilities, without
 // DeniedSyscalls. It must follow the capabilities.
 func withStrictSeccomp(_ context.Context, _ oci.Client, _ *containers.Container, s *specs.Spec) error {
+	p, err := strictSeccomp(s)
+	if err != nil {
+		return err
+	}
+	s.Linux.Seccomp = p
+	return nil
+}
+
+// StrictSeccomp is the seccomp profile of a container that is not superpowered and has the
+// capabilities caps (CAP_ names): containerd's default profile for them, without
+// DeniedSyscalls. The profile is for the architecture the program runs on.
+func StrictSeccomp(caps []string) (*specs.LinuxSeccomp, error) {
+	return strictSeccomp(&specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{
+		Bounding: caps, Effective: caps, Permitted: caps}}})
+}
+
+func strictSeccomp(s *specs.Spec) (*specs.LinuxSeccomp, error) {
 	p := seccomp.DefaultProfile(s)
 	if p.DefaultAction != specs.ActErrno {
-		return fmt.Errorf("spec: seccomp: default action %q, want %q", p.DefaultAction, specs.ActErrno)
+		return nil, fmt.Errorf("spec: seccomp: default action %q, want %q", p.DefaultAction, specs.ActErrno)
 	}
 	denied := DeniedSyscalls()
 	kept := p.Syscalls[:0]
@@ -276,8 +296,7 @@ func withStrictSeccomp(_ context.Context, _ oci.Client, _ *containers.Container,
 		kept = append(kept, rule)
 	}
 	p.Syscalls = kept
-	s.Linux.Seccomp = p
-	return nil
+	return p, nil
 }
 
 // ProcessLabel is the SELinux label of c's processes: super_t at s0 when superpowered, else
