@@ -176,8 +176,15 @@ func Programs() []Program {
 				Restart: RestartAlways, EnvFile: KubeletEnv, ArgsEnv: KubeletFlagsVar, Health: HealthKubernetesNode,
 				// Graceful node shutdown finds logind on the system bus; godbus's default address
 				// is under /var/run, which is on the data partition.
-				Env: []string{"DBUS_SYSTEM_BUS_ADDRESS=unix:path=" + DBusSystemSocket},
+				Env:  []string{"DBUS_SYSTEM_BUS_ADDRESS=unix:path=" + DBusSystemSocket},
 				Args: []string{"--config=" + KubeletConfigPath, "--root-dir=" + KubeletRoot, "--cert-dir=" + KubeletPKIDir}},
+		},
+		{
+			// The Kubernetes node's pod policy, a required NRI plugin of containerd's CRI: no pod
+			// container is created while it is not connected. It reads PodPolicyConfig (rendered
+			// from settings.kubernetes) at each decision.
+			Name: "ballast-pod-policy", Main: "./runtime/cmd/ballast-pod-policy", Path: PodPolicyPath, Label: "podpolicy_exec_t",
+			Service: &Service{ID: "pod-policy", Depends: []string{"containerd"}, Restart: RestartAlways},
 		},
 		{
 			Name: "apiclient", Main: "./apiserver/cmd/apiclient", Path: "/usr/bin/apiclient", Label: "apiclient_exec_t",

@@ -518,21 +518,25 @@ func CRIConfig(s settings.Settings, n Node) (map[string]any, error) {
 		"pinned_images": map[string]any{"sandbox": contract.PauseImageRef},
 		"registry":      criRegistry(s),
 	}
+	// Every handler starts from Ballast's hardened spec (runtime/spec.CRIBaseSpec).
 	runc := map[string]any{
-		"runtime_type": "io.containerd.runc.v2",
-		"options":      map[string]any{"BinaryName": "/usr/sbin/runc", "SystemdCgroup": false},
+		"runtime_type":      "io.containerd.runc.v2",
+		"base_runtime_spec": contract.CRIBaseSpecPath,
+		"options":           map[string]any{"BinaryName": "/usr/sbin/runc", "SystemdCgroup": false},
 	}
 	runtimes := map[string]any{contract.RuntimeHandlerRunc: runc}
 	if n.GVisor && gvisorEnabled(s) {
 		runtimes[contract.RuntimeHandlerGVisor] = map[string]any{
-			"runtime_type": "io.containerd.runsc.v1",
-			"options":      map[string]any{"TypeUrl": "io.containerd.runsc.v1.options", "ConfigPath": RunscConfig},
+			"runtime_type":      "io.containerd.runsc.v1",
+			"base_runtime_spec": contract.CRIBaseSpecPath,
+			"options":           map[string]any{"TypeUrl": "io.containerd.runsc.v1.options", "ConfigPath": RunscConfig},
 		}
 	}
 	runtime := map[string]any{
-		// Each pod gets its own MCS categories under the policy's container types.
+		// Each pod gets its own MCS categories under the policy's pod types, from the part of
+		// the categories host containers do not use (runtime/mcs.PodCategories).
 		"enable_selinux":                         true,
-		"selinux_category_range":                 1024,
+		"selinux_category_range":                 contract.CRISELinuxCategoryRange,
 		"device_ownership_from_security_context": true,
 		"containerd": map[string]any{
 			"default_runtime_name": contract.RuntimeHandlerRunc,
@@ -565,10 +569,27 @@ func CRIConfig(s settings.Settings, n Node) (map[string]any, error) {
 			// fixed port the hardening report declares (NodeListeners).
 			"io.containerd.grpc.v1.cri":       map[string]any{"stream_server_address": "127.0.0.1", "stream_server_port": strconv.Itoa(CRIStreamPort)},
 			"io.containerd.transfer.v1.local": map[string]any{"max_concurrent_downloads": downloads},
-			"io.containerd.cri.v1.images":     images,
-			"io.containerd.cri.v1.runtime":    runtime,
+			// The node's pod policy (ballast-pod-policy) is a required NRI plugin: while it is not
+			// connected, no pod container is created. containerd starts no plugin itself.
+			"io.containerd.nri.v1.nri": map[string]any{
+				"disable": false, "socket_path": contract.NRISocket,
+				"plugin_path": "/usr/lib/ballast/nri/plugins", "plugin_config_path": "/usr/lib/ballast/nri/conf.d",
+				"default_validator": map[string]any{"enable": true, "required_plugins": []string{contract.PodPolicyPlugin}},
+			},
+			"io.containerd.cri.v1.images":  images,
+			"io.containerd.cri.v1.runtime": runtime,
 		},
 	}, nil
+}
+
+// PodPolicyConfig is contract.PodPolicyConfig: the pod policy's settings.
+type PodPolicyConfig struct {
+	AllowPrivilegedPods bool `json:"allow-privileged-pods"`
+}
+
+func podPolicyFile(s settings.Settings, _ Node) ([]byte, error) {
+	k := kube(s)
+	return marshalJSON(PodPolicyConfig{AllowPrivilegedPods: k.AllowPrivileged != nil && *k.AllowPrivileged})
 }
 
 func gvisorEnabled(s settings.Settings) bool {

@@ -375,6 +375,11 @@ func TestCRIConfig(t *testing.T) {
 			{append(images, "registry", "configs", "r.example:5000", "auth", "username"), "u"},
 			{append(images, "registry", "configs", "r.example:5000", "auth", "password"), `p"w`},
 			{append(rt, "enable_selinux"), true},
+			{append(rt, "selinux_category_range"), int64(contract.CRISELinuxCategoryRange)},
+			{append(rt, "containerd", "runtimes", contract.RuntimeHandlerRunc, "base_runtime_spec"), contract.CRIBaseSpecPath},
+			{[]any{"plugins", "io.containerd.nri.v1.nri", "disable"}, false},
+			{[]any{"plugins", "io.containerd.nri.v1.nri", "socket_path"}, contract.NRISocket},
+			{[]any{"plugins", "io.containerd.nri.v1.nri", "default_validator", "required_plugins"}, []any{contract.PodPolicyPlugin}},
 			{append(rt, "max_container_log_line_size"), int64(4096)},
 			{append(rt, "containerd", "default_runtime_name"), contract.RuntimeHandlerRunc},
 			{append(rt, "containerd", "runtimes", contract.RuntimeHandlerRunc, "runtime_type"), "io.containerd.runc.v2"},
@@ -519,5 +524,28 @@ func TestDetectNode(t *testing.T) {
 	os.WriteFile(filepath.Join(root, contract.RunscShimPath), nil, 0o755)
 	if n := DetectNode(root); n != (Node{Kubelet: true, GVisor: true}) {
 		t.Errorf("everything: %+v", n)
+	}
+}
+
+// The pod policy's settings: the policy reads them at each decision, so nothing restarts.
+func TestPodPolicyConfig(t *testing.T) {
+	ctx := context.Background()
+	h := &testInit{known: []string{"apiserver", "containerd", "kubelet", "pod-policy"}}
+	r := &Renderer{EtcDir: t.TempDir(), Node: Node{Kubelet: true}, Init: initclienttest.Start(t, h, "")}
+	read := func() PodPolicyConfig {
+		t.Helper()
+		b, err := os.ReadFile(r.hostPath(contract.PodPolicyConfig))
+		var c PodPolicyConfig
+		if err != nil || json.Unmarshal(b, &c) != nil {
+			t.Fatalf("pod policy settings %q, %v", b, err)
+		}
+		return c
+	}
+	if _, err := r.Apply(ctx, decode(t, `{}`), nil); err != nil || read().AllowPrivilegedPods {
+		t.Fatalf("default: %+v, %v", read(), err)
+	}
+	res, err := r.Apply(ctx, decode(t, `{"kubernetes":{"allow-privileged-pods":true}}`), []string{"settings.kubernetes.allow-privileged-pods"})
+	if err != nil || !read().AllowPrivilegedPods || res.Restarted != nil || !slices.Contains(res.Files, contract.PodPolicyConfig) {
+		t.Fatalf("allowed: %+v, %+v, %v", read(), res, err)
 	}
 }

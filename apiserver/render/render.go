@@ -109,6 +109,8 @@ func Files() []File {
 			Content: bootstrapKubeconfigFile, Always: true, Private: true, Only: withKubelet},
 		{Path: contract.KubeletClusterCA, Keys: []string{"settings.kubernetes.cluster-certificate"}, Services: []string{"kubelet"},
 			Content: clusterCAFile, Always: true, Only: withKubelet},
+		// The pod policy reads it at each decision: no restart.
+		{Path: contract.PodPolicyConfig, Keys: []string{"settings.kubernetes.allow-privileged-pods"}, Content: podPolicyFile, Always: true, Only: withKubelet},
 		// CRI watches the directory: no restart.
 		{Path: CNIConfigFile, Keys: []string{"settings.kubernetes.default-cni"}, Content: cniConfigFile, Always: true, Only: withKubelet},
 		// The host-container manager reads it again when it changes: no restart, so containers

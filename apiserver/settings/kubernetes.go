@@ -33,6 +33,7 @@ type Kubernetes struct {
 	NodeIP             *IPAddress                           `json:"node-ip,omitempty" doc:"The address the node reports to the cluster. Unset: the kubelet picks the address of its host name, else of the default route's interface."`
 	ShutdownGrace      *GraceDuration                       `json:"shutdown-grace-period,omitempty" doc:"How long a shutdown or reboot waits for pods to stop (graceful node shutdown), at most 90s. Unset: 30s; 0s turns graceful node shutdown off."`
 	ShutdownGraceCrit  *GraceDuration                       `json:"shutdown-grace-period-for-critical-pods,omitempty" doc:"The part of shutdown-grace-period kept for critical pods, which stop last. Unset: 10s (0s when shutdown-grace-period is below it)."`
+	AllowPrivileged    *bool                                `json:"allow-privileged-pods,omitempty" doc:"Let pods run privileged containers and share the host's PID or IPC namespace (the node's pod policy refuses them otherwise). Read at each pod, no restart. Unset: false."`
 	RuntimeClasses     *RuntimeClasses                      `json:"runtime-classes,omitempty" doc:"Container runtimes offered to pods as CRI runtime handlers, beside runc."`
 	DefaultCNI         *DefaultCNI                          `json:"default-cni,omitempty" doc:"Ballast's own pod network (bridge, host-local, portmap, loopback), for clusters without a CNI daemonset."`
 }
