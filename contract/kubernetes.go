@@ -20,6 +20,9 @@ const (
 	// KubeletEnv holds the flags the kubelet takes only on its command line (node labels, the
 	// provider ID's cloud-provider setting), KEY=VALUE lines for the service's EnvFile.
 	KubeletEnv = KubernetesConfigDir + "/kubelet/env"
+	// KubeletFlagsVar is KubeletEnv's variable holding those flags, blank-separated; the kubelet's
+	// Service.ArgsEnv names it.
+	KubeletFlagsVar = "KUBELET_FLAGS"
 
 	KubeletRoot = VarDir + "/lib/kubelet" // pods' volumes, plugins, the kubelet's checkpoints
 	// KubeletKubeconfig is written by the kubelet after TLS bootstrapping and points at its

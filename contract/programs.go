@@ -80,6 +80,10 @@ type Service struct {
 	// EnvFile holds KEY=VALUE lines (and # comments) added to Env at each start, so a restart
 	// takes a rewritten file; a missing file adds nothing.
 	EnvFile string
+	// ArgsEnv names a variable of EnvFile whose value, split at blanks, is appended to Args at
+	// each start: flags a program takes only on its command line, rendered from settings (the
+	// kubelet's node labels). Unset or empty appends nothing.
+	ArgsEnv string
 	// StopsBefore names services this one talks to but does not wait for at start: it is
 	// stopped before them. The system init leaves out those the image does not run.
 	StopsBefore []string
@@ -162,6 +166,30 @@ func Programs() []Program {
 			// The boot health gate's look at a Kubernetes node (HealthKubernetesNode): the system
 			// init runs it, in its own domain, with the kubelet's credentials; a tool, not a service.
 			Name: "node-ready", Main: "./init/k8snode/cmd/node-ready", Path: NodeReadyPath, Label: "init_exec_t",
+		},
+		{
+			// The Kubernetes node agent (variants/k8s.toml). The apiserver renders its
+			// configuration from settings.kubernetes (KubeletConfigPath, the kubeconfigs, the
+			// flags in KubeletEnv) and restarts it when they change. Until
+			// settings.kubernetes.api-server is set the flags name no kubeconfig and the kubelet
+			// runs standalone, serving only its healthz, instead of failing in a loop. Its root
+			// directory is made rshared by the kubelet itself (volume mounts propagate to the
+			// containers), on the /var that is /local's. The pause image is imported by the
+			// host-container manager (PauseImageArchive).
+			Name: "kubelet", Component: "kubernetes", Path: KubeletPath,
+			Service: &Service{ID: "kubelet", Depends: []string{"containerd"},
+				Restart: RestartAlways, EnvFile: KubeletEnv, ArgsEnv: KubeletFlagsVar, Health: HealthKubernetesNode,
+				// Graceful node shutdown finds logind on the system bus; godbus's default address
+				// is under /var/run, which is on the data partition.
+				Env:  []string{"DBUS_SYSTEM_BUS_ADDRESS=" + DBusSystemBusAddress},
+				Args: []string{"--config=" + KubeletConfigPath, "--root-dir=" + KubeletRoot, "--cert-dir=" + KubeletPKIDir}},
+		},
+		{
+			// The Kubernetes node's pod policy, a required NRI plugin of containerd's CRI: no pod
+			// container is created while it is not connected. It reads PodPolicyConfig (rendered
+			// from settings.kubernetes) at each decision.
+			Name: "ballast-pod-policy", Main: "./runtime/cmd/ballast-pod-policy", Path: PodPolicyPath, Label: "podpolicy_exec_t",
+			Service: &Service{ID: "pod-policy", Depends: []string{"containerd"}, Restart: RestartAlways},
 		},
 		{
 			Name: "apiclient", Main: "./apiserver/cmd/apiclient", Path: "/usr/bin/apiclient", Label: "apiclient_exec_t",

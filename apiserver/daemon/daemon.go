@@ -72,6 +72,9 @@ type Options struct {
 	// settings that need a module (a module's sysctls, module blocks and loads) wait for it.
 	// The user data sources take their own wait (userdata.NoCloud.BeforeMount).
 	WaitBoot func(context.Context) error
+	// Node is what the image offers a Kubernetes node (render.DetectNode): with a kubelet, the
+	// node's files and sysctls are rendered from settings.kubernetes.
+	Node render.Node
 	// UpdatePolicy is the image's update policy (contract.Image.Updates): among others the
 	// repository URLs settings.updates falls back to.
 	UpdatePolicy contract.UpdatePolicy
@@ -125,12 +128,16 @@ func Run(ctx context.Context, o Options) error {
 		Actions:     []render.Action{{Name: render.ActionRemoteAPI, Keys: render.ActionKeys()[render.ActionRemoteAPI], Run: remote.apply}},
 		Log:         o.Log,
 		WaitBoot:    o.WaitBoot,
+		Node:        o.Node,
 	}
 	var hardening func(context.Context) apitypes.HardeningReport
 	var boot api.BootReporter
 	if o.Report != nil {
 		src := *o.Report
 		src.Settings, src.RemoteAddr = store.Live, remote.addr
+		if o.Node.Kubelet {
+			src.Listeners = append(src.Listeners, render.NodeListeners()...)
+		}
 		rep := report.New(src)
 		hardening, boot = rep.Hardening, rep
 	}

@@ -41,6 +41,12 @@ type File struct {
 	Always bool
 	// Private makes the file readable by root only: it holds secrets.
 	Private bool
+	// Content renders the file in Go instead of Template (structured formats, marshalled rather
+	// than templated); nil content means the file must not exist, and an existing one is removed.
+	Content func(settings.Settings, Node) ([]byte, error)
+	// Only limits the file to the images it says yes for (a kubelet image's files); nil is every
+	// image.
+	Only func(Node) bool
 }
 
 // Action changes the running system from settings, apart from files.
@@ -50,6 +56,8 @@ type Action struct {
 	// Run applies the settings; it is called when one of Keys changed, and at every start when
 	// one is set.
 	Run func(ctx context.Context, s settings.Settings) error
+	// Always runs the action at every start, set or not, and on any change of Keys.
+	Always bool
 }
 
 // Built-in action names.
@@ -83,7 +91,28 @@ func Files() []File {
 			Services: []string{"containerd"}, Template: "proxy.env.tmpl"},
 		{Path: contract.TimeConfig, Keys: []string{"settings.ntp"}, Services: []string{"time"}, Template: "ntp.conf.tmpl"},
 		{Path: contract.ContainerdConfig, Keys: []string{"settings.container-runtime.max-concurrent-downloads"}, Services: []string{"containerd"},
-			Template: "containerd.toml.tmpl", Always: true},
+			Template: "containerd.toml.tmpl", Always: true, Only: withoutKubelet},
+		// A kubelet image's containerd has CRI, configured here too; registry credentials make
+		// the file private.
+		{Path: contract.ContainerdConfig, Keys: []string{"settings.container-runtime", "settings.container-registry.credentials",
+			"settings.kubernetes.runtime-classes"}, Services: []string{"containerd"},
+			Content: criConfigFile, Always: true, Private: true, Only: withKubelet},
+		{Path: RunscConfig, Keys: []string{"settings.kubernetes.runtime-classes"}, Services: []string{"containerd"},
+			Content: runscConfigFile, Always: true, Only: withKubelet},
+		// The kubelet's: every key of settings.kubernetes restarts it when it changes what it reads.
+		{Path: contract.KubeletConfigPath, Keys: []string{"settings.kubernetes"}, Services: []string{"kubelet"},
+			Content: kubeletConfigFile, Always: true, Only: withKubelet},
+		{Path: contract.KubeletEnv, Keys: []string{"settings.kubernetes"}, Services: []string{"kubelet"},
+			Content: kubeletEnvFile, Always: true, Only: withKubelet},
+		{Path: contract.KubeletBootstrapKubeconfig, Keys: []string{"settings.kubernetes.api-server", "settings.kubernetes.cluster-name",
+			"settings.kubernetes.cluster-certificate", "settings.kubernetes.bootstrap-token"}, Services: []string{"kubelet"},
+			Content: bootstrapKubeconfigFile, Always: true, Private: true, Only: withKubelet},
+		{Path: contract.KubeletClusterCA, Keys: []string{"settings.kubernetes.cluster-certificate"}, Services: []string{"kubelet"},
+			Content: clusterCAFile, Always: true, Only: withKubelet},
+		// The pod policy reads it at each decision: no restart.
+		{Path: contract.PodPolicyConfig, Keys: []string{"settings.kubernetes.allow-privileged-pods"}, Content: podPolicyFile, Always: true, Only: withKubelet},
+		// CRI watches the directory: no restart.
+		{Path: CNIConfigFile, Keys: []string{"settings.kubernetes.default-cni"}, Content: cniConfigFile, Always: true, Only: withKubelet},
 		// The host-container manager reads it again when it changes: no restart, so containers
 		// that did not change keep running. It holds credentials and user data.
 		{Path: contract.ContainersConfigPath, Keys: []string{"settings.host-containers", "settings.bootstrap-containers",
@@ -101,6 +130,9 @@ func ActionKeys() map[string][]string {
 		ActionLockdown:     {"settings.kernel.lockdown"},
 		ActionModules:      {"settings.kernel.modules"},
 		ActionRemoteAPI:    {"settings.api.remote"},
+		// Kubelet images only.
+		ActionKubeletSysctl: {"settings.kernel.sysctl"},
+		ActionCRIRegistry:   {"settings.container-registry.mirrors", "settings.pki"},
 	}
 }
 
@@ -202,6 +234,9 @@ type Renderer struct {
 	Init initclient.Init
 	// Actions run beside the built-in ones (the daemon's remote API listener).
 	Actions []Action
+	// Node is what the image offers a Kubernetes node (DetectNode); the zero Node is an image
+	// without a kubelet.
+	Node Node
 	// Log gets what is worth knowing but is not an error; nil discards it.
 	Log *slog.Logger
 	// WaitBoot, when set, returns once the system init has loaded the boot modules (at once
@@ -244,7 +279,7 @@ func (r *Renderer) Apply(ctx context.Context, s settings.Settings, changed []str
 	}
 	tmpl := r.tmpl
 	var restart []string
-	for _, f := range Files() {
+	for _, f := range r.files() {
 		switch {
 		case f.Always && changed == nil:
 		case f.Always && anyUnder(changed, f.Keys):
@@ -264,7 +299,9 @@ func (r *Renderer) Apply(ctx context.Context, s settings.Settings, changed []str
 		}
 	}
 	for _, a := range r.actions() {
-		if !affected(a.Keys) {
+		switch {
+		case a.Always && (changed == nil || anyUnder(changed, a.Keys)):
+		case !affected(a.Keys):
 			continue
 		}
 		res.Actions = append(res.Actions, a.Name)
@@ -291,7 +328,24 @@ func (r *Renderer) actions() []Action {
 		{Name: ActionLockdown, Keys: keys[ActionLockdown], Run: r.lockdown},
 		{Name: ActionModules, Keys: keys[ActionModules], Run: r.modules},
 	}
+	if r.Node.Kubelet {
+		// After the sysctl action, which writes settings.kernel.sysctl: these fill in around it.
+		builtin = append(builtin,
+			Action{Name: ActionKubeletSysctl, Keys: keys[ActionKubeletSysctl], Run: r.kubeletSysctl, Always: true},
+			Action{Name: ActionCRIRegistry, Keys: keys[ActionCRIRegistry], Run: r.criRegistryHosts, Always: true})
+	}
 	return append(builtin, r.Actions...)
+}
+
+// files are the files of this image.
+func (r *Renderer) files() []File {
+	var out []File
+	for _, f := range Files() {
+		if f.Only == nil || f.Only(r.Node) {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // anyUnder reports whether one of keys lies under one of prefixes.
@@ -315,13 +369,30 @@ func appendNew(list []string, items ...string) []string {
 	return list
 }
 
-// renderFile writes f when its content differs from what is there, and reports whether it did.
+// renderFile writes f when its content differs from what is there (or removes it when its
+// Content says it must not exist), and reports whether it did.
 func (r *Renderer) renderFile(tmpl *template.Template, f File, s settings.Settings) (bool, error) {
 	var buf bytes.Buffer
-	if err := tmpl.ExecuteTemplate(&buf, f.Template, s); err != nil {
+	path := r.hostPath(f.Path)
+	if f.Content != nil {
+		b, err := f.Content(s, r.Node)
+		if err != nil {
+			return false, fmt.Errorf("render %s: %w", f.Path, err)
+		}
+		if b == nil {
+			err := os.Remove(path)
+			if errors.Is(err, os.ErrNotExist) {
+				return false, nil
+			}
+			if err != nil {
+				return false, fmt.Errorf("render %s: %w", f.Path, err)
+			}
+			return true, nil
+		}
+		buf.Write(b)
+	} else if err := tmpl.ExecuteTemplate(&buf, f.Template, s); err != nil {
 		return false, fmt.Errorf("render %s: %w", f.Path, err)
 	}
-	path := r.hostPath(f.Path)
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, buf.Bytes()) {
 		return false, nil
 	}
@@ -421,7 +492,7 @@ func (r *Renderer) log() *slog.Logger {
 // Mapping describes what depends on which settings, for GET /configuration-files.
 func (r *Renderer) Mapping() apitypes.ConfigurationFiles {
 	var m apitypes.ConfigurationFiles
-	for _, f := range Files() {
+	for _, f := range r.files() {
 		m.Files = append(m.Files, apitypes.ConfigFile{Path: f.Path, Keys: f.Keys, Services: orEmpty(f.Services)})
 	}
 	for _, a := range r.actions() {
@@ -443,7 +514,7 @@ func AppliedBy(key string) []string {
 	var out []string
 	for _, f := range Files() {
 		if anyUnder([]string{key}, f.Keys) {
-			out = append(out, f.Path)
+			out = appendNew(out, f.Path)
 		}
 	}
 	for _, byName := range []map[string][]string{ActionKeys(), Readers()} {

@@ -256,8 +256,29 @@ func TestRestarts(t *testing.T) {
 func TestMapping(t *testing.T) {
 	r := &Renderer{Actions: []Action{{Name: ActionRemoteAPI, Keys: ActionKeys()[ActionRemoteAPI]}}}
 	m := r.Mapping()
-	if len(m.Files) != len(Files()) || m.Actions[len(m.Actions)-1].Name != ActionRemoteAPI {
+	if len(m.Files) != len(r.files()) || m.Actions[len(m.Actions)-1].Name != ActionRemoteAPI {
 		t.Fatalf("Mapping = %+v", m)
+	}
+	// An image with a kubelet and one without share every file but their own, and between them
+	// have them all.
+	k := &Renderer{Node: Node{Kubelet: true}}
+	km := k.Mapping()
+	common := 0
+	for _, f := range Files() {
+		if f.Only == nil {
+			common++
+		}
+	}
+	if len(m.Files)+len(km.Files)-common != len(Files()) {
+		t.Errorf("%d files without a kubelet and %d with one, of %d", len(m.Files), len(km.Files), len(Files()))
+	}
+	if slices.ContainsFunc(m.Files, func(f apitypes.ConfigFile) bool { return f.Path == contract.KubeletConfigPath }) ||
+		!slices.ContainsFunc(km.Files, func(f apitypes.ConfigFile) bool { return f.Path == contract.KubeletConfigPath }) {
+		t.Errorf("the kubelet's configuration is mapped without a kubelet, or not with one")
+	}
+	if slices.ContainsFunc(m.Actions, func(a apitypes.ConfigAction) bool { return a.Name == ActionKubeletSysctl }) ||
+		!slices.ContainsFunc(km.Actions, func(a apitypes.ConfigAction) bool { return a.Name == ActionKubeletSysctl }) {
+		t.Errorf("the kubelet's sysctls are mapped without a kubelet, or not with one")
 	}
 	for _, f := range Files() {
 		if !strings.HasPrefix(f.Path, "/etc/") {
@@ -282,7 +303,7 @@ func TestMapping(t *testing.T) {
 	if got := AppliedBy("settings.network.interfaces.<interface>.mac"); !reflect.DeepEqual(got, []string{"/etc/ballast/network.json"}) {
 		t.Fatalf("AppliedBy(interfaces) = %q", got)
 	}
-	if got := AppliedBy("settings.kernel.sysctl.<key>"); !reflect.DeepEqual(got, []string{"/etc/sysctl.d/ballast.conf", ActionKernelPolicy, ActionSysctl}) {
+	if got := AppliedBy("settings.kernel.sysctl.<key>"); !reflect.DeepEqual(got, []string{"/etc/sysctl.d/ballast.conf", ActionKernelPolicy, ActionKubeletSysctl, ActionSysctl}) {
 		t.Fatalf("AppliedBy(sysctl) = %q", got)
 	}
 	if got := AppliedBy("settings.ntp.time-servers"); !reflect.DeepEqual(got, []string{contract.TimeConfig}) {

@@ -154,7 +154,7 @@ func (s socket) String() string {
 // contract.DeclaredListeners, or the remote API's port while settings enable it.
 func (r *Reporter) listeners(s settings.Settings) check {
 	c := check{ID: "listeners", Title: "no listening socket beyond the declared ones"}
-	declared := contract.DeclaredListeners()
+	declared := append(contract.DeclaredListeners(), r.src.Listeners...)
 	if rem := remoteSettings(s); rem != nil && rem.Enabled != nil && *rem.Enabled && rem.Listen != nil {
 		if _, p, err := net.SplitHostPort(string(*rem.Listen)); err == nil {
 			if port, err := strconv.Atoi(p); err == nil {

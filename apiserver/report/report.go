@@ -37,6 +37,9 @@ type Sources struct {
 	RemoteAddr func() net.Addr
 	// DMTable returns a device-mapper device's live table [DM_TABLE_STATUS on /dev/mapper/control].
 	DMTable func(name string) ([]dm.Target, error)
+	// Listeners are declared besides contract.DeclaredListeners: the image's own services' (a
+	// Kubernetes node's kubelet and CRI) [none].
+	Listeners []contract.Listener
 }
 
 // Reporter computes reports. The root is read-only and verified, so what is on it is looked for

@@ -118,6 +118,8 @@ func TestHardening(t *testing.T) {
 		settings string
 		change   func(t *testing.T, root string)
 		dm       func(string) ([]dm.Target, error)
+		// listeners are declared by the image's services (a Kubernetes node's).
+		listeners []contract.Listener
 		// id → status and a part of observed + reason; every other check must be as on a good machine.
 		want map[string][2]string
 	}{
@@ -169,6 +171,11 @@ func TestHardening(t *testing.T) {
 				write(t, root, "proc/net/tcp6", tcpHeader+"   0: 00000000000000000000000000000000:C50B 00000000000000000000000000000000:0000 0A 0 0 0 0 0 1 1\n")
 			},
 			want: map[string][2]string{"listeners": {"pass", "tcp6 [::]:50443"}}},
+		{name: "listener declared by the image", listeners: []contract.Listener{{Proto: "tcp", Port: 22, Who: "test"}},
+			change: func(t *testing.T, root string) {
+				write(t, root, "proc/net/tcp", tcpHeader+"   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1\n")
+			},
+			want: map[string][2]string{"listeners": {"pass", "tcp 0.0.0.0:22"}}},
 		{name: "shell in production", change: func(t *testing.T, root string) { write(t, root, "usr/bin/sh", "") },
 			want: map[string][2]string{"no-interpreters": {"fail", "/usr/bin/sh — a production image holds a shell"}}},
 		{name: "shell in a dev image",
@@ -268,7 +275,7 @@ func TestHardening(t *testing.T) {
 			if tt.dm == nil {
 				tt.dm = verityTable
 			}
-			rep := New(Sources{Root: root, Settings: func() settings.Settings { return s }, DMTable: tt.dm}).Hardening(context.Background())
+			rep := New(Sources{Root: root, Settings: func() settings.Settings { return s }, DMTable: tt.dm, Listeners: tt.listeners}).Hardening(context.Background())
 			want := map[string][2]string{"selinux": {"pass", "enforcing; policy version 33; deny_unknown 1, reject_unknown 0; 3 denials this boot"}}
 			for id, w := range tt.want {
 				want[id] = w

@@ -267,6 +267,10 @@ func schemaOf(t reflect.Type, lim limits) (map[string]any, error) {
 			s["maxProperties"] = *lim.max
 		}
 	case reflect.Slice:
+		if s != nil {
+			// A list type that describes itself (one value or a list) keeps its own schema.
+			break
+		}
 		items, err := schemaOf(t.Elem(), limits{})
 		if err != nil {
 			return nil, err

@@ -18,6 +18,7 @@ func TestSecretKeys(t *testing.T) {
 		"settings.bootstrap-containers.<name>.user-data",
 		"settings.container-registry.credentials.<registry>.password",
 		"settings.api.remote.server-key",
+		"settings.kubernetes.bootstrap-token",
 	}
 	if !slices.Equal(keys, want) {
 		t.Errorf("SecretKeys = %q, want %q", keys, want)

@@ -27,6 +27,7 @@ type Settings struct {
 	PKI                 map[BundleName]*PKIBundle             `json:"pki,omitempty" max:"32" key:"bundle" doc:"Extra CA certificate bundles for the host's trust store."`
 	API                 *API                                  `json:"api,omitempty" doc:"The host API itself."`
 	Updates             *Updates                              `json:"updates,omitempty" doc:"Image updates from the signed update repository: where it is, which version to take and when (waves). The update agent reads these keys at each check, apply and activate (apiclient update ...)."`
+	Kubernetes          *Kubernetes                           `json:"kubernetes,omitempty" doc:"The Kubernetes node (the k8s variant): how its kubelet joins the cluster, what it registers with, its limits and runtimes. A change restarts the kubelet. Images without a kubelet store these keys only."`
 }
 
 // Network is settings.network.

@@ -34,7 +34,7 @@ func (s Settings) ValidateLive() error {
 	if err := s.Validate(); err != nil {
 		return err
 	}
-	for _, check := range []func() error{s.checkRemoteAPI, s.checkContainers, s.checkInterfaces, s.checkLimits, s.checkPKI} {
+	for _, check := range []func() error{s.checkRemoteAPI, s.checkContainers, s.checkInterfaces, s.checkLimits, s.checkPKI, s.checkKubernetes} {
 		if err := check(); err != nil {
 			return err
 		}
@@ -60,6 +60,10 @@ func validateStruct(v reflect.Value, path []string) error {
 	}
 	if c, ok := v.Interface().(checker); ok {
 		if err := c.check(); err != nil {
+			// A table's rule about one of its keys names that key itself.
+			if ke := (*KeyError)(nil); errors.As(err, &ke) {
+				return err
+			}
 			return keyErr(path, err)
 		}
 	}

@@ -33,6 +33,7 @@ func (i *Init) service(p contract.Program) (supervise.Service, error) {
 	if s.EnvFile != "" {
 		x.EnvFile = i.path(s.EnvFile)
 	}
+	x.ArgsEnv = s.ArgsEnv
 	svc := supervise.Service{ID: s.ID, Runner: x, StopSignal: s.StopSignal}
 	// A dependency the image does not run has nothing to wait for, and the supervisor refuses
 	// unknown ones.

@@ -22,6 +22,7 @@ import (
 	"github.com/ballast-os/ballast/apiserver/daemon"
 	"github.com/ballast-os/ballast/apiserver/initclient"
 	"github.com/ballast-os/ballast/apiserver/osinfo"
+	"github.com/ballast-os/ballast/apiserver/render"
 	"github.com/ballast-os/ballast/apiserver/report"
 	"github.com/ballast-os/ballast/apiserver/timeinfo"
 	"github.com/ballast-os/ballast/apiserver/updater"
@@ -61,6 +62,7 @@ func main() {
 		metadataHostname = flag.String("metadata-hostname", contract.MetadataHostnamePath, "where the instance's host name from the metadata service is written for the network service (\"\" for nowhere)")
 		kernelPolicy     = flag.String("kernel-policy", contract.KernelPolicyPath, "where settings.kernel is left for the system init's next boot (only as root; \"\" for none)")
 		imageInfo        = flag.String("image-info", contract.ImageInfoPath, "the image's description (image.json): its architecture and update policy")
+		nodeRoot         = flag.String("node-root", "/", "the root whose files say what the image offers a Kubernetes node (the kubelet, runsc)")
 		efiVars          = flag.String("efivars", contract.EFIVarsMount, "efivarfs, where the boot loader says which entry it booted and the firmware whether Secure Boot is on (GET /os, /report/boot)")
 	)
 	flag.Parse()
@@ -153,6 +155,7 @@ func main() {
 		Containers:   api.DefaultContainers(),
 		WaitBoot:     waitBoot,
 		UpdatePolicy: img.Updates,
+		Node:         render.DetectNode(*nodeRoot),
 		// The update agent reads env.Config at each action, so a settings change holds from the
 		// next one on.
 		NewUpdater: updater.New(updater.DefaultPaths()),

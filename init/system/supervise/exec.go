@@ -37,6 +37,9 @@ type Exec struct {
 	// EnvFile, when set, is read at each start: its KEY=VALUE lines are added to Env (later
 	// ones win), # lines and blank lines skipped. A missing file adds nothing.
 	EnvFile string
+	// ArgsEnv names a variable of the environment (EnvFile's, typically) whose value, split at
+	// blanks, is appended to Args at each start (contract.Service.ArgsEnv).
+	ArgsEnv string
 	Dir     string // working directory; "" is /
 
 	// TTY, when set, makes the program a session leader with this terminal as its stdin, stdout,
@@ -63,7 +66,6 @@ func (x *Exec) Start(id string) (Instance, error) {
 	if x.Reaper == nil {
 		return nil, fmt.Errorf("%s: Exec without a Reaper", id)
 	}
-	argv := append([]string{filepath.Base(x.Path)}, x.Args...)
 	dir := x.Dir
 	if dir == "" {
 		dir = "/"
@@ -72,6 +74,7 @@ func (x *Exec) Start(id string) (Instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", id, err)
 	}
+	argv := x.argv(env)
 	if x.TTY != "" {
 		return x.startTTY(argv, dir, env)
 	}
@@ -100,6 +103,20 @@ func (x *Exec) Start(id string) (Instance, error) {
 	out := newCapture(id, x.console(), x.Log, x.tailLines())
 	go out.copy(pr)
 	return &execInstance{child: child, out: out}, nil
+}
+
+// argv is the program's name, Args, and the words of the ArgsEnv variable of env.
+func (x *Exec) argv(env []string) []string {
+	argv := append([]string{filepath.Base(x.Path)}, x.Args...)
+	if x.ArgsEnv == "" {
+		return argv
+	}
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, x.ArgsEnv+"="); ok {
+			argv = append(argv, strings.Fields(v)...)
+		}
+	}
+	return argv
 }
 
 // environ is Env with EnvFile's variables.

@@ -50,3 +50,23 @@ func TestEnviron(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// The kubelet's command-line-only flags come from its environment file at each start.
+func TestArgsEnv(t *testing.T) {
+	env := []string{"PATH=/usr/bin", "FLAGS=--a=1  --b=x,y", "FLAGSX=--no"}
+	for _, tt := range []struct {
+		argsEnv string
+		env     []string
+		want    []string
+	}{
+		{"", env, []string{"prog", "--config=c"}},
+		{"FLAGS", env, []string{"prog", "--config=c", "--a=1", "--b=x,y"}},
+		{"FLAGS", []string{"FLAGS="}, []string{"prog", "--config=c"}},
+		{"FLAGS", []string{"PATH=/usr/bin"}, []string{"prog", "--config=c"}},
+	} {
+		x := &Exec{Path: "/usr/bin/prog", Args: []string{"--config=c"}, ArgsEnv: tt.argsEnv}
+		if got := x.argv(tt.env); !slices.Equal(got, tt.want) {
+			t.Errorf("ArgsEnv %q, env %q: argv %q, want %q", tt.argsEnv, tt.env, got, tt.want)
+		}
+	}
+}

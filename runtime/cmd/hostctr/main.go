@@ -80,6 +80,12 @@ func main() {
 			return ctx.Err()
 		}
 	}
+	go func() {
+		logf := func(format string, args ...any) { fmt.Printf(format+"\n", args...) }
+		if err := importPause(ctx, m.Containerd, contract.PauseImageArchive, contract.PauseImageRef, logf); err != nil && ctx.Err() == nil {
+			fmt.Fprintf(os.Stderr, "hostctr: %v\n", err)
+		}
+	}()
 	if err := m.Run(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "hostctr: %v\n", err)
 		os.Exit(1)
