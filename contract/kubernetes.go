@@ -41,6 +41,13 @@ const (
 	// CNIExtraPluginDir is a writable plugin directory for CNI daemonsets that install their
 	// binaries (they expect /opt/cni/bin); CRI searches CNIPluginDir first.
 	CNIExtraPluginDir = "/opt/cni/bin"
+	// CNIExtraPluginDirOnData is where CNIExtraPluginDir leads (a link in the read-only root):
+	// on /local, so installed plugins survive reboots; the system init makes it.
+	CNIExtraPluginDirOnData = VarDir + "/lib/cni/bin"
+	// MachineIDPath is the node's machine ID, which the kubelet reports (nodeInfo.machineID);
+	// /etc is a tmpfs, so the system init writes it at every boot from MachineIDState, drawn once.
+	MachineIDPath  = "/etc/machine-id"
+	MachineIDState = VarOnData + "/lib/ballast/machine-id"
 
 	// KubeletHealthzURL answers 200 once the kubelet runs its sync loop (its healthz on loopback).
 	KubeletHealthzURL = "http://127.0.0.1:10248/healthz"

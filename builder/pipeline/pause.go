@@ -12,6 +12,7 @@ import (
 	"github.com/ballast-os/ballast/builder/rootfs"
 	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/packages/gocomponents"
+	"github.com/ballast-os/ballast/runtime/spec"
 )
 
 // pauseMain is Ballast's pod sandbox program. It is not in contract.Programs: it never runs on
@@ -75,5 +76,22 @@ func (b *builder) addPauseImage(ctx context.Context, t *rootfs.Tree) error {
 		return err
 	}
 	b.pause = bins["pause"]
-	return nil
+	return addCRIFiles(t)
+}
+
+// addCRIFiles adds what CRI reads from the root besides the pause image: the pods' base OCI
+// spec and the SELinux labels of pods (runtime/spec, the same defaults as host containers), and
+// the link that gives a cluster's CNI daemonset a writable /opt/cni/bin on /local.
+func addCRIFiles(t *rootfs.Tree) error {
+	base, err := spec.CRIBaseSpecJSON()
+	if err != nil {
+		return err
+	}
+	if err := t.AddFile(contract.CRIBaseSpecPath, base, 0o644, "ballast"); err != nil {
+		return err
+	}
+	if err := t.AddFile(contract.CRISELinuxContexts, spec.CRISELinuxContexts(), 0o644, "ballast"); err != nil {
+		return err
+	}
+	return t.AddSymlink(contract.CNIExtraPluginDir, contract.CNIExtraPluginDirOnData, "ballast")
 }

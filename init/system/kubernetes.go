@@ -2,9 +2,12 @@ package system
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -49,6 +52,13 @@ func (i *Init) prepareKubernetes() error {
 	if err := i.varRunLink(); err != nil {
 		errs = append(errs, err)
 	}
+	// Plugins a cluster's CNI daemonset installs through /opt/cni/bin, a link to /local.
+	if err := os.MkdirAll(i.path(contract.CNIExtraPluginDirOnData), 0o755); err != nil {
+		errs = append(errs, fmt.Errorf("mkdir: %w", err))
+	}
+	if err := i.machineID(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := i.sharedKubeletRoot(); err != nil {
 		errs = append(errs, err)
 	}
@@ -56,6 +66,67 @@ func (i *Init) prepareKubernetes() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// machineID writes contract.MachineIDPath from contract.MachineIDState, drawing the ID (128
+// random bits in hex, as systemd writes them) on the first boot: the node keeps its machine ID
+// across reboots and updates, and a reinstalled one gets a new one.
+func (i *Init) machineID() error {
+	state := i.path(contract.MachineIDState)
+	b, err := os.ReadFile(state)
+	id := strings.TrimSpace(string(b))
+	if err != nil || !validMachineID(id) {
+		var raw [16]byte
+		if _, err := rand.Read(raw[:]); err != nil {
+			return fmt.Errorf("machine id: %w", err)
+		}
+		id = hex.EncodeToString(raw[:])
+		if err := os.MkdirAll(filepath.Dir(state), 0o755); err != nil {
+			return fmt.Errorf("machine id: %w", err)
+		}
+		if err := writeFileSync(state, []byte(id+"\n"), 0o444); err != nil {
+			return fmt.Errorf("machine id: %w", err)
+		}
+	}
+	if err := os.WriteFile(i.path(contract.MachineIDPath), []byte(id+"\n"), 0o444); err != nil {
+		return fmt.Errorf("machine id: %w", err)
+	}
+	return nil
+}
+
+// validMachineID is 32 lowercase hex digits, not all zero.
+func validMachineID(id string) bool {
+	if len(id) != 32 || strings.Trim(id, "0") == "" {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// writeFileSync writes a file through a temporary one and renames it, synced, so a power cut
+// leaves the old ID or the new one, never half of one.
+func writeFileSync(name string, data []byte, mode os.FileMode) error {
+	tmp := name + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, name)
 }
 
 // varRunLink makes /var/run a link to /run when there is nothing there.

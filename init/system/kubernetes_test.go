@@ -127,7 +127,7 @@ func TestPrepareKubernetes(t *testing.T) {
 	machine(t, i, "testdata/mountinfo")
 	write(t, i, "/sys/fs/cgroup/cgroup.controllers", "cpuset cpu io memory pids rdma misc\n")
 	write(t, i, "/sys/fs/cgroup/cgroup.subtree_control", "")
-	mkdirs(t, i, "/var")
+	mkdirs(t, i, "/var", "/etc")
 	// Not a Kubernetes node: nothing happens.
 	if err := i.prepareKubernetes(); err != nil || len(k.log()) != 0 {
 		t.Fatalf("without the kubelet: %v, kernel calls %q", err, k.log())
@@ -149,11 +149,19 @@ func TestPrepareKubernetes(t *testing.T) {
 	if target, err := os.Readlink(i.path("/var/run")); err != nil || target != "../run" {
 		t.Errorf("/var/run: %q, %v", target, err)
 	}
-	for _, d := range []string{contract.NetnsDir, contract.KubeletRoot} {
+	for _, d := range []string{contract.NetnsDir, contract.KubeletRoot, contract.CNIExtraPluginDirOnData} {
 		if fi, err := os.Stat(i.path(d)); err != nil || !fi.IsDir() {
 			t.Errorf("%s: %v", d, err)
 		}
 	}
+	machineID := func() string {
+		b, err := os.ReadFile(i.path(contract.MachineIDPath))
+		if err != nil || !validMachineID(strings.TrimSpace(string(b))) {
+			t.Fatalf("%s: %q, %v", contract.MachineIDPath, b, err)
+		}
+		return string(b)
+	}
+	id := machineID()
 	// Again, with the kubelet's directory a mount already: only the propagation is set.
 	write(t, i, "/proc/self/mountinfo", "27 20 254:4 /var /var rw - ext4 /dev/vda4 rw\n30 27 254:4 /var/lib/kubelet /var/lib/kubelet rw - ext4 /dev/vda4 rw\n")
 	n := len(k.log())
@@ -162,6 +170,17 @@ func TestPrepareKubernetes(t *testing.T) {
 	}
 	if got := k.log()[n:]; !slices.Equal(got, want[1:]) {
 		t.Errorf("second time: kernel calls %q", got)
+	}
+	if again := machineID(); again != id {
+		t.Errorf("machine id %q at the next boot, was %q", again, id)
+	}
+	// A damaged saved ID is drawn again rather than reported to the cluster.
+	write(t, i, contract.MachineIDState, "not-hex\n")
+	if err := i.prepareKubernetes(); err != nil {
+		t.Fatal(err)
+	}
+	if again := machineID(); again == id {
+		t.Errorf("machine id kept from a damaged state file")
 	}
 	// A /var/run that is something else is reported, not replaced.
 	os.Remove(i.path("/var/run"))
