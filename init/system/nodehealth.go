@@ -1,13 +1,14 @@
 package system
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
+	"io"
+	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ballast-os/ballast/contract"
@@ -121,32 +122,63 @@ func (i *Init) startNodeWatch(ctx context.Context) func() {
 const nodeReadyTimeout = 15 * time.Second
 
 // kubeletNodeCheck is the default nodeCheck: contract.NodeReadyPath under the init's root, which
-// prints the Ready node's name, or why it is not Ready and exits 1.
+// prints the Ready node's name, or why it is not Ready and exits 1. It is started through the
+// init's reaper, the only waiter for children in PID 1.
 func (i *Init) kubeletNodeCheck(ctx context.Context) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, nodeReadyTimeout)
-	defer cancel()
-	var args []string
+	path := i.path(contract.NodeReadyPath)
+	argv := []string{path}
 	if i.root != "" && i.root != "/" {
-		args = append(args, "--root", i.root)
+		argv = append(argv, "--root", i.root)
 	}
-	cmd := exec.CommandContext(ctx, i.path(contract.NodeReadyPath), args...)
-	var out bytes.Buffer
-	cmd.Stdout = &out
-	cmd.Stderr = &out
-	err := cmd.Run()
-	line, _, _ := strings.Cut(strings.TrimSpace(out.String()), "\n")
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", contract.NodeReadyPath, err)
+	}
+	defer null.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", contract.NodeReadyPath, err)
+	}
+	defer r.Close()
+	child, err := i.reaper.Start(path, argv, &syscall.ProcAttr{
+		Env:   []string{"PATH=/usr/bin:/usr/sbin"},
+		Files: []uintptr{null.Fd(), w.Fd(), w.Fd()},
+		Sys:   &syscall.SysProcAttr{Setpgid: true},
+	})
+	w.Close()
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", contract.NodeReadyPath, err)
+	}
+	out := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(io.LimitReader(r, 4096))
+		io.Copy(io.Discard, r)
+		out <- b
+	}()
+	timer := time.NewTimer(nodeReadyTimeout)
+	defer timer.Stop()
+	select {
+	case <-child.Done():
+	case <-timer.C:
+		child.SignalGroup(syscall.SIGKILL)
+		<-child.Done()
+	case <-ctx.Done():
+		child.SignalGroup(syscall.SIGKILL)
+		<-child.Done()
+	}
+	line, _, _ := strings.Cut(strings.TrimSpace(string(<-out)), "\n")
 	if len(line) > 512 {
 		line = line[:512] + "..."
 	}
-	var exit *exec.ExitError
+	st := child.Status()
 	switch {
-	case err == nil && line != "":
+	case st.Exited() && st.ExitStatus() == 0 && line != "":
 		return line, nil
-	case errors.As(err, &exit) && exit.ExitCode() == 1 && line != "":
+	case st.Exited() && st.ExitStatus() == 1 && line != "":
 		return "", errors.New(line)
-	case err == nil:
-		return "", fmt.Errorf("%s named no node", contract.NodeReadyPath)
+	case st.Signaled():
+		return "", fmt.Errorf("%s: killed by %v after at most %s (%s)", contract.NodeReadyPath, st.Signal(), nodeReadyTimeout, line)
 	default:
-		return "", fmt.Errorf("%s: %w (%s)", contract.NodeReadyPath, err, line)
+		return "", fmt.Errorf("%s: exit status %d (%s)", contract.NodeReadyPath, st.ExitStatus(), line)
 	}
 }

@@ -91,6 +91,8 @@ api-server = "https://%s:%d"
 cluster-certificate = %q
 bootstrap-token = %q
 cluster-dns-ip = "10.96.0.10"
+# QEMU's network is dual-stack (fec0::/64 by SLAAC): name the address the control plane reaches.
+node-ip = "%s"
 
 [settings.kubernetes.runtime-classes]
 gvisor = true
@@ -102,7 +104,7 @@ password = %q
 [settings.pki.k8s-test-registry]
 data = %q
 trusted = true
-`, k8sHostAddr, k8scluster.APIServerPort, base64.StdEncoding.EncodeToString(n.cluster.CACert), n.cluster.BootstrapToken,
+`, k8sHostAddr, k8scluster.APIServerPort, base64.StdEncoding.EncodeToString(n.cluster.CACert), n.cluster.BootstrapToken, k8sGuestAddr,
 		k8sRegistry, n.registry.Username, n.registry.Password, base64.StdEncoding.EncodeToString(n.registry.CACertPEM))
 
 	tcpcat := goProgram(t, "./tests/qemu/cmd/tcpcat")
@@ -126,6 +128,8 @@ trusted = true
 		testutil.Need(t, fileExists(qemu.SecureBootOVMFCode), "%s (Debian package ovmf)", qemu.SecureBootOVMFCode)
 		cfg.SecureBoot, cfg.TPMState = true, filepath.Join(t.TempDir(), "tpm")
 		cfg.OVMFVars = copyFile(t, qemu.DefaultOVMFVarsTemplate)
+		// The first boot enrolls the owner's keys (the machine starts in setup mode) and resets.
+		cfg.AllowReboot = true
 	}
 	n.started = time.Now()
 	vm, err := startVM(t, cfg)
