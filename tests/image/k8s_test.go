@@ -68,15 +68,10 @@ func startK8sNode(t testing.TB) *k8sNode {
 	if err := qemu.Available(); err != nil {
 		t.Fatalf("QEMU is needed for image tests: %v", err)
 	}
-	var dir string
-	if tt, ok := t.(*testing.T); ok {
-		dir = variantBuildDir(tt, "k8s")
-	} else {
-		dir = variantBuildDirB(t.(*testing.B), "k8s")
-	}
+	dir, bins := k8sBuilt(t)
 	m := loadManifestAt(t, dir)
 	n := &k8sNode{dir: dir, manifest: m}
-	n.cluster = k8scluster.Start(t, k8scluster.Options{Binaries: k8scluster.PinnedBinaries(t), Hosts: []string{k8sHostAddr}})
+	n.cluster = k8scluster.Start(t, k8scluster.Options{Binaries: bins, Hosts: []string{k8sHostAddr}})
 	n.cs = n.cluster.Client()
 	n.registry = registry.Start(t, registry.Options{Hostnames: []string{k8sHostAddr}})
 
@@ -282,6 +277,7 @@ func (n *k8sNode) pushImage(t testing.TB, img ociimage.Image, repo string) strin
 // blocked; a privileged pod and a hostPID pod are refused by the node's pod policy with its
 // reasons.
 func TestKubernetesNode(t *testing.T) {
+	t.Parallel() // boots QEMU: see main_test.go
 	hello := goProgram(t, "./tests/image/hello")
 	probe := goProgram(t, "./tests/escape/cmd/probe")
 	n := startK8sNode(t)

@@ -5,6 +5,7 @@ package image
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -37,6 +38,10 @@ func TestMain(m *testing.M) {
 				os.Exit(1)
 			}
 		}
+	}
+	flag.Parse()
+	if runsK8s() {
+		k8sPrebuild = startK8sBuild(context.Background(), repoRoot(), filepath.Join(filepath.Dir(buildDir), "k8s"))
 	}
 	os.Exit(m.Run())
 }

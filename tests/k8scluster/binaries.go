@@ -1,6 +1,7 @@
 package k8scluster
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -15,29 +16,43 @@ import (
 // the pins are part of the repository, so there is nothing to skip for.
 func PinnedBinaries(t testing.TB) Binaries {
 	t.Helper()
-	repo := testutil.RepoRoot(t)
 	start := time.Now()
-	get := func(component string, names ...string) []string {
-		bins, err := gocomponents.BuildBinaries(t.Context(), repo, component, gocomponents.Options{Log: t.Logf})
+	b, err := BuildPinned(t.Context(), testutil.RepoRoot(t), t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Logf("k8scluster: control-plane binaries built in %s (cached from now on)", d.Round(time.Second))
+	}
+	return b
+}
+
+// BuildPinned is PinnedBinaries without a test: for a build started before the tests run.
+func BuildPinned(ctx context.Context, repo string, logf func(string, ...any)) (Binaries, error) {
+	get := func(component string, names ...string) ([]string, error) {
+		bins, err := gocomponents.BuildBinaries(ctx, repo, component, gocomponents.Options{Log: logf})
 		if err != nil {
-			t.Fatalf("k8scluster: build %s from packages/go-components.toml: %v", component, err)
+			return nil, fmt.Errorf("k8scluster: build %s from packages/go-components.toml: %w", component, err)
 		}
 		var paths []string
 		for _, n := range names {
 			p, ok := bins[n]
 			if !ok {
-				t.Fatalf("k8scluster: component %s has no binary %s (%v)", component, n, bins)
+				return nil, fmt.Errorf("k8scluster: component %s has no binary %s (%v)", component, n, bins)
 			}
 			paths = append(paths, p)
 		}
-		return paths
+		return paths, nil
 	}
-	k := get("kubernetes", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
-	e := get("etcd", "etcd")
-	if d := time.Since(start); d > 30*time.Second {
-		t.Logf("k8scluster: control-plane binaries built in %s (cached from now on)", d.Round(time.Second))
+	k, err := get("kubernetes", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+	if err != nil {
+		return Binaries{}, err
 	}
-	return Binaries{Etcd: e[0], APIServer: k[0], ControllerManager: k[1], Scheduler: k[2]}
+	e, err := get("etcd", "etcd")
+	if err != nil {
+		return Binaries{}, err
+	}
+	return Binaries{Etcd: e[0], APIServer: k[0], ControllerManager: k[1], Scheduler: k[2]}, nil
 }
 
 // String lists the paths, for logs.
