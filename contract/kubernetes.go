@@ -73,6 +73,9 @@ const (
 	RuntimeHandlerGVisor = "runsc"
 	RunscPath            = "/usr/bin/runsc"
 	RunscShimPath        = "/usr/bin/containerd-shim-runsc-v1"
+	// RunscAdapterPath is the runsc the shim runs (runtime/runsclabel): it drops the SELinux
+	// process label CRI gives every pod, which runsc refuses, and runs RunscPath.
+	RunscAdapterPath = "/usr/libexec/ballast/runsc-adapter"
 
 	// NodeReadyPath is the program the system init runs for the boot health gate's look at the
 	// node (init/k8snode): it prints the node's name and exits 0 when the Node is Ready.

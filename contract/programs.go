@@ -192,6 +192,11 @@ func Programs() []Program {
 			Service: &Service{ID: "pod-policy", Depends: []string{"containerd"}, Restart: RestartAlways},
 		},
 		{
+			// gVisor's runsc as its containerd shim runs it (runtime/runsclabel); a tool of the
+			// container runtime, labelled like runsc.
+			Name: "runsc-adapter", Main: "./runtime/cmd/runsc-adapter", Path: RunscAdapterPath, Label: "runtime_exec_t",
+		},
+		{
 			Name: "apiclient", Main: "./apiserver/cmd/apiclient", Path: "/usr/bin/apiclient", Label: "apiclient_exec_t",
 		},
 		{

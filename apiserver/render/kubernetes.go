@@ -636,9 +636,10 @@ func runscConfigFile(s settings.Settings, n Node) ([]byte, error) {
 		return nil, nil
 	}
 	// systrap: gVisor's platform that needs no KVM (ptrace's successor), so the handler works in
-	// any VM. The sandbox's own host network is off: pods get theirs from CNI.
+	// any VM. The sandbox's own host network is off: pods get theirs from CNI. The shim runs
+	// runsc through Ballast's adapter, which drops the pods' SELinux process label runsc refuses.
 	return []byte(`# Rendered from settings.kubernetes.runtime-classes.gvisor by the apiserver, for the runsc shim.
-binary_name = "` + contract.RunscPath + `"
+binary_name = "` + contract.RunscAdapterPath + `"
 
 [runsc_config]
   platform = "systrap"
