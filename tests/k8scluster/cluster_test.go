@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 )
 
 // TestControlPlane starts the pinned control plane and goes through what a kubelet does with
@@ -65,13 +66,19 @@ func TestControlPlane(t *testing.T) {
 	// The apiserver reaches the "kubelet" at the node's InternalIP through ReachNode.
 	kubelet := fakeKubelet(t, c)
 	c.ReachNode(t, "10.0.2.15", 10250, kubelet)
-	n, err := node.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
+	// The controller-manager writes the Node too (its pod CIDR), so the update is retried on a
+	// conflict as a kubelet's is.
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		n, err := node.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "10.0.2.15"}, {Type: corev1.NodeHostName, Address: nodeName}}
+		n.Status.DaemonEndpoints.KubeletEndpoint.Port = 10250
+		_, err = node.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
+		return err
+	})
 	if err != nil {
-		t.Fatal(err)
-	}
-	n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "10.0.2.15"}, {Type: corev1.NodeHostName, Address: nodeName}}
-	n.Status.DaemonEndpoints.KubeletEndpoint.Port = 10250
-	if _, err := node.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{}); err != nil {
 		t.Fatalf("the node's status: %v", err)
 	}
 	body, err := admin.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes", nodeName, "proxy", "healthz").DoRaw(ctx)
