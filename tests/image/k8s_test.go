@@ -19,7 +19,6 @@ import (
 
 	"github.com/ballast-os/ballast/builder/pipeline"
 	"github.com/ballast-os/ballast/contract"
-	"github.com/ballast-os/ballast/tests/escape"
 	"github.com/ballast-os/ballast/tests/k8scluster"
 	"github.com/ballast-os/ballast/tests/ociimage"
 	"github.com/ballast-os/ballast/tests/qemu"
@@ -273,24 +272,13 @@ func (n *k8sNode) pushImage(t testing.TB, img ociimage.Image, repo string) strin
 // through the Kubernetes API only: the node joins (TLS bootstrapping) and is Ready with
 // Ballast's os-image and kernel; a runc pod from the test's registry runs and its log comes back
 // through the apiserver and the kubelet; a gVisor pod (RuntimeClass gvisor, handler runsc)
-// sees gVisor's kernel, not the node's, and the escape probe in one reports every vector
-// blocked; a privileged pod and a hostPID pod are refused by the node's pod policy with its
-// reasons.
+// sees gVisor's kernel, not the node's; a privileged pod and a hostPID pod are refused by the
+// node's pod policy with its reasons.
 func TestKubernetesNode(t *testing.T) {
 	t.Parallel() // boots QEMU: see main_test.go
 	hello := goProgram(t, "./tests/image/hello")
-	probe := goProgram(t, "./tests/escape/cmd/probe")
 	n := startK8sNode(t)
 	helloRef := n.pushImage(t, helloImage(t, hello), "hello")
-	probeBin, err := ociimage.Program(probe, "/probe")
-	if err != nil {
-		t.Fatal(err)
-	}
-	suid := probeBin
-	suid.Path, suid.Mode = "/probe-suid", 0o4755
-	probeRef := n.pushImage(t, ociimage.Image{Ref: "ballast.test/probe:1", Files: []ociimage.File{probeBin, suid},
-		Entrypoint: []string{"/probe"}}, "probe")
-
 	node := n.waitReady(t, 8*time.Minute)
 	t.Logf("node %s Ready %s after QEMU started", node.Name, time.Since(n.started).Round(time.Second))
 	info := node.Status.NodeInfo
@@ -308,7 +296,6 @@ func TestKubernetesNode(t *testing.T) {
 	n.createPod(t, k8sPod("hello-runc", helloRef, "", "exit", "0"))
 	n.createPod(t, k8sPod("kernel-runc", helloRef, "", "kernel"))
 	n.createPod(t, k8sPod("kernel-gvisor", helloRef, gvisorClass, "kernel"))
-	n.createPod(t, k8sPod("escape-gvisor", probeRef, gvisorClass))
 	priv := k8sPod("privileged", helloRef, "")
 	priv.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: ptrTo(true)}
 	n.createPod(t, priv)
@@ -335,23 +322,6 @@ func TestKubernetesNode(t *testing.T) {
 		t.Errorf("gVisor pod's kernel log %q does not come from gVisor", gv["log"])
 	}
 	t.Logf("gVisor pod's kernel: %v; runc pod's: %v", gv, runcKernel)
-
-	n.waitPod(t, "escape-gvisor", "Succeeded", 8*time.Minute, podSucceeded)
-	report, err := escape.ParseReport(n.logs(t, "escape-gvisor"))
-	if err != nil {
-		t.Fatalf("escape probe's report: %v", err)
-	}
-	for _, v := range escape.Vectors() {
-		r, ok := report[v]
-		switch {
-		case !ok:
-			t.Errorf("gVisor pod: vector %s not reported", v)
-		case r.Allowed:
-			t.Errorf("gVisor pod: %s ALLOWED: %s", v, r.Detail)
-		default:
-			t.Logf("gVisor pod: %s blocked: %s", v, r.Detail)
-		}
-	}
 
 	p := n.waitPod(t, "privileged", "refused", time.Minute, func(p *corev1.Pod) bool {
 		for _, cs := range p.Status.ContainerStatuses {
