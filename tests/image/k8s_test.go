@@ -255,7 +255,20 @@ func (n *k8sNode) logs(t testing.TB, name string) string {
 	return string(b)
 }
 
-func podSucceeded(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded }
+// podCompleted: the pod succeeded, or its container ended with status 0 and the kubelet has not
+// yet turned that into the pod's phase (it does at its next sync of the pod, after stopping the
+// sandbox, which a loaded TCG guest can take minutes to come to).
+func podCompleted(p *corev1.Pod) bool {
+	if p.Status.Phase == corev1.PodSucceeded {
+		return true
+	}
+	for _, cs := range p.Status.ContainerStatuses {
+		if done := cs.State.Terminated; done != nil && done.ExitCode == 0 && done.Reason == "Completed" {
+			return true
+		}
+	}
+	return false
+}
 func podRunning(p *corev1.Pod) bool   { return p.Status.Phase == corev1.PodRunning }
 
 // helloRef pushes the hello program as an image to the node's registry and returns its ref.
@@ -303,17 +316,17 @@ func TestKubernetesNode(t *testing.T) {
 	hostPID.Spec.HostPID = true
 	n.createPod(t, hostPID)
 
-	n.waitPod(t, "hello-runc", "Succeeded", k8sPodTimeout, podSucceeded)
+	n.waitPod(t, "hello-runc", "completed", k8sPodTimeout, podCompleted)
 	if l := n.logs(t, "hello-runc"); !strings.Contains(l, "hello: host=hello-runc ") {
 		t.Errorf("hello-runc's log does not greet from its pod:\n%s", l)
 	}
 
-	n.waitPod(t, "kernel-runc", "Succeeded", k8sPodTimeout, podSucceeded)
+	n.waitPod(t, "kernel-runc", "completed", k8sPodTimeout, podCompleted)
 	runcKernel := kernelReport(t, n.logs(t, "kernel-runc"))
 	if runcKernel["release"] != n.manifest.Kernel {
 		t.Errorf("runc pod: kernel release %q, want the node's %q", runcKernel["release"], n.manifest.Kernel)
 	}
-	n.waitPod(t, "kernel-gvisor", "Succeeded", k8sPodTimeout, podSucceeded)
+	n.waitPod(t, "kernel-gvisor", "completed", k8sPodTimeout, podCompleted)
 	gv := kernelReport(t, n.logs(t, "kernel-gvisor"))
 	if gv["release"] == n.manifest.Kernel || strings.Contains(gv["version"], n.manifest.Kernel) {
 		t.Errorf("gVisor pod sees the node's kernel: %v", gv)
