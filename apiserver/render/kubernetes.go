@@ -198,6 +198,7 @@ type KubeletConfig struct {
 	ClusterDomain                   string            `yaml:"clusterDomain"`
 	ClusterDNS                      []string          `yaml:"clusterDNS,omitempty"`
 	MaxPods                         int64             `yaml:"maxPods"`
+	PodPidsLimit                    int64             `yaml:"podPidsLimit"`
 	EvictionHard                    map[string]string `yaml:"evictionHard,omitempty"`
 	KubeReserved                    map[string]string `yaml:"kubeReserved,omitempty"`
 	SystemReserved                  map[string]string `yaml:"systemReserved,omitempty"`
@@ -260,6 +261,7 @@ func KubeletConfiguration(s settings.Settings) KubeletConfig {
 		ProtectKernelDefaults: true, SeccompDefault: true, SerializeImagePulls: true,
 		CgroupDriver: "cgroupfs", ContainerRuntimeEndpoint: "unix://" + contract.ContainerdSocket,
 		ClusterDomain: settings.DefaultClusterDomain, MaxPods: settings.DefaultMaxPods,
+		PodPidsLimit:    settings.DefaultPodPidsLimit,
 		VolumePluginDir: contract.KubeletRoot + "/plugins/volume/exec",
 		ResolvConf:      "/etc/resolv.conf",
 	}
@@ -282,6 +284,9 @@ func KubeletConfiguration(s settings.Settings) KubeletConfig {
 	}
 	if k.MaxPods != nil {
 		c.MaxPods = *k.MaxPods
+	}
+	if k.PodPidsLimit != nil {
+		c.PodPidsLimit = *k.PodPidsLimit
 	}
 	if len(k.EvictionHard) > 0 {
 		c.EvictionHard = map[string]string{}

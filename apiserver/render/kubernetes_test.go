@@ -44,7 +44,7 @@ func joinedSettings(t *testing.T) string {
 	return `{"kubernetes":{"api-server":"https://10.0.2.100:6443","cluster-name":"test","cluster-certificate":"` +
 		testCA + `","bootstrap-token":"abcdef.0123456789abcdef",` +
 		`"cluster-dns-ip":"10.96.0.10","cluster-domain":"k.local","node-labels":{"example.com/role":"edge","tier":""},` +
-		`"node-taints":{"dedicated":["gpu:NoSchedule",":NoExecute"]},"max-pods":42,"eviction-hard":{"memory.available":"100Mi","nodefs.available":"10%"},` +
+		`"node-taints":{"dedicated":["gpu:NoSchedule",":NoExecute"]},"max-pods":42,"pod-pids-limit":512,"eviction-hard":{"memory.available":"100Mi","nodefs.available":"10%"},` +
 		`"kube-reserved":{"cpu":"100m","memory":"256Mi"},"system-reserved":{"ephemeral-storage":"1Gi"},` +
 		`"provider-id":"aws:///us-east-1a/i-0123","cloud-provider":"external","hostname-override":"node-a","node-ip":"10.0.2.15",` +
 		`"shutdown-grace-period":"45s","shutdown-grace-period-for-critical-pods":"15s"}}`
@@ -165,6 +165,7 @@ func TestKubeletConfiguration(t *testing.T) {
 		{[]any{"clusterDomain"}, "k.local"},
 		{[]any{"clusterDNS", 0}, "10.96.0.10"},
 		{[]any{"maxPods"}, 42},
+		{[]any{"podPidsLimit"}, 512},
 		{[]any{"evictionHard", "memory.available"}, "100Mi"},
 		{[]any{"evictionHard", "nodefs.available"}, "10%"},
 		{[]any{"kubeReserved", "cpu"}, "100m"},
@@ -238,7 +239,7 @@ func TestKubeletStandaloneUntilAPIServer(t *testing.T) {
 		get(t, c, "readOnlyPort") != 0 || get(t, c, "protectKernelDefaults") != true {
 		t.Errorf("standalone configuration: %v", c)
 	}
-	if get(t, c, "maxPods") != 110 || get(t, c, "clusterDomain") != "cluster.local" || get(t, c, "shutdownGracePeriod") != "30s" ||
+	if get(t, c, "maxPods") != 110 || get(t, c, "podPidsLimit") != 4096 || get(t, c, "clusterDomain") != "cluster.local" || get(t, c, "shutdownGracePeriod") != "30s" ||
 		get(t, c, "authentication", "x509", "clientCAFile") != nil {
 		t.Errorf("defaults: %v", c)
 	}

@@ -26,6 +26,7 @@ type Kubernetes struct {
 	NodeLabels         map[LabelKey]LabelValue              `json:"node-labels,omitempty" max:"64" key:"label" doc:"Labels the node registers with, e.g. \"example.com/role\" = \"edge\". Under kubernetes.io and k8s.io only the labels a kubelet may set on itself are accepted."`
 	NodeTaints         map[LabelKey][]Taint                 `json:"node-taints,omitempty" max:"32" key:"key" doc:"Taints the node registers with: per key a list of \"value:Effect\" (or \":Effect\"), Effect one of NoSchedule, PreferNoSchedule, NoExecute, e.g. \"dedicated\" = [\"gpu:NoSchedule\"]."`
 	MaxPods            *int64                               `json:"max-pods,omitempty" min:"1" max:"10000" doc:"Most pods the node runs. Unset: 110."`
+	PodPidsLimit       *int64                               `json:"pod-pids-limit,omitempty" min:"16" max:"4194304" doc:"Most processes and threads the containers of one pod may run together, so a fork bomb in a pod stays in it. Unset: 4096."`
 	EvictionHard       map[EvictionSignal]EvictionThreshold `json:"eviction-hard,omitempty" max:"8" key:"signal" doc:"Hard eviction thresholds by signal, a quantity or a percentage, e.g. \"memory.available\" = \"100Mi\". Unset: the kubelet's defaults."`
 	KubeReserved       *Reserved                            `json:"kube-reserved,omitempty" doc:"Resources set aside for the kubelet and the container runtime, out of the node's allocatable."`
 	SystemReserved     *Reserved                            `json:"system-reserved,omitempty" doc:"Resources set aside for the OS (init, apiserver, kernel), out of the node's allocatable."`
@@ -63,6 +64,7 @@ const (
 	DefaultClusterName     = "kubernetes"
 	DefaultClusterDomain   = "cluster.local"
 	DefaultMaxPods         = 110
+	DefaultPodPidsLimit    = 4096
 	DefaultShutdownGrace   = 30 * time.Second
 	DefaultShutdownCrit    = 10 * time.Second
 	DefaultPodSubnet       = "10.88.0.0/16"

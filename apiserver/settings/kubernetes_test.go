@@ -65,6 +65,8 @@ func TestKubernetesValidation(t *testing.T) {
 		{"max-pods", k(`{"max-pods":250}`), "", ""},
 		{"max-pods zero", k(`{"max-pods":0}`), pre + "max-pods", "not in the range 1 to 10000"},
 		{"max-pods string", k(`{"max-pods":"250"}`), pre + "max-pods", "expected integer"},
+		{"pod-pids-limit", k(`{"pod-pids-limit":1024}`), "", ""},
+		{"pod-pids-limit too low", k(`{"pod-pids-limit":8}`), pre + "pod-pids-limit", "not in the range 16 to 4194304"},
 		{"eviction-hard", k(`{"eviction-hard":{"memory.available":"100Mi","nodefs.available":"10%","nodefs.inodesFree":"5.5%","pid.available":"1000"}}`), "", ""},
 		{"eviction-hard bad signal", k(`{"eviction-hard":{"memory.free":"100Mi"}}`), pre + `eviction-hard."memory.free"`, "is not one of"},
 		{"eviction-hard percent high", k(`{"eviction-hard":{"memory.available":"101%"}}`), pre + `eviction-hard."memory.available"`, "not a percentage"},
