@@ -38,7 +38,7 @@ const (
 	k8sRegistry   = k8sHostAddr + ":5000"
 	k8sNamespace  = "default"
 	gvisorClass   = "gvisor"
-	k8sPodTimeout = 4 * time.Minute
+	k8sPodTimeout = 6 * time.Minute
 )
 
 // The pod policy's refusals (runtime/nripolicy's ErrPrivileged and ErrHostPID), as the kubelet
