@@ -177,7 +177,9 @@ func Programs() []Program {
 			// containers), on the /var that is /local's. The pause image is imported by the
 			// host-container manager (PauseImageArchive).
 			Name: "kubelet", Component: "kubernetes", Path: KubeletPath,
-			Service: &Service{ID: "kubelet", Depends: []string{"containerd"},
+			// It stops before the network and the pod policy: the end of its graceful node
+			// shutdown is the pods' statuses sent to the API server.
+			Service: &Service{ID: "kubelet", Depends: []string{"containerd"}, StopsBefore: []string{"network", "pod-policy"},
 				Restart: RestartAlways, EnvFile: KubeletEnv, ArgsEnv: KubeletFlagsVar, Health: HealthKubernetesNode,
 				// Graceful node shutdown finds logind on the system bus; godbus's default address
 				// is under /var/run, which is on the data partition.
