@@ -269,7 +269,7 @@ func podCompleted(p *corev1.Pod) bool {
 	}
 	return false
 }
-func podRunning(p *corev1.Pod) bool   { return p.Status.Phase == corev1.PodRunning }
+func podRunning(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning }
 
 // helloRef pushes the hello program as an image to the node's registry and returns its ref.
 func (n *k8sNode) pushImage(t testing.TB, img ociimage.Image, repo string) string {
