@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/ballast-os/ballast/apiserver/client"
 	"github.com/ballast-os/ballast/builder/pipeline"
 	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/tests/k8scluster"
@@ -57,6 +58,7 @@ type k8sNode struct {
 	started  time.Time // QEMU's start
 	name     string    // the Node's name, once registered
 	registry *registry.Registry
+	api      *client.Client // the host's remote API
 }
 
 // startK8sNode starts a control plane and a registry, and boots the k8s variant with user data
@@ -101,6 +103,11 @@ trusted = true
 `, k8sHostAddr, k8scluster.APIServerPort, base64.StdEncoding.EncodeToString(n.cluster.CACert), n.cluster.BootstrapToken, k8sGuestAddr,
 		k8sRegistry, n.registry.Username, n.registry.Password, base64.StdEncoding.EncodeToString(n.registry.CACertPEM))
 
+	// The remote API, for the reboot that shows the kubelet's graceful node shutdown.
+	pki := newProdPKI(t)
+	ud = pki.userData(t, ud)
+	apiPort := freePort(t)
+
 	tcpcat := goProgram(t, "./tests/qemu/cmd/tcpcat")
 	kubelet := freePort(t)
 	n.cluster.ReachNode(t, k8sGuestAddr, kubeletPort, fmt.Sprintf("127.0.0.1:%d", kubelet))
@@ -110,7 +117,8 @@ trusted = true
 		MemoryMB:   2048,
 		LogFile:    filepath.Join(t.TempDir(), "console.log"),
 		Timeout:    20 * time.Minute,
-		HostFwd:    []string{fmt.Sprintf("tcp:127.0.0.1:%d-:%d", kubelet, kubeletPort)},
+		HostFwd: []string{fmt.Sprintf("tcp:127.0.0.1:%d-:%d", kubelet, kubeletPort),
+			fmt.Sprintf("tcp:127.0.0.1:%d-:%d", apiPort, contract.DevAPIPort)},
 		GuestFwd: []string{
 			fmt.Sprintf("tcp:%s:%d-cmd:%s %s", k8sHostAddr, k8scluster.APIServerPort, tcpcat, n.cluster.HostAddr),
 			fmt.Sprintf("tcp:%s-cmd:%s %s", k8sRegistry, tcpcat, n.registry.Addr),
@@ -131,6 +139,9 @@ trusted = true
 		t.Fatal(err)
 	}
 	n.vm = vm
+	if n.api, err = client.NewRemote(fmt.Sprintf("https://127.0.0.1:%d", apiPort), pki.tls); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		vm.Kill()
 		if t.Failed() {
@@ -286,7 +297,8 @@ func (n *k8sNode) pushImage(t testing.TB, img ociimage.Image, repo string) strin
 // Ballast's os-image and kernel; a runc pod from the test's registry runs and its log comes back
 // through the apiserver and the kubelet; a gVisor pod (RuntimeClass gvisor, handler runsc)
 // sees gVisor's kernel, not the node's; a privileged pod and a hostPID pod are refused by the
-// node's pod policy with its reasons.
+// node's pod policy with its reasons; a reboot through the API lets the kubelet's graceful node
+// shutdown stop a running pod first.
 func TestKubernetesNode(t *testing.T) {
 	t.Parallel() // boots QEMU: see main_test.go
 	hello := goProgram(t, "./tests/image/hello")
@@ -355,6 +367,27 @@ func TestKubernetesNode(t *testing.T) {
 		}
 		return false
 	})
+
+	n.gracefulShutdown(t, helloRef)
+}
+
+// gracefulShutdown reboots the node through its API with a pod running: the system init tells the
+// kubelet (logind's PrepareForShutdown) and waits for its delay lock, and the kubelet stops the
+// pod and reports why before the node goes down.
+func (n *k8sNode) gracefulShutdown(t *testing.T, ref string) {
+	t.Helper()
+	n.createPod(t, k8sPod("sleeper", ref, ""))
+	n.waitPod(t, "sleeper", "Running", k8sPodTimeout, podRunning)
+	if err := n.api.Reboot(t.Context()); err != nil {
+		t.Fatalf("reboot through the API: %v", err)
+	}
+	if _, err := n.vm.Expect(regexp.MustCompile(`ballast: shutdown delay locks released after`), 3*time.Minute); err != nil {
+		t.Fatalf("the shutdown did not wait for the kubelet's delay lock to be released: %v", err)
+	}
+	p := n.waitPod(t, "sleeper", "stopped by the node's shutdown", time.Minute, func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodFailed && strings.Contains(p.Status.Message, "node shutdown")
+	})
+	t.Logf("after the reboot request: pod sleeper %s, %s: %s", p.Status.Phase, p.Status.Reason, p.Status.Message)
 }
 
 func ptrTo[T any](v T) *T { return &v }

@@ -104,7 +104,7 @@ type prodPKI struct {
 	remote string
 }
 
-func newProdPKI(t *testing.T) prodPKI {
+func newProdPKI(t testing.TB) prodPKI {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "pki")
 	if err := devpki.GenerateDev(dir, []string{"127.0.0.1", "localhost"}); err != nil {
@@ -123,7 +123,7 @@ func newProdPKI(t *testing.T) prodPKI {
 
 // userData is one TOML document of the remote API's table and the test's settings (a TOML
 // document of its own): the two are merged table by table, so both may open [settings].
-func (p prodPKI) userData(t *testing.T, settings string) string {
+func (p prodPKI) userData(t testing.TB, settings string) string {
 	t.Helper()
 	merged := map[string]any{}
 	for _, doc := range []string{p.remote, settings} {
