@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -64,10 +65,15 @@ func (b *builder) buildComponents(ctx context.Context) error {
 	if err := checkComponents(b.v.Path, b.v.ProgramList(), comps); err != nil {
 		return err
 	}
+	goarch := b.arch.Info().GOARCH
 	for _, c := range comps {
 		b.step("components: %s %s", c.Name, c.Version)
+		if goarch != runtime.GOARCH {
+			// The tests run the test-only binaries (a control plane) here, never in the image.
+			c = c.WithoutTestOnly()
+		}
 		built, err := gocomponents.Build(ctx, c, gocomponents.Options{
-			GOARCH:   b.arch.Info().GOARCH,
+			GOARCH:   goarch,
 			CacheDir: b.WorkCache,
 			ModCache: filepath.Join(b.CacheDir, "go", "mod"),
 			Log:      b.step,

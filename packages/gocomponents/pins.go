@@ -51,6 +51,20 @@ type Component struct {
 	wrapper wrapperFiles
 }
 
+// WithoutTestOnly is c without its test-only binaries, for an image of another architecture than
+// the tests': they run test-only binaries on their own machine only, and the four programs of
+// Kubernetes would take three times the kubelet's compile. Its cache key differs from c's.
+func (c Component) WithoutTestOnly() Component {
+	out := c
+	out.Binaries = nil
+	for _, b := range c.Binaries {
+		if !b.TestOnly {
+			out.Binaries = append(out.Binaries, b)
+		}
+	}
+	return out
+}
+
 // BinarySpec is one main package of a component and where the image installs it.
 type BinarySpec struct {
 	Name string `toml:"name"`

@@ -106,3 +106,38 @@ func TestRepositoryPins(t *testing.T) {
 		t.Error("Find(docker) succeeded")
 	}
 }
+
+// The arm64 node gets the kubelet alone from the kubernetes component: its test-only control
+// plane is left out, under a cache key of its own, and the pins are not changed.
+func TestWithoutTestOnly(t *testing.T) {
+	p, err := Load("../go-components.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := p.Find("kubernetes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := k.WithoutTestOnly()
+	var names []string
+	for _, b := range img.Binaries {
+		names = append(names, b.Name)
+	}
+	if len(names) != 1 || names[0] != "kubelet" {
+		t.Errorf("kubernetes without its test-only binaries: %v, want [kubelet]", names)
+	}
+	if len(k.Binaries) != 4 {
+		t.Errorf("the pinned component lost binaries: %d left", len(k.Binaries))
+	}
+	tc := toolchain{GoVersion: "go1.26.0"}
+	if cacheKey(k, "arm64", tc) == cacheKey(img, "arm64", tc) {
+		t.Error("the kubelet alone has the whole component's cache key")
+	}
+	g, err := p.Find("gvisor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cacheKey(g, "arm64", tc) != cacheKey(g.WithoutTestOnly(), "arm64", tc) {
+		t.Error("a component without test-only binaries changed its cache key")
+	}
+}

@@ -2,6 +2,7 @@ package gocomponents
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"runtime"
 
@@ -11,7 +12,8 @@ import (
 // BuildBinaries builds (or takes from the cache) the binaries of the pinned component of that
 // name in repoRoot's packages/go-components.toml, for tests that run them on this machine (a
 // Kubernetes control plane, runsc): name → host path in the cache, which callers must not
-// modify. Test-only binaries are included. o.CacheDir defaults to the image builder's
+// modify. Test-only binaries are included when o.GOARCH is this machine's, the only one they are
+// built for. o.CacheDir defaults to the image builder's
 // (debian.CacheDir(), ~/.cache/ballast), so tests and image builds share one cache and compile
 // a component once; o.GOARCH defaults to this machine's.
 func BuildBinaries(ctx context.Context, repoRoot, component string, o Options) (map[string]string, error) {
@@ -28,6 +30,13 @@ func BuildBinaries(ctx context.Context, repoRoot, component string, o Options) (
 	}
 	if o.GOARCH == "" {
 		o.GOARCH = runtime.GOARCH
+	}
+	if o.GOARCH != runtime.GOARCH {
+		// As an image build for o.GOARCH has it: tests run test-only binaries here only.
+		if c.TestOnly {
+			return nil, fmt.Errorf("gocomponents: %s is test-only: built for this machine (%s) only, not %s", c.Name, runtime.GOARCH, o.GOARCH)
+		}
+		c = c.WithoutTestOnly()
 	}
 	b, err := Build(ctx, c, o)
 	if err != nil {
