@@ -643,11 +643,17 @@ func runscConfigFile(s settings.Settings, n Node) ([]byte, error) {
 	// systrap: gVisor's platform that needs no KVM (ptrace's successor), so the handler works in
 	// any VM. The sandbox's own host network is off: pods get theirs from CNI. The shim runs
 	// runsc through Ballast's adapter, which drops the pods' SELinux process label runsc refuses.
+	// Inside the sandbox, where neither SELinux nor the host's seccomp filter sees a pod's
+	// calls: oci-seccomp has the sentry apply the pod's seccomp profile (the pod policy's, which
+	// refuses ptrace as runc pods' does); in-sandbox-cgroup v2 mounts the pod's cgroup read-only,
+	// as the spec asks (v1's per-controller mounts are writable whatever the spec says).
 	return []byte(`# Rendered from settings.kubernetes.runtime-classes.gvisor by the apiserver, for the runsc shim.
 binary_name = "` + contract.RunscAdapterPath + `"
 
 [runsc_config]
   platform = "systrap"
+  oci-seccomp = "true"
+  in-sandbox-cgroup = "v2"
 `), nil
 }
 

@@ -401,7 +401,8 @@ func TestCRIConfig(t *testing.T) {
 				t.Errorf("runsc handler %v", runsc)
 			}
 			var rc map[string]any
-			if _, err := toml.DecodeFile(r.hostPath(RunscConfig), &rc); err != nil || get(t, rc, "runsc_config", "platform") != "systrap" {
+			if _, err := toml.DecodeFile(r.hostPath(RunscConfig), &rc); err != nil || get(t, rc, "runsc_config", "platform") != "systrap" ||
+				get(t, rc, "runsc_config", "oci-seccomp") != "true" || get(t, rc, "runsc_config", "in-sandbox-cgroup") != "v2" {
 				t.Errorf("runsc shim configuration %v, %v", rc, err)
 			}
 		} else if _, err := os.Stat(r.hostPath(RunscConfig)); !errors.Is(err, os.ErrNotExist) {

@@ -37,6 +37,10 @@ func sleep(stdout io.Writer) int {
 	}
 }
 
+// sleeperStart is how long a sleeper may take to start: a loaded TCG guest, and gVisor, which
+// starts a process in its sentry, can take seconds.
+const sleeperStart = time.Minute
+
 // startSleeper starts a sleeping child of the probe and waits until it runs.
 func startSleeper() (*exec.Cmd, error) {
 	r, w, err := os.Pipe()
@@ -53,7 +57,7 @@ func startSleeper() (*exec.Cmd, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start %s --sleeper: %w", selfExe, err)
 	}
-	r.SetReadDeadline(time.Now().Add(10 * time.Second))
+	r.SetReadDeadline(time.Now().Add(sleeperStart))
 	if _, err := io.ReadFull(r, make([]byte, 1)); err != nil {
 		stopChild(cmd)
 		return nil, fmt.Errorf("%s --sleeper did not start: %w", selfExe, err)
@@ -216,7 +220,7 @@ func checkPidsExhaust() verdict {
 				c, _ := strconv.Atoi(f[3])
 				peak, children = max(peak, t), max(children, c)
 			}
-		case "cap", "refused":
+		case "cap", "refused", "stuck":
 			end = f
 		}
 	}
@@ -240,6 +244,8 @@ func checkPidsExhaust() verdict {
 		return allowed("%d tasks in the cgroup, beyond %s (%d sleepers)", peak, limitText, children)
 	case !known && len(end) > 0 && end[0] == "cap":
 		return allowed("reached %d tasks (%d sleepers) with %s", peak, children, limitText)
+	case len(end) > 0 && end[0] == "stuck":
+		return failed("%s at %d tasks (%s, %d sleepers): no verdict", strings.Join(end[2:], " "), peak, limitText, children)
 	case why != "":
 		return blocked("fork refused (%s) at %d tasks, %s, after %d sleepers", why, atTasks, limitText, children)
 	case werr != nil && (!known || peak <= int(limit)):
@@ -313,34 +319,44 @@ func forkBomb(capTasks int, stdout io.Writer) int {
 			return 0
 		}
 		pids = append(pids, pid)
-		ready := waitReady(p[0], 10*time.Second)
+		ready, died := waitReady(p[0], sleeperStart)
 		unix.Close(p[0])
-		if !ready {
+		switch {
+		case died:
 			fmt.Fprintf(stdout, "refused %d a sleeper died starting\n", countTasks(cg, pids))
+			return 0
+		case !ready:
+			// Slow is not refused: no verdict.
+			fmt.Fprintf(stdout, "stuck %d a sleeper did not start within %v\n", countTasks(cg, pids), sleeperStart)
 			return 0
 		}
 	}
 }
 
-// waitReady waits for the byte a sleeper writes once it runs; end of file means it died first.
-func waitReady(fd int, timeout time.Duration) bool {
+// waitReady waits for the byte a sleeper writes once it runs: ready when it came, died when the
+// pipe ended (or failed) first, neither when the timeout passed.
+func waitReady(fd int, timeout time.Duration) (ready, died bool) {
 	deadline := time.Now().Add(timeout)
 	for {
 		left := time.Until(deadline)
 		if left <= 0 {
-			return false
+			return false, false
 		}
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 		n, err := unix.Poll(fds, int(left/time.Millisecond)+1)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
-		if err != nil || n == 0 {
-			return false
+		if err != nil {
+			return false, true
+		}
+		if n == 0 {
+			continue
 		}
 		var b [1]byte
 		m, err := unix.Read(fd, b[:])
-		return err == nil && m == 1
+		ok := err == nil && m == 1
+		return ok, !ok
 	}
 }
 

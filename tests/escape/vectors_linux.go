@@ -297,17 +297,38 @@ func openForWrite(paths []string) (string, []string) {
 }
 
 // checkProcSysWrite opens core_pattern (the classic way out: the kernel runs it as root on the
-// host) and domainname for writing.
+// host) and domainname for writing. Linux decides at the open; a kernel that decides at the write
+// (gVisor's sentry, whose files refuse writes they do not implement, while its root passes the
+// mode check at the open) is asked by writing domainname its own value back: the container's
+// own UTS namespace's name, so the write changes nothing even where it is allowed.
 func checkProcSysWrite() verdict {
-	ok, notes := openForWrite([]string{"/proc/sys/kernel/core_pattern", "/proc/sys/kernel/domainname"})
-	if ok != "" {
+	const core, domain = "/proc/sys/kernel/core_pattern", "/proc/sys/kernel/domainname"
+	ok, notes := openForWrite([]string{core, domain})
+	switch ok {
+	case "":
+		return blocked("%s", strings.Join(notes, "; "))
+	case core:
 		return allowed("opened %s for writing (nothing written)", ok)
 	}
-	return blocked("%s", strings.Join(notes, "; "))
+	cur, err := os.ReadFile(domain)
+	if err != nil {
+		return failed("opened %s for writing, then could not read it: %s", domain, errText(err))
+	}
+	fd, err := unix.Open(domain, unix.O_WRONLY|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	if err != nil {
+		return blocked("%s; %s opened for writing once, then: %s", strings.Join(notes, "; "), domain, errText(err))
+	}
+	defer unix.Close(fd)
+	if _, err := unix.Write(fd, cur); err != nil {
+		return blocked("%s; %s opens for writing, the write of its own value %q is refused: %s", strings.Join(notes, "; "), domain, strings.TrimSpace(string(cur)), errText(err))
+	}
+	return allowed("wrote %s its own value %q back", domain, strings.TrimSpace(string(cur)))
 }
 
 // checkSysWrite opens a sysfs attribute for writing: uevent_helper (a program the kernel runs
-// as root) where the kernel has it, else other attributes root may write.
+// as root) where the kernel has it, else other attributes root may write. A sysfs without any
+// (gVisor's) counts as blocked only when it is mounted read-only, so that nothing could be
+// written there either.
 func checkSysWrite() verdict {
 	cands := []string{"/sys/kernel/uevent_helper", "/sys/kernel/mm/transparent_hugepage/enabled", "/sys/kernel/mm/ksm/run", "/sys/power/state", "/sys/kernel/profiling"}
 	var present []string
@@ -320,6 +341,10 @@ func checkSysWrite() verdict {
 		present = writableLooking("/sys/kernel", 3, 3)
 	}
 	if len(present) == 0 {
+		var st unix.Statfs_t
+		if err := unix.Statfs("/sys", &st); err == nil && st.Flags&unix.ST_RDONLY != 0 {
+			return blocked("no sysfs attribute with an owner-write bit under /sys/kernel, and /sys is mounted read-only")
+		}
 		return failed("no sysfs attribute with an owner-write bit found under /sys/kernel")
 	}
 	ok, notes := openForWrite(present)
