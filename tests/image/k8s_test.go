@@ -20,6 +20,7 @@ import (
 	"github.com/ballast-os/ballast/apiserver/client"
 	"github.com/ballast-os/ballast/builder/pipeline"
 	"github.com/ballast-os/ballast/contract"
+	"github.com/ballast-os/ballast/tests/escape"
 	"github.com/ballast-os/ballast/tests/k8scluster"
 	"github.com/ballast-os/ballast/tests/ociimage"
 	"github.com/ballast-os/ballast/tests/qemu"
@@ -87,6 +88,8 @@ api-server = "https://%s:%d"
 cluster-certificate = %q
 bootstrap-token = %q
 cluster-dns-ip = "10.96.0.10"
+# The escape probe's pids exhaustion (TestKubernetesNode) meets the limit before its pod's memory.
+pod-pids-limit = 256
 # QEMU's network is dual-stack (fec0::/64 by SLAAC): name the address the control plane reaches.
 node-ip = "%s"
 
@@ -296,14 +299,18 @@ func (n *k8sNode) pushImage(t testing.TB, img ociimage.Image, repo string) strin
 // through the Kubernetes API only: the node joins (TLS bootstrapping) and is Ready with
 // Ballast's os-image and kernel; a runc pod from the test's registry runs and its log comes back
 // through the apiserver and the kubelet; a gVisor pod (RuntimeClass gvisor, handler runsc)
-// sees gVisor's kernel, not the node's; a privileged pod and a hostPID pod are refused by the
-// node's pod policy with its reasons; a reboot through the API lets the kubelet's graceful node
+// sees gVisor's kernel, not the node's, and the escape probe in one reports every vector blocked;
+// a privileged pod and a hostPID pod are refused by the node's pod policy with its reasons; a
+// reboot through the API lets the kubelet's graceful node
 // shutdown stop a running pod first.
-func TestKubernetesNode(t *testing.T) {
-	t.Parallel() // boots QEMU: see main_test.go
+func TestKubernetesNode(tt *testing.T) {
+	tt.Parallel() // boots QEMU: see main_test.go
+	t := echoFailures(tt)
 	hello := goProgram(t, "./tests/image/hello")
+	probe := goProgram(t, "./tests/escape/cmd/probe")
 	n := startK8sNode(t)
 	helloRef := n.pushImage(t, helloImage(t, hello), "hello")
+	probeRef := n.pushImage(t, probeImage(t, probe), "probe")
 	node := n.waitReady(t, 8*time.Minute)
 	t.Logf("node %s Ready %s after QEMU started", node.Name, time.Since(n.started).Round(time.Second))
 	info := node.Status.NodeInfo
@@ -321,6 +328,9 @@ func TestKubernetesNode(t *testing.T) {
 	n.createPod(t, k8sPod("hello-runc", helloRef, "", "exit", "0"))
 	n.createPod(t, k8sPod("kernel-runc", helloRef, "", "kernel"))
 	n.createPod(t, k8sPod("kernel-gvisor", helloRef, gvisorClass, "kernel"))
+	for _, p := range gvisorEscapePods(probeRef) {
+		n.createPod(t, p)
+	}
 	priv := k8sPod("privileged", helloRef, "")
 	priv.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: ptrTo(true)}
 	n.createPod(t, priv)
@@ -348,6 +358,8 @@ func TestKubernetesNode(t *testing.T) {
 	}
 	t.Logf("gVisor pod's kernel: %v; runc pod's: %v", gv, runcKernel)
 
+	n.checkGVisorEscape(t)
+
 	p := n.waitPod(t, "privileged", "refused", time.Minute, func(p *corev1.Pod) bool {
 		for _, cs := range p.Status.ContainerStatuses {
 			if w := cs.State.Waiting; w != nil && refusedPrivileged.MatchString(w.Message) {
@@ -374,7 +386,7 @@ func TestKubernetesNode(t *testing.T) {
 // gracefulShutdown reboots the node through its API with a pod running: the system init tells the
 // kubelet (logind's PrepareForShutdown) and waits for its delay lock, and the kubelet stops the
 // pod and reports why before the node goes down.
-func (n *k8sNode) gracefulShutdown(t *testing.T, ref string) {
+func (n *k8sNode) gracefulShutdown(t testing.TB, ref string) {
 	t.Helper()
 	n.createPod(t, k8sPod("sleeper", ref, ""))
 	n.waitPod(t, "sleeper", "Running", k8sPodTimeout, podRunning)
@@ -391,6 +403,58 @@ func (n *k8sNode) gracefulShutdown(t *testing.T, ref string) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// probeImage is the escape probe (tests/escape) with its setuid-root copy.
+func probeImage(t testing.TB, probe string) ociimage.Image {
+	t.Helper()
+	bin, err := ociimage.Program(probe, "/probe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	suid := bin
+	suid.Path, suid.Mode = "/probe-suid", 0o4755
+	return ociimage.Image{Ref: "ballast.test/probe:1", Files: []ociimage.File{bin, suid}, Entrypoint: []string{"/probe"}}
+}
+
+// The escape probe's gVisor pods: escape-gvisor checks every vector while escape-gvisor-peer,
+// the same probe without the exhaustion vectors, stays up as the other container whose files it
+// looks for. No fd broker is reachable from a pod (the broker vectors are the host-container
+// suite's, TestEscapeSuite): a pod's network namespace, and in gVisor the sentry's own socket
+// table, has none of the host's abstract sockets, so those vectors report no broker.
+const escapeGVisor = "escape-gvisor"
+
+func gvisorEscapePods(ref string) []*corev1.Pod {
+	peers := escapeGVisor + "," + escapeGVisor + "-peer"
+	return []*corev1.Pod{
+		k8sPod(escapeGVisor, ref, gvisorClass, "--peer-wait", "60s", "--peer", peers),
+		k8sPod(escapeGVisor+"-peer", ref, gvisorClass, "--skip", escape.VectorMemoryExhaust+","+escape.VectorPidsExhaust,
+			"--peer-wait", "60s", "--peer", peers, "--sleep"),
+	}
+}
+
+// checkGVisorEscape reads the gVisor probe's report: every vector blocked, and the node still
+// Ready after the probe exhausted its pod's memory and pids.
+func (n *k8sNode) checkGVisorEscape(t testing.TB) {
+	t.Helper()
+	n.waitPod(t, escapeGVisor, "completed", k8sPodTimeout, podCompleted)
+	log := n.logs(t, escapeGVisor)
+	report, err := escape.ParseReport(log)
+	if err != nil {
+		t.Fatalf("gVisor pod's escape probe: %v\n%s", err, log)
+	}
+	for _, v := range escape.Vectors() {
+		r, ok := report[v]
+		switch {
+		case !ok:
+			t.Errorf("gVisor pod: vector %s not reported", v)
+		case r.Allowed:
+			t.Errorf("gVisor pod: %s ALLOWED: %s", v, r.Detail)
+		default:
+			t.Logf("gVisor pod: %s blocked: %s", v, r.Detail)
+		}
+	}
+	n.waitReady(t, time.Minute)
+}
 
 // kernelReport parses hello's "kernel" lines: release, version and log.
 func kernelReport(t testing.TB, log string) map[string]string {

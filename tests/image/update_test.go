@@ -390,7 +390,7 @@ func (h *host) blessed(t testing.TB, version string, slot contract.Slot) {
 	}
 }
 
-func motd(t *testing.T, c *client.Client) string {
+func motd(t testing.TB, c *client.Client) string {
 	t.Helper()
 	m, err := remoteMotd(t.Context(), c)
 	if err != nil {
@@ -407,28 +407,29 @@ func motd(t *testing.T, c *client.Client) string {
 // GET /updates/status says why. The settings made on v1 are there at the end.
 func TestUpdates(t *testing.T) {
 	t.Parallel() // boots QEMU: see main_test.go
-	lab := newUpdateLab(t)
-	good := lab.variant(t, "qemu-updates.toml", nil)
+	tb := echoFailures(t)
+	lab := newUpdateLab(tb)
+	good := lab.variant(tb, "qemu-updates.toml", nil)
 	// v3's userspace never becomes healthy: without its API server there is no ready line.
-	broken := lab.variant(t, "qemu-unhealthy.toml", func(s string) string {
+	broken := lab.variant(tb, "qemu-unhealthy.toml", func(s string) string {
 		return strings.Replace(s, `include = ["netconf", "apiserver", "apiclient",`, `include = ["netconf", "apiclient",`, 1)
 	})
 	// v4's kernel panics: its initramfs init is not there.
-	panics := lab.variant(t, "qemu-panics.toml", func(s string) string {
+	panics := lab.variant(tb, "qemu-panics.toml", func(s string) string {
 		return strings.Replace(s, `cmdline = ["quiet",`, `cmdline = ["quiet", "rdinit=/no-such-init",`, 1)
 	})
 	for _, b := range []struct{ file, version string }{{good, "1.0.0"}, {good, "2.0.0"}, {broken, "3.0.0"}, {panics, "4.0.0"}} {
-		lab.build(t, b.file, b.version)
+		lab.build(tb, b.file, b.version)
 	}
 	if b, _ := os.ReadFile(broken); strings.Contains(string(b), `"apiserver"`) {
-		t.Fatal("the unhealthy variant still has the API server")
+		tb.Fatal("the unhealthy variant still has the API server")
 	}
 	if b, _ := os.ReadFile(panics); !strings.Contains(string(b), "rdinit=/no-such-init") {
-		t.Fatal("the panicking variant's command line was not changed")
+		tb.Fatal("the panicking variant's command line was not changed")
 	}
-	lab.publish(t, "2.0.0")
+	lab.publish(tb, "2.0.0")
 
-	h := lab.newHost(t, "1.0.0", fmt.Sprintf(`[settings]
+	h := lab.newHost(tb, "1.0.0", fmt.Sprintf(`[settings]
 motd = "set on v1"
 [settings.updates]
 metadata-base-url = "http://%[1]s/metadata"
@@ -437,21 +438,21 @@ seed = 100
 `, repoHost))
 
 	// v1 → v2.
-	h.start(t)
-	h.ready(t, "1.0.0", contract.SlotA)
-	if os := h.checkOS(t, "1.0.0", contract.SlotA); os.Entry != "ballast-1-a-1.0.0.efi" {
-		t.Fatalf("GET /os entry %q", os.Entry)
+	h.start(tb)
+	h.ready(tb, "1.0.0", contract.SlotA)
+	if os := h.checkOS(tb, "1.0.0", contract.SlotA); os.Entry != "ballast-1-a-1.0.0.efi" {
+		tb.Fatalf("GET /os entry %q", os.Entry)
 	}
-	h.update(t, "2.0.0")
-	h.start(t)
-	h.ready(t, "2.0.0", contract.SlotB)
-	if os := h.checkOS(t, "2.0.0", contract.SlotB); !strings.HasPrefix(os.Entry, "ballast-2-b-2.0.0+2-1.") {
-		t.Fatalf("GET /os entry %q, want the trial entry ballast-2-b-2.0.0+2-1.efi", os.Entry)
+	h.update(tb, "2.0.0")
+	h.start(tb)
+	h.ready(tb, "2.0.0", contract.SlotB)
+	if os := h.checkOS(tb, "2.0.0", contract.SlotB); !strings.HasPrefix(os.Entry, "ballast-2-b-2.0.0+2-1.") {
+		tb.Fatalf("GET /os entry %q, want the trial entry ballast-2-b-2.0.0+2-1.efi", os.Entry)
 	}
-	h.refused(t, apitypes.UpdateApply, `on trial`)
-	h.blessed(t, "2.0.0", contract.SlotB)
-	if m := motd(t, h.c); m != "set on v1" {
-		t.Fatalf("motd after the update = %q", m)
+	h.refused(tb, apitypes.UpdateApply, `on trial`)
+	h.blessed(tb, "2.0.0", contract.SlotB)
+	if m := motd(tb, h.c); m != "set on v1" {
+		tb.Fatalf("motd after the update = %q", m)
 	}
 
 	// The client refuses what the repository must not serve; nothing changes on the host.
@@ -538,79 +539,79 @@ seed = 100
 
 	// Power cuts in the middle of applying v3, first while it downloads, then while it writes
 	// slot a: each time v2 boots again, and the next apply goes on from what reached the disk.
-	h.action(t, apitypes.UpdateCheck)
-	h.cutDuring(t, "the download", func(st apitypes.UpdateStatus, _ bool) bool { return st.BytesDownloaded > 8<<20 })
-	h.start(t)
-	h.ready(t, "2.0.0", contract.SlotB)
-	h.action(t, apitypes.UpdateCheck)
+	h.action(tb, apitypes.UpdateCheck)
+	h.cutDuring(tb, "the download", func(st apitypes.UpdateStatus, _ bool) bool { return st.BytesDownloaded > 8<<20 })
+	h.start(tb)
+	h.ready(tb, "2.0.0", contract.SlotB)
+	h.action(tb, apitypes.UpdateCheck)
 	m, err := tufrepo.Manifest(lab.dir, "qemu", "")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	p := m.Release("3.0.0").Payload
 	uki := p.UKI[contract.SlotA]
-	h.cutDuring(t, "the write of slot a", func(_ apitypes.UpdateStatus, settled bool) bool {
+	h.cutDuring(tb, "the write of slot a", func(_ apitypes.UpdateStatus, settled bool) bool {
 		// The UKI, downloaded last, is all there (resumed downloads send only the rest).
 		return settled && lab.servedFor(uki.Name) >= uki.Size
 	})
-	h.start(t)
-	h.ready(t, "2.0.0", contract.SlotB)
-	if st := h.status(t); st.Staged != nil || st.Activated != nil {
-		t.Fatalf("after the power cuts: staged %+v, activated %+v", st.Staged, st.Activated)
+	h.start(tb)
+	h.ready(tb, "2.0.0", contract.SlotB)
+	if st := h.status(tb); st.Staged != nil || st.Activated != nil {
+		tb.Fatalf("after the power cuts: staged %+v, activated %+v", st.Staged, st.Activated)
 	}
 	before := lab.served.Load()
-	h.update(t, "3.0.0")
-	t.Logf("apply after the power cuts: the server sent %d bytes", lab.served.Load()-before)
+	h.update(tb, "3.0.0")
+	tb.Logf("apply after the power cuts: the server sent %d bytes", lab.served.Load()-before)
 	// Nothing was downloaded twice: v3's root, verity tree and slot a UKI once, plus the
 	// tampered verity tree, the metadata of all those checks, and what the power cut took
 	// before it reached the disk (the client syncs a download every 4 MiB).
 	need := p.Root.Size + p.Verity.Size + p.UKI[contract.SlotA].Size
 	if sent := lab.served.Load() - v3Start; sent > need+p.Verity.Size+(4+2)<<20 {
-		t.Fatalf("v3 took %d bytes from the server, its download is %d: something was downloaded twice", sent, need)
+		tb.Fatalf("v3 took %d bytes from the server, its download is %d: something was downloaded twice", sent, need)
 	} else {
-		t.Logf("v3: %d bytes served for a %d-byte download (through a refused target and two power cuts)", sent, need)
+		tb.Logf("v3: %d bytes served for a %d-byte download (through a refused target and two power cuts)", sent, need)
 	}
 
 	// v3 never becomes healthy: its only boot gives it up, and v2 boots again.
-	h.start(t)
+	h.start(tb)
 	if _, err := h.vm.Expect(regexp.MustCompile(`ballast: init variant=qemu version=3\.0\.0`), 3*time.Minute); err != nil {
-		t.Fatalf("v3 did not boot: %v", err)
+		tb.Fatalf("v3 did not boot: %v", err)
 	}
 	if _, err := h.vm.Expect(regexp.MustCompile(`boot unhealthy: .*giving up ballast-\d+-a-3\.0\.0`), 3*time.Minute); err != nil {
-		t.Fatalf("v3 was not given up: %v", err)
+		tb.Fatalf("v3 was not given up: %v", err)
 	}
-	h.rebooted(t, "v3 given up")
-	h.start(t)
-	h.ready(t, "2.0.0", contract.SlotB)
-	st := h.status(t)
+	h.rebooted(tb, "v3 given up")
+	h.start(tb)
+	h.ready(tb, "2.0.0", contract.SlotB)
+	st := h.status(tb)
 	if st.Rollback == nil || st.Rollback.Version != "3.0.0" || !strings.Contains(st.Rollback.Reason, "unhealthy") {
-		t.Fatalf("after v3: rollback %+v, want 3.0.0 unhealthy", st.Rollback)
+		tb.Fatalf("after v3: rollback %+v, want 3.0.0 unhealthy", st.Rollback)
 	}
-	t.Logf("v3 rollback: %+v", *st.Rollback)
+	tb.Logf("v3 rollback: %+v", *st.Rollback)
 	if st.Running.OnTrial {
-		t.Fatalf("back on v2, which is on trial: %+v", st.Running)
+		tb.Fatalf("back on v2, which is on trial: %+v", st.Running)
 	}
 
 	// v4's kernel panics on each of its three tries; then v2 boots again.
-	lab.publish(t, "4.0.0")
-	h.update(t, "4.0.0")
+	lab.publish(tb, "4.0.0")
+	h.update(tb, "4.0.0")
 	for try := 1; try <= contract.DefaultTries; try++ {
-		h.start(t)
+		h.start(tb)
 		if _, err := h.vm.Expect(regexp.MustCompile(`Kernel panic`), 3*time.Minute); err != nil {
-			t.Fatalf("v4 try %d: no kernel panic: %v", try, err)
+			tb.Fatalf("v4 try %d: no kernel panic: %v", try, err)
 		}
-		h.rebooted(t, fmt.Sprintf("v4 try %d", try))
+		h.rebooted(tb, fmt.Sprintf("v4 try %d", try))
 	}
-	h.start(t)
-	h.ready(t, "2.0.0", contract.SlotB)
-	st = h.status(t)
+	h.start(tb)
+	h.ready(tb, "2.0.0", contract.SlotB)
+	st = h.status(tb)
 	if st.Rollback == nil || st.Rollback.Version != "4.0.0" || !strings.Contains(st.Rollback.Reason, "did not boot") {
-		t.Fatalf("after v4: rollback %+v, want 4.0.0 that did not boot", st.Rollback)
+		tb.Fatalf("after v4: rollback %+v, want 4.0.0 that did not boot", st.Rollback)
 	}
-	t.Logf("v4 rollback: %+v", *st.Rollback)
-	h.checkOS(t, "2.0.0", contract.SlotB)
-	if m := motd(t, h.c); m != "set on v1" {
-		t.Fatalf("motd at the end = %q", m)
+	tb.Logf("v4 rollback: %+v", *st.Rollback)
+	h.checkOS(tb, "2.0.0", contract.SlotB)
+	if m := motd(tb, h.c); m != "set on v1" {
+		tb.Fatalf("motd at the end = %q", m)
 	}
-	powerdown(t, h.vm)
+	powerdown(tb, h.vm)
 }
