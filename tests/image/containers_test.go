@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"regexp"
 	"slices"
 	"strconv"
@@ -25,10 +26,16 @@ import (
 // ./tests/image/hello) for a container image.
 func goProgram(t testing.TB, pkg string) string {
 	t.Helper()
+	return goProgramFor(t, pkg, runtime.GOARCH)
+}
+
+// goProgramFor is goProgram for another architecture's images (GOARCH).
+func goProgramFor(t testing.TB, pkg, goarch string) string {
+	t.Helper()
 	out := filepath.Join(t.TempDir(), filepath.Base(pkg))
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
 	cmd.Dir = "../.."
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOARCH="+goarch)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
 	}

@@ -67,10 +67,18 @@ type k8sNode struct {
 // CA trusted and its credentials given). It does not wait for the node.
 func startK8sNode(t testing.TB) *k8sNode {
 	t.Helper()
+	return startK8sNodeArch(t, contract.DefaultArch)
+}
+
+// startK8sNodeArch is startK8sNode for the node of arch. The arm64 node boots on QEMU's virt
+// machine without Secure Boot or a TPM, which the harness has for x86-64 only: the signed image
+// boots unchecked and its /local stays plain (variants/k8s.toml's without-tpm).
+func startK8sNodeArch(t testing.TB, arch contract.Arch) *k8sNode {
+	t.Helper()
 	if err := qemu.Available(); err != nil {
 		t.Fatalf("QEMU is needed for image tests: %v", err)
 	}
-	dir, bins := k8sBuilt(t)
+	dir, bins := k8sBuilt(t, arch)
 	m := loadManifestAt(t, dir)
 	n := &k8sNode{dir: dir, manifest: m}
 	n.cluster = k8scluster.Start(t, k8scluster.Options{Binaries: bins, Hosts: []string{k8sHostAddr}})
@@ -115,6 +123,7 @@ trusted = true
 	kubelet := freePort(t)
 	n.cluster.ReachNode(t, k8sGuestAddr, kubeletPort, fmt.Sprintf("127.0.0.1:%d", kubelet))
 	cfg := qemu.Config{
+		Arch:       arch,
 		Disk:       copyVariantDisk(t, dir, 4<<30),
 		ExtraDisks: []string{makeSeed(t, ud, nil)},
 		MemoryMB:   2048,
@@ -127,7 +136,7 @@ trusted = true
 			fmt.Sprintf("tcp:%s-cmd:%s %s", k8sRegistry, tcpcat, n.registry.Addr),
 		},
 	}
-	if m.Signing != nil {
+	if m.Signing != nil && arch == contract.DefaultArch {
 		// A signed build boots as a production host does: Secure Boot and a TPM.
 		testutil.Tool(t, "swtpm", "swtpm")
 		testutil.Need(t, fileExists(qemu.SecureBootOVMFCode), "%s (Debian package ovmf)", qemu.SecureBootOVMFCode)

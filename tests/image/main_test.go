@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/ballast-os/ballast/builder/pipeline"
+	"github.com/ballast-os/ballast/contract"
 )
 
 // The tests that boot QEMU call t.Parallel first, and `make test` runs two at a time (-parallel):
@@ -40,8 +41,11 @@ func TestMain(m *testing.M) {
 		}
 	}
 	flag.Parse()
-	if runsK8s() {
-		k8sPrebuild = startK8sBuild(context.Background(), repoRoot(), filepath.Join(filepath.Dir(buildDir), "k8s"))
+	if runsK8s() || runsK8sARM64() {
+		k8sPrebuild = startK8sBuild(context.Background(), repoRoot(), k8sDir(contract.DefaultArch), contract.DefaultArch, nil)
+	}
+	if runsK8sARM64() {
+		k8sPrebuildARM64 = startK8sBuild(context.Background(), repoRoot(), k8sDir(contract.ARM64), contract.ARM64, k8sPrebuild)
 	}
 	os.Exit(m.Run())
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ballast-os/ballast/builder/pipeline"
+	"github.com/ballast-os/ballast/contract"
 	"github.com/ballast-os/ballast/tests/k8scluster"
 	"github.com/ballast-os/ballast/trust/sbkeys"
 )
@@ -39,15 +40,21 @@ func (b *k8sBuild) logf(format string, args ...any) {
 	b.log = append(b.log, fmt.Sprintf(format, args...))
 }
 
-// k8sPrebuild is the build TestMain started, nil when the run does not include the node's tests.
-var k8sPrebuild *k8sBuild
+// k8sPrebuild is the build TestMain started, nil when the run does not include the node's tests;
+// k8sPrebuildARM64 the arm64 node's, which starts once the first is done (the control plane is
+// the first one's: it runs here).
+var k8sPrebuild, k8sPrebuildARM64 *k8sBuild
 
-// startK8sBuild builds the k8s variant into dir (unless it holds a build) and the control plane,
-// in the background.
-func startK8sBuild(ctx context.Context, repo, dir string) *k8sBuild {
+// startK8sBuild builds the k8s variant for arch into dir (unless it holds a build) in the
+// background, and the control plane; for another architecture than this machine's, it waits for
+// after (the build for this machine) and takes its control plane.
+func startK8sBuild(ctx context.Context, repo, dir string, arch contract.Arch, after *k8sBuild) *k8sBuild {
 	b := &k8sBuild{done: make(chan struct{}), dir: dir}
 	go func() {
 		defer close(b.done)
+		if after != nil {
+			<-after.done
+		}
 		start := time.Now()
 		defer func() { b.took = time.Since(start) }()
 		if _, err := os.Stat(filepath.Join(dir, "manifest.json")); err != nil {
@@ -58,24 +65,43 @@ func startK8sBuild(ctx context.Context, repo, dir string) *k8sBuild {
 					return
 				}
 			}
-			if _, err := pipeline.Build(ctx, pipeline.Options{Repo: repo, Variant: "k8s", Out: dir,
+			if _, err := pipeline.Build(ctx, pipeline.Options{Repo: repo, Variant: "k8s", Arch: arch, Out: dir,
 				Log: func(f string, a ...any) { b.logf("ballast: "+f, a...) }}); err != nil {
-				b.err = fmt.Errorf("build k8s: %w", err)
+				b.err = fmt.Errorf("build k8s %s: %w", arch, err)
 				return
 			}
+		}
+		if after != nil {
+			if b.bins, b.err = after.bins, after.err; b.err != nil {
+				b.err = fmt.Errorf("the control plane: %w", b.err)
+			}
+			return
 		}
 		b.bins, b.err = k8scluster.BuildPinned(ctx, repo, b.logf)
 	}()
 	return b
 }
 
-// k8sBuilt waits for the node's build (TestMain's, or one made now) and returns the variant's
-// build directory and the control plane.
-func k8sBuilt(t testing.TB) (string, k8scluster.Binaries) {
+// k8sDir is where the k8s variant for arch is built: build/k8s or build/k8s-<arch>, beside
+// buildDir.
+func k8sDir(arch contract.Arch) string {
+	return filepath.Join(filepath.Dir(buildDir), pipeline.OutName("k8s", arch))
+}
+
+// k8sBuilt waits for the node's build for arch (TestMain's, or one made now) and returns the
+// variant's build directory and the control plane.
+func k8sBuilt(t testing.TB, arch contract.Arch) (string, k8scluster.Binaries) {
 	t.Helper()
 	b := k8sPrebuild
+	if arch != contract.DefaultArch {
+		b = k8sPrebuildARM64
+	}
 	if b == nil {
-		b = startK8sBuild(t.Context(), repoRoot(), filepath.Join(filepath.Dir(buildDir), "k8s"))
+		var host *k8sBuild
+		if arch != contract.DefaultArch {
+			host = startK8sBuild(t.Context(), repoRoot(), k8sDir(contract.DefaultArch), contract.DefaultArch, nil)
+		}
+		b = startK8sBuild(t.Context(), repoRoot(), k8sDir(arch), arch, host)
 	}
 	waited := time.Now()
 	<-b.done
@@ -88,7 +114,7 @@ func k8sBuilt(t testing.TB) (string, k8scluster.Binaries) {
 	if b.err != nil {
 		t.Fatal(b.err)
 	}
-	t.Logf("k8s: the node's build took %s, of which this test waited %s", b.took.Round(time.Second), time.Since(waited).Round(time.Second))
+	t.Logf("k8s %s: the node's build took %s, of which this test waited %s", arch, b.took.Round(time.Second), time.Since(waited).Round(time.Second))
 	return b.dir, b.bins
 }
 
@@ -110,6 +136,22 @@ func runsK8s() bool {
 		}
 	}
 	return sel("test.run", "TestKubernetesNode") || sel("test.bench", "BenchmarkK8sNode")
+}
+
+// runsK8sARM64 says whether the run selects the arm64 node's test.
+func runsK8sARM64() bool {
+	if f := flag.Lookup("test.skip"); f != nil && f.Value.String() != "" {
+		if re, err := regexp.Compile(f.Value.String()); err == nil && re.MatchString("TestKubernetesNodeARM64") {
+			return false
+		}
+	}
+	f := flag.Lookup("test.run")
+	if f == nil || f.Value.String() == "" {
+		return true
+	}
+	top, _, _ := strings.Cut(f.Value.String(), "/")
+	re, err := regexp.Compile(top)
+	return err == nil && re.MatchString("TestKubernetesNodeARM64")
 }
 
 // repoRoot is the repository, two levels above this package.

@@ -37,6 +37,15 @@ type Image struct {
 	Env        []string
 	User       string
 	WorkingDir string
+	// Arch is the image's GOARCH-style architecture; "" is amd64.
+	Arch string
+}
+
+func (img Image) arch() string {
+	if img.Arch == "" {
+		return "amd64"
+	}
+	return img.Arch
 }
 
 // Program is a File from a binary on this machine, at path in the image.
@@ -114,7 +123,7 @@ func (img Image) layer() (plain, gz []byte, err error) {
 
 func (img Image) config(diffID string) ([]byte, error) {
 	return json.Marshal(map[string]any{
-		"architecture": "amd64",
+		"architecture": img.arch(),
 		"os":           "linux",
 		"created":      epoch.Format(time.RFC3339),
 		"config": map[string]any{
@@ -149,7 +158,7 @@ func WriteOCI(w io.Writer, img Image) error {
 	mf := blob{"application/vnd.oci.image.manifest.v1+json", mfJSON}
 	desc := mf.descriptor()
 	desc["annotations"] = map[string]string{"org.opencontainers.image.ref.name": img.Ref}
-	desc["platform"] = map[string]string{"architecture": "amd64", "os": "linux"}
+	desc["platform"] = map[string]string{"architecture": img.arch(), "os": "linux"}
 	index, err := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": []any{desc}})
 	if err != nil {
 		return err
