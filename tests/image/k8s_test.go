@@ -136,13 +136,17 @@ trusted = true
 			fmt.Sprintf("tcp:%s-cmd:%s %s", k8sRegistry, tcpcat, n.registry.Addr),
 		},
 	}
-	if m.Signing != nil && arch == contract.DefaultArch {
+	switch {
+	case m.Signing != nil && arch == contract.DefaultArch:
 		// A signed build boots as a production host does: Secure Boot and a TPM.
 		testutil.Tool(t, "swtpm", "swtpm")
 		testutil.Need(t, fileExists(qemu.SecureBootOVMFCode), "%s (Debian package ovmf)", qemu.SecureBootOVMFCode)
 		cfg.SecureBoot, cfg.TPMState = true, filepath.Join(t.TempDir(), "tpm")
 		cfg.OVMFVars = copyFile(t, qemu.DefaultOVMFVarsTemplate)
 		// The first boot enrolls the owner's keys (the machine starts in setup mode) and resets.
+		cfg.AllowReboot = true
+	case m.Signing != nil:
+		// AAVMF starts in setup mode too: systemd-boot enrolls the keys and resets.
 		cfg.AllowReboot = true
 	}
 	n.started = time.Now()
