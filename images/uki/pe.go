@@ -159,19 +159,22 @@ func alignUp(v, a uint64) uint64 {
 	return (v + a - 1) &^ (a - 1)
 }
 
-// dropSymbols returns b without a COFF symbol table that follows the last section (debug symbols
-// a linker left in the stub), with the header no longer pointing at it. Sections appended after
-// it would leave a gap between sections, and Authenticode digests of images with gaps differ
-// between the specification, EDK2's verifier and sbverify: the firmware might refuse a correctly
-// signed UKI. The loader never reads the symbols.
-func dropSymbols(b []byte, img peImage) []byte {
-	le := binary.LittleEndian
-	ptr := uint64(le.Uint32(b[img.coff+coffPointerToSymbols:]))
-	if ptr == 0 || ptr < img.rawEnd || ptr > uint64(len(b)) {
+// dropTrailer returns b without what follows its last section's data: a COFF symbol table (debug
+// symbols a linker left in the stub, the header then no longer pointing at it) or bytes no header
+// describes (Debian's arm64 stub ends with 5 KiB of them, its version string among them). Sections
+// appended after them would leave a gap between sections, and Authenticode digests of images with
+// gaps differ between the specification, EDK2's verifier and sbverify: the firmware refused a
+// correctly signed arm64 UKI. The loader never reads those bytes: it loads sections. The caller
+// refuses a signed stub first, whose certificates are there.
+func dropTrailer(b []byte, img peImage) []byte {
+	if uint64(len(b)) <= img.rawEnd {
 		return b
 	}
-	out := append([]byte(nil), b[:ptr]...)
-	le.PutUint32(out[img.coff+coffPointerToSymbols:], 0)
-	le.PutUint32(out[img.coff+coffNumberOfSymbols:], 0)
+	out := append([]byte(nil), b[:img.rawEnd]...)
+	le := binary.LittleEndian
+	if ptr := uint64(le.Uint32(out[img.coff+coffPointerToSymbols:])); ptr >= img.rawEnd {
+		le.PutUint32(out[img.coff+coffPointerToSymbols:], 0)
+		le.PutUint32(out[img.coff+coffNumberOfSymbols:], 0)
+	}
 	return out
 }

@@ -80,8 +80,9 @@ func printable(what, s string) error {
 }
 
 // Build writes to w the stub with the sections of s appended. New sections are placed after the
-// stub's last section in memory and after the end of the stub file; a COFF symbol table at the
-// end of the stub is dropped first (dropSymbols), so the sections follow each other without gaps. Header fields that describe the image as a whole are updated
+// stub's last section in memory and in the file; what the stub file has after its last section
+// (a COFF symbol table, undescribed bytes) is dropped first (dropTrailer), so the sections follow
+// each other without gaps. Header fields that describe the image as a whole are updated
 // and the PE checksum recomputed; the timestamp is left alone, so the output depends only on the
 // inputs. The stub must have room for the new section headers before its first section's data.
 func Build(w io.Writer, stub []byte, s Sections) error {
@@ -93,14 +94,14 @@ func Build(w io.Writer, stub []byte, s Sections) error {
 	if err != nil {
 		return err
 	}
-	if trimmed := dropSymbols(stub, img); len(trimmed) != len(stub) {
+	if img.signed(stub) {
+		return fmt.Errorf("uki: stub carries an Authenticode signature that appending sections would break; sign the UKI instead")
+	}
+	if trimmed := dropTrailer(stub, img); len(trimmed) != len(stub) {
 		stub = trimmed
 		if img, err = parsePE(stub, "stub"); err != nil {
 			return err
 		}
-	}
-	if img.signed(stub) {
-		return fmt.Errorf("uki: stub carries an Authenticode signature that appending sections would break; sign the UKI instead")
 	}
 	kernel, err := parsePE(s.Linux, "kernel")
 	if err != nil {

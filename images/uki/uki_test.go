@@ -174,7 +174,7 @@ func build(t *testing.T, stub []byte, s Sections) []byte {
 // sections are untouched, the new ones follow in order, aligned and without overlap, their
 // contents round-trip, and the image-wide header fields agree with the sections.
 func checkImage(t *testing.T, stub, out []byte, s Sections) {
-	// A stub's trailing symbol table is dropped before the sections are appended.
+	// What a stub has after its last section is dropped before the sections are appended.
 	stub = trimmed(t, stub)
 	t.Helper()
 	orig, err := pe.NewFile(bytes.NewReader(stub))
@@ -302,7 +302,9 @@ func TestBuildFake(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			stub := tt.stub.bytes()
-			checkImage(t, stub, build(t, stub, tt.s), tt.s)
+			out := build(t, stub, tt.s)
+			checkImage(t, stub, out, tt.s)
+			noGaps(t, out)
 		})
 	}
 }
@@ -337,7 +339,14 @@ func TestBuildStub(t *testing.T) {
 		t.Error("output changes stub bytes beyond the header fields Build owns")
 	}
 
-	// No gaps between sections in the file: Authenticode verifiers disagree about gaps.
+	noGaps(t, out)
+}
+
+// noGaps checks that the image's sections follow each other in the file without gaps, to its
+// end: Authenticode verifiers disagree about gaps, and the firmware refused a signed UKI that had
+// one.
+func noGaps(t *testing.T, out []byte) {
+	t.Helper()
 	f, err := pe.NewFile(bytes.NewReader(out))
 	if err != nil {
 		t.Fatal(err)
@@ -352,6 +361,38 @@ func TestBuildStub(t *testing.T) {
 			t.Errorf("gap between %s (ends %#x) and %s (starts %#x)", secs[i-1].Name, end, secs[i].Name, secs[i].Offset)
 		}
 	}
+	if last := secs[len(secs)-1]; int(last.Offset+last.Size) != len(out) {
+		t.Errorf("%d bytes after the last section %s", len(out)-int(last.Offset+last.Size), last.Name)
+	}
+}
+
+// TestBuildStubARM64 builds on the arm64 stub images carry, which ends with bytes no header
+// describes: they go, and the sections follow each other without a gap.
+func TestBuildStubARM64(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	lock := filepath.Join(testutil.RepoRoot(t), "packages", "debian.lock")
+	dir, err := debian.UnpackPinned(ctx, lock, stubPackage, contract.ARM64, "")
+	if err != nil {
+		t.Fatalf("arm64 systemd-stub: %v", err)
+	}
+	stub, err := os.ReadFile(filepath.Join(dir, "usr/lib/systemd/boot/efi/linuxaa64.efi.stub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := parsePE(stub, "stub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uint64(len(stub)) <= img.rawEnd {
+		t.Logf("the arm64 stub has nothing after its sections now (%d bytes)", len(stub))
+	}
+	kf := defaultFake()
+	kf.machine = 0xaa64
+	s := testSections()
+	s.Linux = kf.bytes()
+	out := build(t, stub, s)
+	noGaps(t, out)
 }
 
 // TestObjdump cross-checks the section table with binutils' reading of the image.
@@ -513,7 +554,7 @@ func trimmed(t *testing.T, stub []byte) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return dropSymbols(stub, img)
+	return dropTrailer(stub, img)
 }
 
 // TestARM64StubNopPadding: the arm64 linker pads the header space after the section table with
