@@ -3,12 +3,12 @@
 // one ("SELinux is not supported"): the sandbox is gVisor's own kernel, which no host label
 // reaches. The runsc shim runs runsc through Ballast's adapter (runtime/cmd/runsc-adapter), which
 // drops the process label from the bundle's config.json, and from an exec's process file, before
-// it hands the command line on to runsc unchanged. The mount label stays: runsc ignores it. A
-// pod's sandbox also gets the pod's memory limit (SandboxMemory).
+// it hands the command line on to runsc unchanged. The mount label stays: runsc ignores it.
 package runsclabel
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -114,8 +114,12 @@ func DropProcessLabel(path string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("runsc adapter: %s: %w", path, err)
 	}
-	if err := replace(path, out, fi.Mode().Perm()); err != nil {
-		return false, err
+	tmp := path + ".ballast-tmp"
+	if err := os.WriteFile(tmp, out, fi.Mode().Perm()); err != nil {
+		return false, fmt.Errorf("runsc adapter: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return false, errors.Join(fmt.Errorf("runsc adapter: %w", err), os.Remove(tmp))
 	}
 	return true, nil
 }

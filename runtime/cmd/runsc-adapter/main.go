@@ -1,6 +1,6 @@
 // Command runsc-adapter is the runsc the gVisor shim runs (its binary_name): it drops the SELinux
-// process label CRI gives pods, which runsc refuses, gives a pod's sandbox the pod's memory limit,
-// then runs runsc with the same arguments (runtime/runsclabel).
+// process label CRI gives pods, which runsc refuses, then runs runsc with the same arguments
+// (runtime/runsclabel).
 package main
 
 import (
@@ -20,10 +20,6 @@ func main() {
 	}
 	for _, f := range runsclabel.Files(os.Args[1:], cwd) {
 		if _, err := runsclabel.DropProcessLabel(f); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		if _, err := runsclabel.SandboxMemory(f, runsclabel.CgroupRoot); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
