@@ -437,24 +437,41 @@ func probeImage(t testing.TB, probe string) ociimage.Image {
 	return ociimage.Image{Ref: "ballast.test/probe:1", Files: []ociimage.File{bin, suid}, Entrypoint: []string{"/probe"}}
 }
 
-// The escape probe's gVisor pods: escape-gvisor checks every vector while escape-gvisor-peer,
-// the same probe without the exhaustion vectors, stays up as the other container whose files it
-// looks for. No fd broker is reachable from a pod (the broker vectors are the host-container
-// suite's, TestEscapeSuite): a pod's network namespace, and in gVisor the sentry's own socket
-// table, has none of the host's abstract sockets, so those vectors report no broker.
-const escapeGVisor = "escape-gvisor"
+// The escape probe's gVisor pods. escape-gvisor checks every vector but memory-exhaust while
+// escape-gvisor-peer, the same probe without the exhaustion vectors, stays up as the other
+// container whose files it looks for. No fd broker is reachable from a pod (the broker vectors
+// are the host-container suite's, TestEscapeSuite): a pod's network namespace, and in gVisor
+// the sentry's own socket table, has none of the host's abstract sockets, so those vectors report
+// no broker.
+//
+// memory-exhaust runs alone in oom-gvisor. gVisor's processes live in its sentry, whose memory
+// the pod's limit bounds as a whole: the host's OOM killer ends the sandbox, not the allocating
+// process (the kubelet gives the sandbox, the sentry and its stub processes alike, an OOM score
+// of -998), so that probe's report dies with it. The container's end is the verdict: killed by
+// the limit (OOMKilled), the node still Ready and the peer still running.
+const (
+	escapeGVisor    = "escape-gvisor"
+	escapeGVisorOOM = "oom-gvisor"
+)
 
 func gvisorEscapePods(ref string) []*corev1.Pod {
+	var others []string
+	for _, v := range escape.Vectors() {
+		if v != escape.VectorMemoryExhaust {
+			others = append(others, v)
+		}
+	}
 	peers := escapeGVisor + "," + escapeGVisor + "-peer"
 	return []*corev1.Pod{
-		k8sPod(escapeGVisor, ref, gvisorClass, "--peer-wait", "60s", "--peer", peers),
+		k8sPod(escapeGVisor, ref, gvisorClass, "--skip", escape.VectorMemoryExhaust, "--peer-wait", "60s", "--peer", peers),
 		k8sPod(escapeGVisor+"-peer", ref, gvisorClass, "--skip", escape.VectorMemoryExhaust+","+escape.VectorPidsExhaust,
 			"--peer-wait", "60s", "--peer", peers, "--sleep"),
+		k8sPod(escapeGVisorOOM, ref, gvisorClass, "--skip", strings.Join(others, ",")),
 	}
 }
 
-// checkGVisorEscape reads the gVisor probe's report: every vector blocked, and the node still
-// Ready after the probe exhausted its pod's memory and pids.
+// checkGVisorEscape reads the gVisor probes' reports: every vector blocked, the memory
+// exhaustion ended by the pod's limit, and the node and the peer unharmed by it.
 func (n *k8sNode) checkGVisorEscape(t testing.TB) {
 	t.Helper()
 	n.waitPod(t, escapeGVisor, "completed", k8sPodTimeout, podCompleted)
@@ -466,6 +483,7 @@ func (n *k8sNode) checkGVisorEscape(t testing.TB) {
 	for _, v := range escape.Vectors() {
 		r, ok := report[v]
 		switch {
+		case v == escape.VectorMemoryExhaust:
 		case !ok:
 			t.Errorf("gVisor pod: vector %s not reported", v)
 		case r.Allowed:
@@ -474,7 +492,28 @@ func (n *k8sNode) checkGVisorEscape(t testing.TB) {
 			t.Logf("gVisor pod: %s blocked: %s", v, r.Detail)
 		}
 	}
+
+	p := n.waitPod(t, escapeGVisorOOM, "ended", k8sPodTimeout, func(p *corev1.Pod) bool {
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.State.Terminated != nil {
+				return true
+			}
+		}
+		return false
+	})
+	end := p.Status.ContainerStatuses[0].State.Terminated
+	oomLog := n.logs(t, escapeGVisorOOM)
+	if r, err := escape.ParseReport(oomLog); err == nil && r[escape.VectorMemoryExhaust].Allowed {
+		t.Errorf("gVisor pod: %s ALLOWED: %s", escape.VectorMemoryExhaust, r[escape.VectorMemoryExhaust].Detail)
+	} else if err == nil {
+		t.Logf("gVisor pod: %s blocked in the sandbox: %s", escape.VectorMemoryExhaust, r[escape.VectorMemoryExhaust].Detail)
+	} else if end.Reason != "OOMKilled" {
+		t.Errorf("gVisor pod %s: ended %s (exit %d) without a report, want the sandbox OOM-killed at the pod's limit: %s", escapeGVisorOOM, end.Reason, end.ExitCode, n.describe(t, escapeGVisorOOM, p))
+	} else {
+		t.Logf("gVisor pod: %s blocked: the pod's memory limit ended its sandbox (%s, exit %d)", escape.VectorMemoryExhaust, end.Reason, end.ExitCode)
+	}
 	n.waitReady(t, time.Minute)
+	n.waitPod(t, escapeGVisor+"-peer", "still running", time.Minute, podRunning)
 }
 
 // kernelReport parses hello's "kernel" lines: release, version and log.
