@@ -173,6 +173,9 @@ func checkMemoryExhaust() verdict {
 	return failed("allocator ended (%v) after %d MiB of %d MiB (%s)", err, mib, target>>20, limitText)
 }
 
+// forkerTimeout bounds the fork test: gVisor under TCG starts a sleeper a second.
+const forkerTimeout = 5 * time.Minute
+
 // noPidsLimitCap is how many tasks the fork test goes to when the cgroup has no pids limit.
 const noPidsLimitCap = 4096
 
@@ -204,7 +207,7 @@ func checkPidsExhaust() verdict {
 		return failed("start %s --fork-bomb: %v", selfExe, err)
 	}
 	pgid := cmd.Process.Pid
-	timer := time.AfterFunc(3*time.Minute, func() { syscall.Kill(-pgid, syscall.SIGKILL) })
+	timer := time.AfterFunc(forkerTimeout, func() { syscall.Kill(-pgid, syscall.SIGKILL) })
 	peak, children := 0, 0
 	var end []string
 	sc := bufio.NewScanner(out)
@@ -230,7 +233,7 @@ func checkPidsExhaust() verdict {
 	timedOut := !timer.Stop()
 	reapOrphans()
 	if timedOut {
-		return failed("forker still running after 3 minutes at %d tasks (%s)", peak, limitText)
+		return failed("forker still running after %v at %d tasks (%s)", forkerTimeout, peak, limitText)
 	}
 	var atTasks int
 	var why string

@@ -96,8 +96,9 @@ api-server = "https://%s:%d"
 cluster-certificate = %q
 bootstrap-token = %q
 cluster-dns-ip = "10.96.0.10"
-# The escape probe's pids exhaustion (TestKubernetesNode) meets the limit before its pod's memory.
-pod-pids-limit = 256
+# The escape probe's pids exhaustion (TestKubernetesNode) meets the limit before its pod's memory,
+# and soon: gVisor under TCG starts a process a second.
+pod-pids-limit = 128
 # QEMU's network is dual-stack (fec0::/64 by SLAAC): name the address the control plane reaches.
 node-ip = "%s"
 
@@ -463,9 +464,9 @@ func gvisorEscapePods(ref string) []*corev1.Pod {
 	}
 	peers := escapeGVisor + "," + escapeGVisor + "-peer"
 	return []*corev1.Pod{
-		k8sPod(escapeGVisor, ref, gvisorClass, "--skip", escape.VectorMemoryExhaust, "--peer-wait", "60s", "--peer", peers),
+		k8sPod(escapeGVisor, ref, gvisorClass, "--skip", escape.VectorMemoryExhaust, "--peer-wait", "20s", "--peer", peers),
 		k8sPod(escapeGVisor+"-peer", ref, gvisorClass, "--skip", escape.VectorMemoryExhaust+","+escape.VectorPidsExhaust,
-			"--peer-wait", "60s", "--peer", peers, "--sleep"),
+			"--peer-wait", "20s", "--peer", peers, "--sleep"),
 		k8sPod(escapeGVisorOOM, ref, gvisorClass, "--skip", strings.Join(others, ",")),
 	}
 }
@@ -474,7 +475,8 @@ func gvisorEscapePods(ref string) []*corev1.Pod {
 // exhaustion ended by the pod's limit, and the node and the peer unharmed by it.
 func (n *k8sNode) checkGVisorEscape(t testing.TB) {
 	t.Helper()
-	n.waitPod(t, escapeGVisor, "completed", k8sPodTimeout, podCompleted)
+	// Its waits for peers and exhaustions under TCG take minutes of their own.
+	n.waitPod(t, escapeGVisor, "completed", k8sPodTimeout+4*time.Minute, podCompleted)
 	log := n.logs(t, escapeGVisor)
 	report, err := escape.ParseReport(log)
 	if err != nil {
