@@ -87,10 +87,10 @@ image-test: image variants
 # The pinned Go components' own test runs last, on the cache the image build has just filled: it
 # checks that the build's components are cache hits and that the cached binaries run.
 # The Kubernetes components' test runs the kubelet, control plane, etcd, runsc and containerd with
-# CRI that the k8s image test built (cache hits); the pod policy's test drives that containerd on
-# this host.
+# CRI that the k8s image tests built (cache hits), the arm64 ones under qemu-user; the pod policy's
+# test drives that containerd on this host.
 test: unit image-test repro
-	BALLAST_BUILD_COMPONENTS=1 $(GO) test -count=1 -run '^(TestBuildPinnedComponents(ARM64)?|TestBuildKubernetesComponents)$$' ./packages/gocomponents/
+	BALLAST_BUILD_COMPONENTS=1 $(GO) test -count=1 -run '^(TestBuildPinnedComponents(ARM64)?|TestBuildKubernetesComponents(ARM64)?)$$' ./packages/gocomponents/
 	BALLAST_CRI_TEST=1 $(GO) test -count=1 -run '^TestCRI$$' ./runtime/nripolicy/
 
 clean:
