@@ -168,6 +168,17 @@ trusted = true
 	return n
 }
 
+// gateSawReady checks that the node's own readiness check (the system init's, which feeds the
+// health gate of a trial boot, through node-ready with the kubelet's credentials) saw the Node
+// Ready too.
+func (n *k8sNode) gateSawReady(t testing.TB, node string) {
+	t.Helper()
+	re := regexp.MustCompile(`ballast: boot kubelet: node ` + regexp.QuoteMeta(node) + ` is Ready`)
+	if _, err := n.vm.Expect(re, 2*time.Minute); err != nil {
+		t.Errorf("the init's readiness check did not see node %s Ready: %v", node, err)
+	}
+}
+
 // waitReady waits for the node to register and report Ready, and returns it.
 func (n *k8sNode) waitReady(t testing.TB, timeout time.Duration) *corev1.Node {
 	t.Helper()
@@ -327,6 +338,7 @@ func TestKubernetesNode(tt *testing.T) {
 	probeRef := n.pushImage(t, probeImage(t, probe), "probe")
 	node := n.waitReady(t, 8*time.Minute)
 	t.Logf("node %s Ready %s after QEMU started", node.Name, time.Since(n.started).Round(time.Second))
+	n.gateSawReady(t, node.Name)
 	info := node.Status.NodeInfo
 	if want := fmt.Sprintf("Ballast %s (%s)", n.manifest.Version, n.manifest.Variant); info.OSImage != want {
 		t.Errorf("node osImage %q, want %q (PRETTY_NAME)", info.OSImage, want)
