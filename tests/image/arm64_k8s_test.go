@@ -38,13 +38,6 @@ func TestKubernetesNodeARM64(tt *testing.T) {
 
 	n.createPod(t, k8sPod("kernel-runc", ref, "", "kernel"))
 	n.createPod(t, k8sPod("kernel-gvisor", ref, gvisorClass, "kernel"))
-	n.waitPod(t, "kernel-runc", "completed", k8sPodTimeout, podCompleted)
-	runc := kernelReport(t, n.logs(t, "kernel-runc"))
-	if runc["release"] != n.manifest.Kernel {
-		t.Errorf("runc pod: kernel release %q, want the node's %q", runc["release"], n.manifest.Kernel)
-	}
-	n.waitPod(t, "kernel-gvisor", "completed", k8sPodTimeout, podCompleted)
-	gv := kernelReport(t, n.logs(t, "kernel-gvisor"))
-	checkGVisorKernel(t, gv, n.manifest.Kernel)
+	runc, gv := n.checkKernels(t)
 	t.Logf("arm64: runc pod's kernel %s; gVisor pod's %s (%s)", runc["release"], gv["release"], gv["log"])
 }

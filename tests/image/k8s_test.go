@@ -369,14 +369,7 @@ func TestKubernetesNode(tt *testing.T) {
 		t.Errorf("hello-runc's log does not greet from its pod:\n%s", l)
 	}
 
-	n.waitPod(t, "kernel-runc", "completed", k8sPodTimeout, podCompleted)
-	runcKernel := kernelReport(t, n.logs(t, "kernel-runc"))
-	if runcKernel["release"] != n.manifest.Kernel {
-		t.Errorf("runc pod: kernel release %q, want the node's %q", runcKernel["release"], n.manifest.Kernel)
-	}
-	n.waitPod(t, "kernel-gvisor", "completed", k8sPodTimeout, podCompleted)
-	gv := kernelReport(t, n.logs(t, "kernel-gvisor"))
-	checkGVisorKernel(t, gv, n.manifest.Kernel)
+	runcKernel, gv := n.checkKernels(t)
 	t.Logf("gVisor pod's kernel: %v; runc pod's: %v", gv, runcKernel)
 
 	n.checkGVisorEscape(t)
@@ -424,6 +417,22 @@ func (n *k8sNode) gracefulShutdown(t testing.TB, ref string) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// checkKernels waits for the pods kernel-runc and kernel-gvisor (hello's "kernel" mode) and
+// checks their reports: the node's kernel in the runc pod, gVisor's in the other
+// (checkGVisorKernel). It returns both reports.
+func (n *k8sNode) checkKernels(t testing.TB) (runc, gvisor map[string]string) {
+	t.Helper()
+	n.waitPod(t, "kernel-runc", "completed", k8sPodTimeout, podCompleted)
+	runc = kernelReport(t, n.logs(t, "kernel-runc"))
+	if runc["release"] != n.manifest.Kernel {
+		t.Errorf("runc pod: kernel release %q, want the node's %q", runc["release"], n.manifest.Kernel)
+	}
+	n.waitPod(t, "kernel-gvisor", "completed", k8sPodTimeout, podCompleted)
+	gvisor = kernelReport(t, n.logs(t, "kernel-gvisor"))
+	checkGVisorKernel(t, gvisor, n.manifest.Kernel)
+	return runc, gvisor
+}
 
 // checkGVisorKernel checks a gVisor pod's kernel report (hello's "kernel" mode): gVisor's own
 // release, not the node's, and the kernel log (syslog(2)) refused by the pod's seccomp profile,
