@@ -214,11 +214,12 @@ func (h *host) start(t testing.TB) {
 		t.Fatal(err)
 	}
 	h.vm = vm
+	boot := h.boots
 	t.Cleanup(func() {
 		vm.Kill()
 		if t.Failed() {
 			b, _ := os.ReadFile(log)
-			t.Logf("console of boot %d (%s):\n%s", h.boots, log, b)
+			t.Logf("console of boot %d (%s):\n%s", boot, log, b)
 		}
 	})
 	if h.c, err = client.NewRemote(fmt.Sprintf("https://127.0.0.1:%d", port), h.tls); err != nil {

@@ -133,9 +133,9 @@ func New(cfg Config) (*Agent, error) {
 	if a.st.Chosen != nil && a.st.Chosen.Version == cfg.Image.Version {
 		a.st.Chosen = nil // what was chosen is running now
 	}
-	if _, err := a.reconcile(); err != nil && a.problem == nil {
-		a.problem = err
-	}
+	// An ESP that cannot be read yet (not mounted) is no lasting problem: each Status reconciles
+	// again and reports what it finds then.
+	a.reconcile()
 	return a, nil
 }
 

@@ -473,6 +473,41 @@ func TestRollback(t *testing.T) {
 	}
 }
 
+// TestRollbackSeenOnceTheESPIsMounted: the API server can start before the ESP is mounted (its
+// vfat module loads later). An empty mount point must not read as every entry gone, which
+// dropped the activation and with it the rollback (the image test saw "rollback <nil>").
+func TestRollbackSeenOnceTheESPIsMounted(t *testing.T) {
+	h := newHost(t)
+	activated(t, h)
+	for range 3 {
+		h.loaderBoot()
+	}
+	if f := h.loaderBoot(); f.Name != "ballast-1-a-1.0.efi" {
+		t.Fatalf("after the failed tries the loader boots %s", f.Name)
+	}
+	mounted := h.espDir + ".mounted"
+	if err := os.Rename(h.espDir, mounted); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(h.espDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	a := h.agent(h.disk.Running, "1.0")
+	if s := a.Status(); s.Rollback != nil || !strings.Contains(s.Error, "is the ESP mounted") {
+		t.Errorf("before the ESP is mounted: rollback %+v, error %q; want none and the ESP named", s.Rollback, s.Error)
+	}
+	if err := os.Remove(h.espDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(mounted, h.espDir); err != nil {
+		t.Fatal(err)
+	}
+	s := a.Status()
+	if s.Rollback == nil || s.Rollback.Version != "2.0" || s.Rollback.Reason != "did not boot (3 tries)" || s.Error != "" {
+		t.Fatalf("once the ESP is mounted: rollback %+v, error %q", s.Rollback, s.Error)
+	}
+}
+
 // TestNoRollbackBeforeReboot: an activated version the host has not booted yet is no rollback.
 func TestNoRollbackBeforeReboot(t *testing.T) {
 	h := newHost(t)

@@ -97,6 +97,13 @@ func (e *ESP) stagedDir() string {
 func (e *ESP) List() (Listing, error) {
 	var l Listing
 	var err error
+	// A Ballast ESP always has its entries directory, holding the running UKI at least. Without
+	// it the ESP is not mounted (yet: its vfat module can load after the API server starts), and
+	// an empty listing would read as every entry gone: an activation cancelled, a rollback never
+	// seen.
+	if _, err := os.Stat(e.entriesDir()); err != nil {
+		return Listing{}, fmt.Errorf("esp: %w (is the ESP mounted at %s?)", err, e.root)
+	}
 	if l.Entries, err = readDir(e.entriesDir()); err != nil {
 		return Listing{}, err
 	}

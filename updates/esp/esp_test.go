@@ -142,9 +142,17 @@ func TestListIgnoresForeignFiles(t *testing.T) {
 	if _, ok := l.StagedFor(contract.SlotA); ok {
 		t.Error("a temporary file counts as staged")
 	}
-	empty := New(t.TempDir())
-	if l, err := empty.List(); err != nil || len(l.Entries)+len(l.Staged) != 0 {
+	// An ESP with its entries directory and nothing in it lists nothing; a directory without
+	// one is an ESP not mounted (yet), which must not read as one whose entries are all gone.
+	empty := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(empty, contract.ESPEntries), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := New(empty).List(); err != nil || len(l.Entries)+len(l.Staged) != 0 {
 		t.Errorf("empty ESP: %+v, %v", l, err)
+	}
+	if l, err := New(t.TempDir()).List(); err == nil || !strings.Contains(err.Error(), "is the ESP mounted") {
+		t.Errorf("unmounted ESP: %+v, %v; want an error", l, err)
 	}
 }
 
