@@ -36,8 +36,8 @@ func TestKubernetesNodeARM64(tt *testing.T) {
 		t.Errorf("node kernelVersion %q, want the image's arm64 kernel %q", info.KernelVersion, n.manifest.Kernel)
 	}
 
-	n.createPod(t, k8sPod("kernel-runc", ref, "", "kernel"))
-	n.createPod(t, k8sPod("kernel-gvisor", ref, gvisorClass, "kernel"))
+	n.createPod(t, retried(k8sPod("kernel-runc", ref, "", "kernel")))
+	n.createPod(t, retried(k8sPod("kernel-gvisor", ref, gvisorClass, "kernel")))
 	runc, gv := n.checkKernels(t)
 	t.Logf("arm64: runc pod's kernel %s; gVisor pod's %s (%s)", runc["release"], gv["release"], gv["log"])
 }

@@ -233,6 +233,14 @@ func k8sPod(name, image, runtimeClass string, args ...string) *corev1.Pod {
 	return p
 }
 
+// retried is p restarted on failure: under a loaded TCG guest a container's start can outlast
+// the kubelet's runtime request timeout (RunContainerError "context deadline exceeded"), which a
+// pod that never restarts does not get over. The pods that must run to completion use it.
+func retried(p *corev1.Pod) *corev1.Pod {
+	p.Spec.RestartPolicy = corev1.RestartPolicyOnFailure
+	return p
+}
+
 func (n *k8sNode) createPod(t testing.TB, p *corev1.Pod) {
 	t.Helper()
 	if _, err := n.cs.CoreV1().Pods(p.Namespace).Create(t.Context(), p, metav1.CreateOptions{}); err != nil {
@@ -351,9 +359,9 @@ func TestKubernetesNode(tt *testing.T) {
 	}
 
 	// Everything at once: the pulls and the sandboxes' starts overlap under TCG.
-	n.createPod(t, k8sPod("hello-runc", helloRef, "", "exit", "0"))
-	n.createPod(t, k8sPod("kernel-runc", helloRef, "", "kernel"))
-	n.createPod(t, k8sPod("kernel-gvisor", helloRef, gvisorClass, "kernel"))
+	n.createPod(t, retried(k8sPod("hello-runc", helloRef, "", "exit", "0")))
+	n.createPod(t, retried(k8sPod("kernel-runc", helloRef, "", "kernel")))
+	n.createPod(t, retried(k8sPod("kernel-gvisor", helloRef, gvisorClass, "kernel")))
 	for _, p := range gvisorEscapePods(probeRef) {
 		n.createPod(t, p)
 	}
@@ -485,7 +493,7 @@ func gvisorEscapePods(ref string) []*corev1.Pod {
 	}
 	peers := escapeGVisor + "," + escapeGVisor + "-peer"
 	return []*corev1.Pod{
-		k8sPod(escapeGVisor, ref, gvisorClass, "--skip", escape.VectorMemoryExhaust, "--peer-wait", "20s", "--peer", peers),
+		retried(k8sPod(escapeGVisor, ref, gvisorClass, "--skip", escape.VectorMemoryExhaust, "--peer-wait", "20s", "--peer", peers)),
 		k8sPod(escapeGVisor+"-peer", ref, gvisorClass, "--skip", escape.VectorMemoryExhaust+","+escape.VectorPidsExhaust,
 			"--peer-wait", "20s", "--peer", peers, "--sleep"),
 		k8sPod(escapeGVisorOOM, ref, gvisorClass, "--skip", strings.Join(others, ",")),
