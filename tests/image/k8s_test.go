@@ -39,7 +39,9 @@ const (
 	k8sRegistry   = k8sHostAddr + ":5000"
 	k8sNamespace  = "default"
 	gvisorClass   = "gvisor"
-	k8sPodTimeout = 6 * time.Minute
+	// A loaded TCG guest can miss the kubelet's 2-minute runtime deadline creating a sandbox; the
+	// kubelet then makes it again, which takes minutes more.
+	k8sPodTimeout = 10 * time.Minute
 )
 
 // The pod policy's refusals (runtime/nripolicy's ErrPrivileged and ErrHostPID), as the kubelet
