@@ -33,12 +33,12 @@ import (
 // namespace of its own) reaches the kubelet at the guest's address, which k8scluster.ReachNode
 // forwards to a hostfwd of the kubelet's port.
 const (
-	k8sHostAddr   = "10.0.2.100"
-	k8sGuestAddr  = "10.0.2.15" // QEMU user networking's first DHCP address
-	kubeletPort   = 10250
-	k8sRegistry   = k8sHostAddr + ":5000"
-	k8sNamespace  = "default"
-	gvisorClass   = "gvisor"
+	k8sHostAddr  = "10.0.2.100"
+	k8sGuestAddr = "10.0.2.15" // QEMU user networking's first DHCP address
+	kubeletPort  = 10250
+	k8sRegistry  = k8sHostAddr + ":5000"
+	k8sNamespace = "default"
+	gvisorClass  = "gvisor"
 	// A loaded TCG guest can miss the kubelet's 2-minute runtime deadline creating a sandbox; the
 	// kubelet then makes it again, which takes minutes more.
 	k8sPodTimeout = 10 * time.Minute
