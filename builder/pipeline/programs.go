@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 
@@ -68,11 +67,7 @@ func (b *builder) buildComponents(ctx context.Context) error {
 	goarch := b.arch.Info().GOARCH
 	for _, c := range comps {
 		b.step("components: %s %s", c.Name, c.Version)
-		if goarch != runtime.GOARCH {
-			// The tests run the test-only binaries (a control plane) here, never in the image.
-			c = c.WithoutTestOnly()
-		}
-		built, err := gocomponents.Build(ctx, c, gocomponents.Options{
+		built, err := gocomponents.Build(ctx, c.ForArch(goarch), gocomponents.Options{
 			GOARCH:   goarch,
 			CacheDir: b.WorkCache,
 			ModCache: filepath.Join(b.CacheDir, "go", "mod"),

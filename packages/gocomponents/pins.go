@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -63,6 +64,15 @@ func (c Component) WithoutTestOnly() Component {
 		}
 	}
 	return out
+}
+
+// ForArch is c as built for goarch: whole for this machine, without its test-only binaries for
+// another architecture (WithoutTestOnly), since tests run those here only.
+func (c Component) ForArch(goarch string) Component {
+	if goarch == runtime.GOARCH {
+		return c
+	}
+	return c.WithoutTestOnly()
 }
 
 // BinarySpec is one main package of a component and where the image installs it.

@@ -31,14 +31,11 @@ func BuildBinaries(ctx context.Context, repoRoot, component string, o Options) (
 	if o.GOARCH == "" {
 		o.GOARCH = runtime.GOARCH
 	}
-	if o.GOARCH != runtime.GOARCH {
-		// As an image build for o.GOARCH has it: tests run test-only binaries here only.
-		if c.TestOnly {
-			return nil, fmt.Errorf("gocomponents: %s is test-only: built for this machine (%s) only, not %s", c.Name, runtime.GOARCH, o.GOARCH)
-		}
-		c = c.WithoutTestOnly()
+	if c.TestOnly && o.GOARCH != runtime.GOARCH {
+		return nil, fmt.Errorf("gocomponents: %s is test-only: built for this machine (%s) only, not %s", c.Name, runtime.GOARCH, o.GOARCH)
 	}
-	b, err := Build(ctx, c, o)
+	// As an image build for o.GOARCH has it, so the two share a cache entry.
+	b, err := Build(ctx, c.ForArch(o.GOARCH), o)
 	if err != nil {
 		return nil, err
 	}
