@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -176,6 +177,12 @@ func checkMemoryExhaust() verdict {
 // forkerTimeout bounds the fork test: gVisor under TCG starts a sleeper a second.
 const forkerTimeout = 5 * time.Minute
 
+// forkStall is how long the forker may go without a new task before the probe gives up on it:
+// longer than a sleeper may take to start. In gVisor a limit outside the sandbox can hold a fork
+// in the sentry instead of failing it; the probe cannot tell that from a hang, so it reports no
+// verdict, and the caller that sees the host's cgroup (TestKubernetesNode) judges it.
+const forkStall = sleeperStart + time.Minute
+
 // noPidsLimitCap is how many tasks the fork test goes to when the cgroup has no pids limit.
 const noPidsLimitCap = 4096
 
@@ -208,10 +215,16 @@ func checkPidsExhaust() verdict {
 	}
 	pgid := cmd.Process.Pid
 	timer := time.AfterFunc(forkerTimeout, func() { syscall.Kill(-pgid, syscall.SIGKILL) })
+	var stalled atomic.Bool
+	stall := time.AfterFunc(forkStall, func() {
+		stalled.Store(true)
+		syscall.Kill(-pgid, syscall.SIGKILL)
+	})
 	peak, children := 0, 0
 	var end []string
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
+		stall.Reset(forkStall)
 		f := strings.Fields(sc.Text())
 		if len(f) == 0 {
 			continue
@@ -227,11 +240,15 @@ func checkPidsExhaust() verdict {
 			end = f
 		}
 	}
+	stall.Stop()
 	// Before Wait, while the group's leader is not yet reaped and its id cannot be reused.
 	syscall.Kill(-pgid, syscall.SIGKILL)
 	werr := cmd.Wait()
 	timedOut := !timer.Stop()
 	reapOrphans()
+	if stalled.Load() && !timedOut {
+		return failed("fork stalled: no new task in %v at %d tasks (%s, %d sleepers): no verdict", forkStall, peak, limitText, children)
+	}
 	if timedOut {
 		return failed("forker still running after %v at %d tasks (%s)", forkerTimeout, peak, limitText)
 	}

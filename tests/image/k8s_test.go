@@ -98,9 +98,7 @@ api-server = "https://%s:%d"
 cluster-certificate = %q
 bootstrap-token = %q
 cluster-dns-ip = "10.96.0.10"
-# The escape probe's pids exhaustion (TestKubernetesNode) meets the limit before its pod's memory,
-# and soon: gVisor under TCG starts a process a second.
-pod-pids-limit = 128
+pod-pids-limit = %d
 # QEMU's network is dual-stack (fec0::/64 by SLAAC): name the address the control plane reaches.
 node-ip = "%s"
 
@@ -114,8 +112,8 @@ password = %q
 [settings.pki.k8s-test-registry]
 data = %q
 trusted = true
-`, k8sHostAddr, k8scluster.APIServerPort, base64.StdEncoding.EncodeToString(n.cluster.CACert), n.cluster.BootstrapToken, k8sGuestAddr,
-		k8sRegistry, n.registry.Username, n.registry.Password, base64.StdEncoding.EncodeToString(n.registry.CACertPEM))
+`, k8sHostAddr, k8scluster.APIServerPort, base64.StdEncoding.EncodeToString(n.cluster.CACert), n.cluster.BootstrapToken, k8sPodPidsLimit,
+		k8sGuestAddr, k8sRegistry, n.registry.Username, n.registry.Password, base64.StdEncoding.EncodeToString(n.registry.CACertPEM))
 
 	// The remote API, for the reboot that shows the kubelet's graceful node shutdown.
 	pki := newProdPKI(t)
@@ -367,6 +365,9 @@ func TestKubernetesNode(tt *testing.T) {
 	for _, p := range gvisorEscapePods(probeRef) {
 		n.createPod(t, p)
 	}
+	threadsCtx, stopThreads := context.WithCancel(t.Context())
+	defer stopThreads()
+	pidsThreads := n.watchPodThreads(threadsCtx, n.podUID(t, escapeGVisorPids))
 	priv := k8sPod("privileged", helloRef, "")
 	priv.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: ptrTo(true)}
 	n.createPod(t, priv)
@@ -383,6 +384,8 @@ func TestKubernetesNode(tt *testing.T) {
 	t.Logf("gVisor pod's kernel: %v; runc pod's: %v", gv, runcKernel)
 
 	n.checkGVisorEscape(t)
+	n.checkGVisorPids(t, pidsThreads)
+	stopThreads()
 
 	p := n.waitPod(t, "privileged", "refused", time.Minute, func(p *corev1.Pod) bool {
 		for _, cs := range p.Status.ContainerStatuses {
@@ -487,18 +490,22 @@ const (
 )
 
 func gvisorEscapePods(ref string) []*corev1.Pod {
-	var others []string
-	for _, v := range escape.Vectors() {
-		if v != escape.VectorMemoryExhaust {
-			others = append(others, v)
+	allBut := func(only string) string {
+		var others []string
+		for _, v := range escape.Vectors() {
+			if v != only {
+				others = append(others, v)
+			}
 		}
+		return strings.Join(others, ",")
 	}
+	exhaust := escape.VectorMemoryExhaust + "," + escape.VectorPidsExhaust
 	peers := escapeGVisor + "," + escapeGVisor + "-peer"
 	return []*corev1.Pod{
-		retried(k8sPod(escapeGVisor, ref, gvisorClass, "--skip", escape.VectorMemoryExhaust, "--peer-wait", "20s", "--peer", peers)),
-		k8sPod(escapeGVisor+"-peer", ref, gvisorClass, "--skip", escape.VectorMemoryExhaust+","+escape.VectorPidsExhaust,
-			"--peer-wait", "20s", "--peer", peers, "--sleep"),
-		k8sPod(escapeGVisorOOM, ref, gvisorClass, "--skip", strings.Join(others, ",")),
+		retried(k8sPod(escapeGVisor, ref, gvisorClass, "--skip", exhaust, "--peer-wait", "20s", "--peer", peers)),
+		k8sPod(escapeGVisor+"-peer", ref, gvisorClass, "--skip", exhaust, "--peer-wait", "20s", "--peer", peers, "--sleep"),
+		k8sPod(escapeGVisorOOM, ref, gvisorClass, "--skip", allBut(escape.VectorMemoryExhaust)),
+		retried(k8sPod(escapeGVisorPids, ref, gvisorClass, "--skip", allBut(escape.VectorPidsExhaust))),
 	}
 }
 
@@ -516,7 +523,7 @@ func (n *k8sNode) checkGVisorEscape(t testing.TB) {
 	for _, v := range escape.Vectors() {
 		r, ok := report[v]
 		switch {
-		case v == escape.VectorMemoryExhaust:
+		case v == escape.VectorMemoryExhaust, v == escape.VectorPidsExhaust:
 		case !ok:
 			t.Errorf("gVisor pod: vector %s not reported", v)
 		case r.Allowed:
