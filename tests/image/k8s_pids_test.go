@@ -151,9 +151,14 @@ const fullSlack = 8
 // checkGVisorPids judges the gVisor pod's pids-exhaust: the sandbox's cgroup on the host must
 // carry the pod pids limit, and the probe's forks must end there, refused in the sandbox or held
 // by the sentry while the host's cgroup is full.
-func (n *k8sNode) checkGVisorPids(t testing.TB, threads *podThreads) {
+func (n *k8sNode) checkGVisorPids(t testing.TB, ref string) {
 	t.Helper()
+	n.createPod(t, retried(gvisorProbePod(escapeGVisorPids, ref, escape.VectorPidsExhaust)))
+	ctx, stop := context.WithCancel(t.Context())
+	threads := n.watchPodThreads(ctx, n.podUID(t, escapeGVisorPids))
+	// Its fork test under TCG takes minutes of its own.
 	n.waitPod(t, escapeGVisorPids, "completed", k8sPodTimeout+4*time.Minute, podCompleted)
+	stop()
 	log := n.logs(t, escapeGVisorPids)
 	limit, peak, samples, last := threads.snapshot()
 	host := fmt.Sprintf("the pod's cgroup on the host: pids.max %d, at most %d tasks over %d reads of the kubelet's cAdvisor metrics", limit, peak, samples)
