@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"net"
@@ -21,10 +22,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/util/retry"
 )
 
 // TestControlPlane starts the pinned control plane and goes through what a kubelet does with
@@ -66,18 +67,18 @@ func TestControlPlane(t *testing.T) {
 	// The apiserver reaches the "kubelet" at the node's InternalIP through ReachNode.
 	kubelet := fakeKubelet(t, c)
 	c.ReachNode(t, "10.0.2.15", 10250, kubelet)
-	// The controller-manager writes the Node too (its pod CIDR), so the update is retried on a
-	// conflict as a kubelet's is.
-	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		n, err := node.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "10.0.2.15"}, {Type: corev1.NodeHostName, Address: nodeName}}
-		n.Status.DaemonEndpoints.KubeletEndpoint.Port = 10250
-		_, err = node.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
-		return err
-	})
+	// A patch of the status alone, as a kubelet makes it: the controller-manager writes the Node
+	// too (its pod CIDR, the not-ready taint), and an update carrying a Node read before its
+	// taint was added is refused by NodeRestriction ("not allowed to modify taints") before it
+	// could be a conflict to retry.
+	status, err := json.Marshal(map[string]any{"status": map[string]any{
+		"addresses":       []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "10.0.2.15"}, {Type: corev1.NodeHostName, Address: nodeName}},
+		"daemonEndpoints": corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: 10250}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = node.CoreV1().Nodes().Patch(ctx, nodeName, types.StrategicMergePatchType, status, metav1.PatchOptions{}, "status")
 	if err != nil {
 		t.Fatalf("the node's status: %v", err)
 	}
