@@ -39,6 +39,7 @@ type podThreads struct {
 	peak    int // the most tasks (pids.current) seen
 	samples int
 	last    error
+	stop    context.CancelFunc
 }
 
 func (p *podThreads) snapshot() (limit, peak, samples int, last error) {
@@ -50,7 +51,8 @@ func (p *podThreads) snapshot() (limit, peak, samples int, last error) {
 // watchPodThreads reads the node's /metrics/cadvisor (through the apiserver's node proxy) every
 // 5 s until ctx ends, for the cgroup of the pod with that UID.
 func (n *k8sNode) watchPodThreads(ctx context.Context, uid types.UID) *podThreads {
-	p := &podThreads{}
+	ctx, stop := context.WithCancel(ctx)
+	p := &podThreads{stop: stop}
 	go func() {
 		tick := time.NewTicker(5 * time.Second)
 		defer tick.Stop()
@@ -151,14 +153,11 @@ const fullSlack = 8
 // checkGVisorPids judges the gVisor pod's pids-exhaust: the sandbox's cgroup on the host must
 // carry the pod pids limit, and the probe's forks must end there, refused in the sandbox or held
 // by the sentry while the host's cgroup is full.
-func (n *k8sNode) checkGVisorPids(t testing.TB, ref string) {
+func (n *k8sNode) checkGVisorPids(t testing.TB, threads *podThreads) {
 	t.Helper()
-	n.createPod(t, retried(gvisorProbePod(escapeGVisorPids, ref, escape.VectorPidsExhaust)))
-	ctx, stop := context.WithCancel(t.Context())
-	threads := n.watchPodThreads(ctx, n.podUID(t, escapeGVisorPids))
 	// Its fork test under TCG takes minutes of its own.
 	n.waitPod(t, escapeGVisorPids, "completed", k8sPodTimeout+4*time.Minute, podCompleted)
-	stop()
+	threads.stop()
 	log := n.logs(t, escapeGVisorPids)
 	limit, peak, samples, last := threads.snapshot()
 	host := fmt.Sprintf("the pod's cgroup on the host: pids.max %d, at most %d tasks over %d reads of the kubelet's cAdvisor metrics", limit, peak, samples)
@@ -180,6 +179,15 @@ func (n *k8sNode) checkGVisorPids(t testing.TB, ref string) {
 	default:
 		t.Errorf("gVisor pod: %s %s: %s; %s", escape.VectorPidsExhaust, status, detail, host)
 	}
+}
+
+// startGVisorPids creates the fork test's pod and starts reading its cgroup on the host.
+func (n *k8sNode) startGVisorPids(t testing.TB, ref string) *podThreads {
+	t.Helper()
+	n.createPod(t, retried(gvisorProbePod(escapeGVisorPids, ref, escape.VectorPidsExhaust)))
+	threads := n.watchPodThreads(t.Context(), n.podUID(t, escapeGVisorPids))
+	t.Cleanup(threads.stop)
+	return threads
 }
 
 // podUID is the UID of a pod just created.

@@ -129,7 +129,8 @@ trusted = true
 		ExtraDisks: []string{makeSeed(t, ud, nil)},
 		MemoryMB:   2048,
 		LogFile:    filepath.Join(t.TempDir(), "console.log"),
-		Timeout:    20 * time.Minute,
+		// Boot, the pods' waits (the escape probes' run one after another) and the reboot.
+		Timeout: 45 * time.Minute,
 		HostFwd: []string{fmt.Sprintf("tcp:127.0.0.1:%d-:%d", kubelet, kubeletPort),
 			fmt.Sprintf("tcp:127.0.0.1:%d-:%d", apiPort, contract.DevAPIPort)},
 		GuestFwd: []string{
@@ -381,7 +382,6 @@ func TestKubernetesNode(tt *testing.T) {
 	t.Logf("gVisor pod's kernel: %v; runc pod's: %v", gv, runcKernel)
 
 	n.checkGVisorEscape(t, probeRef)
-	n.checkGVisorPids(t, probeRef)
 
 	p := n.waitPod(t, "privileged", "refused", time.Minute, func(p *corev1.Pod) bool {
 		for _, cs := range p.Status.ContainerStatuses {
@@ -494,9 +494,9 @@ func gvisorEscapePods(ref string) []*corev1.Pod {
 	}
 }
 
-// gvisorProbePod is a gVisor pod whose escape probe checks one vector. The exhaustion pods start
-// one at a time after the others: every gVisor sandbox started at once on a loaded TCG guest
-// misses the kubelet's 2-minute deadline, and its re-creation can outlast the wait.
+// gvisorProbePod is a gVisor pod whose escape probe checks one vector. The two exhaustion pods
+// start after the escape probe's report is in: every gVisor sandbox started at once on a loaded
+// TCG guest misses the kubelet's 2-minute deadline, and its re-creation can outlast the wait.
 func gvisorProbePod(name, ref, vector string) *corev1.Pod {
 	var others []string
 	for _, v := range escape.Vectors() {
@@ -508,7 +508,8 @@ func gvisorProbePod(name, ref, vector string) *corev1.Pod {
 }
 
 // checkGVisorEscape reads the gVisor probes' reports: every vector blocked, the memory
-// exhaustion ended by the pod's limit, and the node and the peer unharmed by it.
+// exhaustion ended by the pod's limit, and the node and the peer unharmed by it; then the fork
+// test's (checkGVisorPids).
 func (n *k8sNode) checkGVisorEscape(t testing.TB, ref string) {
 	t.Helper()
 	// Its waits for peers and exhaustions under TCG take minutes of their own.
@@ -532,6 +533,7 @@ func (n *k8sNode) checkGVisorEscape(t testing.TB, ref string) {
 	}
 
 	n.createPod(t, gvisorProbePod(escapeGVisorOOM, ref, escape.VectorMemoryExhaust))
+	pids := n.startGVisorPids(t, ref)
 	p := n.waitPod(t, escapeGVisorOOM, "ended", k8sPodTimeout, func(p *corev1.Pod) bool {
 		for _, cs := range p.Status.ContainerStatuses {
 			if cs.State.Terminated != nil {
@@ -553,6 +555,7 @@ func (n *k8sNode) checkGVisorEscape(t testing.TB, ref string) {
 	}
 	n.waitReady(t, time.Minute)
 	n.waitPod(t, escapeGVisor+"-peer", "still running", time.Minute, podRunning)
+	n.checkGVisorPids(t, pids)
 }
 
 // kernelReport parses hello's "kernel" lines: release, version and log.
