@@ -118,8 +118,8 @@ func podCgroupThreads(text []byte, uid types.UID) (limit, current int, found boo
 // podIDLabel: labels has an id label ending in suffix (`/pod<uid>"`).
 func podIDLabel(labels, suffix string) bool {
 	for _, l := range strings.Split(labels, ",") {
-		if v, ok := strings.CutPrefix(l, `id="`); ok {
-			return strings.HasSuffix(`id="`+v, suffix)
+		if strings.HasPrefix(l, `id="`) {
+			return strings.HasSuffix(l, suffix)
 		}
 	}
 	return false
