@@ -81,13 +81,17 @@ func preferOOMKill() {
 const allocStep = 16 << 20
 
 // allocate is the --alloc mode: map and touch memory in allocStep steps up to total, saying on
-// stdout how far it got, so the parent knows even when the OOM killer ends it.
+// stdout how far it got, so the parent knows even when the OOM killer ends it. MAP_POPULATE has
+// the kernel, or gVisor's sentry, commit each step at once: in gVisor each page touched is
+// otherwise a fault trapped into the sentry, thousands per step, which on a loaded TCG guest
+// took the allocator minutes to reach a pod's limit. The pages are touched all the same, so
+// that a kernel that skipped the population still commits them.
 func allocate(total int64, stdout io.Writer) int {
 	preferOOMKill()
 	page := os.Getpagesize()
 	var got int64
 	for got < total {
-		b, err := unix.Mmap(-1, 0, allocStep, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+		b, err := unix.Mmap(-1, 0, allocStep, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
 		if err != nil {
 			fmt.Fprintf(stdout, "alloc-failed %d %s\n", got, errText(err))
 			return 0
@@ -101,6 +105,13 @@ func allocate(total int64, stdout io.Writer) int {
 	fmt.Fprintf(stdout, "alloc-done %d\n", got)
 	return 0
 }
+
+// allocTimeout bounds the memory test, and allocStall is how long the allocator may go without a
+// step: a step is 16 MiB, which even gVisor on a loaded TCG guest commits in seconds.
+const (
+	allocTimeout = 8 * time.Minute
+	allocStall   = 2 * time.Minute
+)
 
 // noMemoryLimitCap is how far the allocator goes when the cgroup has no memory limit.
 const noMemoryLimitCap = 1 << 30
@@ -128,12 +139,18 @@ func checkMemoryExhaust() verdict {
 	if err := cmd.Start(); err != nil {
 		return failed("start %s --alloc: %v", selfExe, err)
 	}
-	timer := time.AfterFunc(3*time.Minute, func() { cmd.Process.Kill() })
+	timer := time.AfterFunc(allocTimeout, func() { cmd.Process.Kill() })
+	var stalled atomic.Bool
+	stall := time.AfterFunc(allocStall, func() {
+		stalled.Store(true)
+		cmd.Process.Kill()
+	})
 	var got int64
 	var done bool
 	var refused string
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
+		stall.Reset(allocStall)
 		f := strings.Fields(sc.Text())
 		if len(f) < 2 {
 			continue
@@ -147,6 +164,7 @@ func checkMemoryExhaust() verdict {
 			refused = strings.Join(f[2:], " ")
 		}
 	}
+	stall.Stop()
 	err = cmd.Wait()
 	timedOut := !timer.Stop()
 	mib := got >> 20
@@ -158,8 +176,10 @@ func checkMemoryExhaust() verdict {
 		}
 	}
 	switch {
+	case stalled.Load() && !timedOut:
+		return failed("allocator stalled: no step in %v at %d MiB (%s): no verdict", allocStall, mib, limitText)
 	case timedOut:
-		return failed("allocator still running after 3 minutes at %d MiB (%s)", mib, limitText)
+		return failed("allocator still running after %v at %d MiB (%s)", allocTimeout, mib, limitText)
 	case exceeded && err == nil:
 		return allowed("allocated and touched %d MiB, past the %s, and survived", mib, limitText)
 	case exceeded:
@@ -174,8 +194,9 @@ func checkMemoryExhaust() verdict {
 	return failed("allocator ended (%v) after %d MiB of %d MiB (%s)", err, mib, target>>20, limitText)
 }
 
-// forkerTimeout bounds the fork test: gVisor under TCG starts a sleeper a second.
-const forkerTimeout = 5 * time.Minute
+// forkerTimeout bounds the fork test; forkStall, below, ends it sooner when it stops getting
+// anywhere.
+const forkerTimeout = 8 * time.Minute
 
 // forkStall is how long the forker may go without a new task before the probe gives up on it:
 // longer than a sleeper may take to start. In gVisor a limit outside the sandbox can hold a fork
