@@ -74,25 +74,83 @@ var ErrNoCredentials = errors.New("no client certificate yet")
 // error says why, naming the node once it is known: a *NotReadyError, ErrNotRegistered,
 // ErrNoCredentials, or what failed (the kubeconfig, the certificate, the request).
 func (c Checker) Check(ctx context.Context) (string, error) {
+	node, body, status, err := c.get(ctx, func(node string) []string { return []string{"api", "v1", "nodes", node} }, nil, maxNodeBytes)
+	switch {
+	case err != nil:
+		return node, err
+	case status == http.StatusNotFound:
+		return node, fmt.Errorf("node %s %w", node, ErrNotRegistered)
+	}
+	return node, nodeReady(node, body)
+}
+
+// Unsettled returns the node's name and the pods bound to it whose phase the API server does
+// not yet have as ended (Succeeded or Failed), as "namespace/name (Phase)". The shutdown asks
+// it once the kubelet's graceful node shutdown has stopped the pods: the kubelet reports a
+// pod's end only after its cleanup, and stopping the kubelet sooner would lose that report.
+func (c Checker) Unsettled(ctx context.Context) (string, []string, error) {
+	node, body, status, err := c.get(ctx, func(string) []string { return []string{"api", "v1", "pods"} }, func(node string) url.Values {
+		return url.Values{"fieldSelector": {"spec.nodeName=" + node}}
+	}, maxPodListBytes)
+	switch {
+	case err != nil:
+		return node, nil, err
+	case status != http.StatusOK:
+		return node, nil, fmt.Errorf("node %s: the pod list: %d%s", node, status, statusMessage(body))
+	}
+	var list struct {
+		Kind  string `json:"kind"`
+		Items []struct {
+			Metadata struct {
+				Namespace string `json:"namespace"`
+				Name      string `json:"name"`
+			} `json:"metadata"`
+			Status struct {
+				Phase string `json:"phase"`
+			} `json:"status"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal(body, &list); err != nil {
+		return node, nil, fmt.Errorf("node %s: the API server's pod list: %w", node, err)
+	}
+	if list.Kind != "PodList" {
+		return node, nil, fmt.Errorf("node %s: the API server answered with %q, not a PodList", node, list.Kind)
+	}
+	var left []string
+	for _, p := range list.Items {
+		if p.Status.Phase != "Succeeded" && p.Status.Phase != "Failed" {
+			left = append(left, fmt.Sprintf("%s/%s (%s)", p.Metadata.Namespace, p.Metadata.Name, p.Status.Phase))
+		}
+	}
+	return node, left, nil
+}
+
+// maxPodListBytes bounds the list of a node's pods: at most a few hundred, a few KiB each.
+const maxPodListBytes = 16 << 20
+
+// get makes a GET request to the API server with the kubelet's credentials, for the path (and
+// query) of the node named in its certificate, and returns that name, the body of a 200 or 404
+// answer and its status. Any other answer is an error.
+func (c Checker) get(ctx context.Context, path func(node string) []string, query func(node string) url.Values, maxBytes int) (string, []byte, int, error) {
 	cfg, err := readKubeconfig(c.Root, c.Kubeconfig)
 	if err != nil {
-		return "", err
+		return "", nil, 0, err
 	}
 	cert, err := cfg.clientCert(c.Root)
 	if err != nil {
-		return "", err
+		return "", nil, 0, err
 	}
 	node, err := nodeName(cert)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", cfg.certSource(), err)
+		return "", nil, 0, fmt.Errorf("%s: %w", cfg.certSource(), err)
 	}
 	base, err := url.Parse(cfg.Server)
 	if err != nil || base.Scheme != "https" || base.Host == "" {
-		return node, fmt.Errorf("%s: server %q: not an https URL", c.Kubeconfig, cfg.Server)
+		return node, nil, 0, fmt.Errorf("%s: server %q: not an https URL", c.Kubeconfig, cfg.Server)
 	}
 	roots, err := cfg.rootCAs(c.Root)
 	if err != nil {
-		return node, err
+		return node, nil, 0, err
 	}
 	timeout := c.Timeout
 	if timeout <= 0 {
@@ -113,30 +171,31 @@ func (c Checker) Check(ctx context.Context) (string, error) {
 		ForceAttemptHTTP2: false,
 	}
 	defer tr.CloseIdleConnections()
-	u := base.JoinPath("api", "v1", "nodes", node)
+	u := base.JoinPath(path(node)...)
+	if query != nil {
+		u.RawQuery = query(node).Encode()
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return node, fmt.Errorf("node %s: %w", node, err)
+		return node, nil, 0, fmt.Errorf("node %s: %w", node, err)
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {
-		return node, fmt.Errorf("node %s: %w", node, err)
+		return node, nil, 0, fmt.Errorf("node %s: %w", node, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxNodeBytes+1))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(maxBytes)+1))
 	if err != nil {
-		return node, fmt.Errorf("node %s: GET %s: %w", node, u, err)
+		return node, nil, 0, fmt.Errorf("node %s: GET %s: %w", node, u, err)
 	}
 	switch {
-	case resp.StatusCode == http.StatusNotFound:
-		return node, fmt.Errorf("node %s %w", node, ErrNotRegistered)
-	case resp.StatusCode != http.StatusOK:
-		return node, fmt.Errorf("node %s: GET %s: %s%s", node, u, resp.Status, statusMessage(body))
-	case len(body) > maxNodeBytes:
-		return node, fmt.Errorf("node %s: GET %s: more than %d bytes", node, u, maxNodeBytes)
+	case resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNotFound:
+		return node, nil, resp.StatusCode, fmt.Errorf("node %s: GET %s: %s%s", node, u, resp.Status, statusMessage(body))
+	case len(body) > maxBytes:
+		return node, nil, resp.StatusCode, fmt.Errorf("node %s: GET %s: more than %d bytes", node, u, maxBytes)
 	}
-	return node, nodeReady(node, body)
+	return node, body, resp.StatusCode, nil
 }
 
 // nodeReady reads a Node object's Ready condition.

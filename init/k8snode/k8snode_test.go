@@ -19,6 +19,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -73,6 +74,12 @@ func (ca testCA) issue(t *testing.T, cn string) []byte {
 // apiServer answers GET /api/v1/nodes/<name> for the nodes it has, to the node itself only, as
 // the Node authorizer does.
 func apiServer(t *testing.T, ca testCA, nodes map[string]string, delay time.Duration) (*httptest.Server, *atomic.Int32) {
+	return podServer(t, ca, nodes, nil, delay)
+}
+
+// podServer is apiServer that also lists pods by the node they are bound to: pods holds each
+// node's items, JSON objects joined by commas.
+func podServer(t *testing.T, ca testCA, nodes, pods map[string]string, delay time.Duration) (*httptest.Server, *atomic.Int32) {
 	t.Helper()
 	var hits atomic.Int32
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -84,8 +91,15 @@ func apiServer(t *testing.T, ca testCA, nodes map[string]string, delay time.Dura
 				return
 			}
 		}
-		name, ok := strings.CutPrefix(r.URL.Path, "/api/v1/nodes/")
 		user := r.TLS.PeerCertificates[0].Subject.CommonName
+		if r.URL.Path == "/api/v1/pods" && r.Method == http.MethodGet {
+			// As the Node authorizer lets a node list pods; the field selector is the node's.
+			node, _ := strings.CutPrefix(r.URL.Query().Get("fieldSelector"), "spec.nodeName=")
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte(`{"kind":"PodList","apiVersion":"v1","items":[` + pods[node] + `]}`))
+			return
+		}
+		name, ok := strings.CutPrefix(r.URL.Path, "/api/v1/nodes/")
 		if r.Method != http.MethodGet || !ok || user != "system:node:"+name {
 			w.WriteHeader(http.StatusForbidden)
 			json.NewEncoder(w).Encode(map[string]string{"kind": "Status", "message": "forbidden: " + user})
@@ -285,6 +299,48 @@ func TestCheckTimeout(t *testing.T) {
 	if hits.Load() != 1 {
 		t.Errorf("%d requests", hits.Load())
 	}
+}
+
+func pod(ns, name, phase string) string {
+	return `{"metadata":{"namespace":"` + ns + `","name":"` + name + `"},"status":{"phase":"` + phase + `"}}`
+}
+
+func TestUnsettled(t *testing.T) {
+	ca := newCA(t)
+	srv, _ := podServer(t, ca, nil, map[string]string{
+		"node-a": pod("default", "done", "Succeeded") + "," + pod("default", "stopped", "Failed"),
+		"node-b": pod("default", "sleeper", "Running") + "," + pod("kube-system", "dns", "Failed") + "," + pod("default", "refused", "Pending"),
+	}, 0)
+	for _, tt := range []struct {
+		node string
+		left []string
+	}{
+		{"node-a", nil},
+		{"node-b", []string{"default/sleeper (Running)", "default/refused (Pending)"}},
+		{"node-c", nil}, // no pods at all
+	} {
+		t.Run(tt.node, func(t *testing.T) {
+			root := t.TempDir()
+			writeFile(t, root, kubeconfigPath, []byte(kubeletKubeconfig(srv.URL)))
+			writeFile(t, root, caPath, certPEM(srv))
+			writeFile(t, root, clientPEM, ca.issue(t, "system:node:"+tt.node))
+			node, left, err := Checker{Kubeconfig: kubeconfigPath, Root: root}.Unsettled(context.Background())
+			if err != nil || node != tt.node || !slices.Equal(left, tt.left) {
+				t.Errorf("Unsettled: %q %q %v, want %q %q", node, left, err, tt.node, tt.left)
+			}
+		})
+	}
+	t.Run("refused", func(t *testing.T) {
+		root := t.TempDir()
+		// Behind another path the fake server refuses, as the API server does a list it forbids.
+		writeFile(t, root, kubeconfigPath, []byte(kubeletKubeconfig(srv.URL+"/elsewhere")))
+		writeFile(t, root, caPath, certPEM(srv))
+		writeFile(t, root, clientPEM, ca.issue(t, "system:node:node-a"))
+		_, left, err := Checker{Kubeconfig: kubeconfigPath, Root: root}.Unsettled(context.Background())
+		if err == nil || !strings.Contains(err.Error(), "403 Forbidden: forbidden: system:node:node-a") {
+			t.Errorf("Unsettled: %q %v, want the refusal", left, err)
+		}
+	})
 }
 
 func TestYAMLScalar(t *testing.T) {

@@ -240,8 +240,46 @@ func (i *Init) prepareForShutdown() {
 	case len(w.Held) == 0:
 	case len(w.Left) == 0:
 		i.console.Milestone("shutdown", "delay locks released after %v", w.Waited.Round(time.Millisecond))
+		i.waitPodsEnded()
 	default:
 		i.console.Errorf("shutdown: %s still hold delay locks after %v; going on", holders(w.Left), w.Waited.Round(time.Millisecond))
+	}
+}
+
+// defaultPodSettleMax bounds the shutdown's wait for the API server to have the node's pods
+// ended. With the delay locks' wait, the services' stop and the kill, a shutdown stays within
+// the health gate's rebootGrace.
+const defaultPodSettleMax = 20 * time.Second
+
+// defaultPodSettlePoll is how often the shutdown asks whether the node's pods have ended.
+const defaultPodSettlePoll = time.Second
+
+// waitPodsEnded waits, at most podSettleMax, until the API server has every pod of the node as
+// ended. The kubelet releases its delay lock once it has stopped the pods, but reports a pod's
+// end (Failed: "terminated in response to imminent node shutdown") only after the pod's cleanup;
+// stopped at once, as systemd would, it takes that report down with it on a loaded machine, and
+// the cluster sees the pod Running until the node is back.
+func (i *Init) waitPodsEnded() {
+	if i.podsCheck == nil {
+		return
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), i.podSettleMax)
+	defer cancel()
+	t := time.NewTicker(i.podSettlePoll)
+	defer t.Stop()
+	for {
+		line, err := i.podsCheck(ctx)
+		if err == nil {
+			i.console.Milestone("shutdown", "%s (after %v)", line, time.Since(start).Round(time.Millisecond))
+			return
+		}
+		select {
+		case <-ctx.Done():
+			i.console.Errorf("shutdown: %v, %v after the delay locks; going on", err, i.podSettleMax)
+			return
+		case <-t.C:
+		}
 	}
 }
 

@@ -220,11 +220,30 @@ func kubeletOnBus(t *testing.T, sock string) (uint32, chan *dbus.Signal) {
 }
 
 func TestShutdownWaitsForTheKubelet(t *testing.T) {
-	for _, release := range []bool{true, false} {
-		t.Run(map[bool]string{true: "released", false: "held past the maximum"}[release], func(t *testing.T) {
+	const never = -1
+	for _, tc := range []struct {
+		name    string
+		release bool
+		endsAt  int // the pods check that finds every pod ended, or never
+	}{
+		// Short names: they make the bus socket's path, whose length has a limit.
+		{"pods end", true, 3},
+		{"pods never end", true, never},
+		{"held", false, never},
+	} {
+		release := tc.release
+		t.Run(tc.name, func(t *testing.T) {
 			i, k, out := testInit(t)
 			write(t, i, contract.KubeletPath, "")
 			i.inhibitDelayMax = 500 * time.Millisecond
+			i.podSettleMax, i.podSettlePoll = 150*time.Millisecond, 10*time.Millisecond
+			var podChecks atomic.Int32
+			i.podsCheck = func(context.Context) (string, error) {
+				if n := int(podChecks.Add(1)); n != tc.endsAt {
+					return "", errors.New("node n: 1 pods not ended: default/sleeper (Running)")
+				}
+				return "node n: every pod ended", nil
+			}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			i.startLogind(ctx)
@@ -266,11 +285,21 @@ func TestShutdownWaitsForTheKubelet(t *testing.T) {
 				t.Errorf("kernel calls %q", got)
 			}
 			lines := out.String()
-			want := "ballast: error: shutdown: kubelet (pid " + strconv.Itoa(os.Getpid()) + ") still hold delay locks after"
-			if release {
-				want = "ballast: shutdown delay locks released after "
+			want := []string{"ballast: error: shutdown: kubelet (pid " + strconv.Itoa(os.Getpid()) + ") still hold delay locks after"}
+			switch {
+			case release && tc.endsAt == never:
+				want = []string{"ballast: shutdown delay locks released after ",
+					"ballast: error: shutdown: node n: 1 pods not ended: default/sleeper (Running), 150ms after the delay locks; going on"}
+			case release:
+				want = []string{"ballast: shutdown delay locks released after ", "ballast: shutdown node n: every pod ended (after "}
+				if n := podChecks.Load(); n != 3 {
+					t.Errorf("the pods were asked for %d times, want until they had ended (3)", n)
+				}
+			case podChecks.Load() != 0:
+				// The kubelet did not finish: nothing it stopped has ended to wait for.
+				t.Errorf("the pods were asked for with the kubelet's lock still held")
 			}
-			for _, w := range []string{"ballast: shutdown waiting up to 500ms for the delay locks of kubelet (pid ", want} {
+			for _, w := range append([]string{"ballast: shutdown waiting up to 500ms for the delay locks of kubelet (pid "}, want...) {
 				if !strings.Contains(lines, w) {
 					t.Errorf("console lacks %q:\n%s", w, lines)
 				}
@@ -286,7 +315,7 @@ func TestShutdownWaitsForTheKubelet(t *testing.T) {
 // shutdown (the delay lock, the services' stop, the kill) fits in its grace.
 func TestShutdownFitsRebootGrace(t *testing.T) {
 	i, _, _ := testInit(t)
-	if longest := i.inhibitDelayMax + servicesStopTimeout + i.killWait[0] + i.killWait[1]; longest >= i.rebootGrace {
+	if longest := i.inhibitDelayMax + i.podSettleMax + servicesStopTimeout + i.killWait[0] + i.killWait[1]; longest >= i.rebootGrace {
 		t.Errorf("a shutdown may take %v, the gate reboots after %v", longest, i.rebootGrace)
 	}
 }

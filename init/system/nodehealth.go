@@ -122,11 +122,23 @@ func (i *Init) startNodeWatch(ctx context.Context) func() {
 const nodeReadyTimeout = 15 * time.Second
 
 // kubeletNodeCheck is the default nodeCheck: contract.NodeReadyPath under the init's root, which
-// prints the Ready node's name, or why it is not Ready and exits 1. It is started through the
-// init's reaper, the only waiter for children in PID 1.
+// prints the Ready node's name, or why it is not Ready and exits 1.
 func (i *Init) kubeletNodeCheck(ctx context.Context) (string, error) {
+	return i.runNodeReady(ctx)
+}
+
+// kubeletPodsCheck is the default podsCheck: the same program with --pods, which says whether
+// every pod bound to the node has ended as the API server sees it, or which have not.
+func (i *Init) kubeletPodsCheck(ctx context.Context) (string, error) {
+	return i.runNodeReady(ctx, "--pods")
+}
+
+// runNodeReady runs contract.NodeReadyPath with args and returns its line: the answer when it
+// exits 0, an error when it exits 1 (the line), or when it fails otherwise. It is started through
+// the init's reaper, the only waiter for children in PID 1.
+func (i *Init) runNodeReady(ctx context.Context, args ...string) (string, error) {
 	path := i.path(contract.NodeReadyPath)
-	argv := []string{path}
+	argv := append([]string{path}, args...)
 	if i.root != "" && i.root != "/" {
 		argv = append(argv, "--root", i.root)
 	}

@@ -118,7 +118,12 @@ type Init struct {
 	// nodeCheck asks whether the kubelet's Node is Ready and returns its name [kubeletNodeCheck].
 	nodeCheck func(ctx context.Context) (string, error)
 	nodePoll  time.Duration // how often nodeCheck is asked [defaultNodePoll]
-	nodes     nodeHealth
+	// podsCheck asks whether every pod of the kubelet's node has ended as the API server sees it
+	// [kubeletPodsCheck]; podSettleMax bounds the shutdown's wait for it [defaultPodSettleMax].
+	podsCheck     func(ctx context.Context) (string, error)
+	podSettleMax  time.Duration
+	podSettlePoll time.Duration // how often podsCheck is asked [defaultPodSettlePoll]
+	nodes         nodeHealth
 	// logind serves the kubelet's graceful node shutdown on a Kubernetes node; nil elsewhere.
 	logind *logind.Server
 	// inhibitDelayMax bounds the shutdown's wait for delay locks [contract.LogindInhibitDelayMax].
@@ -156,10 +161,14 @@ func New(cfg Config) *Init {
 		rebootGrace: 3 * time.Minute,
 		findService: contract.FindService,
 		nodePoll:    defaultNodePoll,
-		// With the services' stop (servicesStopTimeout) and the kill it stays within rebootGrace.
+		// With the pods' last reports, the services' stop (servicesStopTimeout) and the kill it
+		// stays within rebootGrace.
 		inhibitDelayMax: contract.LogindInhibitDelayMax,
+		podSettleMax:    defaultPodSettleMax,
+		podSettlePoll:   defaultPodSettlePoll,
 	}
 	i.nodeCheck = i.kubeletNodeCheck
+	i.podsCheck = i.kubeletPodsCheck
 	if i.root == "" {
 		i.root = "/"
 	}

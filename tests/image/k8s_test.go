@@ -407,8 +407,9 @@ func TestKubernetesNode(tt *testing.T) {
 }
 
 // gracefulShutdown reboots the node through its API with a pod running: the system init tells the
-// kubelet (logind's PrepareForShutdown) and waits for its delay lock, and the kubelet stops the
-// pod and reports why before the node goes down.
+// kubelet (logind's PrepareForShutdown) and waits for its delay lock, then for the API server to
+// have every pod of the node ended, so the kubelet's report of why reaches it before the node
+// goes down.
 func (n *k8sNode) gracefulShutdown(t testing.TB, ref string) {
 	t.Helper()
 	n.createPod(t, k8sPod("sleeper", ref, ""))
@@ -418,6 +419,11 @@ func (n *k8sNode) gracefulShutdown(t testing.TB, ref string) {
 	}
 	if _, err := n.vm.Expect(regexp.MustCompile(`ballast: shutdown delay locks released after`), 3*time.Minute); err != nil {
 		t.Fatalf("the shutdown did not wait for the kubelet's delay lock to be released: %v", err)
+	}
+	// The kubelet reports a pod's end after its cleanup; the shutdown waits for the API server to
+	// have it before it stops the kubelet.
+	if _, err := n.vm.Expect(regexp.MustCompile(`ballast: shutdown node \S+: every pod ended \(after`), time.Minute); err != nil {
+		t.Fatalf("the shutdown did not see the node's pods ended in the API server: %v", err)
 	}
 	p := n.waitPod(t, "sleeper", "stopped by the node's shutdown", time.Minute, func(p *corev1.Pod) bool {
 		return p.Status.Phase == corev1.PodFailed && strings.Contains(p.Status.Message, "node shutdown")
