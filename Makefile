@@ -71,10 +71,13 @@ vet:
 # The apiserver and the inits are where goroutines share state (group commit, the apply queue, the
 # supervisor, the console), so their tests run under the race detector; the rest run without it,
 # which is several times faster. -race needs cgo, hence gcc among the host deps.
+# The control plane's own test (tests/k8scluster) is not among them: on a cold machine it would
+# compile Kubernetes (tens of minutes) within go test's default 10; `make test` runs it after the
+# image tests, whose binary compiles it beside the guests, on the cache they fill.
 RACE_PKGS := ./apiserver/... ./init/...
 unit: deps vet
 	$(GO) test -count=1 -race $(RACE_PKGS)
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v -E "/tests/image|^$$($(GO) list -m)/(apiserver|init)(/|$$)")
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v -E "/tests/image|/tests/k8scluster$$|^$$($(GO) list -m)/(apiserver|init)(/|$$)")
 
 # The image tests that boot QEMU run IMAGE_TEST_PARALLEL at a time (tests/image/main_test.go).
 # The k8s variant (build/k8s) and the control plane its test joins are built by the test binary
@@ -84,12 +87,13 @@ IMAGE_TEST_PARALLEL ?= 2
 image-test: image variants
 	BALLAST_BUILD_DIR=$(CURDIR)/$(BUILD) $(GO) test -count=1 -v -timeout 80m -parallel $(IMAGE_TEST_PARALLEL) ./tests/image/
 
-# The pinned Go components' own test runs last, on the cache the image build has just filled: it
+# The control plane's test and the pinned Go components' own test run last, on the cache the image build has just filled: it
 # checks that the build's components are cache hits and that the cached binaries run.
 # The Kubernetes components' test runs the kubelet, control plane, etcd, runsc and containerd with
 # CRI that the k8s image tests built (cache hits), the arm64 ones under qemu-user; the pod policy's
 # test drives that containerd on this host.
 test: unit image-test repro
+	$(GO) test -count=1 -timeout 60m ./tests/k8scluster/
 	BALLAST_BUILD_COMPONENTS=1 $(GO) test -count=1 -run '^(TestBuildPinnedComponents(ARM64)?|TestBuildKubernetesComponents(ARM64)?)$$' ./packages/gocomponents/
 	BALLAST_CRI_TEST=1 $(GO) test -count=1 -run '^TestCRI$$' ./runtime/nripolicy/
 
