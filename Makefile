@@ -87,8 +87,9 @@ IMAGE_TEST_PARALLEL ?= 2
 image-test: image variants
 	BALLAST_BUILD_DIR=$(CURDIR)/$(BUILD) $(GO) test -count=1 -v -timeout 80m -parallel $(IMAGE_TEST_PARALLEL) ./tests/image/
 
-# The control plane's test and the pinned Go components' own test run last, on the cache the image build has just filled: it
-# checks that the build's components are cache hits and that the cached binaries run.
+# The control plane's test and the pinned Go components' own test run last, on the cache the image
+# build has just filled; the latter checks that the build's components are cache hits and that the
+# cached binaries run.
 # The Kubernetes components' test runs the kubelet, control plane, etcd, runsc and containerd with
 # CRI that the k8s image tests built (cache hits), the arm64 ones under qemu-user; the pod policy's
 # test drives that containerd on this host.
