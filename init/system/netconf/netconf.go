@@ -359,13 +359,31 @@ func (m *Manager) byIndex() []*iface {
 	return out
 }
 
-// flush brings resolv.conf, the host name and the state file up to date.
-func (m *Manager) flush() {
-	var names []leaseNames
+// ifaceStatus is an interface with its clients' status at one moment.
+type ifaceStatus struct {
+	iface *iface
+	st4   *dhcp4.Status
+	st6   *dhcp6.Status
+}
+
+func (m *Manager) snapshot() []ifaceStatus {
+	var out []ifaceStatus
 	for _, i := range m.byIndex() {
 		i.mu.Lock()
-		st4, st6 := i.st4, i.st6
+		out = append(out, ifaceStatus{iface: i, st4: i.st4, st6: i.st6})
 		i.mu.Unlock()
+	}
+	return out
+}
+
+// flush brings resolv.conf, the host name and the state file up to date.
+func (m *Manager) flush() {
+	// One snapshot of the clients serves resolv.conf, the host name and the state file: a lease
+	// bound between two reads would otherwise show in the state with DNS that does not have it yet.
+	snap := m.snapshot()
+	var names []leaseNames
+	for _, s := range snap {
+		i, st4, st6 := s.iface, s.st4, s.st6
 		if st4 != nil && st4.Lease != nil {
 			l := st4.Lease
 			names = append(names, leaseNames{Source: "dhcp4 " + i.link.Name, Servers: l.DNS, Search: l.Search, Domain: l.Domain, Hostname: l.Hostname})
@@ -389,7 +407,7 @@ func (m *Manager) flush() {
 	}
 	hn := hostname(m.cfg.Hostname, names, metadata, m.opts.DefaultHostname)
 	m.applyHostname(hn)
-	st := m.state(dns, hn)
+	st := m.state(snap, dns, hn)
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err == nil {
 		err = writeFile(m.statePath(), append(b, '\n'))

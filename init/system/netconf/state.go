@@ -13,7 +13,7 @@ import (
 )
 
 // state describes what is in effect, from the kernel (links, addresses, routes) and the clients.
-func (m *Manager) state(dns contract.DNSState, hn contract.HostnameState) contract.NetworkState {
+func (m *Manager) state(snap []ifaceStatus, dns contract.DNSState, hn contract.HostnameState) contract.NetworkState {
 	now := time.Now()
 	if m.opts.Clock != nil {
 		now = m.opts.Clock.Now()
@@ -25,13 +25,11 @@ func (m *Manager) state(dns contract.DNSState, hn contract.HostnameState) contra
 			names[l.Index] = l.Name
 		}
 	}
-	for _, i := range m.byIndex() {
+	for _, s := range snap {
+		i, st4, st6 := s.iface, s.st4, s.st6
 		d := i.link
 		is := contract.InterfaceState{Name: d.Name, MAC: d.MAC.String(), MTU: d.MTU, Up: d.Up, Carrier: d.Carrier,
 			Config: i.label, Addresses: []contract.AddressState{}, Error: i.errText()}
-		i.mu.Lock()
-		st4, st6 := i.st4, i.st6
-		i.mu.Unlock()
 		if st4 != nil {
 			is.DHCP4 = lease4State(st4)
 		}
