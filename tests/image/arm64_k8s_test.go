@@ -25,6 +25,7 @@ func TestKubernetesNodeARM64(tt *testing.T) {
 	node := n.waitReady(t, 10*time.Minute)
 	t.Logf("arm64 node %s Ready %s after QEMU started", node.Name, time.Since(n.started).Round(time.Second))
 	n.gateSawReady(t, node.Name)
+	checkNodeSettings(t, node)
 	info := node.Status.NodeInfo
 	if info.Architecture != arch.Info().GOARCH || info.OperatingSystem != "linux" {
 		t.Errorf("node architecture %s/%s, want linux/%s", info.OperatingSystem, info.Architecture, arch.Info().GOARCH)

@@ -101,7 +101,7 @@ cluster-dns-ip = "10.96.0.10"
 pod-pids-limit = %d
 # QEMU's network is dual-stack (fec0::/64 by SLAAC): name the address the control plane reaches.
 node-ip = "%s"
-
+%s
 [settings.kubernetes.runtime-classes]
 gvisor = true
 
@@ -113,7 +113,7 @@ password = %q
 data = %q
 trusted = true
 `, k8sHostAddr, k8scluster.APIServerPort, base64.StdEncoding.EncodeToString(n.cluster.CACert), n.cluster.BootstrapToken, k8sPodPidsLimit,
-		k8sGuestAddr, k8sRegistry, n.registry.Username, n.registry.Password, base64.StdEncoding.EncodeToString(n.registry.CACertPEM))
+		k8sGuestAddr, k8sSettingsUserData, k8sRegistry, n.registry.Username, n.registry.Password, base64.StdEncoding.EncodeToString(n.registry.CACertPEM))
 
 	// The remote API, for the reboot that shows the kubelet's graceful node shutdown.
 	pki := newProdPKI(t)
@@ -331,12 +331,13 @@ func (n *k8sNode) pushImage(t testing.TB, img ociimage.Image, repo string) strin
 
 // TestKubernetesNode boots the k8s variant against a control plane of the test's and checks,
 // through the Kubernetes API only: the node joins (TLS bootstrapping) and is Ready with
-// Ballast's os-image and kernel; a runc pod from the test's registry runs and its log comes back
+// Ballast's os-image and kernel, and with what its settings.kubernetes asked for (labels, taints,
+// provider ID, max-pods, reservations); a runc pod from the test's registry runs and its log comes back
 // through the apiserver and the kubelet; a gVisor pod (RuntimeClass gvisor, handler runsc)
 // sees gVisor's kernel, not the node's, and the escape probe in one reports every vector blocked;
 // a privileged pod and a hostPID pod are refused by the node's pod policy with its reasons; a
-// reboot through the API lets the kubelet's graceful node
-// shutdown stop a running pod first.
+// change of max-pods through the node's API restarts the kubelet, which reports it; a reboot
+// through the API lets the kubelet's graceful node shutdown stop a running pod first.
 func TestKubernetesNode(tt *testing.T) {
 	tt.Parallel() // boots QEMU: see main_test.go
 	t := echoFailures(tt)
@@ -348,6 +349,7 @@ func TestKubernetesNode(tt *testing.T) {
 	node := n.waitReady(t, 8*time.Minute)
 	t.Logf("node %s Ready %s after QEMU started", node.Name, time.Since(n.started).Round(time.Second))
 	n.gateSawReady(t, node.Name)
+	checkNodeSettings(t, node)
 	info := node.Status.NodeInfo
 	if want := fmt.Sprintf("Ballast %s (%s)", n.manifest.Version, n.manifest.Variant); info.OSImage != want {
 		t.Errorf("node osImage %q, want %q (PRETTY_NAME)", info.OSImage, want)
@@ -403,6 +405,9 @@ func TestKubernetesNode(tt *testing.T) {
 		return false
 	})
 
+	// A settings change through the node's API restarts the kubelet, which rejoins with it; the
+	// shutdown below then relies on the restarted kubelet's delay lock.
+	n.changeMaxPods(t, k8sMaxPods+5)
 	n.gracefulShutdown(t, helloRef)
 }
 
