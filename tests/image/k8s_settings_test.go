@@ -136,11 +136,19 @@ func (n *k8sNode) changeMaxPods(t testing.TB, maxPods int64) {
 	t.Logf("max-pods=%d: the kubelet restarted and the node reported it, Ready, %s after the apply", maxPods, time.Since(start).Round(time.Second))
 }
 
-func nodeReady(node *corev1.Node) corev1.ConditionStatus {
-	for _, c := range node.Status.Conditions {
+// readyCondition is the node's Ready condition, nil if it has none yet.
+func readyCondition(node *corev1.Node) *corev1.NodeCondition {
+	for i, c := range node.Status.Conditions {
 		if c.Type == corev1.NodeReady {
-			return c.Status
+			return &node.Status.Conditions[i]
 		}
+	}
+	return nil
+}
+
+func nodeReady(node *corev1.Node) corev1.ConditionStatus {
+	if c := readyCondition(node); c != nil {
+		return c.Status
 	}
 	return corev1.ConditionUnknown
 }

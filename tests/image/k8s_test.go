@@ -196,14 +196,13 @@ func (n *k8sNode) waitReady(t testing.TB, timeout time.Duration) *corev1.Node {
 			return false, nil
 		}
 		node = &list.Items[0]
-		for _, c := range node.Status.Conditions {
-			if c.Type == corev1.NodeReady {
-				last = fmt.Sprintf("node %s Ready=%s: %s %s", node.Name, c.Status, c.Reason, c.Message)
-				return c.Status == corev1.ConditionTrue, nil
-			}
+		c := readyCondition(node)
+		if c == nil {
+			last = fmt.Sprintf("node %s has no Ready condition", node.Name)
+			return false, nil
 		}
-		last = fmt.Sprintf("node %s has no Ready condition", node.Name)
-		return false, nil
+		last = fmt.Sprintf("node %s Ready=%s: %s %s", node.Name, c.Status, c.Reason, c.Message)
+		return c.Status == corev1.ConditionTrue, nil
 	})
 	if err != nil {
 		t.Fatalf("k8s node not Ready after %s: %s", timeout, last)
