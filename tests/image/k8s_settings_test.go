@@ -16,20 +16,21 @@ import (
 )
 
 // The node's settings.kubernetes in startK8sNodeArch's user data that the kubelet registers
-// with, and which checkNodeSettings finds on the Node. The reservations add up to the kubelet's
-// default hard eviction threshold (100Mi), so the node test's pods fit as they did without them.
+// with, and which checkNodeSettings finds on the Node. The memory held back (both reservations and
+// the threshold) adds up to the kubelet's default threshold alone, 100Mi, so the node test's pods
+// fit as they did without these settings.
 const (
-	k8sMaxPods       = 40
-	k8sLabelKey      = "example.com/pool"
-	k8sLabelValue    = "ballast-test"
-	k8sTaintKey      = "example.com/dedicated"
-	k8sTaintValue    = "tests"
-	k8sTaintEffect   = corev1.TaintEffectPreferNoSchedule // the test's pods still land on it
-	k8sProviderID    = "ballast:///tests/k8s-node"
-	k8sKubeReserved  = "16Mi"
-	k8sSysReserved   = "16Mi"
-	k8sEvictionHard  = "68Mi"
-	k8sCPUReservedMi = 50 // millicores, in each of kube-reserved and system-reserved
+	k8sMaxPods          = 40
+	k8sLabelKey         = "example.com/pool"
+	k8sLabelValue       = "ballast-test"
+	k8sTaintKey         = "example.com/dedicated"
+	k8sTaintValue       = "tests"
+	k8sTaintEffect      = corev1.TaintEffectPreferNoSchedule // the test's pods still land on it
+	k8sProviderID       = "ballast:///tests/k8s-node"
+	k8sKubeReserved     = "16Mi"
+	k8sSysReserved      = "16Mi"
+	k8sEvictionHard     = "68Mi"
+	k8sCPUReservedMilli = 50 // millicores, in each of kube-reserved and system-reserved
 )
 
 // k8sSettingsUserData is the part of the user data that checkNodeSettings checks.
@@ -53,7 +54,7 @@ memory = %q
 [settings.kubernetes.eviction-hard]
 "memory.available" = %q
 `, k8sMaxPods, k8sProviderID, k8sLabelKey, k8sLabelValue, k8sTaintKey, k8sTaintValue, k8sTaintEffect,
-	k8sCPUReservedMi, k8sKubeReserved, k8sCPUReservedMi, k8sSysReserved, k8sEvictionHard)
+	k8sCPUReservedMilli, k8sKubeReserved, k8sCPUReservedMilli, k8sSysReserved, k8sEvictionHard)
 
 // checkNodeSettings checks that the Node carries what the user data's settings.kubernetes asked
 // for: its label, its taint, its provider ID, max-pods as its pod capacity, and allocatable
@@ -84,8 +85,8 @@ func checkNodeSettings(t testing.TB, node *corev1.Node) {
 			capMem, allocMem, capMem-allocMem, held, k8sKubeReserved, k8sSysReserved, k8sEvictionHard)
 	}
 	capCPU, allocCPU := node.Status.Capacity.Cpu().MilliValue(), node.Status.Allocatable.Cpu().MilliValue()
-	if capCPU-allocCPU != 2*k8sCPUReservedMi {
-		t.Errorf("node CPU: capacity %dm, allocatable %dm, want %dm held back (kube-reserved and system-reserved)", capCPU, allocCPU, 2*k8sCPUReservedMi)
+	if capCPU-allocCPU != 2*k8sCPUReservedMilli {
+		t.Errorf("node CPU: capacity %dm, allocatable %dm, want %dm held back (kube-reserved and system-reserved)", capCPU, allocCPU, 2*k8sCPUReservedMilli)
 	}
 }
 
